@@ -1,0 +1,201 @@
+"""The simulation engine: many gradient-descent runs at once, with online statistics.
+
+One run is ``lax.scan`` over T steps of ``w ← w + optax_update(∇L(w))``; runs are batched with
+``jax.vmap`` over every input that has a leading run axis (α, other hyperparameters, problem
+parameters, w₀), and the batch is processed in host-side chunks of a fixed size so memory stays
+bounded and one compiled program serves every chunk (the remainder is padded, then cut off).
+
+Nothing of size N×T is kept unless strided snapshots are asked for. The carry holds the iterate,
+the optimizer state and :class:`RunStats`. A run whose error leaves the divergence bound, or becomes
+inf/NaN, is *frozen*: its iterate stays at the last in-bound value and ``t_freeze`` records the step,
+so no inf or NaN ever reaches the results.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gdlab import progress as progress_lib
+
+__all__ = ["RunStats", "simulate", "noise_floor", "divergence_bound", "compile_count"]
+
+_FLOOR_ULPS = 64.0  # errors below 64 ulps of the numbers involved are rounding noise
+
+
+class RunStats(NamedTuple):
+    """Online statistics of one run (per-run shapes; a leading run axis after vmap)."""
+
+    t_freeze: jnp.ndarray      # int32: first t with |e_t| beyond the bound (or non-finite); −1 if never
+    steps_to_tol: jnp.ndarray  # int32: first t with |e_t| < tol; −1 if never within the horizon
+    flips: jnp.ndarray         # int32: steps with ⟨e_{t+1}, e_t⟩ < 0, both above the noise floor
+    err_max: jnp.ndarray       # float: max_t |e_t| over the in-bound iterates
+    err_obs: jnp.ndarray       # float: |e_k| at the last step k whose predecessor was above the floor
+    k_obs: jnp.ndarray         # int32: that k (0 if no step was resolvable)
+    rec_dev: jnp.ndarray       # float: max_t ||e_{t+1}| − |r||e_t|| / (|w*| + |e_t|); 0 without r
+
+
+def noise_floor(eps, w_star_abs, err0):
+    """|e| below which rounding noise dominates: 64 ulps of |w*| + |e₀|."""
+    return _FLOOR_ULPS * eps * (w_star_abs + err0)
+
+
+def divergence_bound(dtype) -> float:
+    """|e| beyond which a run is frozen: √(largest finite), so squares and products stay finite."""
+    return float(np.sqrt(np.finfo(dtype).max))
+
+
+def _norm(e):
+    return jnp.abs(e) if e.ndim == 0 else jnp.sqrt(jnp.sum(e * e))
+
+
+def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_every):
+    """One run (vmapped by the caller). Returns (final w, RunStats, snapshots or None)."""
+    dtype = w0.dtype
+    eps = jnp.finfo(dtype).eps
+    bound = jnp.asarray(divergence_bound(dtype), dtype)
+    w_star = jnp.broadcast_to(problem.optimum(), w0.shape).astype(dtype)
+    w_star_abs = _norm(w_star)
+    err0 = _norm(w0 - w_star)
+    floor = noise_floor(eps, w_star_abs, err0)
+    tx = make_optimizer(**hparams)
+
+    def step(carry, t):
+        w, opt_state, st = carry
+        e = w - w_star
+        err = _norm(e)
+        updates, new_state = tx.update(problem.grad(w), opt_state, w)
+        w_new = w + updates
+        e_new = w_new - w_star
+        err_new = _norm(e_new)
+        active = st.t_freeze < 0
+        ok = active & (err_new <= bound)  # False for inf and NaN
+        resolvable = ok & (err > floor)
+        flip = resolvable & (err_new > floor) & (jnp.sum(e_new * e) < 0)
+        if r is None:
+            rec_dev = st.rec_dev
+        else:
+            dev = jnp.abs(err_new - jnp.abs(r) * err) / (w_star_abs + err)
+            rec_dev = jnp.where(ok, jnp.maximum(st.rec_dev, dev), st.rec_dev)
+        st = RunStats(
+            t_freeze=jnp.where(active & ~ok, t + 1, st.t_freeze),
+            steps_to_tol=jnp.where((st.steps_to_tol < 0) & ok & (err_new < tol), t + 1,
+                                   st.steps_to_tol),
+            flips=st.flips + flip.astype(jnp.int32),
+            err_max=jnp.where(ok, jnp.maximum(st.err_max, err_new), st.err_max),
+            err_obs=jnp.where(resolvable, err_new, st.err_obs),
+            k_obs=jnp.where(resolvable, t + 1, st.k_obs),
+            rec_dev=rec_dev,
+        )
+        w = jnp.where(ok, w_new, w)
+        opt_state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_state, opt_state)
+        return (w, opt_state, st), None
+
+    stats0 = RunStats(
+        t_freeze=jnp.int32(-1),
+        steps_to_tol=jnp.where(err0 < tol, 0, -1).astype(jnp.int32),
+        flips=jnp.int32(0),
+        err_max=err0,
+        err_obs=err0,
+        k_obs=jnp.int32(0),
+        rec_dev=jnp.zeros((), dtype),
+    )
+    carry = (w0, tx.init(w0), stats0)
+    ts = jnp.arange(steps, dtype=jnp.int32)
+    if record_every is None:
+        carry, _ = jax.lax.scan(step, carry, ts, unroll=unroll)
+        return carry[0], carry[2], None
+
+    # Strided snapshots: w_0, w_k, w_2k, …, and w_T last.
+    n_outer, rest = divmod(steps, record_every)
+
+    def outer(carry, t0):
+        carry, _ = jax.lax.scan(step, carry, t0 + jnp.arange(record_every, dtype=jnp.int32),
+                                unroll=unroll)
+        return carry, carry[0]
+
+    carry, snaps = jax.lax.scan(outer, carry, record_every * jnp.arange(n_outer, dtype=jnp.int32))
+    if rest:
+        carry, _ = jax.lax.scan(step, carry, ts[n_outer * record_every:], unroll=unroll)
+    snaps = [w0[None], snaps] + ([carry[0][None]] if rest else [])
+    return carry[0], carry[2], jnp.concatenate(snaps)
+
+
+_COMPILED: dict[Any, Any] = {}
+_COMPILE_COUNT = [0]
+
+
+def compile_count() -> int:
+    """How many programs the engine has compiled in this process (a new α never adds one)."""
+    return _COMPILE_COUNT[0]
+
+
+def _compiled(args, static):
+    """The compiled chunk program for these argument shapes and static options (cached)."""
+    leaves, treedef = jax.tree.flatten(args)
+    key = (treedef, tuple((x.shape, x.dtype) for x in leaves), static,
+           jax.config.jax_enable_x64, jax.default_backend())
+    if key not in _COMPILED:
+        make_optimizer, steps, unroll, record_every = static
+        run = jax.vmap(lambda p, h, w0, r, tol: _run(
+            p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps, unroll=unroll,
+            record_every=record_every), in_axes=(0, 0, 0, 0, None))
+        t0 = time.perf_counter()
+        _COMPILED[key] = jax.jit(run).lower(*args).compile()
+        _COMPILE_COUNT[0] += 1
+        return _COMPILED[key], time.perf_counter() - t0
+    return _COMPILED[key], 0.0
+
+
+class Simulation(NamedTuple):
+    """Host (numpy) results of :func:`simulate`, one entry per run."""
+
+    w_final: np.ndarray
+    stats: RunStats
+    snapshots: np.ndarray | None
+    compile_s: float
+    run_s: float
+
+
+def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int, tol: float,
+             r=None, unroll: int = 1, record_every: int | None = None, chunk_size: int,
+             progress: bool | None = None) -> Simulation:
+    """Run N gradient-descent runs given flat per-run inputs (leading axis N), in chunks.
+
+    ``problem`` is a problem pytree whose leaves have shape (N,), ``hparams`` maps hyperparameter
+    names to (N,) arrays, ``w0`` has shape (N,) + param_shape, ``r`` is None or the (N,) linear
+    contraction factors against which the recurrence deviation is measured. All arrays must already
+    have the simulation dtype.
+    """
+    n = int(np.shape(w0)[0])
+    chunk = max(1, min(int(chunk_size), n))
+    static = (make_optimizer, int(steps), int(unroll), record_every)
+    inputs = (problem, hparams, w0, r)
+    outputs, compile_s = [], 0.0
+    bar = progress_lib.Progress(total=n, enabled=progress, unit="runs", work_per_unit=steps)
+    t_start = time.perf_counter()
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        # Pad the remainder with copies of the last run: one program serves every chunk.
+        piece = jax.tree.map(lambda a: _pad(np.asarray(a)[start:stop], chunk), inputs)
+        fn, dt = _compiled((*piece, np.asarray(tol, w0.dtype)), static)
+        compile_s += dt
+        t_run = time.perf_counter()
+        out = jax.device_get(fn(*piece, np.asarray(tol, w0.dtype)))
+        outputs.append(jax.tree.map(lambda a: a[: stop - start], out))
+        bar.update(stop - start, seconds=time.perf_counter() - t_run)
+    bar.close()
+    run_s = time.perf_counter() - t_start - compile_s
+    w_final, stats, snaps = (
+        jax.tree.map(lambda *xs: np.concatenate(xs), *outputs) if len(outputs) > 1 else outputs[0])
+    return Simulation(w_final, stats, snaps, compile_s, run_s)
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+    if a.shape[0] == size:
+        return a
+    return np.concatenate([a, np.repeat(a[-1:], size - a.shape[0], axis=0)])

@@ -1,0 +1,98 @@
+"""The regimes of a gradient-descent run, and how a simulation is classified into one.
+
+One integer per run. The table below is the single source of names, descriptions and colours: the
+results file (``regime_names``), the CLI and the plot legends all read it.
+
+For gradient descent on a quadratic with curvature λ the error obeys e_{t+1} = r e_t with r = 1 − αλ, so
+
+=====================  ==========  ===========================================
+regime                 r           αλ
+=====================  ==========  ===========================================
+converging_monotone    0 ≤ r < 1   0 < αλ ≤ 1   (αλ = 1: the optimum in one step)
+converging_oscillating −1 < r < 0  1 < αλ < 2
+bounded_oscillation    r = −1      αλ = 2       (the period-2 cycle)
+diverging_oscillating  r < −1      αλ > 2
+diverging_monotone     r > 1       αλ < 0
+stalled                r = 1       α = 0
+=====================  ==========  ===========================================
+
+:func:`classify` decides the regime from simulation statistics only (the measured contraction factor
+and the observed sign flips), never from the formula; ``gdlab.theory`` predicts it from the formula.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Regime", "REGIME_NAMES", "REGIME_INFO", "RegimeInfo", "classify", "growth_band"]
+
+
+class Regime(enum.IntEnum):
+    CONVERGING_MONOTONE = 0
+    CONVERGING_OSCILLATING = 1
+    BOUNDED_OSCILLATION = 2
+    DIVERGING_OSCILLATING = 3
+    DIVERGING_MONOTONE = 4
+    STALLED = 5
+
+
+class RegimeInfo(NamedTuple):
+    name: str
+    description: str
+    color: str
+
+
+REGIME_INFO: dict[Regime, RegimeInfo] = {
+    Regime.CONVERGING_MONOTONE: RegimeInfo(
+        "converging_monotone", "error shrinks without changing sign (0 < αλ ≤ 1)", "#4c9f38"),
+    Regime.CONVERGING_OSCILLATING: RegimeInfo(
+        "converging_oscillating", "error shrinks, flipping sign each step (1 < αλ < 2)", "#a6d96a"),
+    Regime.BOUNDED_OSCILLATION: RegimeInfo(
+        "bounded_oscillation", "period-2 cycle of constant amplitude (αλ = 2)", "#fdd835"),
+    Regime.DIVERGING_OSCILLATING: RegimeInfo(
+        "diverging_oscillating", "error grows, flipping sign each step (αλ > 2)", "#d7301f"),
+    Regime.DIVERGING_MONOTONE: RegimeInfo(
+        "diverging_monotone", "error grows without changing sign (αλ < 0)", "#7f0000"),
+    Regime.STALLED: RegimeInfo(
+        "stalled", "the iterate never moves (α = 0)", "#9e9e9e"),
+}
+
+REGIME_NAMES: tuple[str, ...] = tuple(REGIME_INFO[r].name for r in Regime)
+
+
+def growth_band(eps: float, w_star_abs, err0) -> np.ndarray:
+    """Per-step relative band δ inside which a contraction factor is indistinguishable from 1.
+
+    One step of GD in floating point perturbs the error by a few units of roundoff of the numbers
+    involved, |w*| + |e|; relative to |e| that is ≈ eps·(1 + |w*|/|e|). We take 4× that: a measured
+    per-step factor ρ with |ρ − 1| ≤ δ is "neither growing nor shrinking". ``gdlab.theory`` uses the
+    same δ to flag runs whose predicted |r| is that close to 1.
+    """
+    err0 = np.maximum(np.asarray(err0, np.float64), np.finfo(np.float64).tiny)
+    return 4.0 * eps * (1.0 + np.asarray(w_star_abs, np.float64) / err0)
+
+
+def classify(contraction, flips, frozen, err0, floor, delta) -> np.ndarray:
+    """Empirical regime per run from simulation statistics (numpy, any shape).
+
+    Args:
+      contraction: measured mean per-step factor (|e_k|/|e_0|)^(1/k) over the resolvable steps.
+      flips: number of steps whose error changed sign (⟨e_{t+1}, e_t⟩ < 0), counted above ``floor``.
+      frozen: whether the run left the divergence bound (and was frozen there).
+      err0: |e_0|; floor: the error below which rounding noise dominates; delta: see growth_band.
+    """
+    contraction = np.asarray(contraction, np.float64)
+    oscillates = np.asarray(flips) > 0
+    grows = np.asarray(frozen, bool) | (contraction > 1.0 + delta)
+    shrinks = ~grows & (contraction < 1.0 - delta)
+    regime = np.where(oscillates, Regime.BOUNDED_OSCILLATION, Regime.STALLED)
+    regime = np.where(shrinks, np.where(oscillates, Regime.CONVERGING_OSCILLATING,
+                                        Regime.CONVERGING_MONOTONE), regime)
+    regime = np.where(grows, np.where(oscillates, Regime.DIVERGING_OSCILLATING,
+                                      Regime.DIVERGING_MONOTONE), regime)
+    # Started at the optimum (within rounding): nothing to observe, the run is converged.
+    regime = np.where(np.asarray(err0) <= floor, Regime.CONVERGING_MONOTONE, regime)
+    return regime.astype(np.int8)
