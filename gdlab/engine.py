@@ -36,7 +36,7 @@ class RunStats(NamedTuple):
     err_max: jnp.ndarray       # float: max_t |e_t| over the in-bound iterates
     err_obs: jnp.ndarray       # float: |e_k| at the last step k whose predecessor was above the floor
     k_obs: jnp.ndarray         # int32: that k (0 if no step was resolvable)
-    rec_dev: jnp.ndarray       # float: max_t ||e_{t+1}| − |r||e_t|| / (|w*| + |e_t|); 0 without r
+    rec_dev: jnp.ndarray       # float: max_t ||e_{t+1}| − |r||e_t|| / scale_t; 0 without r (see _run)
 
 
 def noise_floor(eps, w_star_abs, err0):
@@ -79,7 +79,9 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
         if r is None:
             rec_dev = st.rec_dev
         else:
-            dev = jnp.abs(err_new - jnp.abs(r) * err) / (w_star_abs + err)
+            # Relative to the magnitudes the step handles: |w*|, |e_t|, |e_{t+1}| and |αλ e_t|.
+            scale = w_star_abs + err + err_new + jnp.abs(1 - r) * err
+            dev = jnp.abs(err_new - jnp.abs(r) * err) / scale
             rec_dev = jnp.where(ok, jnp.maximum(st.rec_dev, dev), st.rec_dev)
         st = RunStats(
             t_freeze=jnp.where(active & ~ok, t + 1, st.t_freeze),

@@ -46,7 +46,7 @@ class SweepResult:
     diverged_at: np.ndarray      # int32, step at which the run was frozen, −1 if never
     final_error: np.ndarray      # float64, |w_T − w*| (last in-bound iterate if frozen)
     max_error: np.ndarray        # float64, max_t |w_t − w*| over in-bound iterates
-    recurrence_dev: np.ndarray | None  # float64, max_t ||e_{t+1}| − |r||e_t|| / (|w*| + |e_t|)
+    recurrence_dev: np.ndarray | None  # float64, max_t ||e_{t+1}| − |r||e_t|| / (|w*| + |e_t| + |e_{t+1}| + |αλe_t|)
     w_final: np.ndarray
     trajectory: np.ndarray | None  # grid_shape + (n_snapshots,) + param_shape, if recorded
     snapshot_steps: np.ndarray | None

@@ -77,7 +77,7 @@ def _err_at(q, err0, t):
 def predict_steps_to_tol(r, err0, tol: float, steps: int) -> np.ndarray:
     """Smallest t in [0, steps] with |r|^t |e_0| < tol, else −1."""
     q, err0 = np.abs(np.asarray(r, np.float64)), np.asarray(err0, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         guess = np.ceil(np.log(tol / np.where(err0 > 0, err0, 1.0)) / np.log(q))
     guess = np.where(np.isfinite(guess), np.clip(guess, 0, steps + 1), steps + 1).astype(np.int64)
     # Correct the floating-point guess by checking its neighbours exactly.

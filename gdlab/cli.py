@@ -1,0 +1,108 @@
+"""The ``gdlab`` command line.
+
+    gdlab run CONFIG [--set KEY=VALUE]... [--out DIR] [--overwrite] [--no-progress]
+    gdlab list
+
+Bad input (config, override, output directory) prints one line ``gdlab: error: …`` and exits 2,
+before any output directory is created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main", "bundled_configs"]
+
+EXIT_BAD_INPUT = 2
+
+
+def bundled_configs() -> list[Path]:
+    """Configs shipped in the repository's ``configs/`` (next to the package) and ./configs."""
+    roots = [Path(__file__).resolve().parent.parent / "configs", Path.cwd() / "configs"]
+    seen, out = set(), []
+    for root in roots:
+        for p in sorted(root.glob("*.toml")) if root.is_dir() else []:
+            if p.resolve() not in seen:
+                seen.add(p.resolve())
+                out.append(p)
+    return out
+
+
+def _header(path: Path) -> str:
+    """The first comment line of a config: what it runs."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def _cmd_list(args) -> int:
+    from gdlab import optimizers, problems
+    print("configs:")
+    for p in bundled_configs():
+        try:
+            shown = p.relative_to(Path.cwd())
+        except ValueError:
+            shown = p
+        print(f"  {str(shown):<40} {_header(p)}")
+    print("problems:")
+    for name, spec in problems.PROBLEMS.items():
+        print(f"  {name:<24} {spec.summary}")
+    print("optimizers:")
+    for name, spec in optimizers.OPTIMIZERS.items():
+        print(f"  {name:<24} {spec.summary}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from gdlab import config as config_lib
+    from gdlab import rundir
+
+    cfg = config_lib.load(args.config, args.set or [])
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    rundir.check_target(out, args.overwrite)
+    progress = False if args.no_progress else None
+    if isinstance(cfg, config_lib.GradientsConfig):
+        from gdlab.gradient_study import run_gradient_study
+        run_gradient_study(cfg, out, overwrite=args.overwrite)
+    else:
+        from gdlab.study import run_sweep_study
+        run_sweep_study(cfg, out, overwrite=args.overwrite, progress=progress)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gdlab", description="Gradient-descent dynamics lab.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run an experiment config")
+    run.add_argument("config", help="a TOML config, e.g. configs/q4_alpha_sweep.toml")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a config key (VALUE is a TOML literal), repeatable")
+    run.add_argument("--out", help="run directory (default: runs/<config name>)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    run.set_defaults(func=_cmd_run)
+    lst = sub.add_parser("list", help="list bundled configs, problems and optimizers")
+    lst.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:  # ConfigError, RunDirError and API argument errors
+        if os.environ.get("GDLAB_DEBUG"):
+            raise
+        print(f"gdlab: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("gdlab: interrupted; no run directory was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

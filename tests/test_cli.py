@@ -1,0 +1,103 @@
+"""The command line end to end, in temporary directories."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gdlab import cli, study
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def run(*argv):
+    return cli.main([str(a) for a in argv])
+
+
+def test_main_job_writes_a_complete_run_directory(tmp_path, capsys):
+    out = tmp_path / "q4"
+    assert run("run", os.path.join(CONFIGS, "q4_alpha_sweep.toml"), "--out", out) == 0
+    text = capsys.readouterr().out
+    assert "agreement with theory: 1.000000" in text
+    assert "7      99.2188" in text.replace("  ", " ").replace("  ", " ") or "99.2188" in text
+    with np.load(out / "results.npz", allow_pickle=False) as z:
+        for key in ("alpha", "regime", "regime_names", "predicted_regime", "steps_to_tol",
+                    "predicted_steps_to_tol", "contraction", "diverged_at", "rounding_sensitive"):
+            assert key in z.files, key
+        assert z["alpha"].shape == (3001,) and z["regime"].dtype == np.int8
+        assert list(z["regime_names"]) == ["converging_monotone", "converging_oscillating",
+                                           "bounded_oscillation", "diverging_oscillating",
+                                           "diverging_monotone", "stalled"]
+        assert np.all(np.isfinite(z["final_error"]))
+        i = {a: int(np.argmin(np.abs(z["alpha"] - a))) for a in (0.5, 1.5, 2.0, 2.5)}
+        assert z["steps_to_tol"][i[0.5]] == 7 and z["steps_to_tol"][i[1.5]] == 7
+        assert z["regime_names"][z["regime"][i[2.0]]] == "bounded_oscillation"
+        assert z["regime_names"][z["regime"][i[2.5]]] == "diverging_oscillating"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["agreement"]["fraction"] == 1.0
+    assert summary["config"]["sweep"]["alpha"] == {"start": 0.0, "stop": 3.0, "num": 3001}
+    assert set(summary["versions"]) >= {"gdlab", "jax", "jaxlib", "numpy", "optax"}
+    assert summary["dtype"] == "float32" and summary["device"]["backend"] == "cpu"
+    assert summary["regime_counts"]["bounded_oscillation"] == 1
+    assert {"compile_s", "run_s"} <= set(summary["timings"])
+    for f in ("regime_strip", "error_heatmap", "trajectories"):
+        assert (out / f"{f}.png").stat().st_size > 10_000 and (out / f"{f}.svg").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial dirs left
+
+
+def test_set_overrides_and_phase_map(tmp_path, capsys):
+    out = tmp_path / "phase"
+    assert run("run", os.path.join(CONFIGS, "q4_phase_alpha_x.toml"), "--out", out,
+               "--set", "sweep.alpha={start=0.0, stop=3.0, num=41}",
+               "--set", "sweep.x={start=0.5, stop=2.0, num=21}", "--set", "run.dtype=float64") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["grid_shape"] == [41, 21] and summary["dtype"] == "float64"
+    assert summary["agreement"]["fraction"] == 1.0
+    with np.load(out / "results.npz", allow_pickle=False) as z:
+        assert z["x"].shape == (21,) and z["regime"].shape == (41, 21)
+        assert list(z["axis_names"]) == ["alpha", "x"]
+    assert (out / "phase_map.png").exists()
+
+
+def test_existing_directory_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "t"
+    cfg = os.path.join(CONFIGS, "q4_trajectories.toml")
+    assert run("run", cfg, "--out", out) == 0
+    (out / "marker").write_text("old")
+    assert run("run", cfg, "--out", out) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"gdlab: error: {out}: run directory already exists; pass --overwrite to replace it or --out DIR to write elsewhere"
+    assert (out / "marker").exists()
+    assert run("run", cfg, "--out", out, "--overwrite") == 0
+    assert not (out / "marker").exists() and (out / "summary.json").exists()
+
+
+def test_interrupted_run_leaves_no_directory(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(study.plots, "trajectories", boom)
+    out = tmp_path / "t"
+    assert run("run", os.path.join(CONFIGS, "q4_trajectories.toml"), "--out", out) == 130
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_list_shows_configs_problems_optimizers(capsys):
+    assert run("list") == 0
+    text = capsys.readouterr().out
+    for word in ("q4_alpha_sweep.toml", "q4_trajectories.toml", "q4_phase_alpha_x.toml",
+                 "scalar_regression", "sgd"):
+        assert word in text
+
+
+def test_python_dash_m_and_console_script(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "gdlab", "list"], capture_output=True, text=True)
+    assert p.returncode == 0 and "scalar_regression" in p.stdout
+    p = subprocess.run([sys.executable, "-m", "gdlab", "run", "nope.toml"], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        "gdlab: error: nope.toml: no such config file; `gdlab list` shows the bundled configs"]
+    assert "Traceback" not in p.stderr and list(tmp_path.iterdir()) == []

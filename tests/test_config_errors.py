@@ -1,0 +1,114 @@
+"""Every kind of bad input: exit status 2, one line naming file, key, value and fix, no output."""
+
+import os
+
+import pytest
+
+from gdlab import cli, config
+
+GOOD = """\
+[problem]
+name = "scalar_regression"
+x = 1.0
+y = 100.0
+w0 = 0.0
+[optimizer]
+name = "sgd"
+[sweep]
+alpha = { start = 0.0, stop = 3.0, num = 31 }
+[run]
+steps = 20
+tol = 1.0
+dtype = "float32"
+"""
+
+
+def replace(old, new):
+    assert old in GOOD
+    return GOOD.replace(old, new)
+
+
+CASES = [
+    ("invalid TOML", replace("steps = 20", "steps = = 20"), [], r"cfg.toml: invalid TOML: .*line 11"),
+    ("duplicate key", replace("steps = 20", "steps = 20\nsteps = 30"), [], r"cfg.toml: invalid TOML: .*"),
+    ("unknown key", replace("num = 31", "nmu = 31"), [],
+     r"cfg.toml: sweep.alpha: unknown key 'nmu'; use start, stop, num and optionally scale"),
+    ("misspelt key", replace("steps = 20", "stpes = 20"), [],
+     r"cfg.toml: run.stpes: unknown key \(did you mean 'steps'\?\)"),
+    ("misspelt section", replace("[run]", "[rnu]"), [],
+     r"cfg.toml: rnu: unknown key \(did you mean 'run'\?\)"),
+    ("wrong type", replace("steps = 20", 'steps = "20"'), [],
+     r"cfg.toml: run.steps: '20' must be an integer \(e.g. 1\)"),
+    ("float steps", replace("steps = 20", "steps = 20.5"), [],
+     r"cfg.toml: run.steps: 20.5 must be an integer"),
+    ("num < 1", replace("num = 31", "num = 0"), [], r"cfg.toml: sweep.alpha.num: 0 must be an integer >= 1"),
+    ("steps < 1", replace("steps = 20", "steps = 0"), [], r"cfg.toml: run.steps: 0 must be >= 1"),
+    ("tol <= 0", replace("tol = 1.0", "tol = 0.0"), [], r"cfg.toml: run.tol: 0.0 must be > 0"),
+    ("tol < 0", replace("tol = 1.0", "tol = -1"), [], r"cfg.toml: run.tol: -1 must be > 0"),
+    ("non-finite", replace("x = 1.0", "x = nan"), [], r"cfg.toml: problem.x: nan must be finite"),
+    ("inf in axis", replace("stop = 3.0", "stop = inf"), [], r"cfg.toml: sweep.alpha.stop: inf must be a finite number"),
+    ("nan in list", replace("alpha = { start = 0.0, stop = 3.0, num = 31 }", "alpha = [0.5, nan]"), [],
+     r"cfg.toml: sweep.alpha: .* non-finite value"),
+    ("start > stop", replace("start = 0.0", "start = 4.0"), [],
+     r"cfg.toml: sweep.alpha: start 4.0 > stop 3.0; swap them"),
+    ("x = 0", replace("x = 1.0", "x = 0.0"), [], r"cfg.toml: problem.x: 0.0 must be nonzero"),
+    ("unknown problem", replace('"scalar_regression"', '"scalar_regresion"'), [],
+     r"cfg.toml: problem.name: 'scalar_regresion' is not one of 'scalar_regression' \(did you mean 'scalar_regression'\?\)"),
+    ("unknown optimizer", replace('"sgd"', '"sdg"'), [],
+     r"cfg.toml: optimizer.name: 'sdg' is not one of 'sgd' \(did you mean 'sgd'\?\)"),
+    ("bad dtype", replace('"float32"', '"float16"'), [],
+     r"cfg.toml: run.dtype: 'float16' is not one of 'float32', 'float64'"),
+    ("missing alpha", replace("alpha = { start = 0.0, stop = 3.0, num = 31 }", ""), [],
+     r"cfg.toml: sweep.alpha: missing; e.g. alpha = "),
+    ("missing section", replace("[sweep]\nalpha = { start = 0.0, stop = 3.0, num = 31 }\n", ""), [],
+     r"cfg.toml: sweep: missing table; add a \[sweep\] section"),
+    ("log scale needs positive", replace("num = 31 }", 'num = 31, scale = "log" }'), [],
+     r'cfg.toml: sweep.alpha.start: 0.0 must be > 0 with scale = "log"'),
+    ("malformed --set", GOOD, ["run.steps"], r"--set 'run.steps': expected KEY=VALUE"),
+    ("malformed --set value", GOOD, ["run.steps=[1,"], r"--set run.steps=\[1,: '\[1,' is not a TOML value"),
+    ("--set unknown key", GOOD, ["run.stepz=5"], r"cfg.toml: run.stepz: unknown key \(did you mean 'steps'\?\)"),
+    ("--set bad value", GOOD, ["run.steps=-3"], r"cfg.toml: run.steps: -3 must be >= 1"),
+    ("--set into a value", GOOD, ["run.steps.x=1"], r"cfg.toml: --set run.steps.x=1: run.steps is not a table"),
+    ("bad trajectories", GOOD + "[report]\ntrajectories = 0.5\n", [],
+     r"cfg.toml: report.trajectories: 0.5 must be a list, e.g. \[0.5, 1.5\]"),
+]
+
+
+@pytest.mark.parametrize("name, text, sets, message", CASES, ids=[c[0] for c in CASES])
+def test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, name, text, sets, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfg.toml").write_text(text, encoding="utf-8")
+    argv = ["run", "cfg.toml", "--out", "out"]
+    for s in sets:
+        argv += ["--set", s]
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("gdlab: error: ")
+    import re
+    assert re.search(message, lines[0]), lines[0]
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.toml"]  # no output directory
+
+
+def test_good_config_loads_and_bare_word_override_is_a_string(tmp_path):
+    (tmp_path / "cfg.toml").write_text(GOOD, encoding="utf-8")
+    cfg = config.load(tmp_path / "cfg.toml", ["run.dtype=float64", "sweep.alpha=[0.5, 1.5, 2.5]"])
+    assert cfg.dtype == "float64" and list(cfg.axes["alpha"]) == [0.5, 1.5, 2.5]
+    assert cfg.resolved["run"]["steps"] == 20
+
+
+def test_missing_file_and_non_utf8(tmp_path, capsys):
+    assert cli.main(["run", str(tmp_path / "none.toml")]) == 2
+    assert "none.toml: no such config file" in capsys.readouterr().err
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00")
+    assert cli.main(["run", str(tmp_path / "bin.toml")]) == 2
+    assert "bin.toml: not a UTF-8 text file" in capsys.readouterr().err
+
+
+def test_output_path_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "cfg.toml").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "f").write_text("x")
+    assert cli.main(["run", str(tmp_path / "cfg.toml"), "--out", str(tmp_path / "f")]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
