@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/gdlab bench --json runs/bench.json
 
 clean:
 	rm -rf runs .pytest_cache

@@ -2,6 +2,7 @@
 
     gdlab run CONFIG [--set KEY=VALUE]... [--out DIR] [--overwrite] [--no-progress]
     gdlab list
+    gdlab bench [--n N] [--steps T] ...
 
 Bad input (config, override, output directory) prints one line ``gdlab: error: …`` and exits 2,
 before any output directory is created.
@@ -85,12 +86,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     run.set_defaults(func=_cmd_run)
+    sub.add_parser("bench", help="benchmark the engine against NumPy (gdlab bench --help)")
     lst = sub.add_parser("list", help="list bundled configs, problems and optimizers")
     lst.set_defaults(func=_cmd_list)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own options: gdlab bench --help
+        from gdlab import bench
+        return bench.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return args.func(args)

@@ -11,7 +11,8 @@ the first t with |e_t| < tol is the smallest t ≥ 0 with |r|^t |e_0| < tol (−
 Predictions are evaluated in float64 on exactly the (dtype-rounded) numbers the simulation used.
 A run is *rounding-sensitive* when float rounding, not the formula, decides its outcome: its |r| is
 within 2δ of 1 without being exactly 1, its first step already lands in the rounding noise, or its
-predicted |e_t| is within accumulated rounding of ``tol`` at the decisive step. Such runs are
+predicted |e_t| is within accumulated rounding of ``tol`` at the decisive step, or its magnitudes
+sit at the underflow threshold (where subnormals are flushed on CPUs). Such runs are
 reported and left out of the agreement fraction, never silently counted either way.
 """
 
@@ -117,8 +118,10 @@ def predict(result) -> Prediction:
         valid = (t >= 0) & (t <= result.steps)
         slack = 4.0 * eps * scale * np.minimum(t + 1.0, memory)
         near_tol |= valid & (np.abs(_err_at(q, err0, np.maximum(t, 0)) - result.tol) <= slack)
+    # Magnitudes near the underflow threshold: CPUs flush subnormals to zero, GPUs do not.
+    underflow = (scale > 0) & (scale < np.finfo(result.dtype).tiny / eps)
     return Prediction(r=r, regime=regime, steps_to_tol=steps,
-                      sensitive=near_one | unobservable | near_tol)
+                      sensitive=near_one | unobservable | near_tol | underflow)
 
 
 def agreement(result, prediction: Prediction) -> Agreement:

@@ -1,0 +1,161 @@
+"""``gdlab bench``: the canonical sweep against a NumPy implementation, side by side in one process.
+
+Canonical sweep: L = ½(xw − y)², x = 1, y = 100, w₀ = 0, N step sizes in [0, 3], T steps, float32,
+with the engine's online statistics (freeze step, steps-to-tol, sign flips, max error, contraction
+observation, recurrence deviation). The NumPy reference computes the same statistics vectorised over
+α; it runs fewer steps by default (its per-update cost does not depend on T) and its statistics are
+checked equal to the engine's on the same horizon before any figure is printed.
+
+Prints one table (variant, N, T, dtype, device, compile s, median run s, updates/s, ratio to NumPy,
+peak memory) and writes it as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import gdlab
+from gdlab import engine
+
+__all__ = ["numpy_sweep", "main"]
+
+
+def numpy_sweep(alpha, x, y, w0, steps, tol, dtype=np.float32) -> dict[str, np.ndarray]:
+    """Gradient descent on ½(xw − y)² vectorised over α in NumPy, with the engine's statistics."""
+    dtype = np.dtype(dtype).type
+    alpha = np.asarray(alpha, dtype)
+    x, y = dtype(x), dtype(y)
+    w_star = y / x
+    w = np.full(alpha.shape, w0, dtype)
+    r = (1.0 - alpha.astype(np.float64) * float(x) * float(x)).astype(dtype)
+    eps, bound = np.finfo(dtype).eps, dtype(engine.divergence_bound(dtype))
+    err0 = np.abs(w - w_star)
+    floor = engine.noise_floor(eps, abs(w_star), err0)
+    t_freeze = np.full(alpha.shape, -1, np.int32)
+    steps_to_tol = np.where(err0 < tol, 0, -1).astype(np.int32)
+    flips = np.zeros(alpha.shape, np.int32)
+    err_max, err_obs = err0.copy(), err0.copy()
+    k_obs = np.zeros(alpha.shape, np.int32)
+    rec = np.zeros(alpha.shape, dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(steps):
+            e = w - w_star
+            err = np.abs(e)
+            w_new = w - alpha * (x * (x * w - y))
+            e_new = w_new - w_star
+            err_new = np.abs(e_new)
+            active = t_freeze < 0
+            ok = active & (err_new <= bound)
+            resolvable = ok & (err > floor)
+            flips += resolvable & (err_new > floor) & (e_new * e < 0)
+            scale = abs(w_star) + err + err_new + np.abs(1 - r) * err
+            rec = np.where(ok, np.maximum(rec, np.abs(err_new - np.abs(r) * err) / scale), rec)
+            t_freeze = np.where(active & ~ok, t + 1, t_freeze)
+            steps_to_tol = np.where((steps_to_tol < 0) & ok & (err_new < tol), t + 1, steps_to_tol)
+            err_max = np.where(ok, np.maximum(err_max, err_new), err_max)
+            err_obs = np.where(resolvable, err_new, err_obs)
+            k_obs = np.where(resolvable, t + 1, k_obs)
+            w = np.where(ok, w_new, w)
+    return {"t_freeze": t_freeze, "steps_to_tol": steps_to_tol, "flips": flips, "w": w}
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _device_peak_mib() -> float | None:
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else peak / 2**20
+
+
+def _row(variant, n, steps, dtype, compile_s, times, peak) -> dict:
+    med = statistics.median(times)
+    return {"variant": variant, "N": n, "T": steps, "dtype": dtype,
+            "device": f"{jax.default_backend()}:{jax.devices()[0].device_kind}",
+            "compile_s": round(compile_s, 4), "median_run_s": round(med, 4),
+            "updates_per_s": n * steps / med, "peak_mib": None if peak is None else round(peak, 1)}
+
+
+def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll: int,
+        check: bool = True) -> list[dict]:
+    problem = gdlab.problems.scalar_regression(1.0, 100.0)
+    alphas = np.linspace(0.0, 3.0, n)
+    rows = []
+
+    # Engine: the first call compiles (reported separately); then `repeats` timed runs.
+    times, compile_s = [], 0.0
+    for _ in range(repeats + 1):
+        res = gdlab.sweep(problem, alphas, steps=steps, tol=1.0, unroll=unroll, progress=False)
+        compile_s += res.compile_s
+        times.append(res.run_s)
+    peak = _device_peak_mib() if jax.default_backend() != "cpu" else _peak_rss_mib()
+    rows.append(_row("gdlab", n, steps, "float32", compile_s, times[1:], peak))
+
+    # NumPy, vectorised over α, same statistics.
+    np_alphas = np.linspace(0.0, 3.0, numpy_n)
+    np_times = []
+    for _ in range(max(1, repeats // 2)):
+        t0 = time.perf_counter()
+        ref = numpy_sweep(np_alphas, 1.0, 100.0, 0.0, numpy_steps, 1.0)
+        np_times.append(time.perf_counter() - t0)
+    rows.append(_row("numpy", numpy_n, numpy_steps, "float32", 0.0, np_times, _peak_rss_mib()))
+    if check:
+        same = gdlab.sweep(problem, np_alphas, steps=numpy_steps, tol=1.0, progress=False)
+        for name, mine in (("t_freeze", same.diverged_at), ("steps_to_tol", same.steps_to_tol),
+                           ("flips", same.flips)):
+            bad = np.flatnonzero(mine != ref[name])
+            if bad.size > 0.001 * numpy_n:
+                raise SystemExit(f"bench: engine and NumPy disagree on {name} for {bad.size} runs "
+                                 f"(e.g. α = {np_alphas[bad[0]]}): figures withheld")
+    base = rows[1]["updates_per_s"]
+    for row in rows:
+        row["ratio_to_numpy"] = round(row["updates_per_s"] / base, 2)
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    head = (f"{'variant':<8} {'N':>10} {'T':>6} {'dtype':<8} {'device':<14} {'compile s':>9} "
+            f"{'median s':>9} {'updates/s':>10} {'×numpy':>7} {'peak MiB':>9}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['variant']:<8} {r['N']:>10} {r['T']:>6} {r['dtype']:<8} "
+                     f"{r['device'][:14]:<14} {r['compile_s']:>9.3f} {r['median_run_s']:>9.3f} "
+                     f"{r['updates_per_s']:>10.3g} {r['ratio_to_numpy']:>7.2f} "
+                     f"{r['peak_mib'] if r['peak_mib'] is not None else '-':>9}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="gdlab bench", description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=1_000_000, help="step sizes (default 10⁶)")
+    p.add_argument("--steps", type=int, default=1000, help="steps per run (default 1000)")
+    p.add_argument("--numpy-n", type=int, default=None, help="NumPy step sizes (default: --n)")
+    p.add_argument("--numpy-steps", type=int, default=100, help="NumPy steps (default 100)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--unroll", type=int, default=1)
+    p.add_argument("--json", default="bench.json", help="where to write the table as JSON")
+    a = p.parse_args(argv)
+    for name in ("n", "steps", "numpy_steps", "repeats", "unroll"):
+        if getattr(a, name) < 1:
+            print(f"gdlab bench: error: --{name.replace('_', '-')} {getattr(a, name)} must be >= 1",
+                  file=sys.stderr)
+            return 2
+    rows = run(a.n, a.steps, a.numpy_n or a.n, a.numpy_steps, a.repeats, a.unroll)
+    print(format_table(rows))
+    Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"written {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

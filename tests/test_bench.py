@@ -1,0 +1,35 @@
+"""The benchmark's NumPy reference computes the engine's statistics (figures are only comparable then)."""
+
+import json
+
+import numpy as np
+
+import gdlab
+from gdlab import cli
+from gdlab import bench
+
+
+def test_numpy_reference_matches_engine():
+    alphas = np.linspace(-0.2, 3.0, 3201)
+    ref = bench.numpy_sweep(alphas, 1.0, 100.0, 0.0, 150, 1.0)
+    res = gdlab.sweep(gdlab.problems.scalar_regression(1.0, 100.0), alphas, steps=150, tol=1.0)
+    # Identical programs up to XLA's FMA contraction: allow 0.1 % of runs to differ by rounding.
+    for name, mine in (("t_freeze", res.diverged_at), ("steps_to_tol", res.steps_to_tol),
+                       ("flips", res.flips)):
+        assert np.mean(mine != ref[name]) <= 1e-3, name
+
+
+def test_bench_command_prints_table_and_json(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert cli.main(["bench", "--n", "3000", "--steps", "40", "--numpy-steps", "40",
+                           "--repeats", "1", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "gdlab" in text and "numpy" in text and "updates/s" in text
+    rows = json.loads(out.read_text())
+    assert [r["variant"] for r in rows] == ["gdlab", "numpy"]
+    assert rows[1]["ratio_to_numpy"] == 1.0 and rows[0]["updates_per_s"] > 0
+
+
+def test_bench_rejects_bad_numbers(capsys):
+    assert cli.main(["bench", "--n", "0"]) == 2
+    assert "--n 0 must be >= 1" in capsys.readouterr().err
