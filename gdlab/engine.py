@@ -33,10 +33,12 @@ class RunStats(NamedTuple):
     t_freeze: jnp.ndarray      # int32: first t with |e_t| beyond the bound (or non-finite); −1 if never
     steps_to_tol: jnp.ndarray  # int32: first t with |e_t| < tol; −1 if never within the horizon
     flips: jnp.ndarray         # int32: steps with ⟨e_{t+1}, e_t⟩ < 0, both above the noise floor
-    err_max: jnp.ndarray       # float: max_t |e_t| over the in-bound iterates
+    err_early: jnp.ndarray     # float: max |e_t| for t ≤ T/2 (in-bound iterates)
+    err_late: jnp.ndarray      # float: max |e_t| for t > T/2 (in-bound iterates)
     err_obs: jnp.ndarray       # float: |e_k| at the last step k whose predecessor was above the floor
     k_obs: jnp.ndarray         # int32: that k (0 if no step was resolvable)
     rec_dev: jnp.ndarray       # float: max_t ||e_{t+1}| − |r||e_t|| / scale_t; 0 without r (see _run)
+    mode_flips: Any = None     # int32 (d,): sign flips per eigen-direction, if the problem has modes
 
 
 def noise_floor(eps, w_star_abs, err0):
@@ -53,6 +55,12 @@ def _norm(e):
     return jnp.abs(e) if e.ndim == 0 else jnp.sqrt(jnp.sum(e * e))
 
 
+def _mode_flips(problem, e, e_new, floor, ok):
+    """Per eigen-direction: did the error component change sign, both above the floor?"""
+    m, m_new = problem.modes(e), problem.modes(e_new)
+    return (ok & (jnp.abs(m) > floor) & (jnp.abs(m_new) > floor) & (m * m_new < 0)).astype(jnp.int32)
+
+
 def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_every):
     """One run (vmapped by the caller). Returns (final w, RunStats, snapshots or None)."""
     dtype = w0.dtype
@@ -63,6 +71,7 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
     err0 = _norm(w0 - w_star)
     floor = noise_floor(eps, w_star_abs, err0)
     tx = make_optimizer(**hparams)
+    half = steps // 2
 
     def step(carry, t):
         w, opt_state, st = carry
@@ -76,6 +85,8 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
         ok = active & (err_new <= bound)  # False for inf and NaN
         resolvable = ok & (err > floor)
         flip = resolvable & (err_new > floor) & (jnp.sum(e_new * e) < 0)
+        late = t + 1 > half
+        err_in = jnp.where(ok, err_new, 0)
         if r is None:
             rec_dev = st.rec_dev
         else:
@@ -88,10 +99,13 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
             steps_to_tol=jnp.where((st.steps_to_tol < 0) & ok & (err_new < tol), t + 1,
                                    st.steps_to_tol),
             flips=st.flips + flip.astype(jnp.int32),
-            err_max=jnp.where(ok, jnp.maximum(st.err_max, err_new), st.err_max),
+            err_early=jnp.where(late, st.err_early, jnp.maximum(st.err_early, err_in)),
+            err_late=jnp.where(late, jnp.maximum(st.err_late, err_in), st.err_late),
             err_obs=jnp.where(resolvable, err_new, st.err_obs),
             k_obs=jnp.where(resolvable, t + 1, st.k_obs),
             rec_dev=rec_dev,
+            mode_flips=None if st.mode_flips is None else st.mode_flips + _mode_flips(
+                problem, e, e_new, floor, ok),
         )
         w = jnp.where(ok, w_new, w)
         opt_state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_state, opt_state)
@@ -101,10 +115,13 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
         t_freeze=jnp.int32(-1),
         steps_to_tol=jnp.where(err0 < tol, 0, -1).astype(jnp.int32),
         flips=jnp.int32(0),
-        err_max=err0,
+        err_early=err0,
+        err_late=jnp.zeros((), dtype),
         err_obs=err0,
         k_obs=jnp.int32(0),
         rec_dev=jnp.zeros((), dtype),
+        mode_flips=(jnp.zeros(problem.modes(w0 - w_star).shape, jnp.int32)
+                    if hasattr(problem, "modes") else None),
     )
     carry = (w0, tx.init(w0), stats0)
     ts = jnp.arange(steps, dtype=jnp.int32)
@@ -142,10 +159,13 @@ def _compiled(args, static):
     key = (treedef, tuple((x.shape, x.dtype) for x in leaves), static,
            jax.config.jax_enable_x64, jax.default_backend())
     if key not in _COMPILED:
-        make_optimizer, steps, unroll, record_every, block = static
+        make_optimizer, steps, unroll, record_every, block, axes_key = static
+        p_axes, h_axes = axes_key
+        p_axes = jax.tree.unflatten(jax.tree.structure(args[0]), p_axes)
+        h_axes = dict(h_axes)
         vrun = jax.vmap(lambda p, h, w0, r, tol: _run(
             p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps, unroll=unroll,
-            record_every=record_every), in_axes=(0, 0, 0, 0, None))
+            record_every=record_every), in_axes=(p_axes, h_axes, 0, 0, None))
 
         def run(p, h, w0, r, tol):
             n = w0.shape[0]
@@ -153,8 +173,19 @@ def _compiled(args, static):
                 return vrun(p, h, w0, r, tol)
             # Blocks of runs one after another (lax.map), each vmapped: a block's carry stays in
             # cache for all T steps instead of streaming N-long arrays through memory every step.
+            # Only batched inputs are split; shared ones (e.g. a Hessian) are closed over.
             split = lambda a: a.reshape((n // block, block) + a.shape[1:])
-            out = jax.lax.map(lambda args: vrun(*args, tol), jax.tree.map(split, (p, h, w0, r)))
+            pb = [split(a) if ax == 0 else None for a, ax in zip(jax.tree.leaves(p), axes_key[0])]
+            hb = {k: split(v) if h_axes[k] == 0 else None for k, v in h.items()}
+
+            def one(args):
+                pbl, hbl, w0b, rb = args
+                pp = jax.tree.unflatten(jax.tree.structure(p), [
+                    b if b is not None else a for a, b in zip(jax.tree.leaves(p), pbl)])
+                hh = {k: hbl[k] if hbl[k] is not None else h[k] for k in h}
+                return vrun(pp, hh, w0b, rb, tol)
+
+            out = jax.lax.map(one, (pb, hb, split(w0), jax.tree.map(split, r)))
             return jax.tree.map(lambda a: a.reshape((n,) + a.shape[2:]), out)
         t0 = time.perf_counter()
         _COMPILED[key] = jax.jit(run).lower(*args).compile()
@@ -175,11 +206,13 @@ class Simulation(NamedTuple):
 
 def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int, tol: float,
              r=None, unroll: int = 1, record_every: int | None = None, chunk_size: int,
-             block: int | None = None, progress: bool | None = None) -> Simulation:
+             block: int | None = None, batched_fields: frozenset = frozenset(),
+             progress: bool | None = None) -> Simulation:
     """Run N gradient-descent runs given flat per-run inputs (leading axis N), in chunks.
 
-    ``problem`` is a problem pytree whose leaves have shape (N,), ``hparams`` maps hyperparameter
-    names to (N,) arrays, ``w0`` has shape (N,) + param_shape, ``r`` is None or the (N,) linear
+    ``problem`` is a problem pytree and ``hparams`` maps hyperparameter names to arrays; the fields
+    and hyperparameters named in ``batched_fields`` carry a leading run axis N, the others are shared
+    by every run. ``w0`` has shape (N,) + param_shape, ``r`` is None or the (N,) linear
     contraction factors against which the recurrence deviation is measured. All arrays must already
     have the simulation dtype. ``block``: runs per cache-resident block inside a chunk (None: the
     whole chunk is one vmap, best on GPUs); the chunk is rounded up to a multiple of it.
@@ -190,15 +223,22 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
         chunk = -(-chunk // block) * block
     else:
         block = None
-    static = (make_optimizer, int(steps), int(unroll), record_every, block)
-    inputs = (problem, hparams, w0, r)
+    fields = getattr(problem, "_fields", ())
+    p_axes = tuple(0 if f in batched_fields else None for f in fields)
+    h_axes = tuple(sorted((k, 0 if k in batched_fields else None) for k in hparams))
+    static = (make_optimizer, int(steps), int(unroll), record_every, block, (p_axes, h_axes))
+    cut = lambda a, ax, start, stop: _pad(np.asarray(a)[start:stop], chunk) if ax == 0 else a
     outputs, compile_s = [], 0.0
     bar = progress_lib.Progress(total=n, enabled=progress, unit="runs", work_per_unit=steps)
     t_start = time.perf_counter()
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         # Pad the remainder with copies of the last run: one program serves every chunk.
-        piece = jax.tree.map(lambda a: _pad(np.asarray(a)[start:stop], chunk), inputs)
+        piece = (
+            type(problem)(*(cut(a, ax, start, stop) for a, ax in zip(problem, p_axes)))
+            if fields else problem,
+            {k: cut(v, dict(h_axes)[k], start, stop) for k, v in hparams.items()},
+            cut(w0, 0, start, stop), None if r is None else cut(r, 0, start, stop))
         fn, dt = _compiled((*piece, np.asarray(tol, w0.dtype)), static)
         compile_s += dt
         t_run = time.perf_counter()

@@ -72,7 +72,7 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     if cfg.optimizer == "sgd":
         pred = theory.predict(res)
         agree = theory.agreement(res, pred)
-    lam = np.asarray(res.problem.curvature(), np.float64)
+    lam = res.curvature
     const_lam = float(lam.ravel()[0]) if np.ptp(lam) == 0 else None
 
     summary = {
@@ -84,7 +84,7 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     lines = [f"gdlab {gdlab.__version__}: {cfg.path}: {res.n_runs} runs × {res.steps} steps, "
              f"{res.dtype}, {jax.default_backend()}"]
     if traj is not None:
-        w_star = np.ravel(np.asarray(traj.problem.optimum(), np.float64))
+        w_star = np.ravel(traj.w_star)
         for i, a in enumerate(traj.alpha):
             lines.append(report.trajectory_table(float(a), traj.snapshot_steps, traj.trajectory[i],
                                                  float(w_star[i]), cfg.table_steps,
@@ -164,7 +164,7 @@ def _plots(directory: Path, res, pred, traj, const_lam, problem, cfg) -> list[st
                                                title=f"Regime per step size — {title}"),
                             directory, "regime_strip")
         if res.trajectory is not None and res.alpha.size > 1:
-            w_star = np.asarray(res.problem.optimum(), np.float64)[:, None]
+            w_star = res.w_star[:, None]
             err = np.abs(res.trajectory.astype(np.float64) - w_star)
             files += plots.save(plots.error_heatmap(res.alpha, res.snapshot_steps, err,
                                                     res.diverged_at, bounds,
@@ -188,7 +188,7 @@ def _plots(directory: Path, res, pred, traj, const_lam, problem, cfg) -> list[st
                             directory, "phase_map")
     if traj is not None:
         files += plots.save(plots.trajectories(traj.alpha, traj.snapshot_steps, traj.trajectory,
-                                               np.asarray(traj.problem.optimum()),
+                                               traj.w_star,
                                                traj.diverged_at, title=f"Trajectories — {title}"),
                             directory, "trajectories")
     return files

@@ -47,8 +47,12 @@ class SweepResult:
     diverged_at: np.ndarray      # int32, step at which the run was frozen, −1 if never
     final_error: np.ndarray      # float64, |w_T − w*| (last in-bound iterate if frozen)
     max_error: np.ndarray        # float64, max_t |w_t − w*| over in-bound iterates
+    growth: np.ndarray           # float64, max |e_t| late half / max |e_t| early half
+    mode_flips: np.ndarray | None  # int32 grid_shape + (d,), sign flips per eigen-direction
     recurrence_dev: np.ndarray | None  # float64, max_t ||e_{t+1}| − |r||e_t|| / (|w*| + |e_t| + |e_{t+1}| + |αλe_t|)
     w_final: np.ndarray
+    w_star: np.ndarray           # float64, grid_shape + param_shape: the optimum of each run
+    curvature: np.ndarray        # float64, grid_shape: λ_max of each run's Hessian
     trajectory: np.ndarray | None  # grid_shape + (n_snapshots,) + param_shape, if recorded
     snapshot_steps: np.ndarray | None
     problem: object              # the problem with grid-shaped parameter arrays
@@ -134,32 +138,37 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
     mesh = dict(zip(axes, (m.ravel() for m in np.meshgrid(*axes.values(), indexing="ij"))))
     n = mesh["alpha"].size
 
-    def per_run(name, value):
+    def value(name, v):
+        """A swept value per run, or a shared value (cast once, not copied per run)."""
         if name in mesh:
             return mesh[name]
-        arr = np.asarray(value, np.float64)
+        arr = np.asarray(v, np.float64)
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name}: {value!r} must be finite")
-        return np.broadcast_to(arr.astype(np_dtype), (n,) + arr.shape).copy()
+            raise ValueError(f"{name}: {v!r} must be finite")
+        return arr.astype(np_dtype)
 
-    flat_problem = type(problem)(*(per_run(f, getattr(problem, f)) for f in fields))
-    flat_hp = {"alpha": mesh["alpha"], **{k: per_run(k, v) for k, v in hp.items()}}
-    param_shape = tuple(getattr(problem, "param_shape", ()))
-    flat_w0 = per_run("w0", w0)
-    if "w0" in mesh:
-        flat_w0 = np.broadcast_to(flat_w0.reshape((n,) + (1,) * len(param_shape)),
-                                  (n,) + param_shape).copy()
-    if flat_w0.shape != (n,) + param_shape:
-        raise ValueError(f"w0: shape {np.shape(w0)} does not fit the parameter shape {param_shape}")
+    flat_problem = type(problem)(*(value(f, getattr(problem, f)) for f in fields))
+    flat_hp = {"alpha": mesh["alpha"], **{k: value(k, v) for k, v in hp.items()}}
+    param_shape = tuple(problem.param_shape)
+    flat_w0 = value("w0", w0)
+    if "w0" in mesh:  # a swept w0 moves every coordinate together
+        flat_w0 = flat_w0.reshape((n,) + (1,) * len(param_shape))
+    try:
+        flat_w0 = np.broadcast_to(flat_w0, (n,) + param_shape)
+    except ValueError:
+        raise ValueError(f"w0: shape {np.shape(w0)} does not fit the parameter shape "
+                         f"{param_shape}; give a scalar or an array of that shape") from None
 
-    w_star = np.asarray(flat_problem.optimum(), np.float64)
-    curvature = np.asarray(flat_problem.curvature(), np.float64)
+    batched = frozenset(mesh) | {"alpha"}
+    with np.errstate(all="ignore"):
+        w_star = np.asarray(flat_problem.optimum(), np.float64)
+        curvature = np.broadcast_to(np.asarray(flat_problem.curvature(), np.float64), (n,))
+    w_star = np.broadcast_to(w_star, (n,) + param_shape)
     if not np.all(np.isfinite(w_star)):
         raise ValueError(f"problem: the optimum is not finite for some parameters "
                          f"(e.g. x = 0 has no optimum); choose parameters with a finite optimum")
-    w_star_abs = _norm(np.broadcast_to(w_star, flat_w0.shape), param_shape)
-    err0 = _norm(flat_w0.astype(np.float64) - w_star.reshape(w_star.shape + (1,) * (
-        flat_w0.ndim - w_star.ndim)), param_shape)
+    w_star_abs = _norm(w_star, param_shape)
+    err0 = _norm(flat_w0.astype(np.float64) - w_star, param_shape)
     bound = engine.divergence_bound(np_dtype)
     if np.any(w_star_abs + err0 > bound / 1e3):
         raise ValueError(f"w0/problem: |w0| or |w*| exceeds {bound / 1e3:.3g}, too close to the "
@@ -170,6 +179,7 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
     r = None
     if optimizer == "sgd" and param_shape == ():
         r = (1.0 - mesh["alpha"].astype(np.float64) * curvature).astype(np_dtype)
+        r = np.broadcast_to(r, (n,))
 
     eps = float(np.finfo(np_dtype).eps)
     budget_runs = _DEFAULT_CHUNK_BYTES // (64 + 4 * np_dtype.itemsize * max(1, _prod(param_shape))
@@ -182,18 +192,21 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
     with precision(dtype):
         sim = engine.simulate(flat_problem, flat_hp, flat_w0, make_optimizer=spec.make,
                               steps=steps, tol=tol, r=r, unroll=unroll, record_every=record_every,
-                              chunk_size=chunk, block=block, progress=progress)
+                              chunk_size=chunk, block=block, batched_fields=batched,
+                              progress=progress)
     st = sim.stats
     floor = engine.noise_floor(eps, w_star_abs, err0)
     delta = growth_band(eps, w_star_abs, err0)
+    window = steps - steps // 2
+    growth = st.err_late.astype(np.float64) / np.maximum(st.err_early.astype(np.float64),
+                                                         np.finfo(np.float64).tiny)
     k = st.k_obs.astype(np.float64)
     ratio = st.err_obs.astype(np.float64) / np.maximum(err0, np.finfo(np.float64).tiny)
     with np.errstate(divide="ignore"):
         contraction = np.where(k > 0, ratio ** (1.0 / np.maximum(k, 1.0)), 1.0)
-    regime = classify(contraction, st.flips, st.t_freeze >= 0, err0, floor, delta)
+    regime = classify(growth, st.flips, st.t_freeze >= 0, err0, floor, window * delta)
     w_final = np.asarray(sim.w_final)
-    final_error = _norm(w_final.astype(np.float64) - w_star.reshape(
-        w_star.shape + (1,) * (w_final.ndim - w_star.ndim)), param_shape)
+    final_error = _norm(w_final.astype(np.float64) - w_star, param_shape)
 
     def grid(a):
         return None if a is None else np.asarray(a).reshape(grid_shape + np.shape(a)[1:])
@@ -206,11 +219,17 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
     return SweepResult(
         axes=axes, regime=grid(regime), steps_to_tol=grid(st.steps_to_tol),
         contraction=grid(contraction), flips=grid(st.flips), diverged_at=grid(st.t_freeze),
-        final_error=grid(final_error), max_error=grid(st.err_max.astype(np.float64)),
+        final_error=grid(final_error),
+        max_error=grid(np.maximum(st.err_early, st.err_late).astype(np.float64)),
+        growth=grid(growth),
+        mode_flips=None if st.mode_flips is None else grid(st.mode_flips),
         recurrence_dev=None if r is None else grid(st.rec_dev.astype(np.float64)),
-        w_final=grid(w_final), trajectory=grid(sim.snapshots), snapshot_steps=snapshot_steps,
-        problem=type(problem)(*(grid(a) for a in flat_problem)),
-        hparams={k: grid(v) for k, v in flat_hp.items()}, w0=grid(flat_w0), optimizer=optimizer,
+        w_final=grid(w_final), w_star=grid(w_star), curvature=grid(curvature),
+        trajectory=grid(sim.snapshots), snapshot_steps=snapshot_steps,
+        problem=type(problem)(*(grid(a) if f in batched else a
+                                for f, a in zip(fields, flat_problem))),
+        hparams={k: grid(v) if k in batched else v for k, v in flat_hp.items()},
+        w0=grid(flat_w0), optimizer=optimizer,
         steps=int(steps), tol=float(tol), dtype=np_dtype.name, noise_floor=grid(floor),
         delta=grid(delta), compile_s=sim.compile_s, run_s=sim.run_s)
 

@@ -96,10 +96,9 @@ def predict(result) -> Prediction:
     if result.optimizer != "sgd":
         raise ValueError(f"theory: no closed form here for optimizer {result.optimizer!r}; "
                          "compare against 'sgd' runs")
-    problem = result.problem
-    lam = np.asarray(problem.curvature(), np.float64)
+    lam = result.curvature
     r = rate(result.hparams["alpha"], lam)
-    w_star = np.asarray(problem.optimum(), np.float64)
+    w_star = result.w_star
     err0 = np.abs(np.asarray(result.w0, np.float64) - w_star)
     eps = float(np.finfo(result.dtype).eps)
     regime = predict_regime(r, err0)
