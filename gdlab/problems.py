@@ -18,7 +18,11 @@ from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
-__all__ = ["ScalarRegression", "scalar_regression", "PROBLEMS", "ProblemSpec", "get"]
+from gdlab import quadratics
+from gdlab.quadratics import LinearRegression, Quadratic, linear_regression, quadratic
+
+__all__ = ["ScalarRegression", "scalar_regression", "Quadratic", "quadratic", "LinearRegression",
+           "linear_regression", "PROBLEMS", "ProblemSpec", "Param", "get"]
 
 
 class ScalarRegression(NamedTuple):
@@ -47,31 +51,66 @@ class ScalarRegression(NamedTuple):
     def curvature(self):
         return self.x * self.x
 
+    def eigenvalues(self):
+        return self.curvature()
+
 
 def scalar_regression(x: float = 1.0, y: float = 100.0) -> ScalarRegression:
     """L(w) = ½(xw − y)²; x ≠ 0 so that the optimum w* = y/x exists."""
     return ScalarRegression(x=x, y=y)
 
 
+class Param(NamedTuple):
+    """One config key of a problem: its default, its kind, and whether it can be a sweep axis."""
+
+    default: object
+    kind: str = "float"      # "float" | "int" | "vector" | "matrix"
+    sweepable: bool = False
+    nonzero: bool = False    # 0 is not allowed (e.g. x: the optimum y/x would not exist)
+    positive: bool = False
+
+
 class ProblemSpec(NamedTuple):
-    """How configs and the CLI build a problem by name."""
+    """How configs and the CLI build a problem by name: ``make(**params)``."""
 
     make: Callable[..., NamedTuple]
-    defaults: dict[str, float]
+    params: dict[str, Param]
     summary: str
-    nonzero: tuple[str, ...] = ()  # parameters that must not be 0
+
+    @property
+    def defaults(self) -> dict[str, object]:
+        return {k: p.default for k, p in self.params.items()}
+
+    @property
+    def sweepable(self) -> tuple[str, ...]:
+        return tuple(k for k, p in self.params.items() if p.sweepable)
 
 
 PROBLEMS: dict[str, ProblemSpec] = {
     "scalar_regression": ProblemSpec(
         make=scalar_regression,
-        defaults={"x": 1.0, "y": 100.0},
+        params={"x": Param(1.0, sweepable=True, nonzero=True), "y": Param(100.0, sweepable=True)},
         summary="L(w) = ½(xw − y)², λ = x², w* = y/x (homework Q4)",
-        nonzero=("x",),
+    ),
+    "quadratic": ProblemSpec(
+        make=quadratics.quadratic,
+        params={"dim": Param(10, "int", positive=True),
+                "lam_max": Param(1.0, sweepable=True, positive=True),
+                "kappa": Param(10.0, sweepable=True, positive=True),
+                "spectrum": Param(None, "vector", positive=True),
+                "seed": Param(0, "int"),
+                "w_star": Param(1.0, "vector")},
+        summary="½(w − w*)ᵀH(w − w*), eigenvalues λ_max·κ^(−i/(d−1)) or a given spectrum",
+    ),
+    "linear_regression": ProblemSpec(
+        make=quadratics.linear_regression,
+        params={"X": Param(None, "matrix"), "y": Param(None, "vector"),
+                "m": Param(50, "int", positive=True), "d": Param(10, "int", positive=True),
+                "kappa": Param(100.0, positive=True), "noise": Param(0.1),
+                "seed": Param(0, "int")},
+        summary="(1/2m)‖Xw − y‖², data inline (X, y) or generated with condition number κ",
     ),
 }
-
-
 def get(name: str) -> ProblemSpec:
     """The registered problem ``name``; ValueError with a suggestion if unknown."""
     try:

@@ -22,17 +22,19 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gdlab import modes, stability
 from gdlab.regimes import Regime
 
 __all__ = ["Prediction", "Agreement", "rate", "predict_regime", "predict_steps_to_tol",
-           "predict", "agreement", "critical_alphas"]
+           "predict", "agreement", "critical_alphas", "region_check"]
 
 
 class Prediction(NamedTuple):
-    r: np.ndarray                # float64, 1 − αλ
+    r: np.ndarray | None         # float64, 1 − αλ_max for gradient descent; None for momentum
     regime: np.ndarray           # int8
     steps_to_tol: np.ndarray     # int32
     sensitive: np.ndarray        # bool: rounding decides this run
+    rho: np.ndarray              # float64, asymptotic contraction factor (spectral radius)
 
 
 class Agreement(NamedTuple):
@@ -92,10 +94,19 @@ def predict_steps_to_tol(r, err0, tol: float, steps: int) -> np.ndarray:
 
 
 def predict(result) -> Prediction:
-    """Theory for a :class:`gdlab.SweepResult` of plain gradient descent on a quadratic."""
-    if result.optimizer != "sgd":
+    """Theory for a :class:`gdlab.SweepResult` of a linear optimizer on a quadratic.
+
+    Scalar gradient descent uses the closed forms above; n-D problems and momentum evaluate the
+    derived per-direction linear map exactly (``gdlab.modes``).
+    """
+    if result.optimizer not in stability.LINEAR_OPTIMIZERS:
         raise ValueError(f"theory: no closed form here for optimizer {result.optimizer!r}; "
-                         "compare against 'sgd' runs")
+                         f"theory covers {', '.join(stability.LINEAR_OPTIMIZERS)}")
+    if not hasattr(result.problem, "eigenvalues"):
+        raise ValueError(f"theory: {type(result.problem).__name__} is not a quadratic; "
+                         "no closed form")
+    if result.optimizer != "sgd" or result.w_star.ndim > len(result.grid_shape):
+        return _predict_modes(result)
     lam = result.curvature
     r = rate(result.hparams["alpha"], lam)
     w_star = result.w_star
@@ -120,7 +131,32 @@ def predict(result) -> Prediction:
     # Magnitudes near the underflow threshold: CPUs flush subnormals to zero, GPUs do not.
     underflow = (scale > 0) & (scale < np.finfo(result.dtype).tiny / eps)
     return Prediction(r=r, regime=regime, steps_to_tol=steps,
-                      sensitive=near_one | unobservable | near_tol | underflow)
+                      sensitive=near_one | unobservable | near_tol | underflow, rho=np.abs(r))
+
+
+def _predict_modes(result) -> Prediction:
+    grid = result.grid_shape
+    nd = result.w_star.ndim > len(grid)
+    lam = np.asarray(result.problem.eigenvalues(), np.float64)
+    lam = lam if nd else lam[..., None]
+    d = lam.shape[-1]
+    lam = np.broadcast_to(lam, grid + (d,)).reshape(-1, d)
+    e0 = np.asarray(result.w0, np.float64) - result.w_star
+    c = e0 @ np.asarray(result.problem.Q, np.float64) if nd else e0[..., None]
+    c = c.reshape(-1, d)
+    flat = lambda a: np.broadcast_to(np.asarray(a, np.float64), grid).ravel()
+    alpha, beta = flat(result.hparams["alpha"]), flat(result.hparams.get("beta", 0.0))
+    scale = flat(np.sqrt(np.sum(result.w_star.reshape(len(c), -1) ** 2, axis=1)).reshape(grid)
+                 + np.sqrt(np.sum(c * c, axis=1)).reshape(grid))
+    eps = float(np.finfo(result.dtype).eps)
+    window = result.steps - result.steps // 2
+    mp = modes.evaluate(result.optimizer, alpha, beta, lam, c, steps=result.steps, tol=result.tol,
+                        floor=flat(result.noise_floor), band=window * flat(result.delta), eps=eps,
+                        scale=scale)
+    underflow = (scale > 0) & (scale < np.finfo(result.dtype).tiny / eps)
+    r = (1.0 - alpha * lam.max(axis=1)).reshape(grid) if result.optimizer == "sgd" else None
+    return Prediction(r=r, regime=mp.regime.reshape(grid), steps_to_tol=mp.steps_to_tol.reshape(grid),
+                      sensitive=(mp.sensitive | underflow).reshape(grid), rho=mp.rho.reshape(grid))
 
 
 def agreement(result, prediction: Prediction) -> Agreement:
@@ -135,3 +171,46 @@ def agreement(result, prediction: Prediction) -> Agreement:
         n_compared=n_compared, n_sensitive=int(prediction.sensitive.sum()),
         regime_mismatches=int((keep & ~regime_ok).sum()),
         steps_mismatches=int((keep & ~steps_ok).sum()))
+
+
+_CONVERGING = (Regime.CONVERGING_MONOTONE, Regime.CONVERGING_OSCILLATING)
+
+
+def region_check(result, prediction: Prediction) -> dict:
+    """The closed-form stability region (``gdlab.stability.converges``) against the simulation.
+
+    A cell is in the *band* around the boundary when its asymptotic factor ρ cannot be told from 1
+    within the horizon — |log ρ|·(T/2) ≤ 1, growth or decay by less than a factor e over the half of
+    the horizon that the growth statistic compares — or when rounding decides it. Outside the band the
+    simulated "converges" must equal the closed form. The boundary distance is, per value of the
+    other axes, |α̂* − α*| between the simulated edge (midpoint between the largest converging α and
+    the next grid value) and the closed-form critical α.
+    """
+    grid = result.grid_shape
+    lam = np.asarray(result.problem.eigenvalues(), np.float64)
+    nd = result.w_star.ndim > len(grid)
+    lam = np.broadcast_to(lam if nd else lam[..., None], grid + (lam.shape[-1] if nd else 1,))
+    alpha = np.broadcast_to(np.asarray(result.hparams["alpha"], np.float64), grid)
+    beta = np.broadcast_to(np.asarray(result.hparams.get("beta", 0.0), np.float64), grid)
+    closed = stability.converges(result.optimizer, alpha[..., None], lam, beta[..., None]).all(-1)
+    simulated = np.isin(result.regime, _CONVERGING)
+    window = result.steps - result.steps // 2
+    with np.errstate(divide="ignore"):
+        band = (np.abs(np.log(prediction.rho)) * window <= 1.0) | prediction.sensitive
+    keep = ~band
+    fraction = float((simulated == closed)[keep].mean()) if keep.any() else 1.0
+    # Boundary distance along α (axis 0), for each value of the other axes.
+    a = result.alpha.astype(np.float64)
+    crit = stability.critical_alpha(result.optimizer, lam.max(-1), beta)[0]
+    dist = []
+    for idx in np.ndindex(grid[1:]):
+        conv = simulated[(slice(None),) + idx]
+        inside = np.flatnonzero(conv)
+        if inside.size == 0 or inside[-1] == len(a) - 1:
+            continue
+        edge = 0.5 * (a[inside[-1]] + a[inside[-1] + 1])
+        dist.append(abs(edge - crit[idx]))
+    step = float(np.max(np.diff(a))) if a.size > 1 else 0.0
+    return {"fraction": fraction, "n_compared": int(keep.sum()), "n_band": int(band.sum()),
+            "max_boundary_distance": max(dist) if dist else None, "alpha_grid_step": step,
+            "band": "|log ρ|·T/2 ≤ 1 or rounding-sensitive"}
