@@ -53,6 +53,7 @@ class SweepConfig:
     trajectories: tuple[float, ...]  # α values tabulated and plotted step by step
     table_steps: int                 # rows of the printed trajectory table
     resolved: dict[str, Any]         # the validated table, as written to summary.json
+    problem_value: Any = None        # the problem built from problem_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +163,30 @@ class _Validator:
             self.fail(key, f"{value!r} must be >= {minimum}")
         return value
 
+    def param(self, key: str, value, spec):
+        """A problem parameter by its kind (float, int, vector, matrix); None keeps the default."""
+        if value is None:
+            return None
+        if spec.kind == "int":
+            v = self.integer(key, value, 1 if spec.positive else -2**31)
+        elif spec.kind == "float":
+            v = self.number(key, value, positive=spec.positive)
+        elif spec.kind == "vector":
+            if not isinstance(value, list):
+                return self.number(key, value, positive=spec.positive)
+            v = list(self.number_list(key, value, positive=spec.positive))
+            if not v:
+                self.fail(key, "[] must not be empty")
+        else:  # matrix: a list of equally long rows
+            if not isinstance(value, list) or not value or not all(isinstance(r, list) for r in value):
+                self.fail(key, f"{value!r} must be a list of rows, e.g. [[1.0, 0.0], [0.0, 2.0]]")
+            v = [list(self.number_list(f"{key}[{i}]", r)) for i, r in enumerate(value)]
+            if len({len(r) for r in v}) != 1 or not v[0]:
+                self.fail(key, "rows must be non-empty and of equal length")
+        if spec.nonzero and v == 0:
+            self.fail(key, f"{value!r} must be nonzero (the optimum would not exist)")
+        return v
+
     def choice(self, key: str, value, choices) -> str:
         if not isinstance(value, str) or value not in choices:
             close = difflib.get_close_matches(str(value), list(choices), n=1)
@@ -185,21 +210,37 @@ class _Validator:
             self.fail("problem.name", f"missing; one of {', '.join(problems_lib.PROBLEMS)}")
         pname = self.choice("problem.name", prob["name"], problems_lib.PROBLEMS)
         pspec = problems_lib.get(pname)
-        self.table(table, "problem", ["name", "w0", *pspec.defaults])
-        params = {k: self.number(f"problem.{k}", prob.get(k, d)) for k, d in pspec.defaults.items()}
-        for k in pspec.nonzero:
-            if params[k] == 0.0:
-                self.fail(f"problem.{k}", f"0.0 must be nonzero (the optimum would not exist)")
-        w0 = self.number("problem.w0", prob.get("w0", 0.0))
+        self.table(table, "problem", ["name", "w0", *pspec.params])
+        params = {k: self.param(f"problem.{k}", prob.get(k, p.default), p)
+                  for k, p in pspec.params.items()}
+        w0 = prob.get("w0", 0.0)
+        w0 = (self.number_list("problem.w0", w0) if isinstance(w0, list)
+              else self.number("problem.w0", w0))
+        try:
+            problem = pspec.make(**{k: v for k, v in params.items()})
+        except ValueError as e:
+            raise ConfigError(f"{self.where}: problem: {e}") from None
 
         opt = self.table(table, "optimizer", None)
-        oname = self.choice("optimizer.name", opt.get("name", "sgd"), optimizers_lib.OPTIMIZERS)
-        ospec = optimizers_lib.get(oname)
+        oname = opt.get("name", "sgd")
+        if not isinstance(oname, str):
+            self.fail("optimizer.name", f"{oname!r} must be a name, e.g. \"sgd\"")
+        try:
+            ospec = optimizers_lib.get(oname)
+        except ValueError as e:
+            self.fail("optimizer.name", str(e).replace(f"unknown optimizer {oname!r}",
+                                                        f"{oname!r} is not a known optimizer"))
         self.table(table, "optimizer", ["name", *ospec.defaults])
         hparams = {k: self.number(f"optimizer.{k}", opt.get(k, d)) for k, d in ospec.defaults.items()}
 
-        sweepable = ["alpha", *pspec.defaults, *ospec.defaults, "w0"]
-        sw = self.table(table, "sweep", sweepable, required=True)
+        sweepable = ["alpha", *pspec.sweepable, *ospec.defaults, "w0"]
+        sw = self.table(table, "sweep", None, required=True)
+        for k in sw:
+            if k not in sweepable:
+                close = difflib.get_close_matches(k, sweepable, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                self.fail(f"sweep.{k}", f"not a sweepable parameter ({hint}sweepable here: "
+                                        f"{', '.join(sweepable)})")
         if "alpha" not in sw:
             self.fail("sweep.alpha", "missing; e.g. alpha = { start = 0.0, stop = 3.0, num = 301 }")
         axes = {}
@@ -210,9 +251,11 @@ class _Validator:
                 raise ConfigError(f"{self.where}: {e}") from None
         if len(axes) > 2:
             self.fail("sweep", f"{len(axes)} axes ({', '.join(axes)}); at most 2 can be mapped")
-        for k in pspec.nonzero:
-            if k in axes and np.any(axes[k] == 0.0):
+        for k, p in pspec.params.items():
+            if k in axes and p.nonzero and np.any(axes[k] == 0.0):
                 self.fail(f"sweep.{k}", "contains 0.0; the optimum needs a nonzero value")
+            if k in axes and p.positive and np.any(axes[k] <= 0.0):
+                self.fail(f"sweep.{k}", "contains a value <= 0; it must be > 0")
 
         run = self.table(table, "run", _RUN_KEYS)
         r = {k: run.get(k, d) for k, d in _RUN_KEYS.items()}
@@ -227,7 +270,8 @@ class _Validator:
         table_steps = self.integer("report.table_steps", rep.get("table_steps", 10), 1)
 
         resolved = {
-            "problem": {"name": pname, **params, "w0": w0},
+            "problem": {"name": pname, **{k: v for k, v in params.items() if v is not None},
+                        "w0": list(w0) if isinstance(w0, tuple) else w0},
             "optimizer": {"name": oname, **hparams},
             "sweep": {k: sw[k] for k in axes},
             "run": {"steps": steps, "tol": tol, "dtype": dtype, "unroll": unroll,
@@ -235,7 +279,7 @@ class _Validator:
             "report": {"trajectories": list(trajectories), "table_steps": table_steps},
         }
         return SweepConfig(self.where, pname, params, w0, oname, hparams, axes, steps, tol, dtype,
-                           unroll, chunk, trajectories, table_steps, resolved)
+                           unroll, chunk, trajectories, table_steps, resolved, problem)
 
     def gradients(self, table: dict) -> GradientsConfig:
         for k in table:

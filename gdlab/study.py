@@ -15,8 +15,7 @@ import jax
 import numpy as np
 
 import gdlab
-from gdlab import plots, report, rundir, theory
-from gdlab import problems as problems_lib
+from gdlab import boundary, plots, quadratics, report, rundir, stability, theory
 from gdlab.config import SweepConfig
 from gdlab.regimes import REGIME_NAMES
 
@@ -48,7 +47,7 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     """Run ``cfg``, write ``out`` (results.npz, summary.json, plots) atomically; return the summary."""
     t_start = time.perf_counter()
     rundir.check_target(out, overwrite)
-    problem = problems_lib.get(cfg.problem).make(**cfg.problem_params)
+    problem = cfg.problem_value
     alpha = cfg.axes["alpha"]
     over = {k: v for k, v in cfg.axes.items() if k != "alpha"}
     one_d = not over
@@ -68,12 +67,15 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     if cfg.trajectories:
         traj = gdlab.sweep(problem, list(cfg.trajectories), record_every=1, progress=False, **common)
 
-    pred = agree = None
-    if cfg.optimizer == "sgd":
+    linear = cfg.optimizer in stability.LINEAR_OPTIMIZERS and hasattr(problem, "eigenvalues")
+    pred = agree = region = None
+    if linear:
         pred = theory.predict(res)
         agree = theory.agreement(res, pred)
+        region = theory.region_check(res, pred)
     lam = res.curvature
     const_lam = float(lam.ravel()[0]) if np.ptp(lam) == 0 else None
+    beta = cfg.hparams.get("beta", 0.0)
 
     summary = {
         "config_path": cfg.path, "config": cfg.resolved, **environment(),
@@ -82,42 +84,78 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
         "regime_names": list(REGIME_NAMES), "regime_counts": report.regime_counts(res.regime),
     }
     lines = [f"gdlab {gdlab.__version__}: {cfg.path}: {res.n_runs} runs × {res.steps} steps, "
-             f"{res.dtype}, {jax.default_backend()}"]
+             f"{cfg.optimizer}, {res.dtype}, {jax.default_backend()}"]
     if traj is not None:
-        w_star = np.ravel(traj.w_star)
+        w_star = traj.w_star.reshape(len(traj.alpha), -1)
         for i, a in enumerate(traj.alpha):
-            lines.append(report.trajectory_table(float(a), traj.snapshot_steps, traj.trajectory[i],
-                                                 float(w_star[i]), cfg.table_steps,
-                                                 int(traj.diverged_at[i])))
+            if res.w_star.ndim == len(res.grid_shape):  # scalar parameter: a step-by-step table
+                lines.append(report.trajectory_table(float(a), traj.snapshot_steps,
+                                                     traj.trajectory[i], float(w_star[i, 0]),
+                                                     cfg.table_steps, int(traj.diverged_at[i])))
+    if res.w_star.ndim > len(res.grid_shape) and hasattr(problem, "eigenvalues"):
+        ev = np.asarray(problem.eigenvalues(), np.float64)
+        if ev.ndim == 1:
+            summary["spectrum"] = {"lam_min": ev.min(), "lam_max": ev.max(),
+                                   "kappa": ev.max() / ev.min(),
+                                   "optimal_alpha_gd": quadratics.optimal_alpha(ev),
+                                   "optimal_rate_gd": (ev.max() - ev.min()) / (ev.max() + ev.min())}
+            lines.append(f"spectrum: λ in [{ev.min():.4g}, {ev.max():.4g}] (κ = "
+                         f"{ev.max() / ev.min():.4g}); GD converges iff 0 < α < 2/λ_max = "
+                         f"{2 / ev.max():.6g}, fastest at α = 2/(λ_min + λ_max) = "
+                         f"{quadratics.optimal_alpha(ev):.6g}")
     if pred is not None:
         summary["predicted_regime_counts"] = report.regime_counts(pred.regime)
         summary["agreement"] = agree.as_dict()
-        rec = float(res.recurrence_dev.max()) if res.recurrence_dev is not None else None
-        eps = float(np.finfo(res.dtype).eps)
-        summary["recurrence"] = {
-            "claim": "|w* − w_{t+1}| = |1 − αλ|·|w* − w_t| at every step of every run",
-            "max_dev": rec, "max_dev_in_eps": None if rec is None else rec / eps,
-            "measure": "max over runs and steps of ||e_{t+1}| − |r||e_t|| / "
-                       "(|w*| + |e_t| + |e_{t+1}| + |αλ e_t|), r = 1 − αλ, e_t = w_t − w*"}
-        if one_d and const_lam is not None:
+        summary["region"] = region
+        if res.recurrence_dev is not None:
+            rec = float(res.recurrence_dev.max())
+            eps = float(np.finfo(res.dtype).eps)
+            summary["recurrence"] = {
+                "claim": "|w* − w_{t+1}| = |1 − αλ|·|w* − w_t| at every step of every run",
+                "max_dev": rec, "max_dev_in_eps": rec / eps,
+                "measure": "max over runs and steps of ||e_{t+1}| − |r||e_t|| / "
+                           "(|w*| + |e_t| + |e_{t+1}| + |αλ e_t|), r = 1 − αλ, e_t = w_t − w*"}
+        if one_d and const_lam is not None and cfg.optimizer == "sgd" and res.w_star.ndim == 1:
             summary["q4_answer"] = report.q4_statement(res.alpha, res.regime, const_lam)
-            summary["boundaries"] = {"oscillation_alpha": 1 / const_lam,
-                                     "divergence_alpha": 2 / const_lam}
             lines.append("Q4.2 from the sweep:")
             lines += [f"  {k:>13}: {v}" for k, v in summary["q4_answer"].items()]
         lines.append(f"agreement with theory: {agree.fraction:.6f} "
                      f"({agree.n_compared} runs compared, {agree.n_sensitive} rounding-sensitive "
                      f"runs reported separately, {agree.regime_mismatches} regime and "
                      f"{agree.steps_mismatches} steps-to-tol mismatches)")
-        if rec is not None:
-            lines.append(f"recurrence check (Q4.3): max deviation {rec:.3g} = {rec / eps:.2f} eps")
+        dist = region["max_boundary_distance"]
+        lines.append(f"closed-form stability region ({cfg.optimizer}): agreement "
+                     f"{region['fraction']:.6f} on {region['n_compared']} cells outside the band "
+                     f"({region['band']}: {region['n_band']} cells)"
+                     + ("" if dist is None else f"; largest |simulated − closed-form edge| "
+                        f"{dist:.3g} (α grid step {region['alpha_grid_step']:.3g})"))
+        if "recurrence" in summary:
+            r_ = summary["recurrence"]
+            lines.append(f"recurrence check (Q4.3): max deviation {r_['max_dev']:.3g} = "
+                         f"{r_['max_dev_in_eps']:.2f} eps")
+    if one_d and res.alpha.size > 1:
+        def rerun(alphas):
+            return gdlab.sweep(problem, alphas, progress=False, **common).regime
+        found = boundary.locate(rerun, res.alpha, res.regime, dtype=res.dtype)
+        closed = {}
+        if linear and const_lam is not None:
+            closed = {"oscillation_onset": float(stability.oscillation_onset(
+                          cfg.optimizer, const_lam, beta)),
+                      "divergence": float(stability.critical_alpha(cfg.optimizer, const_lam, beta))}
+        summary["boundaries"] = {"bisected": [b.as_dict() for b in found], "closed_form": closed,
+                                 "precision": "bracket ≤ 1e-6·max(1, |α|) or float resolution"}
+        if found:
+            lines.append("regime boundaries (bisection on the grid): " + "; ".join(
+                f"{b.below} → {b.above} at α = {b.alpha:.7g}" for b in found))
+        if closed:
+            lines.append("closed form: " + ", ".join(f"{k} α = {v:.7g}" for k, v in closed.items()))
     counts = {k: v for k, v in summary["regime_counts"].items() if v}
     lines.append("simulated regimes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
     arrays = _result_arrays(res, pred, traj)
     t_plot = time.perf_counter()
     with rundir.run_directory(out, overwrite) as tmp:
-        files = _plots(tmp, res, pred, traj, const_lam, problem, cfg)
+        files = _plots(tmp, res, pred, traj, const_lam, problem, cfg, linear)
         summary["timings"] = {"compile_s": res.compile_s, "run_s": res.run_s,
                               "updates_per_s": res.updates_per_s,
                               "plot_s": time.perf_counter() - t_plot,
@@ -145,7 +183,11 @@ def _result_arrays(res, pred, traj) -> dict[str, np.ndarray]:
         arrays["recurrence_dev"] = res.recurrence_dev
     if pred is not None:
         arrays.update(predicted_regime=pred.regime, predicted_steps_to_tol=pred.steps_to_tol,
-                      rounding_sensitive=pred.sensitive, rate=pred.r)
+                      rounding_sensitive=pred.sensitive, spectral_radius=pred.rho)
+        if pred.r is not None:
+            arrays["rate"] = pred.r
+    if res.mode_flips is not None:
+        arrays["mode_flips"] = res.mode_flips
     if res.trajectory is not None:
         arrays.update(snapshot_steps=res.snapshot_steps, snapshot_w=res.trajectory)
     if traj is not None:
@@ -154,44 +196,57 @@ def _result_arrays(res, pred, traj) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _plots(directory: Path, res, pred, traj, const_lam, problem, cfg) -> list[str]:
+def _plots(directory: Path, res, pred, traj, const_lam, problem, cfg, linear) -> list[str]:
     files = []
-    title = f"{cfg.problem} {_params(cfg.problem_params)}, w0 = {cfg.w0:g}, {cfg.optimizer}, T = {res.steps}"
+    title = f"{cfg.problem} {_params(cfg.problem_params)}, {cfg.optimizer} {_params(cfg.hparams)}, T = {res.steps}"
+    beta = cfg.hparams.get("beta", 0.0)
     if len(res.axes) == 1:
-        bounds = {} if const_lam is None else {"αλ = 1": 1 / const_lam, "αλ = 2": 2 / const_lam}
+        bounds = {}
+        if linear and const_lam is not None:
+            bounds = {"oscillation starts": float(stability.oscillation_onset(cfg.optimizer, const_lam, beta)),
+                      "divergence starts": float(stability.critical_alpha(cfg.optimizer, const_lam, beta))}
         files += plots.save(plots.regime_strip(res.alpha, res.regime,
                                                None if pred is None else pred.regime, bounds,
                                                title=f"Regime per step size — {title}"),
                             directory, "regime_strip")
         if res.trajectory is not None and res.alpha.size > 1:
-            w_star = res.w_star[:, None]
-            err = np.abs(res.trajectory.astype(np.float64) - w_star)
+            err = res.trajectory.astype(np.float64) - res.w_star[:, None]
+            err = np.abs(err) if err.ndim == 2 else np.sqrt(np.sum(err * err, axis=-1))
             files += plots.save(plots.error_heatmap(res.alpha, res.snapshot_steps, err,
                                                     res.diverged_at, bounds,
-                                                    title=f"log₁₀|w_t − w*| — {title}"),
+                                                    title=f"log₁₀‖w_t − w*‖ — {title}"),
                                 directory, "error_heatmap")
     else:
-        (a_name, a), (o_name, o) = res.axes.items()
-        curves = {}
-        if pred is not None:
-            field = o_name if o_name in problem._fields else None
-
-            def boundary(c):
-                def alpha_on_boundary(v):
-                    p = problem._replace(**{field: v}) if field else problem
-                    return c / np.asarray(p.curvature(), np.float64) * np.ones_like(v)
-                return alpha_on_boundary
-            curves = {"αλ = 1 (oscillation starts)": boundary(1.0),
-                      "αλ = 2 (divergence starts)": boundary(2.0)}
+        (_, a), (o_name, o) = res.axes.items()
+        curves = _overlays(problem, cfg, o_name) if linear else {}
         files += plots.save(plots.phase_map(a, o, o_name, res.regime, curves,
                                             title=f"Regime over α × {o_name} — {title}"),
                             directory, "phase_map")
-    if traj is not None:
+    if traj is not None and traj.w_star.ndim == 1:
         files += plots.save(plots.trajectories(traj.alpha, traj.snapshot_steps, traj.trajectory,
-                                               traj.w_star,
-                                               traj.diverged_at, title=f"Trajectories — {title}"),
+                                               traj.w_star, traj.diverged_at,
+                                               title=f"Trajectories — {title}"),
                             directory, "trajectories")
     return files
+
+
+def _overlays(problem, cfg, other: str) -> dict:
+    """Closed-form edges as α(other): oscillation onset and divergence, for linear optimizers."""
+    beta0 = cfg.hparams.get("beta", 0.0)
+
+    def lam_beta(v):
+        if other in cfg.hparams:                       # β on the other axis
+            return np.full_like(v, float(problem.curvature())), v
+        if other in getattr(problem, "_fields", ()):   # a problem parameter
+            lam = [float(np.max(problem._replace(**{other: float(x)}).curvature())) for x in v]
+            return np.asarray(lam), np.full_like(v, beta0)
+        return np.full_like(v, float(np.max(problem.curvature()))), np.full_like(v, beta0)
+
+    def edge(fn):
+        return lambda v: fn(cfg.optimizer, *lam_beta(np.asarray(v, np.float64)))
+
+    return {"oscillation starts (closed form)": edge(stability.oscillation_onset),
+            "divergence starts (closed form)": edge(stability.critical_alpha)}
 
 
 def _params(params: dict) -> str:
