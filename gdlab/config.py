@@ -54,6 +54,8 @@ class SweepConfig:
     table_steps: int                 # rows of the printed trajectory table
     resolved: dict[str, Any]         # the validated table, as written to summary.json
     problem_value: Any = None        # the problem built from problem_params
+    orbit_window: int = 256          # non-quadratic losses: late iterates examined
+    max_period: int = 64             # longest cycle looked for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +73,7 @@ class GradientsConfig:
 
 _SWEEP_SECTIONS = ("problem", "optimizer", "sweep", "run", "report")
 _RUN_KEYS = {"steps": 200, "tol": 1.0, "dtype": "float32", "unroll": 1, "chunk_size": None}
-_REPORT_KEYS = {"trajectories": [], "table_steps": 10}
+_REPORT_KEYS = {"trajectories": [], "table_steps": 10, "orbit_window": 256, "max_period": 64}
 _GRADIENT_KEYS = {"functions": None, "dtypes": ["float32", "float64"], "seed": 0,
                   "sizes": [1, 3, 64], "betas": [0.5, 1.0, 10.0, 100.0]}
 
@@ -268,6 +270,13 @@ class _Validator:
         rep = self.table(table, "report", _REPORT_KEYS)
         trajectories = self.number_list("report.trajectories", rep.get("trajectories", []))
         table_steps = self.integer("report.table_steps", rep.get("table_steps", 10), 1)
+        orbit_window = self.integer("report.orbit_window", rep.get("orbit_window", 256), 2)
+        if orbit_window > steps:
+            self.fail("report.orbit_window", f"{orbit_window} must be <= run.steps = {steps}")
+        max_period = self.integer("report.max_period", rep.get("max_period", 64), 1)
+        if max_period > orbit_window // 2:
+            self.fail("report.max_period", f"{max_period} must be <= orbit_window/2 = "
+                                           f"{orbit_window // 2}")
 
         resolved = {
             "problem": {"name": pname, **{k: v for k, v in params.items() if v is not None},
@@ -276,10 +285,12 @@ class _Validator:
             "sweep": {k: sw[k] for k in axes},
             "run": {"steps": steps, "tol": tol, "dtype": dtype, "unroll": unroll,
                     **({"chunk_size": chunk} if chunk else {})},
-            "report": {"trajectories": list(trajectories), "table_steps": table_steps},
+            "report": {"trajectories": list(trajectories), "table_steps": table_steps,
+                       "orbit_window": orbit_window, "max_period": max_period},
         }
         return SweepConfig(self.where, pname, params, w0, oname, hparams, axes, steps, tol, dtype,
-                           unroll, chunk, trajectories, table_steps, resolved, problem)
+                           unroll, chunk, trajectories, table_steps, resolved, problem,
+                           orbit_window, max_period)
 
     def gradients(self, table: dict) -> GradientsConfig:
         for k in table:

@@ -180,3 +180,35 @@ def save(fig: Figure, directory: Path, stem: str) -> list[str]:
     fig.savefig(Path(directory) / names[0], dpi=130, metadata={"Software": None})
     fig.savefig(Path(directory) / names[1], metadata={"Date": None})
     return names
+
+
+def bifurcation(alpha, late, regime, lyapunov, marks=None, title="") -> Figure:
+    """Late iterates vs α (top), the Lyapunov exponent vs α (bottom), regime strip between."""
+    fig = Figure(figsize=(10, 7.5), layout="constrained")
+    top, strip, bottom = fig.subplots(3, 1, sharex=True, height_ratios=[5, 0.5, 3])
+    alpha = np.asarray(alpha, np.float64)
+    late = np.asarray(late, np.float64)
+    top.plot(np.repeat(alpha, late.shape[1]), late.ravel(), ",", color="black", alpha=0.5,
+             rasterized=True)
+    top.set_ylabel("late iterates w_t")
+    top.set_title(title or "Bifurcation diagram of gradient descent")
+    strip.pcolormesh(cell_edges(alpha), [0, 1], np.asarray(regime)[None, :], cmap=_CMAP,
+                     norm=_NORM, rasterized=True)
+    strip.set_yticks([])
+    bottom.plot(alpha, lyapunov, lw=1, color="#6a3d9a", label="Lyapunov exponent (simulated)")
+    bottom.axhline(0, color="black", lw=0.8)
+    for label, (a, fn) in (marks or {}).items():
+        for ax in (top, bottom):
+            ax.axvline(a, **_BOUNDARY_STYLE)
+        top.annotate(label, (a, 0.97), xycoords=("data", "axes fraction"), xytext=(3, 0),
+                     textcoords="offset points", fontsize=8, va="top")
+        if fn is not None:
+            sel = alpha < a
+            bottom.plot(alpha[sel], fn(alpha[sel]), color="#e6550d", lw=1.5, ls="--",
+                        label="closed form at the fixed point: log|1 − αλ*|")
+    bottom.set_ylim(max(-4.0, np.min(lyapunov) - 0.2), max(1.0, np.max(lyapunov) + 0.2))
+    bottom.set_xlabel("step size α")
+    bottom.set_ylabel("λ_L (per step)")
+    bottom.legend(fontsize=8, loc="lower left")
+    _legend(top, regime, fontsize=8, loc="upper left")
+    return fig

@@ -22,7 +22,7 @@ from gdlab import quadratics
 from gdlab.quadratics import LinearRegression, Quadratic, linear_regression, quadratic
 
 __all__ = ["ScalarRegression", "scalar_regression", "Quadratic", "quadratic", "LinearRegression",
-           "linear_regression", "PROBLEMS", "ProblemSpec", "Param", "get"]
+           "linear_regression", "DoubleWell", "double_well", "PROBLEMS", "ProblemSpec", "Param", "get"]
 
 
 class ScalarRegression(NamedTuple):
@@ -70,6 +70,42 @@ class Param(NamedTuple):
     positive: bool = False
 
 
+class DoubleWell(NamedTuple):
+    r"""A non-quadratic loss whose gradient descent period-doubles into chaos.
+
+    L(w) = ¼(w² − a²)²,   ∇L(w) = w(w² − a²),   ∇²L(w) = 3w² − a²,   minima w* = ±a, λ* = 2a².
+
+    GD is the cubic map f(w) = w − αw(w² − a²), with f'(a) = 1 − 2αa²: the minimum is attracting for
+    0 < αλ* < 2 and loses stability to a period-2 cycle at α = 2/λ* = 1/a², after which the cycles
+    double again and the orbit turns chaotic before it escapes. ``optimum()`` is +a, the minimum
+    a run started at w₀ > 0 heads for.
+    """
+
+    a: jnp.ndarray
+
+    param_shape = ()
+
+    def loss(self, w):
+        return 0.25 * (w * w - self.a * self.a) ** 2
+
+    def grad(self, w):
+        return w * (w * w - self.a * self.a)
+
+    def hessian(self, w):
+        return 3 * w * w - self.a * self.a
+
+    def optimum(self):
+        return self.a
+
+    def curvature(self):
+        return 2 * self.a * self.a
+
+
+def double_well(a: float = 1.0) -> DoubleWell:
+    """L(w) = ¼(w² − a²)², a ≠ 0."""
+    return DoubleWell(a=a)
+
+
 class ProblemSpec(NamedTuple):
     """How configs and the CLI build a problem by name: ``make(**params)``."""
 
@@ -101,6 +137,11 @@ PROBLEMS: dict[str, ProblemSpec] = {
                 "seed": Param(0, "int"),
                 "w_star": Param(1.0, "vector")},
         summary="½(w − w*)ᵀH(w − w*), eigenvalues λ_max·κ^(−i/(d−1)) or a given spectrum",
+    ),
+    "double_well": ProblemSpec(
+        make=double_well,
+        params={"a": Param(1.0, sweepable=True, nonzero=True)},
+        summary="¼(w² − a²)², non-quadratic: period doubling into chaos at large α",
     ),
     "linear_regression": ProblemSpec(
         make=quadratics.linear_regression,

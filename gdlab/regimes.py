@@ -16,6 +16,9 @@ diverging_monotone     r > 1       αλ < 0
 stalled                r = 1       α = 0
 =====================  ==========  ===========================================
 
+Non-quadratic losses add ``periodic`` (an attracting cycle of period p ≥ 2) and ``chaotic`` (bounded,
+no period, positive Lyapunov exponent); ``gdlab.dynamics`` decides those.
+
 :func:`classify` decides the regime from simulation statistics only (the measured growth of the error
 and the observed sign flips), never from the formula; ``gdlab.theory`` predicts it from the formula. Growth is measured as the largest error in the late
 half of the horizon over the largest in the early half, so it is also robust for momentum, whose
@@ -39,6 +42,8 @@ class Regime(enum.IntEnum):
     DIVERGING_OSCILLATING = 3
     DIVERGING_MONOTONE = 4
     STALLED = 5
+    PERIODIC = 6
+    CHAOTIC = 7
 
 
 class RegimeInfo(NamedTuple):
@@ -60,6 +65,11 @@ REGIME_INFO: dict[Regime, RegimeInfo] = {
         "diverging_monotone", "error grows without changing sign (αλ < 0)", "#7f0000"),
     Regime.STALLED: RegimeInfo(
         "stalled", "the iterate never moves (α = 0)", "#9e9e9e"),
+    Regime.PERIODIC: RegimeInfo(
+        "periodic", "non-quadratic loss: settles on a cycle of period p ≥ 2 (see `period`)",
+        "#1f78b4"),
+    Regime.CHAOTIC: RegimeInfo(
+        "chaotic", "non-quadratic loss: bounded, aperiodic, positive Lyapunov exponent", "#6a3d9a"),
 }
 
 REGIME_NAMES: tuple[str, ...] = tuple(REGIME_INFO[r].name for r in Regime)

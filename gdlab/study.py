@@ -48,6 +48,10 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     t_start = time.perf_counter()
     rundir.check_target(out, overwrite)
     problem = cfg.problem_value
+    if not hasattr(problem, "eigenvalues"):  # not a quadratic: study the orbits instead
+        from gdlab.orbit_study import run_orbit_study
+        return run_orbit_study(cfg, out, overwrite=overwrite, progress=progress, log=log,
+                               environment=environment())
     alpha = cfg.axes["alpha"]
     over = {k: v for k, v in cfg.axes.items() if k != "alpha"}
     one_d = not over
