@@ -67,8 +67,12 @@ def _cmd_run(args) -> int:
     rundir.check_target(out, args.overwrite)
     progress = False if args.no_progress else None
     if isinstance(cfg, config_lib.GradientsConfig):
-        from gdlab.gradient_study import run_gradient_study
-        run_gradient_study(cfg, out, overwrite=args.overwrite)
+        from gdlab.gradient_study import GradientCheckFailed, run_gradient_study
+        try:
+            run_gradient_study(cfg, out, overwrite=args.overwrite)
+        except GradientCheckFailed as e:
+            print(f"gdlab: {e}", file=sys.stderr)
+            return 1
     else:
         from gdlab.study import run_sweep_study
         run_sweep_study(cfg, out, overwrite=args.overwrite, progress=progress)

@@ -41,7 +41,8 @@ def run_orbit_study(cfg, out: Path, *, overwrite: bool = False, progress=None,
                         and b.below.startswith("converging")), None)
     fixed = (orb.period == 1) & (np.abs(orb.late[:, -1] - float(np.asarray(problem.optimum())))
                                  < 1e-3)
-    closed_lyap = np.log(np.abs(1.0 - alpha * lam_star))
+    with np.errstate(divide="ignore"):
+        closed_lyap = np.log(np.abs(1.0 - alpha * lam_star))
     # Near α = 1/λ* the fixed point is super-attracting (f' = 0): the orbit reaches w* exactly and
     # log|f'| is −∞ in theory; compare where the closed form is finite and moderate.
     comparable = fixed & (closed_lyap > -10)
@@ -82,8 +83,11 @@ def run_orbit_study(cfg, out: Path, *, overwrite: bool = False, progress=None,
               "diverged_at": orb.result.diverged_at, "steps_to_tol": orb.result.steps_to_tol}
     with rundir.run_directory(out, overwrite) as tmp:
         shown = np.where(orb.diverged[:, None], np.nan, orb.late)
+        def closed_form(a):
+            with np.errstate(divide="ignore"):
+                return np.log(np.abs(1 - a * lam_star))
         fig = plots.bifurcation(alpha, shown, orb.regime, orb.lyapunov,
-                                {"αλ* = 2": (doubling, lambda a: np.log(np.abs(1 - a * lam_star)))},
+                                {"αλ* = 2": (doubling, closed_form)},
                                 title=f"GD on {cfg.problem} {', '.join(f'{k} = {v:g}' for k, v in cfg.problem_params.items())}, w0 = {cfg.w0:g}")
         files = plots.save(fig, tmp, "bifurcation")
         summary["timings"] = {"compile_s": orb.result.compile_s, "run_s": orb.result.run_s,

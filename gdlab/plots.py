@@ -84,7 +84,7 @@ def regime_strip(alpha, regime, predicted=None, boundaries=None, title="") -> Fi
     _vlines(ax, boundaries or {})
     _legend(ax, np.concatenate([np.ravel(r) for r in rows]), loc="upper center",
             bbox_to_anchor=(0.5, -0.3), ncol=3, fontsize=8, frameon=False)
-    ax.set_title(title or "Gradient-descent regime per step size")
+    ax.set_title(title or "Gradient-descent regime per step size", fontsize=10)
     return fig
 
 
@@ -107,7 +107,7 @@ def error_heatmap(alpha, steps, errors, diverged_at, boundaries=None, title="") 
     ax.set_xlabel("step size α")
     ax.set_ylabel("step t")
     _vlines(ax, boundaries or {})
-    ax.set_title(title or "Distance to the optimum over step size and time")
+    ax.set_title(title or "Distance to the optimum over step size and time", fontsize=10)
     return fig
 
 
@@ -170,7 +170,7 @@ def phase_map(alpha, other, other_name, regime, curves=None, title="") -> Figure
                for r in sorted(set(int(x) for x in np.unique(regime)))]
     handles += ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, fontsize=8, loc="upper right", framealpha=0.9)
-    ax.set_title(title or f"Regime over α × {other_name}")
+    ax.set_title(title or f"Regime over α × {other_name}", fontsize=10)
     return fig
 
 

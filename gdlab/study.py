@@ -202,7 +202,9 @@ def _result_arrays(res, pred, traj) -> dict[str, np.ndarray]:
 
 def _plots(directory: Path, res, pred, traj, const_lam, problem, cfg, linear) -> list[str]:
     files = []
-    title = f"{cfg.problem} {_params(cfg.problem_params)}, {cfg.optimizer} {_params(cfg.hparams)}, T = {res.steps}"
+    fixed = lambda d: {k: v for k, v in d.items() if k not in res.axes}
+    title = (f"{cfg.problem} {_params(fixed(cfg.problem_params))}, {cfg.optimizer} "
+             f"{_params(fixed(cfg.hparams))}, T = {res.steps}")
     beta = cfg.hparams.get("beta", 0.0)
     if len(res.axes) == 1:
         bounds = {}
@@ -254,4 +256,4 @@ def _overlays(problem, cfg, other: str) -> dict:
 
 
 def _params(params: dict) -> str:
-    return ", ".join(f"{k} = {v:g}" for k, v in params.items())
+    return ", ".join(f"{k} = {v:g}" for k, v in params.items() if isinstance(v, (int, float)))

@@ -165,8 +165,8 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         curvature = np.broadcast_to(np.asarray(flat_problem.curvature(), np.float64), (n,))
     w_star = np.broadcast_to(w_star, (n,) + param_shape)
     if not np.all(np.isfinite(w_star)):
-        raise ValueError(f"problem: the optimum is not finite for some parameters "
-                         f"(e.g. x = 0 has no optimum); choose parameters with a finite optimum")
+        raise ValueError("problem: the optimum is not finite for some parameters "
+                         "(e.g. x = 0 has no optimum); choose parameters with a finite optimum")
     w_star_abs = _norm(w_star, param_shape)
     err0 = _norm(flat_w0.astype(np.float64) - w_star, param_shape)
     bound = engine.divergence_bound(np_dtype)

@@ -1,7 +1,5 @@
 """Every kind of bad input: exit status 2, one line naming file, key, value and fix, no output."""
 
-import os
-
 import pytest
 
 from gdlab import cli, config
