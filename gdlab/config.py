@@ -239,7 +239,7 @@ class _Validator:
         sw = self.table(table, "sweep", None, required=True)
         for k in sw:
             if k not in sweepable:
-                close = difflib.get_close_matches(k, sweepable, n=1)
+                close = difflib.get_close_matches(k, sweepable, n=1, cutoff=0.7)
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 self.fail(f"sweep.{k}", f"not a sweepable parameter ({hint}sweepable here: "
                                         f"{', '.join(sweepable)})")
@@ -270,10 +270,12 @@ class _Validator:
         rep = self.table(table, "report", _REPORT_KEYS)
         trajectories = self.number_list("report.trajectories", rep.get("trajectories", []))
         table_steps = self.integer("report.table_steps", rep.get("table_steps", 10), 1)
-        orbit_window = self.integer("report.orbit_window", rep.get("orbit_window", 256), 2)
+        orbit_window = self.integer("report.orbit_window",
+                                    rep.get("orbit_window", max(2, min(256, steps))), 2)
         if orbit_window > steps:
             self.fail("report.orbit_window", f"{orbit_window} must be <= run.steps = {steps}")
-        max_period = self.integer("report.max_period", rep.get("max_period", 64), 1)
+        max_period = self.integer("report.max_period",
+                                  rep.get("max_period", max(1, min(64, orbit_window // 2))), 1)
         if max_period > orbit_window // 2:
             self.fail("report.max_period", f"{max_period} must be <= orbit_window/2 = "
                                            f"{orbit_window // 2}")

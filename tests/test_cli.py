@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from gdlab import cli, study
 
@@ -29,7 +30,7 @@ def test_main_job_writes_a_complete_run_directory(tmp_path, capsys):
         assert z["alpha"].shape == (3001,) and z["regime"].dtype == np.int8
         assert list(z["regime_names"]) == ["converging_monotone", "converging_oscillating",
                                            "bounded_oscillation", "diverging_oscillating",
-                                           "diverging_monotone", "stalled"]
+                                           "diverging_monotone", "stalled", "periodic", "chaotic"]
         assert np.all(np.isfinite(z["final_error"]))
         i = {a: int(np.argmin(np.abs(z["alpha"] - a))) for a in (0.5, 1.5, 2.0, 2.5)}
         assert z["steps_to_tol"][i[0.5]] == 7 and z["steps_to_tol"][i[1.5]] == 7
@@ -100,3 +101,37 @@ def test_python_dash_m_and_console_script(tmp_path):
     assert p.stderr.strip().splitlines() == [
         "gdlab: error: nope.toml: no such config file; `gdlab list` shows the bundled configs"]
     assert "Traceback" not in p.stderr and list(tmp_path.iterdir()) == []
+
+
+SMALL = {
+    "linreg_alpha_sweep.toml": ["sweep.alpha={start=0.0, stop=2.5, num=101}", "run.steps=300"],
+    "momentum_alpha_beta.toml": ["sweep.alpha={start=0.0, stop=4.0, num=41}",
+                                 "sweep.beta={start=0.0, stop=0.9, num=10}", "run.steps=400"],
+    "nesterov_alpha_beta.toml": ["sweep.alpha={start=0.0, stop=2.5, num=41}",
+                                 "sweep.beta={start=0.0, stop=0.9, num=10}", "run.steps=400"],
+    "adam_alpha_beta.toml": ["sweep.alpha={start=0.01, stop=100.0, num=21, scale='log'}",
+                             "sweep.b1={start=0.0, stop=0.9, num=5}", "run.steps=200"],
+    "quartic_bifurcation.toml": ["sweep.alpha={start=0.1, stop=2.2, num=120}", "run.steps=1200",
+                                 "report.orbit_window=200"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_issue4_configs_run(tmp_path, capsys, name):
+    argv = ["run", os.path.join(CONFIGS, name), "--out", tmp_path / "o"]
+    for s in SMALL[name]:
+        argv += ["--set", s]
+    assert run(*argv) == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    if name.startswith(("linreg", "momentum", "nesterov")):
+        assert summary["agreement"]["fraction"] == 1.0
+        assert summary["region"]["fraction"] >= 0.999
+        assert (tmp_path / "o" / ("regime_strip.png" if "linreg" in name else "phase_map.png")).exists()
+    if name.startswith("adam"):
+        assert "agreement" not in summary and (tmp_path / "o" / "phase_map.png").exists()
+    if name.startswith("quartic"):
+        assert summary["period_doubling"]["closed_form_alpha"] == 1.0
+        assert summary["regime_counts"]["chaotic"] > 0 and summary["regime_counts"]["periodic"] > 0
+        assert summary["lyapunov_check"]["max_abs_dev"] < 1e-4
+        with np.load(tmp_path / "o" / "results.npz", allow_pickle=False) as z:
+            assert np.all(np.isfinite(z["late_iterates"])) and "lyapunov" in z.files

@@ -110,3 +110,51 @@ def test_output_path_that_is_a_file(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     assert cli.main(["run", str(tmp_path / "cfg.toml"), "--out", str(tmp_path / "f")]) == 2
     assert "exists and is not a directory" in capsys.readouterr().err
+
+
+QUAD = """\
+[problem]
+name = "quadratic"
+dim = 4
+kappa = 10.0
+[optimizer]
+name = "momentum"
+beta = 0.5
+[sweep]
+alpha = { start = 0.0, stop = 3.0, num = 11 }
+[run]
+steps = 20
+"""
+
+CASES_4 = [
+    ("unknown axis", QUAD.replace("[run]", "gamma = [1.0]\n[run]"), [],
+     r"cfg.toml: sweep.gamma: not a sweepable parameter \(sweepable here: alpha, lam_max, kappa, beta, w0\)"),
+    ("misspelt axis", QUAD.replace("[run]", "kapa = [1.0]\n[run]"), [],
+     r"cfg.toml: sweep.kapa: not a sweepable parameter \(did you mean 'kappa'\? "),
+    ("misspelt hparam", QUAD.replace("beta = 0.5", "betta = 0.5"), [],
+     r"cfg.toml: optimizer.betta: unknown key \(did you mean 'beta'\?\)"),
+    ("unknown optimizer", QUAD.replace('"momentum"', '"adamm"'), [],
+     r"cfg.toml: optimizer.name: 'adamm' is not a known optimizer \(did you mean 'adam'\?\)"),
+    ("bad spectrum", QUAD.replace("dim = 4", "spectrum = [1.0, -1.0]"), [],
+     r"cfg.toml: problem.spectrum\[1\]: -1.0 must be > 0"),
+    ("kappa axis <= 0", QUAD.replace("[run]", "kappa = [0.0, 1.0]\n[run]"), [],
+     r"cfg.toml: sweep.kappa: contains a value <= 0; it must be > 0"),
+    ("three axes", QUAD.replace("[run]", "kappa = [2.0]\nbeta = [0.1]\n[run]"), [],
+     r"cfg.toml: sweep: 3 axes \(alpha, kappa, beta\); at most 2 can be mapped"),
+    ("dim not int", QUAD.replace("dim = 4", "dim = 4.5"), [],
+     r"cfg.toml: problem.dim: 4.5 must be an integer"),
+    ("singular data", QUAD.replace('name = "quadratic"\ndim = 4\nkappa = 10.0',
+                                   'name = "linear_regression"\nX = [[1.0, 2.0], [2.0, 4.0]]\ny = [1.0, 2.0]'),
+     [], r"cfg.toml: problem: X: XᵀX is singular"),
+    ("ragged X", QUAD.replace('name = "quadratic"\ndim = 4\nkappa = 10.0',
+                              'name = "linear_regression"\nX = [[1.0, 2.0], [2.0]]\ny = [1.0, 2.0]'),
+     [], r"cfg.toml: problem.X: rows must be non-empty and of equal length"),
+    ("orbit window", QUAD + "[report]\norbit_window = 50\n", [],
+     r"cfg.toml: report.orbit_window: 50 must be <= run.steps = 20"),
+    ("--set beta out of type", QUAD, ["optimizer.beta=fast"], r"cfg.toml: optimizer.beta: 'fast' must be a number"),
+]
+
+
+@pytest.mark.parametrize("name, text, sets, message", CASES_4, ids=[c[0] for c in CASES_4])
+def test_bad_issue4_config(tmp_path, capsys, monkeypatch, name, text, sets, message):
+    test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, name, text, sets, message)
