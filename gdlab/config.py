@@ -56,6 +56,7 @@ class SweepConfig:
     problem_value: Any = None        # the problem built from problem_params
     orbit_window: int = 256          # non-quadratic losses: late iterates examined
     max_period: int = 64             # longest cycle looked for
+    devices: int | str = 1           # "all" or a count: the run axis is split over devices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +73,8 @@ class GradientsConfig:
 
 
 _SWEEP_SECTIONS = ("problem", "optimizer", "sweep", "run", "report")
-_RUN_KEYS = {"steps": 200, "tol": 1.0, "dtype": "float32", "unroll": 1, "chunk_size": None}
+_RUN_KEYS = {"steps": 200, "tol": 1.0, "dtype": "float32", "unroll": 1, "chunk_size": None,
+             "devices": 1}
 _REPORT_KEYS = {"trajectories": [], "table_steps": 10, "orbit_window": 256, "max_period": 64}
 _GRADIENT_KEYS = {"functions": None, "dtypes": ["float32", "float64"], "seed": 0,
                   "sizes": [1, 3, 64], "betas": [0.5, 1.0, 10.0, 100.0]}
@@ -266,6 +268,11 @@ class _Validator:
         dtype = self.choice("run.dtype", r["dtype"], DTYPES)
         unroll = self.integer("run.unroll", r["unroll"], 1)
         chunk = None if r["chunk_size"] is None else self.integer("run.chunk_size", r["chunk_size"], 1)
+        devices = r["devices"]
+        if devices != "all":
+            if isinstance(devices, str):
+                self.fail("run.devices", f"{devices!r} must be \"all\" or an integer >= 1")
+            devices = self.integer("run.devices", devices, 1)
 
         rep = self.table(table, "report", _REPORT_KEYS)
         trajectories = self.number_list("report.trajectories", rep.get("trajectories", []))
@@ -286,13 +293,13 @@ class _Validator:
             "optimizer": {"name": oname, **hparams},
             "sweep": {k: sw[k] for k in axes},
             "run": {"steps": steps, "tol": tol, "dtype": dtype, "unroll": unroll,
-                    **({"chunk_size": chunk} if chunk else {})},
+                    "devices": devices, **({"chunk_size": chunk} if chunk else {})},
             "report": {"trajectories": list(trajectories), "table_steps": table_steps,
                        "orbit_window": orbit_window, "max_period": max_period},
         }
         return SweepConfig(self.where, pname, params, w0, oname, hparams, axes, steps, tol, dtype,
                            unroll, chunk, trajectories, table_steps, resolved, problem,
-                           orbit_window, max_period)
+                           orbit_window, max_period, devices)
 
     def gradients(self, table: dict) -> GradientsConfig:
         for k in table:

@@ -22,7 +22,8 @@ import numpy as np
 
 from gdlab import progress as progress_lib
 
-__all__ = ["RunStats", "simulate", "noise_floor", "divergence_bound", "compile_count"]
+__all__ = ["RunStats", "simulate", "noise_floor", "divergence_bound", "compile_count",
+           "device_count"]
 
 _FLOOR_ULPS = 64.0  # errors below 64 ulps of the numbers involved are rounding noise
 
@@ -159,7 +160,7 @@ def _compiled(args, static):
     key = (treedef, tuple((x.shape, x.dtype) for x in leaves), static,
            jax.config.jax_enable_x64, jax.default_backend())
     if key not in _COMPILED:
-        make_optimizer, steps, unroll, record_every, block, axes_key = static
+        make_optimizer, steps, unroll, record_every, block, axes_key, devices = static
         p_axes, h_axes = axes_key
         p_axes = jax.tree.unflatten(jax.tree.structure(args[0]), p_axes)
         h_axes = dict(h_axes)
@@ -187,11 +188,43 @@ def _compiled(args, static):
 
             out = jax.lax.map(one, (pb, hb, split(w0), jax.tree.map(split, r)))
             return jax.tree.map(lambda a: a.reshape((n,) + a.shape[2:]), out)
+
+        if devices > 1:
+            run = _sharded(run, devices, args, axes_key)
         t0 = time.perf_counter()
         _COMPILED[key] = jax.jit(run).lower(*args).compile()
         _COMPILE_COUNT[0] += 1
         return _COMPILED[key], time.perf_counter() - t0
     return _COMPILED[key], 0.0
+
+
+def _sharded(run, devices: int, args, axes_key):
+    """``run`` on each of ``devices`` devices over its slice of the run axis (``jax.shard_map``).
+
+    A 1-D mesh with an *Auto* axis (``jax.make_mesh`` defaults to Explicit in jax 0.10, which was
+    several times slower here); swept inputs are split, shared ones replicated.
+    """
+    from jax.sharding import AxisType, Mesh, PartitionSpec as P
+
+    mesh = Mesh(np.array(jax.devices()[:devices]), ("runs",), axis_types=(AxisType.Auto,))
+    p_specs = jax.tree.unflatten(jax.tree.structure(args[0]),
+                                 [P("runs") if ax == 0 else P() for ax in axes_key[0]])
+    h_specs = {k: P("runs") if ax == 0 else P() for k, ax in axes_key[1]}
+    in_specs = (p_specs, h_specs, P("runs"), None if args[3] is None else P("runs"), P())
+    return jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=P("runs"), check_vma=False)
+
+
+def device_count(devices) -> int:
+    """``"all"`` → every visible device; a positive int → that many (checked)."""
+    available = len(jax.devices())
+    if devices == "all":
+        return available
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ValueError(f"devices: {devices!r} must be \"all\" or an integer >= 1")
+    if devices > available:
+        raise ValueError(f"devices: {devices} requested but only {available} "
+                         f"{jax.default_backend()} device(s) are visible")
+    return devices
 
 
 class Simulation(NamedTuple):
@@ -207,6 +240,7 @@ class Simulation(NamedTuple):
 def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int, tol: float,
              r=None, unroll: int = 1, record_every: int | None = None, chunk_size: int,
              block: int | None = None, batched_fields: frozenset = frozenset(),
+             devices: int = 1, reduce: Callable | None = None,
              progress: bool | None = None) -> Simulation:
     """Run N gradient-descent runs given flat per-run inputs (leading axis N), in chunks.
 
@@ -216,17 +250,24 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
     contraction factors against which the recurrence deviation is measured. All arrays must already
     have the simulation dtype. ``block``: runs per cache-resident block inside a chunk (None: the
     whole chunk is one vmap, best on GPUs); the chunk is rounded up to a multiple of it.
+    ``devices``: the run axis of each chunk is split over that many devices (the chunk is padded to a
+    multiple). ``reduce(start, stop, (w_final, stats, snapshots))``, if given, is applied to each
+    chunk's host results and only what it returns is kept (bounded memory for huge sweeps); the
+    Simulation then holds the list of those in place of w_final, and stats/snapshots are None.
     """
     n = int(np.shape(w0)[0])
     chunk = max(1, min(int(chunk_size), n))
-    if block is not None and chunk > block:
-        chunk = -(-chunk // block) * block
+    per_device = -(-chunk // devices)
+    if block is not None and per_device > block:
+        per_device = -(-per_device // block) * block
     else:
         block = None
+    chunk = per_device * devices
     fields = getattr(problem, "_fields", ())
     p_axes = tuple(0 if f in batched_fields else None for f in fields)
     h_axes = tuple(sorted((k, 0 if k in batched_fields else None) for k in hparams))
-    static = (make_optimizer, int(steps), int(unroll), record_every, block, (p_axes, h_axes))
+    static = (make_optimizer, int(steps), int(unroll), record_every, block, (p_axes, h_axes),
+              int(devices))
     cut = lambda a, ax, start, stop: _pad(np.asarray(a)[start:stop], chunk) if ax == 0 else a
     outputs, compile_s = [], 0.0
     bar = progress_lib.Progress(total=n, enabled=progress, unit="runs", work_per_unit=steps)
@@ -243,10 +284,13 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
         compile_s += dt
         t_run = time.perf_counter()
         out = jax.device_get(fn(*piece, np.asarray(tol, w0.dtype)))
-        outputs.append(jax.tree.map(lambda a: a[: stop - start], out))
+        out = jax.tree.map(lambda a: a[: stop - start], out)
+        outputs.append(out if reduce is None else reduce(start, stop, out))
         bar.update(stop - start, seconds=time.perf_counter() - t_run)
     bar.close()
     run_s = time.perf_counter() - t_start - compile_s
+    if reduce is not None:
+        return Simulation(outputs, None, None, compile_s, run_s)
     w_final, stats, snaps = (
         jax.tree.map(lambda *xs: np.concatenate(xs), *outputs) if len(outputs) > 1 else outputs[0])
     return Simulation(w_final, stats, snaps, compile_s, run_s)

@@ -66,7 +66,7 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     common = dict(w0=cfg.w0, steps=cfg.steps, tol=cfg.tol, optimizer=cfg.optimizer,
                   hparams=cfg.hparams, dtype=cfg.dtype, unroll=cfg.unroll)
     res = gdlab.sweep(problem, alpha, over=over, record_every=record_every,
-                      chunk_size=cfg.chunk_size, progress=progress, **common)
+                      chunk_size=cfg.chunk_size, devices=cfg.devices, progress=progress, **common)
     traj = res if short_list else None
     if cfg.trajectories:
         traj = gdlab.sweep(problem, list(cfg.trajectories), record_every=1, progress=False, **common)

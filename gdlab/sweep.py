@@ -94,7 +94,7 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
           hparams: Mapping[str, float] | None = None, over: Mapping[str, object] | None = None,
           dtype: str = "float32", unroll: int = 1, record_every: int | None = None,
           chunk_size: int | None = None, block: int | None | str = "auto",
-          progress: bool | None = None) -> SweepResult:
+          devices: int | str = 1, progress: bool | None = None) -> SweepResult:
     """Simulate gradient descent for every combination of ``alphas`` × the ``over`` axes.
 
     Args:
@@ -109,6 +109,8 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
       chunk_size: runs per compiled chunk (default: from a 256 MiB budget).
       block: runs per cache-resident block within a chunk; "auto" is 4096 on CPU and none (one
         wide vmap) on accelerators.
+      devices: split every chunk's runs over this many devices ("all": every visible one);
+        results are identical to one device.
     """
     _check_int("steps", steps, 1)
     _check_int("unroll", unroll, 1)
@@ -185,6 +187,7 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
     budget_runs = _DEFAULT_CHUNK_BYTES // (64 + 4 * np_dtype.itemsize * max(1, _prod(param_shape))
                                            * (1 + (steps // record_every + 2 if record_every else 0)))
     chunk = chunk_size or max(1, min(n, budget_runs))
+    n_dev = engine.device_count(devices)
     if block == "auto":
         block = _CPU_BLOCK if jax.default_backend() == "cpu" else None
     elif block is not None:
@@ -193,7 +196,7 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         sim = engine.simulate(flat_problem, flat_hp, flat_w0, make_optimizer=spec.make,
                               steps=steps, tol=tol, r=r, unroll=unroll, record_every=record_every,
                               chunk_size=chunk, block=block, batched_fields=batched,
-                              progress=progress)
+                              devices=n_dev, progress=progress)
     st = sim.stats
     floor = engine.noise_floor(eps, w_star_abs, err0)
     delta = growth_band(eps, w_star_abs, err0)

@@ -158,3 +158,19 @@ CASES_4 = [
 @pytest.mark.parametrize("name, text, sets, message", CASES_4, ids=[c[0] for c in CASES_4])
 def test_bad_issue4_config(tmp_path, capsys, monkeypatch, name, text, sets, message):
     test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, name, text, sets, message)
+
+
+@pytest.mark.parametrize("value, message", [
+    ('"some"', r"run.devices: 'some' must be \"all\" or an integer >= 1"),
+    ("0", r"run.devices: 0 must be >= 1"),
+])
+def test_bad_devices(tmp_path, capsys, monkeypatch, value, message):
+    test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, "devices",
+                                          GOOD.replace("steps = 20", f"steps = 20\ndevices = {value}"),
+                                          [], message)
+
+
+def test_too_many_devices_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, "devices",
+                                          GOOD.replace("steps = 20", "steps = 20\ndevices = 99"),
+                                          [], r"devices: 99 requested but only 1 cpu device")

@@ -1,0 +1,57 @@
+"""Several devices: the run axis sharded over 4 CPU devices gives the single-device results.
+
+JAX fixes its device count at start-up, so the sharded sweep runs in its own process with
+JAX_NUM_CPU_DEVICES=4 and writes its arrays for this process to compare.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gdlab
+
+SCRIPT = """
+import sys, numpy as np, jax, gdlab
+assert len(jax.devices()) == 4, jax.devices()
+p = gdlab.problems.scalar_regression(1.0, 100.0)
+before = gdlab.engine.compile_count()
+res = gdlab.sweep(p, np.linspace(0.0, 3.0, 1001), steps=200, tol=1.0, devices="all", chunk_size=96)
+res2 = gdlab.sweep(p, np.linspace(0.1, 2.9, 1001), steps=200, tol=1.0, devices=4, chunk_size=96)
+q = gdlab.problems.quadratic(dim=4, seed=0)
+resq = gdlab.sweep(q, np.linspace(0.0, 2.5, 37), over={"kappa": [1.0, 10.0, 100.0]}, steps=150,
+                   tol=1e-2, optimizer="momentum", hparams={"beta": 0.5}, devices=4)
+np.savez(sys.argv[1], regime=res.regime, steps=res.steps_to_tol, w=res.w_final,
+         regime_q=resq.regime, steps_q=resq.steps_to_tol, compiles=gdlab.engine.compile_count() - before)
+"""
+
+
+def test_four_devices_equal_one(tmp_path):
+    out = tmp_path / "sharded.npz"
+    env = dict(os.environ, JAX_NUM_CPU_DEVICES="4", JAX_PLATFORMS="cpu")
+    p = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    z = np.load(out, allow_pickle=False)
+    P = gdlab.problems.scalar_regression(1.0, 100.0)
+    one = gdlab.sweep(P, np.linspace(0.0, 3.0, 1001), steps=200, tol=1.0)
+    np.testing.assert_array_equal(z["regime"], one.regime)
+    np.testing.assert_array_equal(z["steps"], one.steps_to_tol)
+    np.testing.assert_array_equal(z["w"], one.w_final)
+    q = gdlab.problems.quadratic(dim=4, seed=0)
+    oneq = gdlab.sweep(q, np.linspace(0.0, 2.5, 37), over={"kappa": [1.0, 10.0, 100.0]}, steps=150,
+                       tol=1e-2, optimizer="momentum", hparams={"beta": 0.5})
+    np.testing.assert_array_equal(z["regime_q"], oneq.regime)
+    np.testing.assert_array_equal(z["steps_q"], oneq.steps_to_tol)
+    # 1001 runs in chunks of 96 (not a multiple of... the padded remainder): one program for the
+    # two scalar sweeps, one for the quadratic.
+    assert int(z["compiles"]) == 2
+
+
+def test_device_count_errors():
+    with pytest.raises(ValueError, match=r"devices: 0 must be \"all\" or an integer >= 1"):
+        gdlab.sweep(gdlab.problems.scalar_regression(), [0.5], steps=3, devices=0)
+    with pytest.raises(ValueError, match=r"devices: 64 requested but only 1 cpu device"):
+        gdlab.sweep(gdlab.problems.scalar_regression(), [0.5], steps=3, devices=64)
