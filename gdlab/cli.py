@@ -1,6 +1,7 @@
 """The ``gdlab`` command line.
 
     gdlab run CONFIG [--set KEY=VALUE]... [--out DIR] [--overwrite] [--no-progress]
+    gdlab merge SHARD_DIR... --out DIR [--overwrite]
     gdlab list
     gdlab bench [--n N] [--steps T] ...
 
@@ -79,6 +80,13 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_merge(args) -> int:
+    from gdlab.shards import merge
+    merge(args.shards, Path(args.out), overwrite=args.overwrite,
+          progress=False if args.no_progress else None)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gdlab", description="Gradient-descent dynamics lab.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     run.set_defaults(func=_cmd_run)
+    merge = sub.add_parser("merge", help="merge shard run directories (gdlab run --set sweep.shard=i/n)")
+    merge.add_argument("shards", nargs="+", help="the shard directories, in any order")
+    merge.add_argument("--out", required=True, help="the merged run directory")
+    merge.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    merge.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    merge.set_defaults(func=_cmd_merge)
     sub.add_parser("bench", help="benchmark the engine against NumPy (gdlab bench --help)")
     lst = sub.add_parser("list", help="list bundled configs, problems and optimizers")
     lst.set_defaults(func=_cmd_list)

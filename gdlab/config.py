@@ -27,7 +27,7 @@ from gdlab import optimizers as optimizers_lib
 from gdlab import problems as problems_lib
 from gdlab.sweep import DTYPES
 
-__all__ = ["ConfigError", "SweepConfig", "GradientsConfig", "load", "parse_override"]
+__all__ = ["ConfigError", "SweepConfig", "GradientsConfig", "load", "from_table", "parse_override"]
 
 
 class ConfigError(ValueError):
@@ -57,6 +57,7 @@ class SweepConfig:
     orbit_window: int = 256          # non-quadratic losses: late iterates examined
     max_period: int = 64             # longest cycle looked for
     devices: int | str = 1           # "all" or a count: the run axis is split over devices
+    shard: tuple[int, int] | None = None  # (i, n): simulate only slice i of n, for `gdlab merge`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,12 +92,18 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.+-]*", text):
-            value = text  # a bare word is a string: run.dtype=float64
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.+-]*|\d+/\d+", text):
+            value = text  # a bare word is a string: run.dtype=float64, sweep.shard=0/2
         else:
             raise ConfigError(f"--set {key}={text}: {text!r} is not a TOML value; write e.g. "
                               f"{key}=3, {key}=0.5, {key}=[0.5, 1.5] or {key}='\"text\"'") from None
     return key.split("."), value
+
+
+def from_table(table: dict, where: str) -> SweepConfig | GradientsConfig:
+    """Validate an already parsed table (e.g. the resolved config of a shard)."""
+    v = _Validator(where)
+    return v.gradients(table) if "gradients" in table else v.sweep(table)
 
 
 def load(path: str | Path, overrides: list[str] = ()) -> SweepConfig | GradientsConfig:
@@ -238,7 +245,14 @@ class _Validator:
         hparams = {k: self.number(f"optimizer.{k}", opt.get(k, d)) for k, d in ospec.defaults.items()}
 
         sweepable = ["alpha", *pspec.sweepable, *ospec.defaults, "w0"]
-        sw = self.table(table, "sweep", None, required=True)
+        sw = dict(self.table(table, "sweep", None, required=True))
+        shard = None
+        if "shard" in sw:
+            text = sw.pop("shard")
+            m = re.fullmatch(r"(\d+)/(\d+)", text) if isinstance(text, str) else None
+            if not m or not int(m[1]) < int(m[2]):
+                self.fail("sweep.shard", f"{text!r} must be \"i/n\" with 0 <= i < n, e.g. \"0/2\"")
+            shard = (int(m[1]), int(m[2]))
         for k in sw:
             if k not in sweepable:
                 close = difflib.get_close_matches(k, sweepable, n=1, cutoff=0.7)
@@ -291,7 +305,7 @@ class _Validator:
             "problem": {"name": pname, **{k: v for k, v in params.items() if v is not None},
                         "w0": list(w0) if isinstance(w0, tuple) else w0},
             "optimizer": {"name": oname, **hparams},
-            "sweep": {k: sw[k] for k in axes},
+            "sweep": {k: sw[k] for k in axes} | ({"shard": f"{shard[0]}/{shard[1]}"} if shard else {}),
             "run": {"steps": steps, "tol": tol, "dtype": dtype, "unroll": unroll,
                     "devices": devices, **({"chunk_size": chunk} if chunk else {})},
             "report": {"trajectories": list(trajectories), "table_steps": table_steps,
@@ -299,7 +313,7 @@ class _Validator:
         }
         return SweepConfig(self.where, pname, params, w0, oname, hparams, axes, steps, tol, dtype,
                            unroll, chunk, trajectories, table_steps, resolved, problem,
-                           orbit_window, max_period, devices)
+                           orbit_window, max_period, devices, shard)
 
     def gradients(self, table: dict) -> GradientsConfig:
         for k in table:

@@ -43,11 +43,19 @@ def environment() -> dict:
 
 
 def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
-                    progress: bool | None = None, log: Callable[[str], None] = print) -> dict:
-    """Run ``cfg``, write ``out`` (results.npz, summary.json, plots) atomically; return the summary."""
+                    progress: bool | None = None, log: Callable[[str], None] = print,
+                    simulation=None) -> dict:
+    """Run ``cfg``, write ``out`` (results.npz, summary.json, plots) atomically; return the summary.
+
+    With ``cfg.shard`` only that slice is simulated and written raw (see ``gdlab.shards``);
+    ``simulation`` (merged shards) replaces simulating the main sweep.
+    """
     t_start = time.perf_counter()
     rundir.check_target(out, overwrite)
     problem = cfg.problem_value
+    if cfg.shard is not None and not hasattr(problem, "eigenvalues"):
+        raise ValueError(f"{cfg.path}: sweep.shard: sharding is supported for quadratic sweeps, "
+                         "not for orbit studies of non-quadratic losses")
     if not hasattr(problem, "eigenvalues"):  # not a quadratic: study the orbits instead
         from gdlab.orbit_study import run_orbit_study
         return run_orbit_study(cfg, out, overwrite=overwrite, progress=progress, log=log,
@@ -66,7 +74,11 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     common = dict(w0=cfg.w0, steps=cfg.steps, tol=cfg.tol, optimizer=cfg.optimizer,
                   hparams=cfg.hparams, dtype=cfg.dtype, unroll=cfg.unroll)
     res = gdlab.sweep(problem, alpha, over=over, record_every=record_every,
-                      chunk_size=cfg.chunk_size, devices=cfg.devices, progress=progress, **common)
+                      chunk_size=cfg.chunk_size, devices=cfg.devices, progress=progress,
+                      shard=cfg.shard, simulation=simulation, **common)
+    if cfg.shard is not None:
+        from gdlab.shards import write_shard
+        return write_shard(cfg, out, res, overwrite=overwrite, environment=environment(), log=log)
     traj = res if short_list else None
     if cfg.trajectories:
         traj = gdlab.sweep(problem, list(cfg.trajectories), record_every=1, progress=False, **common)

@@ -94,7 +94,8 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
           hparams: Mapping[str, float] | None = None, over: Mapping[str, object] | None = None,
           dtype: str = "float32", unroll: int = 1, record_every: int | None = None,
           chunk_size: int | None = None, block: int | None | str = "auto",
-          devices: int | str = 1, progress: bool | None = None) -> SweepResult:
+          devices: int | str = 1, progress: bool | None = None, shard: tuple[int, int] | None = None,
+          simulation: engine.Simulation | None = None):
     """Simulate gradient descent for every combination of ``alphas`` × the ``over`` axes.
 
     Args:
@@ -111,6 +112,10 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         wide vmap) on accelerators.
       devices: split every chunk's runs over this many devices ("all": every visible one);
         results are identical to one device.
+      shard: (i, n) simulates only the i-th of n contiguous slices of the flattened grid and returns
+        the engine's raw ``Simulation`` of it, for ``gdlab merge`` (disjoint shards per process).
+      simulation: the raw simulation of the whole grid (merged shards): skip simulating, finish the
+        result from it — identical to simulating here.
     """
     _check_int("steps", steps, 1)
     _check_int("unroll", unroll, 1)
@@ -192,11 +197,28 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         block = _CPU_BLOCK if jax.default_backend() == "cpu" else None
     elif block is not None:
         _check_int("block", block, 1)
-    with precision(dtype):
-        sim = engine.simulate(flat_problem, flat_hp, flat_w0, make_optimizer=spec.make,
-                              steps=steps, tol=tol, r=r, unroll=unroll, record_every=record_every,
-                              chunk_size=chunk, block=block, batched_fields=batched,
-                              devices=n_dev, progress=progress)
+    run = dict(make_optimizer=spec.make, steps=steps, tol=tol, unroll=unroll,
+               record_every=record_every, chunk_size=chunk, block=block, batched_fields=batched,
+               devices=n_dev, progress=progress)
+    if shard is not None:
+        i, n_shards = shard
+        if not (isinstance(n_shards, int) and isinstance(i, int) and 0 <= i < n_shards <= n):
+            raise ValueError(f"shard: {i}/{n_shards} must be i/n with 0 <= i < n <= {n} runs")
+        lo, hi = i * n // n_shards, (i + 1) * n // n_shards
+        cut = lambda a, b: a[lo:hi] if b else a
+        with precision(dtype):
+            return engine.simulate(
+                type(problem)(*(cut(a, f in batched) for f, a in zip(fields, flat_problem))),
+                {k: cut(v, k in batched) for k, v in flat_hp.items()}, flat_w0[lo:hi],
+                r=None if r is None else r[lo:hi], **run)
+    if simulation is not None:
+        if np.shape(simulation.w_final)[0] != n:
+            raise ValueError(f"simulation: holds {np.shape(simulation.w_final)[0]} runs, the grid "
+                             f"has {n}")
+        sim = simulation
+    else:
+        with precision(dtype):
+            sim = engine.simulate(flat_problem, flat_hp, flat_w0, r=r, **run)
     st = sim.stats
     floor = engine.noise_floor(eps, w_star_abs, err0)
     delta = growth_band(eps, w_star_abs, err0)
