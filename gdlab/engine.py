@@ -255,7 +255,7 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
     chunk's host results and only what it returns is kept (bounded memory for huge sweeps); the
     Simulation then holds the list of those in place of w_final, and stats/snapshots are None.
     """
-    n = int(np.shape(w0)[0])
+    n = int(w0.shape[0])
     chunk = max(1, min(int(chunk_size), n))
     per_device = -(-chunk // devices)
     if block is not None and per_device > block:
@@ -268,7 +268,7 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
     h_axes = tuple(sorted((k, 0 if k in batched_fields else None) for k in hparams))
     static = (make_optimizer, int(steps), int(unroll), record_every, block, (p_axes, h_axes),
               int(devices))
-    cut = lambda a, ax, start, stop: _pad(np.asarray(a)[start:stop], chunk) if ax == 0 else a
+    cut = lambda a, ax, start, stop: _pad(np.asarray(a[start:stop]), chunk) if ax == 0 else a
     outputs, compile_s = [], 0.0
     bar = progress_lib.Progress(total=n, enabled=progress, unit="runs", work_per_unit=steps)
     t_start = time.perf_counter()
@@ -280,10 +280,11 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
             if fields else problem,
             {k: cut(v, dict(h_axes)[k], start, stop) for k, v in hparams.items()},
             cut(w0, 0, start, stop), None if r is None else cut(r, 0, start, stop))
-        fn, dt = _compiled((*piece, np.asarray(tol, w0.dtype)), static)
+        tol_arr = np.asarray(tol, piece[2].dtype)
+        fn, dt = _compiled((*piece, tol_arr), static)
         compile_s += dt
         t_run = time.perf_counter()
-        out = jax.device_get(fn(*piece, np.asarray(tol, w0.dtype)))
+        out = jax.device_get(fn(*piece, tol_arr))
         out = jax.tree.map(lambda a: a[: stop - start], out)
         outputs.append(out if reduce is None else reduce(start, stop, out))
         bar.update(stop - start, seconds=time.perf_counter() - t_run)

@@ -36,36 +36,38 @@ class SweepResult:
 
     ``axes`` maps each swept name to its values as simulated (cast to ``dtype``), in grid order.
     ``problem``/``hparams``/``w0`` hold every run's inputs on the grid, so theory can be evaluated on
-    exactly the numbers the simulation used.
+    exactly the numbers the simulation used. With ``keep="compact"`` only ``regime`` and
+    ``steps_to_tol`` are kept; the other per-run fields are None.
     """
 
     axes: dict[str, np.ndarray]
     regime: np.ndarray           # int8, see gdlab.regimes.Regime
     steps_to_tol: np.ndarray     # int32, first t with |w_t − w*| < tol, −1 if never (t ≤ steps)
-    contraction: np.ndarray      # float64, measured mean per-step factor (|e_k|/|e_0|)^(1/k)
-    flips: np.ndarray            # int32, observed sign changes of the error
-    diverged_at: np.ndarray      # int32, step at which the run was frozen, −1 if never
-    final_error: np.ndarray      # float64, |w_T − w*| (last in-bound iterate if frozen)
-    max_error: np.ndarray        # float64, max_t |w_t − w*| over in-bound iterates
-    growth: np.ndarray           # float64, max |e_t| late half / max |e_t| early half
-    mode_flips: np.ndarray | None  # int32 grid_shape + (d,), sign flips per eigen-direction
-    recurrence_dev: np.ndarray | None  # float64, max_t ||e_{t+1}| − |r||e_t|| / (|w*| + |e_t| + |e_{t+1}| + |αλe_t|)
-    w_final: np.ndarray
-    w_star: np.ndarray           # float64, grid_shape + param_shape: the optimum of each run
-    curvature: np.ndarray        # float64, grid_shape: λ_max of each run's Hessian
-    trajectory: np.ndarray | None  # grid_shape + (n_snapshots,) + param_shape, if recorded
-    snapshot_steps: np.ndarray | None
-    problem: object              # the problem with grid-shaped parameter arrays
-    hparams: dict[str, np.ndarray]
-    w0: np.ndarray
     optimizer: str
     steps: int
     tol: float
     dtype: str
-    noise_floor: np.ndarray
-    delta: np.ndarray
     compile_s: float
     run_s: float
+    n: int
+    contraction: np.ndarray | None = None    # float64, mean per-step factor (|e_k|/|e_0|)^(1/k)
+    flips: np.ndarray | None = None          # int32, observed sign changes of the error
+    diverged_at: np.ndarray | None = None    # int32, step at which the run was frozen, −1 if never
+    final_error: np.ndarray | None = None    # float64, |w_T − w*| (last in-bound iterate if frozen)
+    max_error: np.ndarray | None = None      # float64, max_t |w_t − w*| over in-bound iterates
+    growth: np.ndarray | None = None         # float64, max |e_t| late half / max |e_t| early half
+    mode_flips: np.ndarray | None = None     # int32 grid_shape + (d,), flips per eigen-direction
+    recurrence_dev: np.ndarray | None = None  # float64, max_t ||e_{t+1}| − |r||e_t|| / scale_t
+    w_final: np.ndarray | None = None
+    w_star: np.ndarray | None = None         # float64, grid_shape + param_shape
+    curvature: np.ndarray | None = None      # float64, grid_shape: λ_max of each run's Hessian
+    trajectory: np.ndarray | None = None     # grid_shape + (n_snapshots,) + param_shape
+    snapshot_steps: np.ndarray | None = None
+    problem: object = None                   # the problem with grid-shaped swept parameters
+    hparams: dict | None = None
+    w0: np.ndarray | None = None
+    noise_floor: np.ndarray | None = None
+    delta: np.ndarray | None = None
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -77,7 +79,7 @@ class SweepResult:
 
     @property
     def n_runs(self) -> int:
-        return int(self.regime.size)
+        return int(self.n)
 
     @property
     def updates_per_s(self) -> float:
@@ -94,8 +96,8 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
           hparams: Mapping[str, float] | None = None, over: Mapping[str, object] | None = None,
           dtype: str = "float32", unroll: int = 1, record_every: int | None = None,
           chunk_size: int | None = None, block: int | None | str = "auto",
-          devices: int | str = 1, progress: bool | None = None, shard: tuple[int, int] | None = None,
-          simulation: engine.Simulation | None = None):
+          devices: int | str = 1, progress: bool | None = None, keep: str = "all",
+          shard: tuple[int, int] | None = None, simulation: engine.Simulation | None = None):
     """Simulate gradient descent for every combination of ``alphas`` × the ``over`` axes.
 
     Args:
@@ -112,6 +114,8 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         wide vmap) on accelerators.
       devices: split every chunk's runs over this many devices ("all": every visible one);
         results are identical to one device.
+      keep: "all" (every statistic, inputs and theory-ready fields) or "compact" (only ``regime`` and
+        ``steps_to_tol``: computed chunk by chunk, so 10⁸ runs fit in about a gigabyte).
       shard: (i, n) simulates only the i-th of n contiguous slices of the flattened grid and returns
         the engine's raw ``Simulation`` of it, for ``gdlab merge`` (disjoint shards per process).
       simulation: the raw simulation of the whole grid (merged shards): skip simulating, finish the
@@ -141,57 +145,70 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
             raise ValueError(f"over: {name!r} is not a parameter of {type(problem).__name__} "
                              f"({', '.join(fields)}), of {optimizer!r} or 'w0'")
         axes[name] = grids.cast_axis(grids.axis_values(values, name=name), np_dtype, name=name)
-    grid_shape = tuple(len(v) for v in axes.values())
-    mesh = dict(zip(axes, (m.ravel() for m in np.meshgrid(*axes.values(), indexing="ij"))))
-    n = mesh["alpha"].size
+    grid = _Grid(axes)
+    n, grid_shape = grid.n, grid.shape
+    if keep not in ("all", "compact"):
+        raise ValueError(f"keep: {keep!r} must be 'all' or 'compact'")
 
-    def value(name, v):
-        """A swept value per run, or a shared value (cast once, not copied per run)."""
-        if name in mesh:
-            return mesh[name]
+    def shared(name, v):
+        """A value every run shares (cast once, never copied per run)."""
         arr = np.asarray(v, np.float64)
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name}: {v!r} must be finite")
         return arr.astype(np_dtype)
 
-    flat_problem = type(problem)(*(value(f, getattr(problem, f)) for f in fields))
-    flat_hp = {"alpha": mesh["alpha"], **{k: value(k, v) for k, v in hp.items()}}
     param_shape = tuple(problem.param_shape)
-    flat_w0 = value("w0", w0)
-    if "w0" in mesh:  # a swept w0 moves every coordinate together
-        flat_w0 = flat_w0.reshape((n,) + (1,) * len(param_shape))
-    try:
-        flat_w0 = np.broadcast_to(flat_w0, (n,) + param_shape)
-    except ValueError:
-        raise ValueError(f"w0: shape {np.shape(w0)} does not fit the parameter shape "
-                         f"{param_shape}; give a scalar or an array of that shape") from None
+    fixed_problem = {f: shared(f, getattr(problem, f)) for f in fields if f not in axes}
+    fixed_hp = {k: shared(k, v) for k, v in hp.items() if k not in axes}
+    fixed_w0 = None if "w0" in axes else shared("w0", w0)
+    if fixed_w0 is not None:
+        try:
+            np.broadcast_to(fixed_w0, param_shape)
+        except ValueError:
+            raise ValueError(f"w0: shape {np.shape(w0)} does not fit the parameter shape "
+                             f"{param_shape}; give a scalar or an array of that shape") from None
+    batched = frozenset(axes)
 
-    batched = frozenset(mesh) | {"alpha"}
-    with np.errstate(all="ignore"):
-        w_star = np.asarray(flat_problem.optimum(), np.float64)
-        curvature = np.broadcast_to(np.asarray(flat_problem.curvature(), np.float64), (n,))
-    w_star = np.broadcast_to(w_star, (n,) + param_shape)
-    if not np.all(np.isfinite(w_star)):
-        raise ValueError("problem: the optimum is not finite for some parameters "
-                         "(e.g. x = 0 has no optimum); choose parameters with a finite optimum")
-    w_star_abs = _norm(w_star, param_shape)
-    err0 = _norm(flat_w0.astype(np.float64) - w_star, param_shape)
-    bound = engine.divergence_bound(np_dtype)
-    if np.any(w_star_abs + err0 > bound / 1e3):
-        raise ValueError(f"w0/problem: |w0| or |w*| exceeds {bound / 1e3:.3g}, too close to the "
-                         f"{np_dtype.name} divergence bound; rescale the problem or use float64")
+    def problem_at(lo, hi):
+        return type(problem)(*(grid.column(f, lo, hi) if f in axes else fixed_problem[f]
+                               for f in fields))
 
-    # The linear contraction factor r = 1 − αλ, against which each step is checked (Q4.3);
-    # defined for plain gradient descent on a scalar parameter.
-    r = None
-    if optimizer == "sgd" and param_shape == ():
-        r = (1.0 - mesh["alpha"].astype(np.float64) * curvature).astype(np_dtype)
-        r = np.broadcast_to(r, (n,))
+    def w0_at(lo, hi):
+        if fixed_w0 is None:  # a swept w0 moves every coordinate together
+            col = grid.column("w0", lo, hi).reshape((hi - lo,) + (1,) * len(param_shape))
+            return np.broadcast_to(col, (hi - lo,) + param_shape)
+        return np.broadcast_to(fixed_w0, (hi - lo,) + param_shape)
+
+    def geometry(lo, hi):
+        """float64 per-run w*, λ_max, |w*|, |e₀| of runs [lo, hi)."""
+        with np.errstate(all="ignore"):
+            p = problem_at(lo, hi)
+            w_star = np.broadcast_to(np.asarray(p.optimum(), np.float64), (hi - lo,) + param_shape)
+            lam = np.broadcast_to(np.asarray(p.curvature(), np.float64), (hi - lo,))
+        return w_star, lam, _norm(w_star, param_shape), _norm(w0_at(lo, hi) - w_star, param_shape)
 
     eps = float(np.finfo(np_dtype).eps)
+    bound = engine.divergence_bound(np_dtype)
     budget_runs = _DEFAULT_CHUNK_BYTES // (64 + 4 * np_dtype.itemsize * max(1, _prod(param_shape))
                                            * (1 + (steps // record_every + 2 if record_every else 0)))
     chunk = chunk_size or max(1, min(n, budget_runs))
+    for lo in range(0, n, chunk):  # checked before any work, chunk by chunk (bounded memory)
+        w_star, _, w_abs, err0 = geometry(lo, min(n, lo + chunk))
+        if not np.all(np.isfinite(w_star)):
+            raise ValueError("problem: the optimum is not finite for some parameters "
+                             "(e.g. x = 0 has no optimum); choose parameters with a finite optimum")
+        if np.any(w_abs + err0 > bound / 1e3):
+            raise ValueError(f"w0/problem: |w0| or |w*| exceeds {bound / 1e3:.3g}, too close to "
+                             f"the {np_dtype.name} divergence bound; rescale the problem or use float64")
+
+    # The linear contraction factor r = 1 − αλ, against which each step is checked (Q4.3);
+    # defined for plain gradient descent on a scalar parameter (not kept in compact mode).
+    with_r = optimizer == "sgd" and param_shape == () and keep == "all"
+
+    def r_at(lo, hi):
+        return (1.0 - grid.column("alpha", lo, hi).astype(np.float64) * geometry(lo, hi)[1]
+                ).astype(np_dtype)
+
     n_dev = engine.device_count(devices)
     if block == "auto":
         block = _CPU_BLOCK if jax.default_backend() == "cpu" else None
@@ -200,40 +217,71 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
     run = dict(make_optimizer=spec.make, steps=steps, tol=tol, unroll=unroll,
                record_every=record_every, chunk_size=chunk, block=block, batched_fields=batched,
                devices=n_dev, progress=progress)
+
+    def engine_inputs(lo, hi, lazy):
+        at = (lambda fn: _Lazy(fn, lo, hi)) if lazy else (lambda fn: fn(lo, hi))
+        p = type(problem)(*(at(lambda a, b, f=f: grid.column(f, a, b)) if f in axes
+                            else fixed_problem[f] for f in fields))
+        h = {"alpha": at(lambda a, b: grid.column("alpha", a, b)),
+             **{k: at(lambda a, b, k=k: grid.column(k, a, b)) if k in axes else fixed_hp[k]
+                for k in hp}}
+        return p, h, at(w0_at), at(r_at) if with_r else None
+
     if shard is not None:
         i, n_shards = shard
         if not (isinstance(n_shards, int) and isinstance(i, int) and 0 <= i < n_shards <= n):
             raise ValueError(f"shard: {i}/{n_shards} must be i/n with 0 <= i < n <= {n} runs")
-        lo, hi = i * n // n_shards, (i + 1) * n // n_shards
-        cut = lambda a, b: a[lo:hi] if b else a
+        p, h, w, r = engine_inputs(i * n // n_shards, (i + 1) * n // n_shards, lazy=False)
         with precision(dtype):
-            return engine.simulate(
-                type(problem)(*(cut(a, f in batched) for f, a in zip(fields, flat_problem))),
-                {k: cut(v, k in batched) for k, v in flat_hp.items()}, flat_w0[lo:hi],
-                r=None if r is None else r[lo:hi], **run)
+            return engine.simulate(p, h, w, r=r, **run)
+
+    window = steps - steps // 2
+
+    def finish(lo, hi, out):
+        """Per-run results of runs [lo, hi) from the engine's statistics (host, float64)."""
+        w_final, st, snaps = out
+        w_star, lam, w_abs, err0 = geometry(lo, hi)
+        floor = engine.noise_floor(eps, w_abs, err0)
+        delta = growth_band(eps, w_abs, err0)
+        growth = st.err_late.astype(np.float64) / np.maximum(st.err_early.astype(np.float64),
+                                                             np.finfo(np.float64).tiny)
+        regime = classify(growth, st.flips, st.t_freeze >= 0, err0, floor, window * delta)
+        if keep == "compact":
+            return {"regime": regime, "steps_to_tol": np.asarray(st.steps_to_tol)}
+        k = st.k_obs.astype(np.float64)
+        ratio = st.err_obs.astype(np.float64) / np.maximum(err0, np.finfo(np.float64).tiny)
+        with np.errstate(divide="ignore"):
+            contraction = np.where(k > 0, ratio ** (1.0 / np.maximum(k, 1.0)), 1.0)
+        w_final = np.asarray(w_final)
+        return {
+            "regime": regime, "steps_to_tol": st.steps_to_tol, "contraction": contraction,
+            "flips": st.flips, "diverged_at": st.t_freeze,
+            "final_error": _norm(w_final.astype(np.float64) - w_star, param_shape),
+            "max_error": np.maximum(st.err_early, st.err_late).astype(np.float64),
+            "growth": growth, "mode_flips": st.mode_flips,
+            "recurrence_dev": st.rec_dev.astype(np.float64) if with_r else None,
+            "w_final": w_final, "trajectory": snaps, "w_star": w_star, "curvature": lam,
+            "noise_floor": floor, "delta": delta}
+
     if simulation is not None:
         if np.shape(simulation.w_final)[0] != n:
             raise ValueError(f"simulation: holds {np.shape(simulation.w_final)[0]} runs, the grid "
                              f"has {n}")
-        sim = simulation
+        parts = [finish(lo, min(n, lo + chunk), jax.tree.map(
+                     lambda a: a[lo:lo + chunk], (simulation.w_final, simulation.stats,
+                                                  simulation.snapshots)))
+                 for lo in range(0, n, chunk)]
+        compile_s, run_s = simulation.compile_s, simulation.run_s
     else:
+        p, h, w, r = engine_inputs(0, n, lazy=True)
         with precision(dtype):
-            sim = engine.simulate(flat_problem, flat_hp, flat_w0, r=r, **run)
-    st = sim.stats
-    floor = engine.noise_floor(eps, w_star_abs, err0)
-    delta = growth_band(eps, w_star_abs, err0)
-    window = steps - steps // 2
-    growth = st.err_late.astype(np.float64) / np.maximum(st.err_early.astype(np.float64),
-                                                         np.finfo(np.float64).tiny)
-    k = st.k_obs.astype(np.float64)
-    ratio = st.err_obs.astype(np.float64) / np.maximum(err0, np.finfo(np.float64).tiny)
-    with np.errstate(divide="ignore"):
-        contraction = np.where(k > 0, ratio ** (1.0 / np.maximum(k, 1.0)), 1.0)
-    regime = classify(growth, st.flips, st.t_freeze >= 0, err0, floor, window * delta)
-    w_final = np.asarray(sim.w_final)
-    final_error = _norm(w_final.astype(np.float64) - w_star, param_shape)
+            sim = engine.simulate(p, h, w, r=r, reduce=finish, **run)
+        parts, compile_s, run_s = sim.w_final, sim.compile_s, sim.run_s
+    merged = {k: None if parts[0][k] is None else
+              (parts[0][k] if len(parts) == 1 else np.concatenate([q[k] for q in parts]))
+              for k in parts[0]}
 
-    def grid(a):
+    def on_grid(a):
         return None if a is None else np.asarray(a).reshape(grid_shape + np.shape(a)[1:])
 
     snapshot_steps = None
@@ -241,22 +289,48 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         snapshot_steps = np.arange(0, steps + 1, record_every)
         if snapshot_steps[-1] != steps:
             snapshot_steps = np.append(snapshot_steps, steps)
+    common = dict(axes=axes, optimizer=optimizer, steps=int(steps), tol=float(tol),
+                  dtype=np_dtype.name, compile_s=compile_s, run_s=run_s, n=n)
+    if keep == "compact":
+        return SweepResult(regime=on_grid(merged["regime"]),
+                           steps_to_tol=on_grid(merged["steps_to_tol"]), **common)
+    whole = (lambda name: grid.column(name, 0, n))
     return SweepResult(
-        axes=axes, regime=grid(regime), steps_to_tol=grid(st.steps_to_tol),
-        contraction=grid(contraction), flips=grid(st.flips), diverged_at=grid(st.t_freeze),
-        final_error=grid(final_error),
-        max_error=grid(np.maximum(st.err_early, st.err_late).astype(np.float64)),
-        growth=grid(growth),
-        mode_flips=None if st.mode_flips is None else grid(st.mode_flips),
-        recurrence_dev=None if r is None else grid(st.rec_dev.astype(np.float64)),
-        w_final=grid(w_final), w_star=grid(w_star), curvature=grid(curvature),
-        trajectory=grid(sim.snapshots), snapshot_steps=snapshot_steps,
-        problem=type(problem)(*(grid(a) if f in batched else a
-                                for f, a in zip(fields, flat_problem))),
-        hparams={k: grid(v) if k in batched else v for k, v in flat_hp.items()},
-        w0=grid(flat_w0), optimizer=optimizer,
-        steps=int(steps), tol=float(tol), dtype=np_dtype.name, noise_floor=grid(floor),
-        delta=grid(delta), compile_s=sim.compile_s, run_s=sim.run_s)
+        **{k: on_grid(v) for k, v in merged.items()}, snapshot_steps=snapshot_steps,
+        problem=type(problem)(*(on_grid(whole(f)) if f in axes else fixed_problem[f]
+                                for f in fields)),
+        hparams={"alpha": on_grid(whole("alpha")),
+                 **{k: on_grid(whole(k)) if k in axes else fixed_hp[k] for k in hp}},
+        w0=on_grid(w0_at(0, n)), **common)
+
+
+class _Grid:
+    """The flattened grid: column(name, lo, hi) is that axis's value for flat runs [lo, hi)."""
+
+    def __init__(self, axes: dict[str, np.ndarray]):
+        self.axes = axes
+        self.shape = tuple(len(v) for v in axes.values())
+        self.n = _prod(self.shape)
+        self._pos = {name: k for k, name in enumerate(axes)}
+
+    def column(self, name, lo, hi):
+        values = self.axes[name]
+        if len(self.shape) == 1:
+            return values[lo:hi]
+        idx = np.unravel_index(np.arange(lo, hi), self.shape)[self._pos[name]]
+        return values[idx]
+
+
+class _Lazy:
+    """A run-indexed input computed on demand for a slice (keeps huge sweeps in bounded memory)."""
+
+    def __init__(self, fn, lo, hi):
+        self.fn, self.lo, self.hi = fn, lo, hi
+        self.shape = (hi - lo,) + np.shape(fn(lo, min(hi, lo + 1)))[1:]
+
+    def __getitem__(self, item):
+        start, stop, _ = item.indices(self.hi - self.lo)
+        return self.fn(self.lo + start, self.lo + stop)
 
 
 def _norm(e: np.ndarray, param_shape) -> np.ndarray:

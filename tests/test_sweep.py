@@ -165,3 +165,24 @@ def test_bad_alphas(alphas, message):
 def test_problem_without_optimum_is_rejected():
     with pytest.raises(ValueError, match="optimum is not finite"):
         gdlab.sweep(gdlab.problems.scalar_regression(0.0, 1.0), [0.5], steps=5)
+
+
+def test_compact_mode_keeps_regime_and_steps_only():
+    alphas = np.linspace(-0.1, 3.0, 20_001)
+    full = gdlab.sweep(P, alphas, steps=120, tol=1.0, chunk_size=4096)
+    compact = gdlab.sweep(P, alphas, steps=120, tol=1.0, chunk_size=4096, keep="compact")
+    np.testing.assert_array_equal(compact.regime, full.regime)
+    np.testing.assert_array_equal(compact.steps_to_tol, full.steps_to_tol)
+    assert compact.contraction is None and compact.w_final is None and compact.n_runs == 20_001
+    with pytest.raises(ValueError, match="keep: 'some' must be 'all' or 'compact'"):
+        gdlab.sweep(P, alphas[:3], steps=3, keep="some")
+
+
+def test_two_axis_grid_columns_match_meshgrid():
+    xs, ys = np.array([0.5, 1.0, 2.0]), np.array([-3.0, 7.0])
+    res = gdlab.sweep(P, [0.1, 0.2, 0.3, 0.4], over={"x": xs}, steps=5, chunk_size=5)
+    A, X = np.meshgrid(res.alpha, xs.astype(np.float32), indexing="ij")
+    np.testing.assert_array_equal(res.hparams["alpha"], A)
+    np.testing.assert_array_equal(res.problem.x, X)
+    res2 = gdlab.sweep(P, [0.5, 1.5], over={"w0": ys}, steps=5)
+    np.testing.assert_array_equal(res2.w0, np.broadcast_to(ys.astype(np.float32), (2, 2)))
