@@ -29,8 +29,13 @@ from gdlab import engine
 __all__ = ["numpy_sweep", "main"]
 
 
-def numpy_sweep(alpha, x, y, w0, steps, tol, dtype=np.float32) -> dict[str, np.ndarray]:
-    """Gradient descent on ½(xw − y)² vectorised over α in NumPy, with the engine's statistics."""
+def numpy_sweep(alpha, x, y, w0, steps, tol, dtype=np.float32,
+                recurrence: bool = True) -> dict[str, np.ndarray]:
+    """Gradient descent on ½(xw − y)² vectorised over α in NumPy, with the engine's statistics.
+
+    ``recurrence`` adds the Q4.3 recurrence deviation, as the engine does when asked
+    (the benchmark compares both without it).
+    """
     dtype = np.dtype(dtype).type
     alpha = np.asarray(alpha, dtype)
     x, y = dtype(x), dtype(y)
@@ -43,7 +48,8 @@ def numpy_sweep(alpha, x, y, w0, steps, tol, dtype=np.float32) -> dict[str, np.n
     t_freeze = np.full(alpha.shape, -1, np.int32)
     steps_to_tol = np.where(err0 < tol, 0, -1).astype(np.int32)
     flips = np.zeros(alpha.shape, np.int32)
-    err_max, err_obs = err0.copy(), err0.copy()
+    err_early, err_late, err_obs = err0.copy(), np.zeros_like(err0), err0.copy()
+    half = steps // 2
     k_obs = np.zeros(alpha.shape, np.int32)
     rec = np.zeros(alpha.shape, dtype)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -57,15 +63,21 @@ def numpy_sweep(alpha, x, y, w0, steps, tol, dtype=np.float32) -> dict[str, np.n
             ok = active & (err_new <= bound)
             resolvable = ok & (err > floor)
             flips += resolvable & (err_new > floor) & (e_new * e < 0)
-            scale = abs(w_star) + err + err_new + np.abs(1 - r) * err
-            rec = np.where(ok, np.maximum(rec, np.abs(err_new - np.abs(r) * err) / scale), rec)
+            if recurrence:
+                scale = abs(w_star) + err + err_new + np.abs(1 - r) * err
+                rec = np.where(ok, np.maximum(rec, np.abs(err_new - np.abs(r) * err) / scale), rec)
             t_freeze = np.where(active & ~ok, t + 1, t_freeze)
             steps_to_tol = np.where((steps_to_tol < 0) & ok & (err_new < tol), t + 1, steps_to_tol)
-            err_max = np.where(ok, np.maximum(err_max, err_new), err_max)
+            err_in = np.where(ok, err_new, 0)
+            if t + 1 > half:
+                err_late = np.maximum(err_late, err_in)
+            else:
+                err_early = np.maximum(err_early, err_in)
             err_obs = np.where(resolvable, err_new, err_obs)
             k_obs = np.where(resolvable, t + 1, k_obs)
             w = np.where(ok, w_new, w)
-    return {"t_freeze": t_freeze, "steps_to_tol": steps_to_tol, "flips": flips, "w": w}
+    return {"t_freeze": t_freeze, "steps_to_tol": steps_to_tol, "flips": flips, "w": w,
+            "err_early": err_early, "err_late": err_late, "rec_dev": rec}
 
 
 def _peak_rss_mib() -> float:
@@ -95,7 +107,8 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
     # Engine: the first call compiles (reported separately); then `repeats` timed runs.
     times, compile_s = [], 0.0
     for _ in range(repeats + 1):
-        res = gdlab.sweep(problem, alphas, steps=steps, tol=1.0, unroll=unroll, progress=False)
+        res = gdlab.sweep(problem, alphas, steps=steps, tol=1.0, unroll=unroll, progress=False,
+                          recurrence=False)
         compile_s += res.compile_s
         times.append(res.run_s)
     peak = _device_peak_mib() if jax.default_backend() != "cpu" else _peak_rss_mib()
@@ -106,7 +119,7 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
     np_times = []
     for _ in range(max(1, repeats // 2)):
         t0 = time.perf_counter()
-        ref = numpy_sweep(np_alphas, 1.0, 100.0, 0.0, numpy_steps, 1.0)
+        ref = numpy_sweep(np_alphas, 1.0, 100.0, 0.0, numpy_steps, 1.0, recurrence=False)
         np_times.append(time.perf_counter() - t0)
     rows.append(_row("numpy", numpy_n, numpy_steps, "float32", 0.0, np_times, _peak_rss_mib()))
     if check:
@@ -135,6 +148,35 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _one_compact(n: int, steps: int) -> dict:
+    """One compact sweep of the canonical problem, measured in this (fresh) process."""
+    problem = gdlab.problems.scalar_regression(1.0, 100.0)
+    t0 = time.perf_counter()
+    res = gdlab.sweep(problem, {"start": 0.0, "stop": 3.0, "num": n}, steps=steps, tol=1.0,
+                      keep="compact", progress=False)
+    total = time.perf_counter() - t0
+    return {"N": n, "T": steps, "total_s": round(total, 3), "run_s": round(res.run_s, 3),
+            "compile_s": round(res.compile_s, 3), "updates_per_s": n * steps / res.run_s,
+            "peak_rss_mib": round(_peak_rss_mib(), 1),
+            "regime_counts": np.bincount(res.regime.ravel(), minlength=8).tolist()}
+
+
+def memory_curve(ns: list[int], steps: int) -> list[dict]:
+    """Each N in its own process (peak RSS is per process): time and peak memory vs N·T."""
+    import subprocess
+    rows = []
+    for n in ns:
+        p = subprocess.run([sys.executable, "-m", "gdlab", "bench", "--one", str(n),
+                            "--steps", str(steps)], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"bench: N = {n} failed: {p.stderr.strip().splitlines()[-1:]}")
+        rows.append(json.loads(p.stdout.strip().splitlines()[-1]))
+        r = rows[-1]
+        print(f"N = {n:>11,}  T = {steps}  {r['total_s']:>8.2f} s  "
+              f"{r['updates_per_s']:.3g} updates/s  peak RSS {r['peak_rss_mib']:>7.1f} MiB", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gdlab bench", description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=1_000_000, help="step sizes (default 10⁶)")
@@ -144,7 +186,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--unroll", type=int, default=1)
     p.add_argument("--json", default="bench.json", help="where to write the table as JSON")
+    p.add_argument("--memory-curve", action="store_true",
+                   help="compact sweeps for N = 10³ … --max-n, each in its own process: time and "
+                        "peak RSS vs N")
+    p.add_argument("--max-n", type=int, default=100_000_000, help="largest N of the memory curve")
+    p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.one is not None:
+        print(json.dumps(_one_compact(a.one, a.steps)))
+        return 0
+    if a.memory_curve:
+        ns = [10 ** k for k in range(3, 12) if 10 ** k <= a.max_n]
+        rows = memory_curve(ns, a.steps)
+        Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
+        print(f"written {a.json}")
+        return 0
     for name in ("n", "steps", "numpy_steps", "repeats", "unroll"):
         if getattr(a, name) < 1:
             print(f"gdlab bench: error: --{name.replace('_', '-')} {getattr(a, name)} must be >= 1",

@@ -97,6 +97,7 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
           dtype: str = "float32", unroll: int = 1, record_every: int | None = None,
           chunk_size: int | None = None, block: int | None | str = "auto",
           devices: int | str = 1, progress: bool | None = None, keep: str = "all",
+          recurrence: bool | None = None,
           shard: tuple[int, int] | None = None, simulation: engine.Simulation | None = None):
     """Simulate gradient descent for every combination of ``alphas`` × the ``over`` axes.
 
@@ -116,6 +117,9 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         results are identical to one device.
       keep: "all" (every statistic, inputs and theory-ready fields) or "compact" (only ``regime`` and
         ``steps_to_tol``: computed chunk by chunk, so 10⁸ runs fit in about a gigabyte).
+      recurrence: measure the Q4.3 recurrence deviation at every step (``recurrence_dev``); None: on
+        for gradient descent on a scalar parameter with keep="all". It costs one more carried
+        statistic (about 2× on a CPU).
       shard: (i, n) simulates only the i-th of n contiguous slices of the flattened grid and returns
         the engine's raw ``Simulation`` of it, for ``gdlab merge`` (disjoint shards per process).
       simulation: the raw simulation of the whole grid (merged shards): skip simulating, finish the
@@ -203,7 +207,10 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
 
     # The linear contraction factor r = 1 − αλ, against which each step is checked (Q4.3);
     # defined for plain gradient descent on a scalar parameter (not kept in compact mode).
-    with_r = optimizer == "sgd" and param_shape == () and keep == "all"
+    linear_scalar = optimizer == "sgd" and param_shape == ()
+    if recurrence and not linear_scalar:
+        raise ValueError("recurrence: defined for optimizer 'sgd' on a scalar parameter only")
+    with_r = linear_scalar and keep == "all" if recurrence is None else bool(recurrence)
 
     def r_at(lo, hi):
         return (1.0 - grid.column("alpha", lo, hi).astype(np.float64) * geometry(lo, hi)[1]

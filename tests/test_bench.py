@@ -17,6 +17,10 @@ def test_numpy_reference_matches_engine():
     for name, mine in (("t_freeze", res.diverged_at), ("steps_to_tol", res.steps_to_tol),
                        ("flips", res.flips)):
         assert np.mean(mine != ref[name]) <= 1e-3, name
+    live = res.diverged_at < 0
+    np.testing.assert_allclose(res.max_error[live], np.maximum(ref["err_early"], ref["err_late"])[live],
+                               rtol=1e-5)
+    np.testing.assert_allclose(res.recurrence_dev, ref["rec_dev"], atol=1e-7)
 
 
 def test_bench_command_prints_table_and_json(tmp_path, capsys):
