@@ -90,6 +90,11 @@ def _device_peak_mib() -> float | None:
     return None if peak is None else peak / 2**20
 
 
+def res_chunk(n: int) -> int:
+    """The chunk size gdlab.sweep picks for the canonical problem (its 256 MiB budget)."""
+    return max(1, min(n, (256 * 2**20) // (64 + 4 * 4)))
+
+
 def _row(variant, n, steps, dtype, compile_s, times, peak) -> dict:
     med = statistics.median(times)
     return {"variant": variant, "N": n, "T": steps, "dtype": dtype,
@@ -114,6 +119,20 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
     peak = _device_peak_mib() if jax.default_backend() != "cpu" else _peak_rss_mib()
     rows.append(_row("gdlab", n, steps, "float32", compile_s, times[1:], peak))
 
+    # The floor: the same optax step and freeze with the statistics switched off.
+    a32 = alphas.astype(np.float32)
+    p32 = problem._replace(x=np.float32(1.0), y=np.float32(100.0))
+    block = 4096 if jax.default_backend() == "cpu" else None
+    times, compile_s = [], 0.0
+    for _ in range(repeats + 1):
+        sim = engine.simulate(p32, {"alpha": a32}, np.zeros(n, np.float32),
+                              make_optimizer=gdlab.optimizers.get("sgd").make, steps=steps,
+                              tol=1.0, unroll=unroll, chunk_size=res_chunk(n), block=block,
+                              batched_fields=frozenset({"alpha"}), statistics=False)
+        compile_s += sim.compile_s
+        times.append(sim.run_s)
+    rows.append(_row("update-only", n, steps, "float32", compile_s, times[1:], None))
+
     # NumPy, vectorised over α, same statistics.
     np_alphas = np.linspace(0.0, 3.0, numpy_n)
     np_times = []
@@ -121,7 +140,7 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
         t0 = time.perf_counter()
         ref = numpy_sweep(np_alphas, 1.0, 100.0, 0.0, numpy_steps, 1.0, recurrence=False)
         np_times.append(time.perf_counter() - t0)
-    rows.append(_row("numpy", numpy_n, numpy_steps, "float32", 0.0, np_times, _peak_rss_mib()))
+    rows.append(_row("numpy", numpy_n, numpy_steps, "float32", 0.0, np_times, None))
     if check:
         same = gdlab.sweep(problem, np_alphas, steps=numpy_steps, tol=1.0, progress=False)
         for name, mine in (("t_freeze", same.diverged_at), ("steps_to_tol", same.steps_to_tol),
@@ -130,20 +149,23 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
             if bad.size > 0.001 * numpy_n:
                 raise SystemExit(f"bench: engine and NumPy disagree on {name} for {bad.size} runs "
                                  f"(e.g. α = {np_alphas[bad[0]]}): figures withheld")
-    base = rows[1]["updates_per_s"]
+    base = rows[2]["updates_per_s"]
+    floor = rows[1]["updates_per_s"]
     for row in rows:
         row["ratio_to_numpy"] = round(row["updates_per_s"] / base, 2)
+        row["ratio_to_update_only"] = round(row["updates_per_s"] / floor, 3)
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    head = (f"{'variant':<8} {'N':>10} {'T':>6} {'dtype':<8} {'device':<14} {'compile s':>9} "
-            f"{'median s':>9} {'updates/s':>10} {'×numpy':>7} {'peak MiB':>9}")
+    head = (f"{'variant':<12} {'N':>10} {'T':>6} {'dtype':<8} {'device':<14} {'compile s':>9} "
+            f"{'median s':>9} {'updates/s':>10} {'×numpy':>7} {'×update':>8} {'peak MiB':>9}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['variant']:<8} {r['N']:>10} {r['T']:>6} {r['dtype']:<8} "
+        lines.append(f"{r['variant']:<12} {r['N']:>10} {r['T']:>6} {r['dtype']:<8} "
                      f"{r['device'][:14]:<14} {r['compile_s']:>9.3f} {r['median_run_s']:>9.3f} "
                      f"{r['updates_per_s']:>10.3g} {r['ratio_to_numpy']:>7.2f} "
+                     f"{r['ratio_to_update_only']:>8.3f} "
                      f"{r['peak_mib'] if r['peak_mib'] is not None else '-':>9}")
     return "\n".join(lines)
 
@@ -179,12 +201,16 @@ def memory_curve(ns: list[int], steps: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gdlab bench", description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=1_000_000, help="step sizes (default 10⁶)")
+    gpu = jax.default_backend() != "cpu"
+    p.add_argument("--n", type=int, default=10_000_000 if gpu else 1_000_000,
+                   help="step sizes (default 10⁶ on CPU, 10⁷ on an accelerator)")
     p.add_argument("--steps", type=int, default=1000, help="steps per run (default 1000)")
-    p.add_argument("--numpy-n", type=int, default=None, help="NumPy step sizes (default: --n)")
+    p.add_argument("--numpy-n", type=int, default=None,
+                   help="NumPy step sizes (default: --n, at most 10⁶)")
     p.add_argument("--numpy-steps", type=int, default=100, help="NumPy steps (default 100)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--unroll", type=int, default=1)
+    p.add_argument("--unroll", type=int, default=16 if gpu else 1,
+                   help="lax.scan unroll (default 1 on CPU, 16 on an accelerator)")
     p.add_argument("--json", default="bench.json", help="where to write the table as JSON")
     p.add_argument("--memory-curve", action="store_true",
                    help="compact sweeps for N = 10³ … --max-n, each in its own process: time and "
@@ -206,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gdlab bench: error: --{name.replace('_', '-')} {getattr(a, name)} must be >= 1",
                   file=sys.stderr)
             return 2
-    rows = run(a.n, a.steps, a.numpy_n or a.n, a.numpy_steps, a.repeats, a.unroll)
+    rows = run(a.n, a.steps, a.numpy_n or min(a.n, 1_000_000), a.numpy_steps, a.repeats, a.unroll)
     print(format_table(rows))
     Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
     print(f"written {a.json}")

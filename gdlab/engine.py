@@ -62,7 +62,8 @@ def _mode_flips(problem, e, e_new, floor, ok):
     return (ok & (jnp.abs(m) > floor) & (jnp.abs(m_new) > floor) & (m * m_new < 0)).astype(jnp.int32)
 
 
-def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_every):
+def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_every,
+         statistics=True):
     """One run (vmapped by the caller). Returns (final w, RunStats, snapshots or None)."""
     dtype = w0.dtype
     eps = jnp.finfo(dtype).eps
@@ -73,6 +74,17 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
     floor = noise_floor(eps, w_star_abs, err0)
     tx = make_optimizer(**hparams)
     half = steps // 2
+
+    def update_only(carry, t):
+        """The benchmark's floor: the optimizer step and the freeze, no statistics."""
+        w, opt_state, st = carry
+        updates, new_state = tx.update(problem.grad(w), opt_state, w)
+        w_new = w + updates
+        ok = (st.t_freeze < 0) & (_norm(w_new - w_star) <= bound)
+        st = st._replace(t_freeze=jnp.where((st.t_freeze < 0) & ~ok, t + 1, st.t_freeze))
+        w = jnp.where(ok, w_new, w)
+        opt_state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_state, opt_state)
+        return (w, opt_state, st), None
 
     def step(carry, t):
         w, opt_state, st = carry
@@ -126,21 +138,22 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
     )
     carry = (w0, tx.init(w0), stats0)
     ts = jnp.arange(steps, dtype=jnp.int32)
+    body = step if statistics else update_only
     if record_every is None:
-        carry, _ = jax.lax.scan(step, carry, ts, unroll=unroll)
+        carry, _ = jax.lax.scan(body, carry, ts, unroll=unroll)
         return carry[0], carry[2], None
 
     # Strided snapshots: w_0, w_k, w_2k, …, and w_T last.
     n_outer, rest = divmod(steps, record_every)
 
     def outer(carry, t0):
-        carry, _ = jax.lax.scan(step, carry, t0 + jnp.arange(record_every, dtype=jnp.int32),
+        carry, _ = jax.lax.scan(body, carry, t0 + jnp.arange(record_every, dtype=jnp.int32),
                                 unroll=unroll)
         return carry, carry[0]
 
     carry, snaps = jax.lax.scan(outer, carry, record_every * jnp.arange(n_outer, dtype=jnp.int32))
     if rest:
-        carry, _ = jax.lax.scan(step, carry, ts[n_outer * record_every:], unroll=unroll)
+        carry, _ = jax.lax.scan(body, carry, ts[n_outer * record_every:], unroll=unroll)
     snaps = [w0[None], snaps] + ([carry[0][None]] if rest else [])
     return carry[0], carry[2], jnp.concatenate(snaps)
 
@@ -160,13 +173,13 @@ def _compiled(args, static):
     key = (treedef, tuple((x.shape, x.dtype) for x in leaves), static,
            jax.config.jax_enable_x64, jax.default_backend())
     if key not in _COMPILED:
-        make_optimizer, steps, unroll, record_every, block, axes_key, devices = static
+        make_optimizer, steps, unroll, record_every, block, axes_key, devices, statistics = static
         p_axes, h_axes = axes_key
         p_axes = jax.tree.unflatten(jax.tree.structure(args[0]), p_axes)
         h_axes = dict(h_axes)
         vrun = jax.vmap(lambda p, h, w0, r, tol: _run(
             p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps, unroll=unroll,
-            record_every=record_every), in_axes=(p_axes, h_axes, 0, 0, None))
+            record_every=record_every, statistics=statistics), in_axes=(p_axes, h_axes, 0, 0, None))
 
         def run(p, h, w0, r, tol):
             n = w0.shape[0]
@@ -240,7 +253,7 @@ class Simulation(NamedTuple):
 def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int, tol: float,
              r=None, unroll: int = 1, record_every: int | None = None, chunk_size: int,
              block: int | None = None, batched_fields: frozenset = frozenset(),
-             devices: int = 1, reduce: Callable | None = None,
+             devices: int = 1, reduce: Callable | None = None, statistics: bool = True,
              progress: bool | None = None) -> Simulation:
     """Run N gradient-descent runs given flat per-run inputs (leading axis N), in chunks.
 
@@ -254,6 +267,7 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
     multiple). ``reduce(start, stop, (w_final, stats, snapshots))``, if given, is applied to each
     chunk's host results and only what it returns is kept (bounded memory for huge sweeps); the
     Simulation then holds the list of those in place of w_final, and stats/snapshots are None.
+    ``statistics=False`` runs the update and the freeze alone (the benchmark's floor).
     """
     n = int(w0.shape[0])
     chunk = max(1, min(int(chunk_size), n))
@@ -267,7 +281,7 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
     p_axes = tuple(0 if f in batched_fields else None for f in fields)
     h_axes = tuple(sorted((k, 0 if k in batched_fields else None) for k in hparams))
     static = (make_optimizer, int(steps), int(unroll), record_every, block, (p_axes, h_axes),
-              int(devices))
+              int(devices), bool(statistics))
     cut = lambda a, ax, start, stop: _pad(np.asarray(a[start:stop]), chunk) if ax == 0 else a
     outputs, compile_s = [], 0.0
     bar = progress_lib.Progress(total=n, enabled=progress, unit="runs", work_per_unit=steps)
