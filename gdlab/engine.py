@@ -160,6 +160,9 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
 
 _COMPILED: dict[Any, Any] = {}
 _COMPILE_COUNT = [0]
+# On CPUs, runs within the tiled fast path's scope use it (gdlab.tiled); False forces the per-step
+# loop everywhere (tests compare the two).
+FAST_PATH = [True]
 
 
 def compile_count() -> int:
@@ -170,16 +173,25 @@ def compile_count() -> int:
 def _compiled(args, static):
     """The compiled chunk program for these argument shapes and static options (cached)."""
     leaves, treedef = jax.tree.flatten(args)
+    cpu = jax.default_backend() == "cpu"
     key = (treedef, tuple((x.shape, x.dtype) for x in leaves), static,
-           jax.config.jax_enable_x64, jax.default_backend())
+           jax.config.jax_enable_x64, jax.default_backend(), FAST_PATH[0])
     if key not in _COMPILED:
+        from gdlab import tiled
+
         make_optimizer, steps, unroll, record_every, block, axes_key, devices, statistics = static
         p_axes, h_axes = axes_key
         p_axes = jax.tree.unflatten(jax.tree.structure(args[0]), p_axes)
         h_axes = dict(h_axes)
-        vrun = jax.vmap(lambda p, h, w0, r, tol: _run(
-            p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps, unroll=unroll,
-            record_every=record_every, statistics=statistics), in_axes=(p_axes, h_axes, 0, 0, None))
+
+        def one_run(p, h, w0, r, tol):
+            if (cpu and FAST_PATH[0]
+                    and tiled.eligible(w0, steps, record_every, statistics, p)):
+                return tiled.run(p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps)
+            return _run(p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps,
+                        unroll=unroll, record_every=record_every, statistics=statistics)
+
+        vrun = jax.vmap(one_run, in_axes=(p_axes, h_axes, 0, 0, None))
 
         def run(p, h, w0, r, tol):
             n = w0.shape[0]
@@ -205,7 +217,8 @@ def _compiled(args, static):
         if devices > 1:
             run = _sharded(run, devices, args, axes_key)
         t0 = time.perf_counter()
-        _COMPILED[key] = jax.jit(run).lower(*args).compile()
+        options = tiled.CPU_COMPILER_OPTIONS if cpu and FAST_PATH[0] else None
+        _COMPILED[key] = jax.jit(run).lower(*args).compile(compiler_options=options)
         _COMPILE_COUNT[0] += 1
         return _COMPILED[key], time.perf_counter() - t0
     return _COMPILED[key], 0.0
