@@ -104,7 +104,7 @@ def _row(variant, n, steps, dtype, compile_s, times, peak) -> dict:
 
 
 def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll: int,
-        check: bool = True) -> list[dict]:
+        check: bool = True, devices=1) -> list[dict]:
     problem = gdlab.problems.scalar_regression(1.0, 100.0)
     alphas = np.linspace(0.0, 3.0, n)
     rows = []
@@ -113,11 +113,12 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
     times, compile_s = [], 0.0
     for _ in range(repeats + 1):
         res = gdlab.sweep(problem, alphas, steps=steps, tol=1.0, unroll=unroll, progress=False,
-                          recurrence=False)
+                          recurrence=False, devices=devices)
         compile_s += res.compile_s
         times.append(res.run_s)
     peak = _device_peak_mib() if jax.default_backend() != "cpu" else _peak_rss_mib()
     rows.append(_row("gdlab", n, steps, "float32", compile_s, times[1:], peak))
+    rows[-1]["devices"] = engine.device_count(devices)
 
     # The floor: the same optax step and freeze with the statistics switched off.
     a32 = alphas.astype(np.float32)
@@ -128,7 +129,8 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
         sim = engine.simulate(p32, {"alpha": a32}, np.zeros(n, np.float32),
                               make_optimizer=gdlab.optimizers.get("sgd").make, steps=steps,
                               tol=1.0, unroll=unroll, chunk_size=res_chunk(n), block=block,
-                              batched_fields=frozenset({"alpha"}), statistics=False)
+                              batched_fields=frozenset({"alpha"}), statistics=False,
+                              devices=engine.device_count(devices))
         compile_s += sim.compile_s
         times.append(sim.run_s)
     rows.append(_row("update-only", n, steps, "float32", compile_s, times[1:], None))
@@ -212,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unroll", type=int, default=16 if gpu else 1,
                    help="lax.scan unroll (default 1 on CPU, 16 on an accelerator)")
     p.add_argument("--json", default="bench.json", help="where to write the table as JSON")
+    p.add_argument("--fast-path", choices=("cpu", "always", "never"), default="cpu",
+                   help="where the tiled engine (gdlab.tiled) is used: on CPUs (default), always, never")
+    p.add_argument("--devices", default="1", help='devices for the engine: a count or "all"')
     p.add_argument("--memory-curve", action="store_true",
                    help="compact sweeps for N = 10³ … --max-n, each in its own process: time and "
                         "peak RSS vs N")
@@ -232,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gdlab bench: error: --{name.replace('_', '-')} {getattr(a, name)} must be >= 1",
                   file=sys.stderr)
             return 2
-    rows = run(a.n, a.steps, a.numpy_n or min(a.n, 1_000_000), a.numpy_steps, a.repeats, a.unroll)
+    engine.FAST_PATH[0] = a.fast_path
+    devices = "all" if a.devices == "all" else int(a.devices)
+    rows = run(a.n, a.steps, a.numpy_n or min(a.n, 1_000_000), a.numpy_steps, a.repeats, a.unroll,
+               devices=devices)
     print(format_table(rows))
     Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
     print(f"written {a.json}")

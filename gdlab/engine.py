@@ -160,9 +160,9 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
 
 _COMPILED: dict[Any, Any] = {}
 _COMPILE_COUNT = [0]
-# On CPUs, runs within the tiled fast path's scope use it (gdlab.tiled); False forces the per-step
-# loop everywhere (tests compare the two).
-FAST_PATH = [True]
+# Runs within the tiled fast path's scope (gdlab.tiled) use it: "cpu" (default) on CPUs only,
+# "always" on any backend, "never" forces the per-step loop (tests compare the two).
+FAST_PATH = ["cpu"]
 
 
 def compile_count() -> int:
@@ -174,6 +174,7 @@ def _compiled(args, static):
     """The compiled chunk program for these argument shapes and static options (cached)."""
     leaves, treedef = jax.tree.flatten(args)
     cpu = jax.default_backend() == "cpu"
+    fast = FAST_PATH[0] == "always" or (FAST_PATH[0] == "cpu" and cpu)
     key = (treedef, tuple((x.shape, x.dtype) for x in leaves), static,
            jax.config.jax_enable_x64, jax.default_backend(), FAST_PATH[0])
     if key not in _COMPILED:
@@ -185,8 +186,7 @@ def _compiled(args, static):
         h_axes = dict(h_axes)
 
         def one_run(p, h, w0, r, tol):
-            if (cpu and FAST_PATH[0]
-                    and tiled.eligible(w0, steps, record_every, statistics, p)):
+            if fast and tiled.eligible(w0, steps, record_every, statistics, p):
                 return tiled.run(p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps)
             return _run(p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps,
                         unroll=unroll, record_every=record_every, statistics=statistics)
@@ -217,7 +217,7 @@ def _compiled(args, static):
         if devices > 1:
             run = _sharded(run, devices, args, axes_key)
         t0 = time.perf_counter()
-        options = tiled.CPU_COMPILER_OPTIONS if cpu and FAST_PATH[0] else None
+        options = tiled.CPU_COMPILER_OPTIONS if cpu and fast else None
         _COMPILED[key] = jax.jit(run).lower(*args).compile(compiler_options=options)
         _COMPILE_COUNT[0] += 1
         return _COMPILED[key], time.perf_counter() - t0

@@ -13,10 +13,10 @@ FIELDS = ("regime", "steps_to_tol", "flips", "diverged_at", "contraction", "fina
 
 def both(**kw):
     try:
-        engine.FAST_PATH[0] = False
+        engine.FAST_PATH[0] = "never"
         slow = gdlab.sweep(P, **kw)
     finally:
-        engine.FAST_PATH[0] = True
+        engine.FAST_PATH[0] = "cpu"
     return gdlab.sweep(P, **kw), slow
 
 
