@@ -6,8 +6,11 @@ observation, recurrence deviation). The NumPy reference computes the same statis
 α; it runs fewer steps by default (its per-update cost does not depend on T) and its statistics are
 checked equal to the engine's on the same horizon before any figure is printed.
 
-Prints one table (variant, N, T, dtype, device, compile s, median run s, updates/s, ratio to NumPy,
-peak memory) and writes it as JSON.
+Rows: ``gdlab`` (the whole sweep end to end: chunks, transfers, classification on the host),
+``kernel`` (the compiled chunk alone on device-resident inputs, statistics on the device),
+``kernel-update`` (the same without statistics), ``update-only`` (end to end without statistics) and
+``numpy``. Prints one table (variant, N, T, dtype, device, compile s, median run s, updates/s, ratio to
+NumPy, ratio to update-only, peak memory) and writes it as JSON.
 """
 
 from __future__ import annotations
@@ -120,6 +123,25 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
     rows.append(_row("gdlab", n, steps, "float32", compile_s, times[1:], peak))
     rows[-1]["devices"] = engine.device_count(devices)
 
+    # The device computation alone: one chunk of all N runs on device-resident inputs, statistics
+    # computed and kept on the device (no transfers, no host classification).
+    cpu_block = 4096 if jax.default_backend() == "cpu" else None
+    nk = (n // cpu_block) * cpu_block if cpu_block and n >= cpu_block else n
+    for label, stats in (("kernel", True), ("kernel-update", False)):
+        a32 = alphas[:nk].astype(np.float32)
+        p32 = problem._replace(x=np.float32(1.0), y=np.float32(100.0))
+        kw = dict(make_optimizer=gdlab.optimizers.get("sgd").make, steps=steps, unroll=unroll,
+                  block=cpu_block, batched_fields=frozenset({"alpha"}), statistics=stats)
+        args = (p32, {"alpha": a32}, np.zeros(nk, np.float32), None, np.float32(1.0))
+        fn, compile_s = engine.chunk_program(*args, **kw)
+        dev = jax.device_put(args)
+        times = []
+        for _ in range(repeats + 1):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(*dev))
+            times.append(time.perf_counter() - t0)
+        rows.append(_row(label, nk, steps, "float32", compile_s, times[1:], None))
+
     # The floor: the same optax step and freeze with the statistics switched off.
     a32 = alphas.astype(np.float32)
     p32 = problem._replace(x=np.float32(1.0), y=np.float32(100.0))
@@ -151,8 +173,8 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
             if bad.size > 0.001 * numpy_n:
                 raise SystemExit(f"bench: engine and NumPy disagree on {name} for {bad.size} runs "
                                  f"(e.g. α = {np_alphas[bad[0]]}): figures withheld")
-    base = rows[2]["updates_per_s"]
-    floor = rows[1]["updates_per_s"]
+    base = next(r for r in rows if r["variant"] == "numpy")["updates_per_s"]
+    floor = next(r for r in rows if r["variant"] == "update-only")["updates_per_s"]
     for row in rows:
         row["ratio_to_numpy"] = round(row["updates_per_s"] / base, 2)
         row["ratio_to_update_only"] = round(row["updates_per_s"] / floor, 3)

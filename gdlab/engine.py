@@ -283,18 +283,10 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
     ``statistics=False`` runs the update and the freeze alone (the benchmark's floor).
     """
     n = int(w0.shape[0])
-    chunk = max(1, min(int(chunk_size), n))
-    per_device = -(-chunk // devices)
-    if block is not None and per_device > block:
-        per_device = -(-per_device // block) * block
-    else:
-        block = None
-    chunk = per_device * devices
+    chunk, static, p_axes, h_axes = _layout(problem, hparams, n, chunk_size, block, devices,
+                                            make_optimizer, steps, unroll, record_every,
+                                            batched_fields, statistics)
     fields = getattr(problem, "_fields", ())
-    p_axes = tuple(0 if f in batched_fields else None for f in fields)
-    h_axes = tuple(sorted((k, 0 if k in batched_fields else None) for k in hparams))
-    static = (make_optimizer, int(steps), int(unroll), record_every, block, (p_axes, h_axes),
-              int(devices), bool(statistics))
     cut = lambda a, ax, start, stop: _pad(np.asarray(a[start:stop]), chunk) if ax == 0 else a
     outputs, compile_s = [], 0.0
     bar = progress_lib.Progress(total=n, enabled=progress, unit="runs", work_per_unit=steps)
@@ -322,6 +314,41 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
     w_final, stats, snaps = (
         jax.tree.map(lambda *xs: np.concatenate(xs), *outputs) if len(outputs) > 1 else outputs[0])
     return Simulation(w_final, stats, snaps, compile_s, run_s)
+
+
+def _layout(problem, hparams, n, chunk_size, block, devices, make_optimizer, steps, unroll,
+            record_every, batched_fields, statistics):
+    """Chunk size (a multiple of devices × block) and the static key of the chunk program."""
+    chunk = max(1, min(int(chunk_size), n))
+    per_device = -(-chunk // devices)
+    if block is not None and per_device > block:
+        per_device = -(-per_device // block) * block
+    else:
+        block = None
+    chunk = per_device * devices
+    fields = getattr(problem, "_fields", ())
+    p_axes = tuple(0 if f in batched_fields else None for f in fields)
+    h_axes = tuple(sorted((k, 0 if k in batched_fields else None) for k in hparams))
+    static = (make_optimizer, int(steps), int(unroll), record_every, block, (p_axes, h_axes),
+              int(devices), bool(statistics))
+    return chunk, static, p_axes, h_axes
+
+
+def chunk_program(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll=1,
+                  record_every=None, block=None, batched_fields=frozenset(), devices=1,
+                  statistics=True):
+    """The compiled program for one chunk holding exactly these runs, and its compile time.
+
+    For measuring the device computation alone (``gdlab bench``): call it on device-resident
+    arguments and block on the result; ``simulate`` adds transfers and host post-processing.
+    """
+    n = int(w0.shape[0])
+    chunk, static, _, _ = _layout(problem, hparams, n, n, block, devices, make_optimizer, steps,
+                                  unroll, record_every, batched_fields, statistics)
+    if chunk != n:
+        raise ValueError(f"chunk_program: {n} runs is not a multiple of devices × block; "
+                         f"use {chunk}")
+    return _compiled((problem, hparams, w0, r, np.asarray(tol, w0.dtype)), static)
 
 
 def _pad(a: np.ndarray, size: int) -> np.ndarray:

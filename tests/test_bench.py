@@ -30,8 +30,8 @@ def test_bench_command_prints_table_and_json(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "gdlab" in text and "numpy" in text and "updates/s" in text
     rows = json.loads(out.read_text())
-    assert [r["variant"] for r in rows] == ["gdlab", "update-only", "numpy"]
-    assert rows[2]["ratio_to_numpy"] == 1.0 and rows[1]["ratio_to_update_only"] == 1.0
+    assert [r["variant"] for r in rows] == ["gdlab", "kernel", "kernel-update", "update-only", "numpy"]
+    assert rows[4]["ratio_to_numpy"] == 1.0 and rows[3]["ratio_to_update_only"] == 1.0
     assert all(r["updates_per_s"] > 0 for r in rows)
 
 
