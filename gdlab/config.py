@@ -267,8 +267,10 @@ class _Validator:
                 axes[name] = grids.axis_values(sw[name], name=f"sweep.{name}")
             except ValueError as e:
                 raise ConfigError(f"{self.where}: {e}") from None
-        if len(axes) > 2:
-            self.fail("sweep", f"{len(axes)} axes ({', '.join(axes)}); at most 2 can be mapped")
+        mapped = [k for k, v in axes.items() if v.size > 1 or k != "alpha"]
+        if len(mapped) > 2:
+            self.fail("sweep", f"{len(mapped)} axes ({', '.join(mapped)}); at most 2 can be mapped "
+                               "(fix alpha to one value, e.g. alpha = [0.5], to map two others)")
         for k, p in pspec.params.items():
             if k in axes and p.nonzero and np.any(axes[k] == 0.0):
                 self.fail(f"sweep.{k}", "contains 0.0; the optimum needs a nonzero value")

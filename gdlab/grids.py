@@ -62,7 +62,12 @@ def cast_axis(values: np.ndarray, dtype, *, name: str = "axis") -> np.ndarray:
     cast = np.asarray(values, np.float64).astype(dtype)
     if not np.all(np.isfinite(cast)):
         raise ValueError(f"{name}: a value overflows {np.dtype(dtype).name}; use smaller values")
-    n_in, n_out = np.unique(values).size, np.unique(cast).size
+    values = np.asarray(values, np.float64)
+    if values.size > 1 and np.all(values[1:] >= values[:-1]):  # sorted (every range): O(N) memory
+        n_in = 1 + int(np.count_nonzero(values[1:] != values[:-1]))
+        n_out = 1 + int(np.count_nonzero(cast[1:] != cast[:-1]))
+    else:
+        n_in, n_out = np.unique(values).size, np.unique(cast).size
     if n_out < n_in:
         warnings.warn(f"{name}: {n_in - n_out} of {n_in} distinct values coincide in "
                       f"{np.dtype(dtype).name}; use float64 or a coarser grid",

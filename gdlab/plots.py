@@ -147,8 +147,9 @@ def trajectories(alphas, steps, w, w_star, diverged_at, title="") -> Figure:
     return fig
 
 
-def phase_map(alpha, other, other_name, regime, curves=None, title="") -> Figure:
-    """Regime over α × another parameter, analytic boundary curves overlaid.
+def phase_map(alpha, other, other_name, regime, curves=None, title="",
+              x_name="step size α") -> Figure:
+    """Regime over α (or another x axis, ``x_name``) × another parameter, boundaries overlaid.
 
     ``curves`` maps a label to the α on the boundary for each value of ``other``.
     """
@@ -164,7 +165,7 @@ def phase_map(alpha, other, other_name, regime, curves=None, title="") -> Figure
     ax.set_ylim(cell_edges(other, log_o)[[0, -1]])
     ax.set_xscale("log" if log_a else "linear")
     ax.set_yscale("log" if log_o else "linear")
-    ax.set_xlabel("step size α")
+    ax.set_xlabel(x_name)
     ax.set_ylabel(other_name)
     handles = [Patch(color=REGIME_INFO[Regime(r)].color, label=REGIME_INFO[Regime(r)].name)
                for r in sorted(set(int(x) for x in np.unique(regime)))]

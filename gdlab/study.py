@@ -234,11 +234,17 @@ def _plots(directory: Path, res, pred, traj, const_lam, problem, cfg, linear) ->
                                                     res.diverged_at, bounds,
                                                     title=f"log₁₀‖w_t − w*‖ — {title}"),
                                 directory, "error_heatmap")
-    else:
+    elif len(res.axes) == 2:
         (_, a), (o_name, o) = res.axes.items()
         curves = _overlays(problem, cfg, o_name) if linear else {}
         files += plots.save(plots.phase_map(a, o, o_name, res.regime, curves,
                                             title=f"Regime over α × {o_name} — {title}"),
+                            directory, "phase_map")
+    else:  # α fixed to one value, two other axes mapped
+        (_, _), (x_name, x), (o_name, o) = res.axes.items()
+        files += plots.save(plots.phase_map(x, o, o_name, res.regime[0], None, x_name=x_name,
+                                            title=f"Regime over {x_name} × {o_name} at α = "
+                                                  f"{float(res.alpha[0]):g} — {title}"),
                             directory, "phase_map")
     if traj is not None and traj.w_star.ndim == 1:
         files += plots.save(plots.trajectories(traj.alpha, traj.snapshot_steps, traj.trajectory,

@@ -135,3 +135,15 @@ def test_issue4_configs_run(tmp_path, capsys, name):
         assert summary["lyapunov_check"]["max_abs_dev"] < 1e-4
         with np.load(tmp_path / "o" / "results.npz", allow_pickle=False) as z:
             assert np.all(np.isfinite(z["late_iterates"])) and "lyapunov" in z.files
+
+
+def test_two_non_alpha_axes_with_fixed_alpha(tmp_path, capsys):
+    cfg = tmp_path / "bk.toml"
+    cfg.write_text('[problem]\nname = "quadratic"\ndim = 4\n[optimizer]\nname = "momentum"\n'
+                   "[sweep]\nalpha = [1.2]\nbeta = { start = 0.0, stop = 0.9, num = 7 }\n"
+                   'kappa = { start = 1.0, stop = 100.0, num = 5, scale = "log" }\n'
+                   "[run]\nsteps = 150\ntol = 0.01\n", encoding="utf-8")
+    assert run("run", cfg, "--out", tmp_path / "o") == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["grid_shape"] == [1, 7, 5] and summary["agreement"]["fraction"] == 1.0
+    assert (tmp_path / "o" / "phase_map.png").exists()
