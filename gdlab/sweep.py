@@ -193,7 +193,9 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
 
     eps = float(np.finfo(np_dtype).eps)
     bound = engine.divergence_bound(np_dtype)
-    budget_runs = _DEFAULT_CHUNK_BYTES // (64 + 4 * np_dtype.itemsize * max(1, _prod(param_shape))
+    # Per run and chunk: the engine's inputs, state and outputs (~100 B) and the host's float64
+    # post-processing (~100 B), plus any snapshots.
+    budget_runs = _DEFAULT_CHUNK_BYTES // (200 + 4 * np_dtype.itemsize * max(1, _prod(param_shape))
                                            * (1 + (steps // record_every + 2 if record_every else 0)))
     chunk = chunk_size or max(1, min(n, budget_runs))
     for lo in range(0, n, chunk):  # checked before any work, chunk by chunk (bounded memory)
@@ -243,6 +245,8 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
             return engine.simulate(p, h, w, r=r, **run)
 
     window = steps - steps // 2
+    compact = ({"regime": np.empty(n, np.int8), "steps_to_tol": np.empty(n, np.int32)}
+               if keep == "compact" else None)
 
     def finish(lo, hi, out):
         """Per-run results of runs [lo, hi) from the engine's statistics (host, float64)."""
@@ -253,8 +257,10 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         growth = st.err_late.astype(np.float64) / np.maximum(st.err_early.astype(np.float64),
                                                              np.finfo(np.float64).tiny)
         regime = classify(growth, st.flips, st.t_freeze >= 0, err0, floor, window * delta)
-        if keep == "compact":
-            return {"regime": regime, "steps_to_tol": np.asarray(st.steps_to_tol)}
+        if keep == "compact":  # written in place: no list of parts, no concatenated copy
+            compact["regime"][lo:hi] = regime
+            compact["steps_to_tol"][lo:hi] = st.steps_to_tol
+            return {"regime": None, "steps_to_tol": None}
         k = st.k_obs.astype(np.float64)
         ratio = st.err_obs.astype(np.float64) / np.maximum(err0, np.finfo(np.float64).tiny)
         with np.errstate(divide="ignore"):
@@ -284,7 +290,7 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         with precision(dtype):
             sim = engine.simulate(p, h, w, r=r, reduce=finish, **run)
         parts, compile_s, run_s = sim.w_final, sim.compile_s, sim.run_s
-    merged = {k: None if parts[0][k] is None else
+    merged = {k: None if parts[0][k] is None or keep == "compact" else
               (parts[0][k] if len(parts) == 1 else np.concatenate([q[k] for q in parts]))
               for k in parts[0]}
 
@@ -299,8 +305,8 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
     common = dict(axes=axes, optimizer=optimizer, steps=int(steps), tol=float(tol),
                   dtype=np_dtype.name, compile_s=compile_s, run_s=run_s, n=n)
     if keep == "compact":
-        return SweepResult(regime=on_grid(merged["regime"]),
-                           steps_to_tol=on_grid(merged["steps_to_tol"]), **common)
+        return SweepResult(regime=on_grid(compact["regime"]),
+                           steps_to_tol=on_grid(compact["steps_to_tol"]), **common)
     whole = (lambda name: grid.column(name, 0, n))
     return SweepResult(
         **{k: on_grid(v) for k, v in merged.items()}, snapshot_steps=snapshot_steps,
