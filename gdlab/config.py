@@ -232,6 +232,11 @@ class _Validator:
         except ValueError as e:
             raise ConfigError(f"{self.where}: problem: {e}") from None
 
+        shape = tuple(problem.param_shape)
+        if isinstance(w0, tuple) and (len(shape) != 1 or len(w0) != shape[0]):
+            need = "a number" if not shape else f"a number or a list of {shape[0]} numbers"
+            self.fail("problem.w0", f"{list(w0)!r} must be {need} for {pname}")
+
         opt = self.table(table, "optimizer", None)
         oname = opt.get("name", "sgd")
         if not isinstance(oname, str):
@@ -293,13 +298,17 @@ class _Validator:
         rep = self.table(table, "report", _REPORT_KEYS)
         trajectories = self.number_list("report.trajectories", rep.get("trajectories", []))
         table_steps = self.integer("report.table_steps", rep.get("table_steps", 10), 1)
-        orbit_window = self.integer("report.orbit_window",
-                                    rep.get("orbit_window", max(2, min(256, steps))), 2)
+        orbit_window = self.integer("report.orbit_window", rep.get("orbit_window", min(256, steps)),
+                                    2 if "orbit_window" in rep else 1)
         if orbit_window > steps:
             self.fail("report.orbit_window", f"{orbit_window} must be <= run.steps = {steps}")
+        if orbit_window < 2 and not hasattr(problem, "eigenvalues"):
+            self.fail("run.steps", f"{steps} is too short for an orbit study; use at least 2 steps")
         max_period = self.integer("report.max_period",
                                   rep.get("max_period", max(1, min(64, orbit_window // 2))), 1)
-        if max_period > orbit_window // 2:
+        if "max_period" not in rep:
+            max_period = max(1, min(max_period, orbit_window // 2))
+        if max_period > max(1, orbit_window // 2):
             self.fail("report.max_period", f"{max_period} must be <= orbit_window/2 = "
                                            f"{orbit_window // 2}")
 
@@ -327,6 +336,8 @@ class _Validator:
         if functions is not None:
             if not isinstance(functions, list) or not all(isinstance(f, str) for f in functions):
                 self.fail("gradients.functions", f"{functions!r} must be a list of names")
+            if not functions:
+                self.fail("gradients.functions", "[] names no function; omit the key to check all")
             functions = tuple(functions)
         if not isinstance(r["dtypes"], list) or not r["dtypes"]:
             self.fail("gradients.dtypes", f"{r['dtypes']!r} must be a non-empty list, e.g. "

@@ -31,7 +31,10 @@ def run_orbit_study(cfg, out: Path, *, overwrite: bool = False, progress=None,
     problem = cfg.problem_value
     kw = dict(w0=cfg.w0, steps=cfg.steps, window=cfg.orbit_window, max_period=cfg.max_period,
               dtype=cfg.dtype)
-    orb = dynamics.orbits(problem, cfg.axes["alpha"], progress=progress, **kw)
+    try:
+        orb = dynamics.orbits(problem, cfg.axes["alpha"], progress=progress, **kw)
+    except ValueError as e:
+        raise ValueError(f"{cfg.path}: {e}") from None
     alpha = orb.alpha.astype(np.float64)
     lam_star = float(np.asarray(problem.curvature()))
     doubling = 2.0 / lam_star

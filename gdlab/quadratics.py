@@ -148,7 +148,11 @@ def linear_regression(X=None, y=None, *, m: int = 50, d: int = 10, kappa: float 
     Generated: X = √m · U diag(s) Vᵀ with s_i² from 1 down to 1/κ (so XᵀX/m has eigenvalues in
     [1/κ, 1]), w_true ~ N(0, I), y = X w_true + noise · N(0, I).
     """
+    if (X is None) != (y is None):
+        raise ValueError("X, y: give both (the data) or neither (generated data)")
     if X is None:
+        if not kappa >= 1:
+            raise ValueError(f"kappa: {kappa!r} must be >= 1 (the condition number of XᵀX)")
         if m < d:
             raise ValueError(f"m: {m!r} must be >= d = {d!r} for a unique least-squares optimum")
         rng = np.random.default_rng(seed)

@@ -107,6 +107,7 @@ def oscillation_onset(optimizer: str, lam, beta=0.0) -> np.ndarray:
     lam, b = np.broadcast_arrays(np.asarray(lam, np.float64), np.asarray(beta, np.float64))
     if optimizer == "sgd":
         return 1 / lam
-    if optimizer == "momentum":
-        return (1 - np.sqrt(b)) ** 2 / lam
-    return ((1 - b) / (1 + b)) ** 2 / lam
+    with np.errstate(invalid="ignore", divide="ignore"):  # β < 0: no real onset (NaN)
+        if optimizer == "momentum":
+            return (1 - np.sqrt(b)) ** 2 / lam
+        return ((1 - b) / (1 + b)) ** 2 / lam

@@ -73,9 +73,12 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
             record_every = None
     common = dict(w0=cfg.w0, steps=cfg.steps, tol=cfg.tol, optimizer=cfg.optimizer,
                   hparams=cfg.hparams, dtype=cfg.dtype, unroll=cfg.unroll)
-    res = gdlab.sweep(problem, alpha, over=over, record_every=record_every,
-                      chunk_size=cfg.chunk_size, devices=cfg.devices, progress=progress,
-                      shard=cfg.shard, simulation=simulation, **common)
+    try:
+        res = gdlab.sweep(problem, alpha, over=over, record_every=record_every,
+                          chunk_size=cfg.chunk_size, devices=cfg.devices, progress=progress,
+                          shard=cfg.shard, simulation=simulation, **common)
+    except ValueError as e:  # the config passed its own checks; the sweep's are about its values
+        raise ValueError(f"{cfg.path}: {e}") from None
     if cfg.shard is not None:
         from gdlab.shards import write_shard
         return write_shard(cfg, out, res, overwrite=overwrite, environment=environment(), log=log)

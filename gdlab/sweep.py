@@ -159,7 +159,11 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         arr = np.asarray(v, np.float64)
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name}: {v!r} must be finite")
-        return arr.astype(np_dtype)
+        with np.errstate(over="ignore"):
+            cast = arr.astype(np_dtype)
+        if not np.all(np.isfinite(cast)):
+            raise ValueError(f"{name}: {v!r} overflows {np_dtype.name}; use float64 or rescale")
+        return cast
 
     param_shape = tuple(problem.param_shape)
     fixed_problem = {f: shared(f, getattr(problem, f)) for f in fields if f not in axes}

@@ -174,3 +174,15 @@ def test_too_many_devices_is_a_clear_error(tmp_path, capsys, monkeypatch):
     test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, "devices",
                                           GOOD.replace("steps = 20", "steps = 20\ndevices = 99"),
                                           [], r"devices: 99 requested but only 1 cpu device")
+
+
+@pytest.mark.parametrize("text, message", [
+    (GOOD.replace("w0 = 0.0", "w0 = [1.0, 2.0]"),
+     r"cfg.toml: problem.w0: \[1.0, 2.0\] must be a number for scalar_regression"),
+    (GOOD.replace("w0 = 0.0", "w0 = 1e40"), r"cfg.toml: w0: 1e\+40 overflows float32; use float64"),
+    (GOOD.replace("w0 = 0.0", "w0 = 1e30"), r"cfg.toml: w0/problem: \|w0\| or \|w\*\| exceeds"),
+    (QUAD.replace('name = "quadratic"\ndim = 4\nkappa = 10.0', 'name = "linear_regression"\ny = [1.0]'),
+     r"cfg.toml: problem: X, y: give both \(the data\) or neither"),
+])
+def test_values_checked_against_the_problem(tmp_path, capsys, monkeypatch, text, message):
+    test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, "w0", text, [], message)
