@@ -233,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="NumPy step sizes (default: --n, at most 10⁶)")
     p.add_argument("--numpy-steps", type=int, default=100, help="NumPy steps (default 100)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--unroll", type=int, default=16 if gpu else 1,
-                   help="lax.scan unroll (default 1 on CPU, 16 on an accelerator)")
+    p.add_argument("--unroll", type=int, default=1 if not gpu else 16,
+                   help="lax.scan unroll (default 1 on CPU, 16 on an accelerator, as gdlab.sweep)")
     p.add_argument("--json", default="bench.json", help="where to write the table as JSON")
     p.add_argument("--fast-path", choices=("cpu", "always", "never"), default="cpu",
                    help="where the tiled engine (gdlab.tiled) is used: on CPUs (default), always, never")

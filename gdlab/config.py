@@ -48,7 +48,7 @@ class SweepConfig:
     steps: int
     tol: float
     dtype: str
-    unroll: int
+    unroll: int | str
     chunk_size: int | None
     trajectories: tuple[float, ...]  # α values tabulated and plotted step by step
     table_steps: int                 # rows of the printed trajectory table
@@ -74,7 +74,7 @@ class GradientsConfig:
 
 
 _SWEEP_SECTIONS = ("problem", "optimizer", "sweep", "run", "report")
-_RUN_KEYS = {"steps": 200, "tol": 1.0, "dtype": "float32", "unroll": 1, "chunk_size": None,
+_RUN_KEYS = {"steps": 200, "tol": 1.0, "dtype": "float32", "unroll": "auto", "chunk_size": None,
              "devices": 1}
 _REPORT_KEYS = {"trajectories": [], "table_steps": 10, "orbit_window": 256, "max_period": 64}
 _GRADIENT_KEYS = {"functions": None, "dtypes": ["float32", "float64"], "seed": 0,
@@ -287,7 +287,11 @@ class _Validator:
         steps = self.integer("run.steps", r["steps"], 1)
         tol = self.number("run.tol", r["tol"], positive=True)
         dtype = self.choice("run.dtype", r["dtype"], DTYPES)
-        unroll = self.integer("run.unroll", r["unroll"], 1)
+        unroll = r["unroll"]
+        if unroll != "auto":
+            if isinstance(unroll, str):
+                self.fail("run.unroll", f"{unroll!r} must be \"auto\" or an integer >= 1")
+            unroll = self.integer("run.unroll", unroll, 1)
         chunk = None if r["chunk_size"] is None else self.integer("run.chunk_size", r["chunk_size"], 1)
         devices = r["devices"]
         if devices != "all":

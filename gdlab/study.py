@@ -218,8 +218,9 @@ def _result_arrays(res, pred, traj) -> dict[str, np.ndarray]:
 def _plots(directory: Path, res, pred, traj, const_lam, problem, cfg, linear) -> list[str]:
     files = []
     fixed = lambda d: {k: v for k, v in d.items() if k not in res.axes}
-    title = (f"{cfg.problem} {_params(fixed(cfg.problem_params))}, {cfg.optimizer} "
-             f"{_params(fixed(cfg.hparams))}, T = {res.steps}")
+    hp = _params(fixed(cfg.hparams))
+    title = (f"{cfg.problem} {_params(fixed(cfg.problem_params))}, {cfg.optimizer}"
+             f"{' ' + hp if hp else ''}, T = {res.steps}")
     beta = cfg.hparams.get("beta", 0.0)
     if len(res.axes) == 1:
         bounds = {}

@@ -28,6 +28,7 @@ __all__ = ["sweep", "SweepResult", "DTYPES"]
 DTYPES = ("float32", "float64")
 _DEFAULT_CHUNK_BYTES = 256 * 2**20
 _CPU_BLOCK = 4096  # runs whose carried state (~10 arrays) fits in a CPU core's L2 cache
+_GPU_UNROLL = 16  # measured best on an H200 (1/4/8/16/32: 0.57/1.9/3.2/3.8/1.1 × 10¹¹ updates/s)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +95,7 @@ def precision(dtype: str):
 
 def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimizer: str = "sgd",
           hparams: Mapping[str, float] | None = None, over: Mapping[str, object] | None = None,
-          dtype: str = "float32", unroll: int = 1, record_every: int | None = None,
+          dtype: str = "float32", unroll: int | str = "auto", record_every: int | None = None,
           chunk_size: int | None = None, block: int | None | str = "auto",
           devices: int | str = 1, progress: bool | None = None, keep: str = "all",
           recurrence: bool | None = None,
@@ -109,6 +110,7 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
       optimizer: a name in ``gdlab.optimizers.OPTIMIZERS``; hparams: its fixed hyperparameters.
       over: further axes, name → values: a problem parameter, a hyperparameter, or ``"w0"``.
       dtype: "float32" (default) or "float64".
+      unroll: ``lax.scan`` unroll of the per-step loop; "auto": 1 on CPU, 16 on accelerators.
       record_every: keep w_t every k steps (and w_0, w_T) as ``trajectory``; None keeps none.
       chunk_size: runs per compiled chunk (default: from a 256 MiB budget).
       block: runs per cache-resident block within a chunk; "auto" is 4096 on CPU and none (one
@@ -126,6 +128,8 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         result from it — identical to simulating here.
     """
     _check_int("steps", steps, 1)
+    if unroll == "auto":  # GPUs pay ~9 µs per loop iteration; the CPU path tiles steps itself
+        unroll = 1 if jax.default_backend() == "cpu" else _GPU_UNROLL
     _check_int("unroll", unroll, 1)
     _check_positive("tol", tol)
     if record_every is not None:
