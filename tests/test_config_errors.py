@@ -189,8 +189,10 @@ def test_values_checked_against_the_problem(tmp_path, capsys, monkeypatch, text,
 
 
 def test_unroll_auto_or_integer(tmp_path, capsys, monkeypatch):
-    (tmp_path / "ok.toml").write_text(GOOD.replace("steps = 20", 'steps = 20\nunroll = "auto"'))
-    assert config.load(tmp_path / "ok.toml").unroll == "auto"
+    ok = tmp_path / "ok.toml"
+    ok.write_text(GOOD.replace("steps = 20", 'steps = 20\nunroll = "auto"'))
+    assert config.load(ok).unroll == "auto"
+    ok.unlink()
     test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, "unroll",
                                           GOOD.replace("steps = 20", 'steps = 20\nunroll = "fast"'),
                                           [], r"run.unroll: 'fast' must be \"auto\" or an integer >= 1")
