@@ -53,9 +53,13 @@ def _cmd_list(args) -> int:
     print("problems:")
     for name, spec in problems.PROBLEMS.items():
         print(f"  {name:<24} {spec.summary}")
+        keys = ", ".join(f"{k} = {p.default!r}" + (" (sweepable)" if p.sweepable else "")
+                         for k, p in spec.params.items())
+        print(f"  {'':<24}   keys: {keys}")
     print("optimizers:")
     for name, spec in optimizers.OPTIMIZERS.items():
         print(f"  {name:<24} {spec.summary}")
+    print(f"  {'(any optax optimizer)':<24} e.g. rmsprop, adagrad, lion: its numeric arguments are keys")
     return 0
 
 
@@ -126,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gdlab: interrupted; no run directory was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `gdlab list | head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":
