@@ -28,6 +28,7 @@ import numpy as np
 
 import gdlab
 from gdlab import engine
+from gdlab.sweep import default_chunk
 
 __all__ = ["numpy_sweep", "main"]
 
@@ -93,11 +94,6 @@ def _device_peak_mib() -> float | None:
     return None if peak is None else peak / 2**20
 
 
-def res_chunk(n: int) -> int:
-    """The chunk size gdlab.sweep picks for the canonical problem (its 256 MiB budget)."""
-    return max(1, min(n, (256 * 2**20) // (64 + 4 * 4)))
-
-
 def _row(variant, n, steps, dtype, compile_s, times, peak) -> dict:
     med = statistics.median(times)
     return {"variant": variant, "N": n, "T": steps, "dtype": dtype,
@@ -150,7 +146,8 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
     for _ in range(repeats + 1):
         sim = engine.simulate(p32, {"alpha": a32}, np.zeros(n, np.float32),
                               make_optimizer=gdlab.optimizers.get("sgd").make, steps=steps,
-                              tol=1.0, unroll=unroll, chunk_size=res_chunk(n), block=block,
+                              tol=1.0, unroll=unroll, chunk_size=default_chunk(n, np.float32),
+                              block=block,
                               batched_fields=frozenset({"alpha"}), statistics=False,
                               devices=engine.device_count(devices))
         compile_s += sim.compile_s

@@ -201,11 +201,7 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
 
     eps = float(np.finfo(np_dtype).eps)
     bound = engine.divergence_bound(np_dtype)
-    # Per run and chunk: the engine's inputs, state and outputs (~100 B) and the host's float64
-    # post-processing (~100 B), plus any snapshots.
-    budget_runs = _DEFAULT_CHUNK_BYTES // (200 + 4 * np_dtype.itemsize * max(1, _prod(param_shape))
-                                           * (1 + (steps // record_every + 2 if record_every else 0)))
-    chunk = chunk_size or max(1, min(n, budget_runs))
+    chunk = chunk_size or default_chunk(n, np_dtype, param_shape, steps, record_every)
     for lo in range(0, n, chunk):  # checked before any work, chunk by chunk (bounded memory)
         w_star, _, w_abs, err0 = geometry(lo, min(n, lo + chunk))
         if not np.all(np.isfinite(w_star)):
@@ -223,8 +219,8 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
     with_r = linear_scalar and keep == "all" if recurrence is None else bool(recurrence)
 
     def r_at(lo, hi):
-        return (1.0 - grid.column("alpha", lo, hi).astype(np.float64) * geometry(lo, hi)[1]
-                ).astype(np_dtype)
+        lam = np.asarray(problem_at(lo, hi).curvature(), np.float64)
+        return (1.0 - grid.column("alpha", lo, hi).astype(np.float64) * lam).astype(np_dtype)
 
     n_dev = engine.device_count(devices)
     if block == "auto":
@@ -235,14 +231,13 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
                record_every=record_every, chunk_size=chunk, block=block, batched_fields=batched,
                devices=n_dev, progress=progress)
 
-    def engine_inputs(lo, hi, lazy):
+    def engine_inputs(lo, hi, lazy, rate=True):
         at = (lambda fn: _Lazy(fn, lo, hi)) if lazy else (lambda fn: fn(lo, hi))
-        p = type(problem)(*(at(lambda a, b, f=f: grid.column(f, a, b)) if f in axes
-                            else fixed_problem[f] for f in fields))
-        h = {"alpha": at(lambda a, b: grid.column("alpha", a, b)),
-             **{k: at(lambda a, b, k=k: grid.column(k, a, b)) if k in axes else fixed_hp[k]
-                for k in hp}}
-        return p, h, at(w0_at), at(r_at) if with_r else None
+        column = lambda name: at(lambda a, b: grid.column(name, a, b))
+        p = type(problem)(*(column(f) if f in axes else fixed_problem[f] for f in fields))
+        h = {"alpha": column("alpha"),
+             **{k: column(k) if k in axes else fixed_hp[k] for k in hp}}
+        return p, h, at(w0_at), at(r_at) if with_r and rate else None
 
     if shard is not None:
         i, n_shards = shard
@@ -298,7 +293,7 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         with precision(dtype):
             sim = engine.simulate(p, h, w, r=r, reduce=finish, **run)
         parts, compile_s, run_s = sim.w_final, sim.compile_s, sim.run_s
-    merged = {k: None if parts[0][k] is None or keep == "compact" else
+    merged = {k: None if parts[0][k] is None else
               (parts[0][k] if len(parts) == 1 else np.concatenate([q[k] for q in parts]))
               for k in parts[0]}
 
@@ -315,14 +310,12 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
     if keep == "compact":
         return SweepResult(regime=on_grid(compact["regime"]),
                            steps_to_tol=on_grid(compact["steps_to_tol"]), **common)
-    whole = (lambda name: grid.column(name, 0, n))
+    p, h, w, _ = engine_inputs(0, n, lazy=False, rate=False)  # every run's inputs, on the grid
     return SweepResult(
         **{k: on_grid(v) for k, v in merged.items()}, snapshot_steps=snapshot_steps,
-        problem=type(problem)(*(on_grid(whole(f)) if f in axes else fixed_problem[f]
-                                for f in fields)),
-        hparams={"alpha": on_grid(whole("alpha")),
-                 **{k: on_grid(whole(k)) if k in axes else fixed_hp[k] for k in hp}},
-        w0=on_grid(w0_at(0, n)), **common)
+        problem=type(problem)(*(on_grid(a) if f in axes else a for f, a in zip(fields, p))),
+        hparams={k: on_grid(v) if k in axes else v for k, v in h.items()},
+        w0=on_grid(w), **common)
 
 
 class _Grid:
@@ -352,6 +345,14 @@ class _Lazy:
     def __getitem__(self, item):
         start, stop, _ = item.indices(self.hi - self.lo)
         return self.fn(self.lo + start, self.lo + stop)
+
+
+def default_chunk(n: int, dtype, param_shape=(), steps: int = 1, record_every=None) -> int:
+    """Runs per chunk from a 256 MiB budget: per run the engine's inputs, state and outputs
+    (~100 B), the host's float64 post-processing (~100 B), and any snapshots."""
+    per_run = 200 + 4 * np.dtype(dtype).itemsize * max(1, _prod(param_shape)) * (
+        1 + (steps // record_every + 2 if record_every else 0))
+    return max(1, min(n, _DEFAULT_CHUNK_BYTES // per_run))
 
 
 def _norm(e: np.ndarray, param_shape) -> np.ndarray:
