@@ -251,13 +251,18 @@ def main(argv: list[str] | None = None) -> int:
         Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
         print(f"written {a.json}")
         return 0
-    for name in ("n", "steps", "numpy_steps", "repeats", "unroll"):
+    for name in ("n", "steps", "numpy_steps", "repeats", "unroll", "max_n"):
         if getattr(a, name) < 1:
             print(f"gdlab bench: error: --{name.replace('_', '-')} {getattr(a, name)} must be >= 1",
                   file=sys.stderr)
             return 2
     engine.FAST_PATH[0] = a.fast_path
-    devices = "all" if a.devices == "all" else int(a.devices)
+    try:
+        devices = engine.device_count(
+            "all" if a.devices == "all" else int(a.devices) if a.devices.isdigit() else a.devices)
+    except ValueError as e:
+        print(f"gdlab bench: error: --{e}", file=sys.stderr)
+        return 2
     rows = run(a.n, a.steps, a.numpy_n or min(a.n, 1_000_000), a.numpy_steps, a.repeats, a.unroll,
                devices=devices)
     print(format_table(rows))

@@ -38,3 +38,8 @@ def test_bench_command_prints_table_and_json(tmp_path, capsys):
 def test_bench_rejects_bad_numbers(capsys):
     assert cli.main(["bench", "--n", "0"]) == 2
     assert "--n 0 must be >= 1" in capsys.readouterr().err
+
+
+def test_bench_rejects_bad_devices(capsys):
+    assert cli.main(["bench", "--devices", "many"]) == 2
+    assert "--devices: 'many' must be \"all\" or an integer >= 1" in capsys.readouterr().err
