@@ -122,7 +122,8 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
     # The device computation alone: one chunk of all N runs on device-resident inputs, statistics
     # computed and kept on the device (no transfers, no host classification).
     cpu_block = 4096 if jax.default_backend() == "cpu" else None
-    nk = (n // cpu_block) * cpu_block if cpu_block and n >= cpu_block else n
+    unit = cpu_block if cpu_block and n >= cpu_block else engine.LANES   # whole blocks/vectors
+    nk = max(unit, (n // unit) * unit)
     for label, stats in (("kernel", True), ("kernel-update", False)):
         a32 = alphas[:nk].astype(np.float32)
         p32 = problem._replace(x=np.float32(1.0), y=np.float32(100.0))

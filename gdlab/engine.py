@@ -23,7 +23,7 @@ import numpy as np
 from gdlab import progress as progress_lib
 
 __all__ = ["RunStats", "simulate", "noise_floor", "divergence_bound", "compile_count",
-           "device_count"]
+           "device_count", "chunk_program", "LANES"]
 
 _FLOOR_ULPS = 64.0  # errors below 64 ulps of the numbers involved are rounding noise
 
@@ -158,6 +158,7 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
     return carry[0], carry[2], jnp.concatenate(snaps)
 
 
+LANES = 64  # runs per device are padded to a multiple of this (see _layout)
 _COMPILED: dict[Any, Any] = {}
 _COMPILE_COUNT = [0]
 # Runs within the tiled fast path's scope (gdlab.tiled) use it: "cpu" (default) on CPUs only,
@@ -185,13 +186,17 @@ def _compiled(args, static):
         p_axes = jax.tree.unflatten(jax.tree.structure(args[0]), p_axes)
         h_axes = dict(h_axes)
 
-        def one_run(p, h, w0, r, tol):
-            if fast and tiled.eligible(w0, steps, record_every, statistics, p):
-                return tiled.run(p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps)
-            return _run(p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps,
-                        unroll=unroll, record_every=record_every, statistics=statistics)
+        if fast and tiled.eligible(args[2].shape[1:], args[2].dtype, steps, record_every,
+                                   statistics, args[0]):
+            def vrun(p, h, w0, r, tol):
+                return tiled.run(p, h, w0, r, tol, p_axes=p_axes, h_axes=h_axes,
+                                 make_optimizer=make_optimizer, steps=steps)
+        else:
+            def one_run(p, h, w0, r, tol):
+                return _run(p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps,
+                            unroll=unroll, record_every=record_every, statistics=statistics)
 
-        vrun = jax.vmap(one_run, in_axes=(p_axes, h_axes, 0, 0, None))
+            vrun = jax.vmap(one_run, in_axes=(p_axes, h_axes, 0, 0, None))
 
         def run(p, h, w0, r, tol):
             n = w0.shape[0]
@@ -325,6 +330,10 @@ def _layout(problem, hparams, n, chunk_size, block, devices, make_optimizer, ste
         per_device = -(-per_device // block) * block
     else:
         block = None
+        # Whole vectors of runs: LLVM vectorizes a loop or not depending on its trip count, and
+        # vector and scalar code may fuse multiply-adds differently, so an odd batch size could
+        # change the last bits of a run (and so a shard would differ from the whole sweep).
+        per_device = -(-per_device // LANES) * LANES
     chunk = per_device * devices
     fields = getattr(problem, "_fields", ())
     p_axes = tuple(0 if f in batched_fields else None for f in fields)

@@ -1,19 +1,24 @@
-"""The CPU fast path of the engine: tiles of K steps with packed state (same results, ~4× faster).
+"""The CPU fast path of the engine: tiles of K steps, packed state, speculation on freezes.
 
-XLA:CPU emits one loop kernel per carried output array and recomputes, inside each kernel, every
-intermediate that output depends on (no multi-output fusion). The per-step engine carries ~9 arrays,
-so each step runs ~9 kernels that each redo the update and the freeze logic. Here
+Same results as the per-step loop ``gdlab.engine._run``, several times faster on CPUs. XLA:CPU emits
+one loop kernel per carried output array and recomputes, inside each kernel, every intermediate that
+output depends on (no multi-output fusion), so a step costs in proportion to the number of carried
+arrays times the work each one redoes. Here
 
-* one scan iteration is a *tile* of K optimizer steps unrolled in Python; each step updates every
-  statistic forward (running masks, no look-back), so the K-step recurrence streams through registers
-  and the carried arrays are written once per K steps instead of once per step;
-* the per-run state is packed into three complex64 (complex128) arrays — (w, err_obs),
-  (running max, rec_dev), and the integer statistics stored as exact floats two per slot,
-  (t_freeze, steps_to_tol) and (flips, k_obs), as (a + 1)·R + (b + 1) with R = T + 2 — so a complex
-  output computes both halves in one loop: three heavy kernels per tile instead of ~9 per step;
-* err_early/err_late: one running max moved to ``err_early`` at the tile starting at T//2; the static
-  tile schedule makes T//2 a tile boundary, and a scalar per-step mask lets one compiled tile body
-  serve partial tiles.
+* one scan iteration is a *tile* of K optimizer steps unrolled in Python (one jitted step traced
+  once and replayed), so the K-step recurrence streams through registers and the carried arrays are
+  written once per K steps instead of once per step;
+* the per-run state is packed as tightly as exactness allows (:class:`Packing`): in float32 the
+  iterate, the running max |e|, err_obs and the three step counters k_obs, flips and steps_to_tol
+  fill one complex128, so a tile of the canonical sweep is a single loop kernel;
+* **speculation**: the tiles run without the freeze logic (no per-step masks, about half the work
+  of a step). A run that leaves the divergence bound or becomes inf/NaN makes its running max exceed
+  the bound (``max`` propagates NaN), so one reduction per block and :data:`GROUP` tiles tells
+  whether the guess held; where an active run froze, the block redoes those tiles with the exact
+  masked step. On the canonical sweep about one check in fifty fails;
+* err_early/err_late: the running max is moved to ``err_early`` at the tile starting at T//2 (the
+  static schedule makes T//2 a tile boundary); partial tiles take the exact step, with a per-step
+  mask.
 
 Each step does the same operations in the same order as ``gdlab.engine._run``, so for plain gradient
 descent the results are bit-identical (tests check it); with stateful optimizers XLA may contract
@@ -31,103 +36,213 @@ from jax import lax
 
 from gdlab.engine import RunStats, divergence_bound, noise_floor
 
-__all__ = ["eligible", "run", "TILE", "CPU_COMPILER_OPTIONS"]
+__all__ = ["eligible", "run", "Packing", "TILE", "GROUP", "SPECULATE_MAX", "CPU_COMPILER_OPTIONS"]
 
-TILE = 25  # steps per scan iteration: compile < 1 s (50 is ~8% faster and compiles in ~1.4 s)
+TILE = 25   # steps per tile: the unrolled body; compile time grows with it
+GROUP = 4   # tiles per speculation check: fewer checks, larger redo when one fails
+# Speculation pays when a check covers one cache-sized block of runs (the CPU engine's blocks); one
+# freeze anywhere in a larger batch would send every group down the exact path.
+SPECULATE_MAX = 8192
 
 # The tile kernels are latency-bound: 512-bit vectors carry twice the runs per dependency chain.
 CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
 
+_FLOATS = ("w", "m", "eo", "d")      # iterate, running max |e|, err_obs, rec_dev
+_INTS = ("ko", "fl", "stt")          # k_obs, flips, steps_to_tol: integers in [-1, T]
 
-def eligible(w0, steps, record_every, statistics, problem) -> bool:
+
+def eligible(param_shape, dtype, steps, record_every, statistics, problem) -> bool:
     """Scalar parameter, no snapshots, full statistics, no modes, and step numbers exact in dtype."""
-    mant = np.finfo(w0.dtype).nmant + 1
-    return (w0.ndim == 0 and record_every is None and statistics and not hasattr(problem, "modes")
-            and (steps + 2) ** 2 < 2 ** mant)
+    mant = np.finfo(dtype).nmant + 1
+    return (tuple(param_shape) == () and record_every is None and statistics
+            and not hasattr(problem, "modes") and (steps + 2) ** 2 < 2 ** mant)
 
 
-def run(problem, hparams, w0, r, tol, *, make_optimizer, steps, tile=TILE):
-    """One run, as ``gdlab.engine._run`` but in tiles of ``tile`` steps (vmapped by the caller)."""
-    dtype = w0.dtype
-    eps = jnp.finfo(dtype).eps
-    bound = jnp.asarray(divergence_bound(dtype), dtype)
-    w_star = jnp.asarray(problem.optimum(), dtype)
-    w_star_abs = jnp.abs(w_star)
-    err0 = jnp.abs(w0 - w_star)
-    floor = noise_floor(eps, w_star_abs, err0)
-    tx = make_optimizer(**hparams)
-    f = lambda i: jnp.asarray(i, dtype)                 # step numbers as exact floats
-    C = lax.complex
-    R = steps + 2                                       # int values in [-1, steps] -> digit + 1
+class Packing:
+    """Per-run state ↔ complex128 arrays: each carried array is one kernel, so pack tightly.
 
-    def pack(a, b):
-        return f((a.astype(jnp.int32) + 1) * R + (b.astype(jnp.int32) + 1))
+    Float fields keep their bits; the integer fields (values in [-1, T]) are digits of radix-(T + 2)
+    numbers, as many per machine word as fit. In float32 two 32-bit units make one 64-bit word, and
+    two words one complex128: (w, m), (err_obs, counters) for the canonical sweep, one array. The
+    running max ``m`` sits in a low half, so it reads back exactly even when a speculative tile
+    left NaN bits beside it. Needs 64-bit types: trace under ``jax.enable_x64(True)``.
+    """
 
-    def unpack(p):
-        p = p.astype(jnp.int32)
-        return f(p // R - 1), f(p % R - 1)
+    def __init__(self, dtype, steps: int, floats: tuple[str, ...], ints: tuple[str, ...]):
+        self.dtype = np.dtype(dtype)
+        self.bits = 8 * self.dtype.itemsize
+        self.unit = {32: jnp.uint32, 64: jnp.uint64}[self.bits]
+        self.radix = steps + 2
+        per = 1
+        while self.radix ** (per + 1) <= 2 ** self.bits:
+            per += 1
+        self.floats = floats
+        self.int_groups = [ints[i:i + per] for i in range(0, len(ints), per)]
+        units = len(floats) + len(self.int_groups)
+        self.n_arrays = -(-units * self.bits // 128)
 
-    def tile_body(carry, sched):
-        t0, n_valid, reset = sched                      # scalars: first step, steps to take, new half
-        c1, c2, c3, ee, s = carry
-        w, eo = jnp.real(c1), jnp.imag(c1)
-        m, d = jnp.real(c2), jnp.imag(c2)
-        ee = jnp.where(reset, m, ee)                    # err_early := running max at t = T//2
-        m = jnp.where(reset, 0, m)
-        tf, stt = unpack(jnp.real(c3))
-        fl, ko = unpack(jnp.imag(c3))
-        ok = tf < 0                                     # still running
-        v, sv = w, s                                    # raw iterate (frozen runs: ignored)
-        e = v - w_star
-        a = jnp.abs(e)
-        for i in range(1, tile + 1):
-            u, sv = tx.update(problem.grad(v), sv, v)
-            v = v + u
-            e_new = v - w_star
-            a_new = jnp.abs(e_new)
-            ti = f(t0 + i)
-            if masked:
-                ok = ok & (i <= n_valid)
-            bad = ~(a_new <= bound)                     # catches inf and NaN
-            tf = jnp.where(ok & bad, ti, tf)
-            ok = ok & ~bad                              # step i taken
-            res = ok & (a > floor)
-            stt = jnp.where((stt < 0) & ok & (a_new < tol), ti, stt)
-            fl = fl + (res & (a_new > floor) & (e_new * e < 0)).astype(dtype)
-            m = jnp.where(ok, jnp.maximum(m, a_new), m)
-            eo = jnp.where(res, a_new, eo)
-            ko = jnp.where(res, ti, ko)
-            if r is not None:
-                scale = w_star_abs + a + a_new + jnp.abs(1 - r) * a
-                dev = jnp.abs(a_new - jnp.abs(r) * a) / scale
-                d = jnp.where(ok, jnp.maximum(d, dev), d)
-            w = jnp.where(ok, v, w)
-            s = jax.tree.map(lambda p, q: jnp.where(ok, p, q), sv, s)
-            e, a = e_new, a_new
-        return (C(w, eo), C(m, d), C(pack(tf, stt), pack(fl, ko)), ee, s), None
+    def pack(self, state: dict) -> tuple:
+        units = [lax.bitcast_convert_type(state[k].astype(self.dtype), self.unit)
+                 for k in self.floats]
+        for group in self.int_groups:
+            u = jnp.zeros(jnp.shape(state[group[0]]), self.unit)
+            for k in group:
+                u = u * self.radix + (state[k].astype(jnp.int32) + 1).astype(self.unit)
+            units.append(u)
+        units += [jnp.zeros_like(units[0])] * (self.n_arrays * 128 // self.bits - len(units))
+        if self.bits == 32:
+            u64 = jnp.uint64
+            units = [(hi.astype(u64) << 32) | lo.astype(u64) for hi, lo in zip(units[::2], units[1::2])]
+        words = [lax.bitcast_convert_type(u, jnp.float64) for u in units]
+        return tuple(lax.complex(re, im) for re, im in zip(words[::2], words[1::2]))
 
-    # Static schedule: tiles cover [0, T//2) then [T//2, T); the last tile of each half may be
-    # partial (a scalar per-step mask). Prefer a tile length dividing both halves (no mask at all).
+    def unpack(self, arrays: tuple) -> dict:
+        units = [lax.bitcast_convert_type(part(c), jnp.uint64)
+                 for c in arrays for part in (jnp.real, jnp.imag)]
+        if self.bits == 32:
+            units = [half for u in units
+                     for half in ((u >> 32).astype(jnp.uint32), (u & 0xFFFFFFFF).astype(jnp.uint32))]
+        state = {k: lax.bitcast_convert_type(u, self.dtype) for k, u in zip(self.floats, units)}
+        for group, u in zip(self.int_groups, units[len(self.floats):]):
+            for k in reversed(group):
+                state[k] = ((u % self.radix).astype(jnp.int32) - 1).astype(self.dtype)
+                u = u // self.radix
+        return state
+
+
+def _schedule(steps: int, tile: int, group: int):
+    """Tiles covering [0, T//2) then [T//2, T), in groups of ``group`` (padded with empty tiles).
+
+    Returns ((first step, valid steps, reset) per tile, shaped (groups, group)), the tile length and
+    whether any tile is partial. Prefers a tile length dividing both halves (no partial tile).
+    """
     half = steps // 2
     tile = max(1, min(tile, steps - half))
     if half and steps == 2 * half:
         divisors = [k for k in range(tile, (tile + 1) // 2 - 1, -1) if half % k == 0]
         tile = divisors[0] if divisors else tile
-    masked = half % tile != 0 or (steps - half) % tile != 0
-    t0s, nvs, resets = [], [], []
-    for lo, hi in ((0, half), (half, steps)):
-        for t0 in range(lo, hi, tile):
-            t0s.append(t0); nvs.append(min(tile, hi - t0)); resets.append(t0 == half)
-    sched = (jnp.asarray(t0s, jnp.int32), jnp.asarray(nvs, jnp.int32), jnp.asarray(resets))
-    stt0 = jnp.where(err0 < tol, f(0), f(-1))
-    carry = (C(w0, err0), C(err0, f(0)), C(pack(f(-1), stt0), pack(f(0), f(0))), err0, tx.init(w0))
-    carry, _ = lax.scan(tile_body, carry, sched)
-    c1, c2, c3, ee, _ = carry
-    m = jnp.real(c2)                                    # (steps == 1: the first tile resets)
-    tf, stt = unpack(jnp.real(c3))
-    fl, ko = unpack(jnp.imag(c3))
+    rows = [(t0, min(tile, hi - t0), t0 == half)
+            for lo, hi in ((0, half), (half, steps)) for t0 in range(lo, hi, tile)]
+    rows += [(steps, 0, False)] * (-len(rows) % group)
+    t0, nv, reset = (np.array(c).reshape(-1, group) for c in zip(*rows))
+    return (t0.astype(np.int32), nv.astype(np.int32), reset), tile, bool((nv < tile).any())
+
+
+def run(problem, hparams, w0, r, tol, *, p_axes, h_axes, make_optimizer, steps, tile=TILE,
+        group=GROUP, count=False):
+    """A batch of runs, as ``jax.vmap(gdlab.engine._run)`` computes it; returns (w, RunStats, None).
+
+    The batch axis is the leading axis of ``w0``, ``r`` and of the problem fields and
+    hyperparameters marked 0 in ``p_axes``/``h_axes`` (``None``: shared). ``count=True`` also
+    returns (speculation checks that failed, checks made), to measure and test the speculation.
+    """
+    with jax.enable_x64(True):
+        return _run(problem, hparams, w0, r, tol, p_axes, h_axes, make_optimizer, steps, tile,
+                    group, count)
+
+
+def _run(problem, hparams, w0, r, tol, p_axes, h_axes, make_optimizer, steps, tile, group, count):
+    dtype = w0.dtype
+    bound = jnp.asarray(divergence_bound(dtype), dtype)
+    f = lambda i: jnp.asarray(i, dtype)                 # step numbers as exact floats
+    sched, tile, masked = _schedule(steps, tile, group)
+    layout = Packing(dtype, steps, _FLOATS if r is not None else _FLOATS[:3], _INTS)
+
+    def constants(p, w0):
+        w_star = jnp.asarray(p.optimum(), dtype)
+        err0 = jnp.abs(w0 - w_star)
+        return w_star, err0, noise_floor(jnp.finfo(dtype).eps, jnp.abs(w_star), err0)
+
+    def init(p, h, w0, r, tol):
+        _, err0, _ = constants(p, w0)
+        state = dict(w=w0, m=err0, eo=err0, d=f(0), ko=f(0), fl=f(0),
+                     stt=jnp.where(err0 < tol, f(0), f(-1)))
+        return layout.pack(state), f(-1), err0, make_optimizer(**h).init(w0)
+
+    def step(i, c, k, exact):
+        """Step i of a tile, as ``gdlab.engine._run`` takes it; without ``exact``, no freeze."""
+        p, h, r, tol, w_star, floor, t0, n_valid = k
+        v, sv, e, a, st, s, tf, ok = c
+        u, sv = make_optimizer(**h).update(p.grad(v), sv, v)
+        v = v + u
+        e_new = v - w_star
+        a_new = jnp.abs(e_new)
+        ti = f(t0 + i)
+        if exact:
+            if masked:
+                ok = ok & (i <= n_valid)
+            bad = ~(a_new <= bound)                     # catches inf and NaN
+            tf = jnp.where(ok & bad, ti, tf)
+            ok = ok & ~bad                              # step i taken
+        only = (lambda new, old: jnp.where(ok, new, old)) if exact else (lambda new, old: new)
+        res = ok & (a > floor)
+        st = dict(st)
+        st["stt"] = jnp.where((st["stt"] < 0) & ok & (a_new < tol), ti, st["stt"])
+        st["fl"] = st["fl"] + (res & (a_new > floor) & (e_new * e < 0)).astype(dtype)
+        st["m"] = only(jnp.maximum(st["m"], a_new), st["m"])
+        st["eo"] = jnp.where(res, a_new, st["eo"])
+        st["ko"] = jnp.where(res, ti, st["ko"])
+        if r is not None:
+            scale = jnp.abs(w_star) + a + a_new + jnp.abs(1 - r) * a
+            dev = jnp.abs(a_new - jnp.abs(r) * a) / scale
+            st["d"] = only(jnp.maximum(st["d"], dev), st["d"])
+        st["w"] = only(v, st["w"])
+        s = jax.tree.map(only, sv, s) if exact else sv
+        return v, sv, e_new, a_new, st, s, tf, ok
+
+    steps_of = {ex: jax.jit(lambda i, c, k, ex=ex: step(i, c, k, ex)) for ex in (False, True)}
+
+    def advance(p, h, w0, r, tol, carry, sched, exact: bool):
+        """One tile of one run."""
+        t0, n_valid, reset = sched
+        w_star, _, floor = constants(p, w0)
+        packed, tf, ee, s = carry
+        st = layout.unpack(packed)
+        ee = jnp.where(reset, st["m"], ee)              # err_early := running max at t = T//2
+        st["m"] = jnp.where(reset, 0, st["m"])
+        e = st["w"] - w_star
+        active = tf < 0
+        c = (st["w"], s, e, jnp.abs(e), st, s, tf, jnp.ones_like(active) if not exact else active)
+        k = (p, h, r, tol, w_star, floor, t0, n_valid)
+        for i in range(1, tile + 1):
+            c = steps_of[exact](jnp.int32(i), c, k)
+        _, _, _, _, new, s_new, tf, _ = c
+        if not exact:                                   # runs frozen before the tile stay put
+            new = jax.tree.map(lambda x, y: jnp.where(active, x, y), new, st)
+            s_new = jax.tree.map(lambda x, y: jnp.where(active, x, y), s_new, s)
+        return layout.pack(new), tf, ee, s_new
+
+    axes = (p_axes, h_axes, 0, None if r is None else 0, None)
+    args = (problem, hparams, w0, r, tol)
+    vadvance = {ex: jax.vmap(lambda *a, ex=ex: advance(*a, exact=ex),
+                             in_axes=(*axes, (0, 0, 0, 0), None)) for ex in (False, True)}
+
+    def tiles(carry, sched, exact):
+        return lax.scan(lambda c, s: (vadvance[exact](*args, c, s), None), carry, sched)[0]
+
+    def group_body(carry, sched):
+        carry, failed = carry
+        if not speculate:
+            return (tiles(carry, sched, True), failed), None
+        guess = lax.optimization_barrier(tiles(carry, sched, False))
+        # An active run that left the bound has a running max beyond it, or NaN (also in
+        # err_early, if the group crossed T/2); partial tiles need the per-step mask.
+        held = (jnp.all(layout.unpack(guess[0])["m"] <= bound) & jnp.all(guess[2] <= bound)
+                & jnp.all(sched[1] == tile))
+        carry = lax.cond(held, lambda: guess, lambda: tiles(carry, sched, True))
+        return (carry, failed + (~held).astype(jnp.int32)), None
+
+    carry = jax.vmap(init, in_axes=axes)(*args)
+    # Stateless optimizers only: with optimizer state the guessed and the exact tile are different
+    # programs that may round a multiply-add differently, and a run must not depend on whether a
+    # neighbour in its block froze.
+    speculate = w0.shape[0] <= SPECULATE_MAX and not jax.tree.leaves(carry[3])
+    (carry, failed), _ = lax.scan(group_body, (carry, jnp.int32(0)), sched)
+    packed, tf, ee, _ = carry
+    st = layout.unpack(packed)
     i32 = lambda v: v.astype(jnp.int32)
-    stats = RunStats(t_freeze=i32(tf), steps_to_tol=i32(stt), flips=i32(fl), err_early=ee,
-                            err_late=m, err_obs=jnp.imag(c1), k_obs=i32(ko),
-                            rec_dev=jnp.imag(c2), mode_flips=None)
-    return jnp.real(c1), stats, None
+    stats = RunStats(t_freeze=i32(tf), steps_to_tol=i32(st["stt"]), flips=i32(st["fl"]),
+                     err_early=ee, err_late=st["m"], err_obs=st["eo"], k_obs=i32(st["ko"]),
+                     rec_dev=st.get("d", jnp.zeros_like(ee)), mode_flips=None)
+    out = (st["w"], stats, None)
+    return (out, failed, jnp.int32(sched[0].shape[0] if speculate else 0)) if count else out

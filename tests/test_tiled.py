@@ -8,7 +8,17 @@ from gdlab import engine
 
 P = gdlab.problems.scalar_regression(1.0, 100.0)
 FIELDS = ("regime", "steps_to_tol", "flips", "diverged_at", "contraction", "final_error",
-          "max_error", "growth", "recurrence_dev", "w_final")
+          "max_error", "growth", "w_final")
+
+
+def assert_same(fast, slow):
+    for f in FIELDS:
+        np.testing.assert_array_equal(getattr(fast, f), getattr(slow, f), err_msg=f)
+    # XLA:CPU may fuse |r|·|e_t| into a multiply-add in one program and not in the other: the
+    # deviation then moves by at most ½ ulp(|r||e_t|)/scale ≤ eps/2 (scale ≥ |r||e_t|), plus the
+    # rounding of the division. Everything else is bit-identical.
+    eps = np.finfo(fast.w_final.dtype).eps
+    np.testing.assert_allclose(fast.recurrence_dev, slow.recurrence_dev, rtol=0, atol=eps)
 
 
 def both(**kw):
@@ -24,8 +34,7 @@ def both(**kw):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_gradient_descent_bit_identical(steps, dtype):
     fast, slow = both(alphas=np.linspace(-0.2, 3.2, 3001), steps=steps, tol=1.0, dtype=dtype)
-    for f in FIELDS:
-        np.testing.assert_array_equal(getattr(fast, f), getattr(slow, f), err_msg=f)
+    assert_same(fast, slow)
 
 
 def test_momentum_same_regimes_and_freezes():
@@ -42,7 +51,66 @@ def test_momentum_same_regimes_and_freezes():
 
 def test_out_of_scope_runs_use_the_per_step_loop():
     from gdlab import tiled
-    assert not tiled.eligible(np.zeros(3, np.float32), 100, None, True, P)        # vector w
-    assert not tiled.eligible(np.float32(0), 100, 5, True, P)                     # snapshots
-    assert not tiled.eligible(np.float32(0), 5000, None, True, P)                 # (T+2)² ≥ 2²⁴
-    assert tiled.eligible(np.float64(0), 5000, None, True, P)
+    f32, f64 = np.float32, np.float64
+    assert not tiled.eligible((3,), f32, 100, None, True, P)            # vector w
+    assert not tiled.eligible((), f32, 100, 5, True, P)                 # snapshots
+    assert not tiled.eligible((), f32, 100, None, False, P)             # update only
+    assert not tiled.eligible((), f32, 5000, None, True, P)             # (T+2)² ≥ 2²⁴
+    assert tiled.eligible((), f64, 5000, None, True, P)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_many_blocks_with_freezes_in_every_phase(dtype):
+    # 20 000 runs: several engine blocks, each speculating on its own; runs freeze before T/2, in
+    # the tile that moves the running max to err_early, and after it.
+    steps = 300 if dtype == "float32" else 1000     # the float64 bound is reached later
+    fast, slow = both(alphas=np.linspace(-0.2, 3.2, 20_000), steps=steps, tol=1.0, dtype=dtype)
+    assert (fast.diverged_at > 0).sum() > 1000
+    assert_same(fast, slow)
+
+
+def test_runs_frozen_before_half_time_end_with_no_late_error():
+    # α = 2.9 freezes near t = 60, long before T/2 = 200, and no run freezes near T/2, so the tile
+    # that resets the running max is speculated: the frozen run must take the reset too.
+    fast, slow = both(alphas=[0.5, 1.5, 2.9], steps=400, tol=1.0)
+    assert fast.diverged_at[2] > 0 and fast.max_error[2] > 0
+    assert_same(fast, slow)
+
+
+def _tiled(alphas, steps, r=True):
+    import jax
+    from gdlab import tiled
+    a = np.asarray(alphas, np.float32)
+    p = gdlab.problems.scalar_regression(np.float32(1.0), np.float32(100.0))
+    fn = jax.jit(lambda a: tiled.run(
+        p, {"alpha": a}, np.zeros(a.shape, np.float32), (1 - a) if r else None, np.float32(1.0),
+        p_axes=type(p)(None, None), h_axes={"alpha": 0},
+        make_optimizer=gdlab.optimizers.get("sgd").make, steps=steps, count=True))
+    (w, stats, _), failed, checks = fn(a)
+    return int(failed), int(checks)
+
+
+def test_speculation_holds_without_freezes_and_fails_on_one():
+    # T = 1000 is 10 groups of 4 tiles of 25 steps, each checked once.
+    assert _tiled(np.linspace(0.0, 1.99, 512), 1000) == (0, 10)
+    # α = 2.5 freezes at t = 98 (|1.5|^t · 100 > √max f32): only the group holding t = 98 fails.
+    t = int(np.ceil(np.log(np.sqrt(np.finfo(np.float32).max) / 100) / np.log(1.5)))
+    assert 76 <= t <= 100
+    assert _tiled(np.r_[np.linspace(0.0, 1.99, 511), 2.5], 1000, r=False) == (1, 10)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_a_run_does_not_depend_on_the_runs_beside_it(optimizer):
+    # Shards and sub-sweeps must reproduce the whole sweep bit for bit: batch sizes are padded to
+    # whole vectors so that every batch is compiled the same way (see engine._layout).
+    alphas = np.random.default_rng(0).uniform(0.0, 4.0, 37)
+    over = {"sgd": {"x": [0.5, 1.0, 1.5]}, "momentum": {"beta": np.linspace(0.0, 0.9, 7)},
+            "adam": {"b1": [0.0, 0.5, 0.9]}}[optimizer]
+    kw = dict(optimizer=optimizer, over=over, steps=300, tol=1.0, progress=False)
+    full = gdlab.sweep(P, alphas, **kw)
+    for lo, hi in ((0, 18), (18, 37), (5, 6), (3, 30)):
+        part = gdlab.sweep(P, alphas[lo:hi], **kw)
+        for f in FIELDS + ("recurrence_dev",):
+            if getattr(full, f) is not None:
+                np.testing.assert_array_equal(getattr(part, f), getattr(full, f)[lo:hi],
+                                              err_msg=f"{f} [{lo}:{hi}]")
