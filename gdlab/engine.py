@@ -187,10 +187,11 @@ def _compiled(args, static):
         h_axes = dict(h_axes)
 
         if fast and tiled.eligible(args[2].shape[1:], args[2].dtype, steps, record_every,
-                                   statistics, args[0]):
+                                   args[0]):
             def vrun(p, h, w0, r, tol):
                 return tiled.run(p, h, w0, r, tol, p_axes=p_axes, h_axes=h_axes,
-                                 make_optimizer=make_optimizer, steps=steps)
+                                 make_optimizer=make_optimizer, steps=steps,
+                                 statistics=statistics)
         else:
             def one_run(p, h, w0, r, tol):
                 return _run(p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps,

@@ -29,6 +29,8 @@ strided snapshots, all statistics, no eigen-modes, and (T + 2)² exactly represe
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,59 +53,68 @@ _FLOATS = ("w", "m", "eo", "d")      # iterate, running max |e|, err_obs, rec_de
 _INTS = ("ko", "fl", "stt")          # k_obs, flips, steps_to_tol: integers in [-1, T]
 
 
-def eligible(param_shape, dtype, steps, record_every, statistics, problem) -> bool:
-    """Scalar parameter, no snapshots, full statistics, no modes, and step numbers exact in dtype."""
+def eligible(param_shape, dtype, steps, record_every, problem) -> bool:
+    """Scalar parameter, no snapshots, no modes, and step numbers exact in dtype."""
     mant = np.finfo(dtype).nmant + 1
-    return (tuple(param_shape) == () and record_every is None and statistics
-            and not hasattr(problem, "modes") and (steps + 2) ** 2 < 2 ** mant)
+    return (tuple(param_shape) == () and record_every is None and not hasattr(problem, "modes")
+            and (steps + 2) ** 2 < 2 ** mant)
 
 
 class Packing:
-    """Per-run state ↔ complex128 arrays: each carried array is one kernel, so pack tightly.
+    """Per-run state ↔ a few complex arrays: each carried array costs one kernel per tile.
 
-    Float fields keep their bits; the integer fields (values in [-1, T]) are digits of radix-(T + 2)
-    numbers, as many per machine word as fit. In float32 two 32-bit units make one 64-bit word, and
-    two words one complex128: (w, m), (err_obs, counters) for the canonical sweep, one array. The
-    running max ``m`` sits in a low half, so it reads back exactly even when a speculative tile
-    left NaN bits beside it. Needs 64-bit types: trace under ``jax.enable_x64(True)``.
+    Float fields keep their values; the integer fields (values in [-1, T]) are the digits of one
+    radix-(T + 2) number per unit, stored by its bits in a float of the same width (offset so the
+    pattern is a normal number, never a subnormal, inf or NaN). Units pair up as complex numbers of
+    the simulation dtype, except in float32 with more than two units: there two 32-bit units make
+    one 64-bit word and two words one complex128, so the canonical sweep's state, (w, m, err_obs,
+    counters), is a single array. That halves the kernels but makes the loop 64-bit (8 runs per
+    vector instead of 16): measured faster for three or four units, slower for two. The running
+    max ``m`` sits in a low half, so it reads back exactly even when a speculative tile left NaN
+    bits beside it. Wide packing needs 64-bit types: trace under :attr:`context`.
     """
 
     def __init__(self, dtype, steps: int, floats: tuple[str, ...], ints: tuple[str, ...]):
         self.dtype = np.dtype(dtype)
-        self.bits = 8 * self.dtype.itemsize
-        self.unit = {32: jnp.uint32, 64: jnp.uint64}[self.bits]
+        finfo = np.finfo(self.dtype)
+        self.unit = {32: jnp.uint32, 64: jnp.uint64}[finfo.bits]
+        self.offset = 1 << finfo.nmant                        # exponent field 1: a normal number
+        top = ((1 << finfo.nexp) - 1) << finfo.nmant          # inf/NaN patterns start here
         self.radix = steps + 2
         per = 1
-        while self.radix ** (per + 1) <= 2 ** self.bits:
+        while self.offset + self.radix ** (per + 1) <= top:
             per += 1
         self.floats = floats
         self.int_groups = [ints[i:i + per] for i in range(0, len(ints), per)]
-        units = len(floats) + len(self.int_groups)
-        self.n_arrays = -(-units * self.bits // 128)
+        self.wide = finfo.bits == 32 and len(floats) + len(self.int_groups) > 2
+
+    def context(self):
+        return jax.enable_x64(True) if self.wide else contextlib.nullcontext()
 
     def pack(self, state: dict) -> tuple:
-        units = [lax.bitcast_convert_type(state[k].astype(self.dtype), self.unit)
-                 for k in self.floats]
+        units = [state[k].astype(self.dtype) for k in self.floats]
         for group in self.int_groups:
             u = jnp.zeros(jnp.shape(state[group[0]]), self.unit)
             for k in group:
                 u = u * self.radix + (state[k].astype(jnp.int32) + 1).astype(self.unit)
-            units.append(u)
-        units += [jnp.zeros_like(units[0])] * (self.n_arrays * 128 // self.bits - len(units))
-        if self.bits == 32:
-            u64 = jnp.uint64
-            units = [(hi.astype(u64) << 32) | lo.astype(u64) for hi, lo in zip(units[::2], units[1::2])]
-        words = [lax.bitcast_convert_type(u, jnp.float64) for u in units]
-        return tuple(lax.complex(re, im) for re, im in zip(words[::2], words[1::2]))
+            units.append(lax.bitcast_convert_type(u + self.offset, self.dtype))
+        if self.wide:                                       # (hi, lo) float32 bits -> one float64
+            units += [jnp.zeros_like(units[0])] * (-len(units) % 4)
+            bits = [lax.bitcast_convert_type(u, jnp.uint32).astype(jnp.uint64) for u in units]
+            units = [lax.bitcast_convert_type((hi << 32) | lo, jnp.float64)
+                     for hi, lo in zip(bits[::2], bits[1::2])]
+        units += [jnp.zeros_like(units[0])] * (len(units) % 2)
+        return tuple(lax.complex(re, im) for re, im in zip(units[::2], units[1::2]))
 
     def unpack(self, arrays: tuple) -> dict:
-        units = [lax.bitcast_convert_type(part(c), jnp.uint64)
-                 for c in arrays for part in (jnp.real, jnp.imag)]
-        if self.bits == 32:
-            units = [half for u in units
-                     for half in ((u >> 32).astype(jnp.uint32), (u & 0xFFFFFFFF).astype(jnp.uint32))]
-        state = {k: lax.bitcast_convert_type(u, self.dtype) for k, u in zip(self.floats, units)}
-        for group, u in zip(self.int_groups, units[len(self.floats):]):
+        units = [part(c) for c in arrays for part in (jnp.real, jnp.imag)]
+        if self.wide:
+            bits = [lax.bitcast_convert_type(u, jnp.uint64) for u in units]
+            units = [lax.bitcast_convert_type(half.astype(jnp.uint32), self.dtype)
+                     for b in bits for half in (b >> 32, b & 0xFFFFFFFF)]
+        state = dict(zip(self.floats, units))
+        for group, x in zip(self.int_groups, units[len(self.floats):]):
+            u = lax.bitcast_convert_type(x, self.unit) - self.offset
             for k in reversed(group):
                 state[k] = ((u % self.radix).astype(jnp.int32) - 1).astype(self.dtype)
                 u = u // self.radix
@@ -129,35 +140,44 @@ def _schedule(steps: int, tile: int, group: int):
 
 
 def run(problem, hparams, w0, r, tol, *, p_axes, h_axes, make_optimizer, steps, tile=TILE,
-        group=GROUP, count=False):
+        group=GROUP, statistics=True, count=False):
     """A batch of runs, as ``jax.vmap(gdlab.engine._run)`` computes it; returns (w, RunStats, None).
 
     The batch axis is the leading axis of ``w0``, ``r`` and of the problem fields and
-    hyperparameters marked 0 in ``p_axes``/``h_axes`` (``None``: shared). ``count=True`` also
-    returns (speculation checks that failed, checks made), to measure and test the speculation.
+    hyperparameters marked 0 in ``p_axes``/``h_axes`` (``None``: shared). ``statistics=False``
+    takes the steps and the freeze alone, as the engine's ``update_only`` (the benchmark's floor).
+    ``count=True`` also returns (speculation checks that failed, checks made), to measure and test
+    the speculation.
     """
-    with jax.enable_x64(True):
+    if not statistics:
+        r = None
+    floats = _FLOATS if r is not None else _FLOATS[:3] if statistics else _FLOATS[:2]
+    layout = Packing(w0.dtype, steps, floats, _INTS if statistics else ())
+    with layout.context():
         return _run(problem, hparams, w0, r, tol, p_axes, h_axes, make_optimizer, steps, tile,
-                    group, count)
+                    group, statistics, count, layout)
 
 
-def _run(problem, hparams, w0, r, tol, p_axes, h_axes, make_optimizer, steps, tile, group, count):
+def _run(problem, hparams, w0, r, tol, p_axes, h_axes, make_optimizer, steps, tile, group,
+         statistics, count, layout):
     dtype = w0.dtype
     bound = jnp.asarray(divergence_bound(dtype), dtype)
     f = lambda i: jnp.asarray(i, dtype)                 # step numbers as exact floats
     sched, tile, masked = _schedule(steps, tile, group)
-    layout = Packing(dtype, steps, _FLOATS if r is not None else _FLOATS[:3], _INTS)
 
     def constants(p, w0):
         w_star = jnp.asarray(p.optimum(), dtype)
         err0 = jnp.abs(w0 - w_star)
         return w_star, err0, noise_floor(jnp.finfo(dtype).eps, jnp.abs(w_star), err0)
 
-    def init(p, h, w0, r, tol):
+    def start(p, h, w0, r, tol):
         _, err0, _ = constants(p, w0)
-        state = dict(w=w0, m=err0, eo=err0, d=f(0), ko=f(0), fl=f(0),
-                     stt=jnp.where(err0 < tol, f(0), f(-1)))
-        return layout.pack(state), f(-1), err0, make_optimizer(**h).init(w0)
+        return dict(w=w0, m=err0, eo=err0, d=f(0), ko=f(0), fl=f(0),
+                    stt=jnp.where(err0 < tol, f(0), f(-1)))
+
+    def init(p, h, w0, r, tol):
+        state = start(p, h, w0, r, tol)
+        return layout.pack(state), f(-1), state["m"], make_optimizer(**h).init(w0)
 
     def step(i, c, k, exact):
         """Step i of a tile, as ``gdlab.engine._run`` takes it; without ``exact``, no freeze."""
@@ -175,13 +195,14 @@ def _run(problem, hparams, w0, r, tol, p_axes, h_axes, make_optimizer, steps, ti
             tf = jnp.where(ok & bad, ti, tf)
             ok = ok & ~bad                              # step i taken
         only = (lambda new, old: jnp.where(ok, new, old)) if exact else (lambda new, old: new)
-        res = ok & (a > floor)
         st = dict(st)
-        st["stt"] = jnp.where((st["stt"] < 0) & ok & (a_new < tol), ti, st["stt"])
-        st["fl"] = st["fl"] + (res & (a_new > floor) & (e_new * e < 0)).astype(dtype)
-        st["m"] = only(jnp.maximum(st["m"], a_new), st["m"])
-        st["eo"] = jnp.where(res, a_new, st["eo"])
-        st["ko"] = jnp.where(res, ti, st["ko"])
+        st["m"] = only(jnp.maximum(st["m"], a_new), st["m"])   # also the speculation's check
+        if statistics:
+            res = ok & (a > floor)
+            st["stt"] = jnp.where((st["stt"] < 0) & ok & (a_new < tol), ti, st["stt"])
+            st["fl"] = st["fl"] + (res & (a_new > floor) & (e_new * e < 0)).astype(dtype)
+            st["eo"] = jnp.where(res, a_new, st["eo"])
+            st["ko"] = jnp.where(res, ti, st["ko"])
         if r is not None:
             scale = jnp.abs(w_star) + a + a_new + jnp.abs(1 - r) * a
             dev = jnp.abs(a_new - jnp.abs(r) * a) / scale
@@ -241,6 +262,10 @@ def _run(problem, hparams, w0, r, tol, p_axes, h_axes, make_optimizer, steps, ti
     packed, tf, ee, _ = carry
     st = layout.unpack(packed)
     i32 = lambda v: v.astype(jnp.int32)
+    if not statistics:      # as the engine's update_only: the freeze step, the rest as initialised
+        init_st = jax.vmap(start, in_axes=axes)(*args)
+        st = {**init_st, "w": st["w"], "m": jnp.zeros_like(ee)}
+        ee = init_st["m"]
     stats = RunStats(t_freeze=i32(tf), steps_to_tol=i32(st["stt"]), flips=i32(st["fl"]),
                      err_early=ee, err_late=st["m"], err_obs=st["eo"], k_obs=i32(st["ko"]),
                      rec_dev=st.get("d", jnp.zeros_like(ee)), mode_flips=None)

@@ -52,11 +52,10 @@ def test_momentum_same_regimes_and_freezes():
 def test_out_of_scope_runs_use_the_per_step_loop():
     from gdlab import tiled
     f32, f64 = np.float32, np.float64
-    assert not tiled.eligible((3,), f32, 100, None, True, P)            # vector w
-    assert not tiled.eligible((), f32, 100, 5, True, P)                 # snapshots
-    assert not tiled.eligible((), f32, 100, None, False, P)             # update only
-    assert not tiled.eligible((), f32, 5000, None, True, P)             # (T+2)² ≥ 2²⁴
-    assert tiled.eligible((), f64, 5000, None, True, P)
+    assert not tiled.eligible((3,), f32, 100, None, P)            # vector w
+    assert not tiled.eligible((), f32, 100, 5, P)                 # snapshots
+    assert not tiled.eligible((), f32, 5000, None, P)             # (T+2)² ≥ 2²⁴
+    assert tiled.eligible((), f64, 5000, None, P)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -114,3 +113,23 @@ def test_a_run_does_not_depend_on_the_runs_beside_it(optimizer):
             if getattr(full, f) is not None:
                 np.testing.assert_array_equal(getattr(part, f), getattr(full, f)[lo:hi],
                                               err_msg=f"{f} [{lo}:{hi}]")
+
+
+def test_update_only_freezes_as_the_per_step_loop():
+    from gdlab import engine
+    a = np.linspace(-0.5, 3.5, 1000)
+    args = (P._replace(x=np.float32(1.0), y=np.float32(100.0)), {"alpha": a.astype(np.float32)},
+            np.zeros(a.size, np.float32))
+    kw = dict(make_optimizer=gdlab.optimizers.get("sgd").make, steps=500, tol=1.0, chunk_size=1000,
+              block=4096, batched_fields=frozenset({"alpha"}), statistics=False)
+    fast = engine.simulate(*args, **kw)
+    try:
+        engine.FAST_PATH[0] = "never"
+        slow = engine.simulate(*args, **kw)
+    finally:
+        engine.FAST_PATH[0] = "cpu"
+    assert (fast.stats.t_freeze > 0).sum() > 100
+    np.testing.assert_array_equal(fast.w_final, slow.w_final)
+    for f, x in fast.stats._asdict().items():
+        if x is not None:
+            np.testing.assert_array_equal(x, getattr(slow.stats, f), err_msg=f)
