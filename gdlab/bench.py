@@ -103,67 +103,77 @@ def _row(variant, n, steps, dtype, compile_s, times, peak) -> dict:
 
 
 def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll: int,
-        check: bool = True, devices=1) -> list[dict]:
+        check: bool = True, devices: int = 1) -> list[dict]:
+    """Every variant timed ``repeats`` times, round-robin, so that a noisy machine slows them alike
+    (ratios come from medians measured side by side); compile times come from the first calls."""
     problem = gdlab.problems.scalar_regression(1.0, 100.0)
+    p32 = problem._replace(x=np.float32(1.0), y=np.float32(100.0))
     alphas = np.linspace(0.0, 3.0, n)
-    rows = []
+    sgd = gdlab.optimizers.get("sgd").make
+    cpu = jax.default_backend() == "cpu"
+    block = 4096 if cpu else None
+    variants, compile_s = {}, {}
 
-    # Engine: the first call compiles (reported separately); then `repeats` timed runs.
-    times, compile_s = [], 0.0
-    for _ in range(repeats + 1):
+    # gdlab: the whole sweep end to end (chunks, transfers, classification on the host).
+    def sweep():
         res = gdlab.sweep(problem, alphas, steps=steps, tol=1.0, unroll=unroll, progress=False,
                           recurrence=False, devices=devices)
-        compile_s += res.compile_s
-        times.append(res.run_s)
-    peak = _device_peak_mib() if jax.default_backend() != "cpu" else _peak_rss_mib()
-    rows.append(_row("gdlab", n, steps, "float32", compile_s, times[1:], peak))
-    rows[-1]["devices"] = engine.device_count(devices)
+        compile_s["gdlab"] = compile_s.get("gdlab", 0.0) + res.compile_s
+        return res.run_s
+    variants["gdlab"] = (n, steps, sweep)
 
-    # The device computation alone: one chunk of all N runs on device-resident inputs, statistics
-    # computed and kept on the device (no transfers, no host classification).
-    cpu_block = 4096 if jax.default_backend() == "cpu" else None
-    unit = cpu_block if cpu_block and n >= cpu_block else engine.LANES   # whole blocks/vectors
-    nk = max(unit, (n // unit) * unit)
+    # The device computation alone: one chunk on device-resident inputs, statistics kept on the
+    # device (no transfers, no host classification); with and without the statistics.
+    unit = devices * (block if block and n >= devices * block else engine.LANES)
+    nk = max(unit, (n // unit) * unit)                   # whole blocks (or vectors) per device
     for label, stats in (("kernel", True), ("kernel-update", False)):
-        a32 = alphas[:nk].astype(np.float32)
-        p32 = problem._replace(x=np.float32(1.0), y=np.float32(100.0))
-        kw = dict(make_optimizer=gdlab.optimizers.get("sgd").make, steps=steps, unroll=unroll,
-                  block=cpu_block, batched_fields=frozenset({"alpha"}), statistics=stats)
-        args = (p32, {"alpha": a32}, np.zeros(nk, np.float32), None, np.float32(1.0))
-        fn, compile_s = engine.chunk_program(*args, **kw)
+        args = (p32, {"alpha": alphas[:nk].astype(np.float32)}, np.zeros(nk, np.float32), None,
+                np.float32(1.0))
+        fn, compile_s[label] = engine.chunk_program(
+            *args, make_optimizer=sgd, steps=steps, unroll=unroll, block=block,
+            batched_fields=frozenset({"alpha"}), statistics=stats, devices=devices)
         dev = jax.device_put(args)
-        times = []
-        for _ in range(repeats + 1):
+
+        def kernel(fn=fn, dev=dev):
             t0 = time.perf_counter()
             jax.block_until_ready(fn(*dev))
-            times.append(time.perf_counter() - t0)
-        rows.append(_row(label, nk, steps, "float32", compile_s, times[1:], None))
+            return time.perf_counter() - t0
+        variants[label] = (nk, steps, kernel)
 
-    # The floor: the same optax step and freeze with the statistics switched off.
-    a32 = alphas.astype(np.float32)
-    p32 = problem._replace(x=np.float32(1.0), y=np.float32(100.0))
-    block = 4096 if jax.default_backend() == "cpu" else None
-    times, compile_s = [], 0.0
-    for _ in range(repeats + 1):
-        sim = engine.simulate(p32, {"alpha": a32}, np.zeros(n, np.float32),
-                              make_optimizer=gdlab.optimizers.get("sgd").make, steps=steps,
-                              tol=1.0, unroll=unroll, chunk_size=default_chunk(n, np.float32),
-                              block=block,
+    # The floor end to end: the same optax step and freeze with the statistics switched off.
+    def update_only():
+        sim = engine.simulate(p32, {"alpha": alphas.astype(np.float32)}, np.zeros(n, np.float32),
+                              make_optimizer=sgd, steps=steps, tol=1.0, unroll=unroll,
+                              chunk_size=default_chunk(n, np.float32), block=block,
                               batched_fields=frozenset({"alpha"}), statistics=False,
-                              devices=engine.device_count(devices))
-        compile_s += sim.compile_s
-        times.append(sim.run_s)
-    rows.append(_row("update-only", n, steps, "float32", compile_s, times[1:], None))
+                              devices=devices)
+        compile_s["update-only"] = compile_s.get("update-only", 0.0) + sim.compile_s
+        return sim.run_s
+    variants["update-only"] = (n, steps, update_only)
 
     # NumPy, vectorised over α, same statistics.
     np_alphas = np.linspace(0.0, 3.0, numpy_n)
-    np_times = []
-    for _ in range(max(1, repeats // 2)):
+
+    def numpy_run():
         t0 = time.perf_counter()
-        ref = numpy_sweep(np_alphas, 1.0, 100.0, 0.0, numpy_steps, 1.0, recurrence=False)
-        np_times.append(time.perf_counter() - t0)
-    rows.append(_row("numpy", numpy_n, numpy_steps, "float32", 0.0, np_times, None))
+        numpy_sweep(np_alphas, 1.0, 100.0, 0.0, numpy_steps, 1.0, recurrence=False)
+        return time.perf_counter() - t0
+    variants["numpy"] = (numpy_n, numpy_steps, numpy_run)
+
+    times = {k: [] for k in variants}
+    for name, (_, _, fn) in variants.items():          # warm-up: compiles
+        fn()
+    for _ in range(repeats):
+        for name, (_, _, fn) in variants.items():
+            times[name].append(fn())
+    peak = _device_peak_mib() if not cpu else _peak_rss_mib()
+    rows = [_row(name, nv, tv, "float32", compile_s.get(name, 0.0), times[name],
+                 peak if name == "gdlab" else None) for name, (nv, tv, _) in variants.items()]
+    for row in rows:
+        row["devices"] = 1 if row["variant"] == "numpy" else devices
+
     if check:
+        ref = numpy_sweep(np_alphas, 1.0, 100.0, 0.0, numpy_steps, 1.0, recurrence=False)
         same = gdlab.sweep(problem, np_alphas, steps=numpy_steps, tol=1.0, progress=False)
         for name, mine in (("t_freeze", same.diverged_at), ("steps_to_tol", same.steps_to_tol),
                            ("flips", same.flips)):
@@ -185,7 +195,7 @@ def format_table(rows: list[dict]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['variant']:<12} {r['N']:>10} {r['T']:>6} {r['dtype']:<8} "
-                     f"{r['device'][:14]:<14} {r['compile_s']:>9.3f} {r['median_run_s']:>9.3f} "
+                     f"{(r['device'][:10] + ' ×' + str(r['devices'])):<14} {r['compile_s']:>9.3f} {r['median_run_s']:>9.3f} "
                      f"{r['updates_per_s']:>10.3g} {r['ratio_to_numpy']:>7.2f} "
                      f"{r['ratio_to_update_only']:>8.3f} "
                      f"{r['peak_mib'] if r['peak_mib'] is not None else '-':>9}")
@@ -230,13 +240,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--numpy-n", type=int, default=None,
                    help="NumPy step sizes (default: --n, at most 10⁶)")
     p.add_argument("--numpy-steps", type=int, default=100, help="NumPy steps (default 100)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per variant (default 5)")
     p.add_argument("--unroll", type=int, default=1 if not gpu else 16,
                    help="lax.scan unroll (default 1 on CPU, 16 on an accelerator, as gdlab.sweep)")
     p.add_argument("--json", default="bench.json", help="where to write the table as JSON")
     p.add_argument("--fast-path", choices=("cpu", "always", "never"), default="cpu",
                    help="where the tiled engine (gdlab.tiled) is used: on CPUs (default), always, never")
-    p.add_argument("--devices", default="1", help='devices for the engine: a count or "all"')
+    p.add_argument("--devices", default="all",
+                   help='devices for the engine: a count or "all" (default; on a CPU, one device '
+                        'per core)')
     p.add_argument("--memory-curve", action="store_true",
                    help="compact sweeps for N = 10³ … --max-n, each in its own process: time and "
                         "peak RSS vs N")

@@ -186,12 +186,12 @@ def _compiled(args, static):
         p_axes = jax.tree.unflatten(jax.tree.structure(args[0]), p_axes)
         h_axes = dict(h_axes)
 
+        finish = None
         if fast and tiled.eligible(args[2].shape[1:], args[2].dtype, steps, record_every,
                                    args[0]):
-            def vrun(p, h, w0, r, tol):
-                return tiled.run(p, h, w0, r, tol, p_axes=p_axes, h_axes=h_axes,
-                                 make_optimizer=make_optimizer, steps=steps,
-                                 statistics=statistics)
+            vrun, finish = tiled.program(p_axes, h_axes, make_optimizer=make_optimizer,
+                                         steps=steps, dtype=args[2].dtype,
+                                         rate=args[3] is not None, statistics=statistics)
         else:
             def one_run(p, h, w0, r, tol):
                 return _run(p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps,
@@ -200,6 +200,10 @@ def _compiled(args, static):
             vrun = jax.vmap(one_run, in_axes=(p_axes, h_axes, 0, 0, None))
 
         def run(p, h, w0, r, tol):
+            out = blocks(p, h, w0, r, tol)
+            return out if finish is None else finish(out, tol)   # tiled: unpack once per chunk
+
+        def blocks(p, h, w0, r, tol):
             n = w0.shape[0]
             if block is None or block >= n:
                 return vrun(p, h, w0, r, tol)

@@ -38,7 +38,7 @@ from jax import lax
 
 from gdlab.engine import RunStats, divergence_bound, noise_floor
 
-__all__ = ["eligible", "run", "Packing", "TILE", "GROUP", "SPECULATE_MAX", "CPU_COMPILER_OPTIONS"]
+__all__ = ["eligible", "program", "run", "Packing", "TILE", "GROUP", "SPECULATE_MAX", "CPU_COMPILER_OPTIONS"]
 
 TILE = 25   # steps per tile: the unrolled body; compile time grows with it
 GROUP = 4   # tiles per speculation check: fewer checks, larger redo when one fails
@@ -139,45 +139,37 @@ def _schedule(steps: int, tile: int, group: int):
     return (t0.astype(np.int32), nv.astype(np.int32), reset), tile, bool((nv < tile).any())
 
 
-def run(problem, hparams, w0, r, tol, *, p_axes, h_axes, make_optimizer, steps, tile=TILE,
-        group=GROUP, statistics=True, count=False):
-    """A batch of runs, as ``jax.vmap(gdlab.engine._run)`` computes it; returns (w, RunStats, None).
+def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
+            statistics: bool = True, tile: int = TILE, group: int = GROUP):
+    """The tiled engine for batches of runs: ``(run, finish)``.
 
-    The batch axis is the leading axis of ``w0``, ``r`` and of the problem fields and
-    hyperparameters marked 0 in ``p_axes``/``h_axes`` (``None``: shared). ``statistics=False``
-    takes the steps and the freeze alone, as the engine's ``update_only`` (the benchmark's floor).
-    ``count=True`` also returns (speculation checks that failed, checks made), to measure and test
-    the speculation.
+    ``run(problem, hparams, w0, r, tol)`` simulates a batch (leading axis on ``w0``, ``r`` and on the
+    problem fields and hyperparameters marked 0 in ``p_axes``/``h_axes``; ``None``: shared) and
+    returns its packed state; ``finish(state, tol)`` unpacks any concatenation of such states into
+    (final w, RunStats, None), as ``jax.vmap(gdlab.engine._run)`` returns them. ``rate``: ``r`` is
+    given (the recurrence deviation is tracked). ``statistics=False`` takes the steps and the freeze
+    alone, as the engine's ``update_only`` (the benchmark's floor). ``run(..., count=True)`` also
+    returns (speculation checks that failed, checks made), to measure and test the speculation.
     """
-    if not statistics:
-        r = None
-    floats = _FLOATS if r is not None else _FLOATS[:3] if statistics else _FLOATS[:2]
-    layout = Packing(w0.dtype, steps, floats, _INTS if statistics else ())
-    with layout.context():
-        return _run(problem, hparams, w0, r, tol, p_axes, h_axes, make_optimizer, steps, tile,
-                    group, statistics, count, layout)
-
-
-def _run(problem, hparams, w0, r, tol, p_axes, h_axes, make_optimizer, steps, tile, group,
-         statistics, count, layout):
-    dtype = w0.dtype
-    bound = jnp.asarray(divergence_bound(dtype), dtype)
+    dtype = np.dtype(dtype)
+    rate = rate and statistics
+    floats = _FLOATS if rate else _FLOATS[:3] if statistics else _FLOATS[:2]
+    layout = Packing(dtype, steps, floats, _INTS if statistics else ())
+    bound = divergence_bound(dtype)
     f = lambda i: jnp.asarray(i, dtype)                 # step numbers as exact floats
     sched, tile, masked = _schedule(steps, tile, group)
+    axes = (p_axes, h_axes, 0, 0 if rate else None, None)
 
     def constants(p, w0):
         w_star = jnp.asarray(p.optimum(), dtype)
         err0 = jnp.abs(w0 - w_star)
         return w_star, err0, noise_floor(jnp.finfo(dtype).eps, jnp.abs(w_star), err0)
 
-    def start(p, h, w0, r, tol):
-        _, err0, _ = constants(p, w0)
-        return dict(w=w0, m=err0, eo=err0, d=f(0), ko=f(0), fl=f(0),
-                    stt=jnp.where(err0 < tol, f(0), f(-1)))
-
     def init(p, h, w0, r, tol):
-        state = start(p, h, w0, r, tol)
-        return layout.pack(state), f(-1), state["m"], make_optimizer(**h).init(w0)
+        _, err0, _ = constants(p, w0)
+        state = dict(w=w0, m=err0, eo=err0, d=f(0), ko=f(0), fl=f(0),
+                     stt=jnp.where(err0 < tol, f(0), f(-1)))
+        return layout.pack(state), f(-1), err0, make_optimizer(**h).init(w0)
 
     def step(i, c, k, exact):
         """Step i of a tile, as ``gdlab.engine._run`` takes it; without ``exact``, no freeze."""
@@ -203,7 +195,7 @@ def _run(problem, hparams, w0, r, tol, p_axes, h_axes, make_optimizer, steps, ti
             st["fl"] = st["fl"] + (res & (a_new > floor) & (e_new * e < 0)).astype(dtype)
             st["eo"] = jnp.where(res, a_new, st["eo"])
             st["ko"] = jnp.where(res, ti, st["ko"])
-        if r is not None:
+        if rate:
             scale = jnp.abs(w_star) + a + a_new + jnp.abs(1 - r) * a
             dev = jnp.abs(a_new - jnp.abs(r) * a) / scale
             st["d"] = only(jnp.maximum(st["d"], dev), st["d"])
@@ -211,6 +203,7 @@ def _run(problem, hparams, w0, r, tol, p_axes, h_axes, make_optimizer, steps, ti
         s = jax.tree.map(only, sv, s) if exact else sv
         return v, sv, e_new, a_new, st, s, tf, ok
 
+    # One step traced once and replayed: tracing cost does not grow with the tile.
     steps_of = {ex: jax.jit(lambda i, c, k, ex=ex: step(i, c, k, ex)) for ex in (False, True)}
 
     def advance(p, h, w0, r, tol, carry, sched, exact: bool):
@@ -219,7 +212,8 @@ def _run(problem, hparams, w0, r, tol, p_axes, h_axes, make_optimizer, steps, ti
         w_star, _, floor = constants(p, w0)
         packed, tf, ee, s = carry
         st = layout.unpack(packed)
-        ee = jnp.where(reset, st["m"], ee)              # err_early := running max at t = T//2
+        if statistics:                                  # err_early := running max at t = T//2
+            ee = jnp.where(reset, st["m"], ee)
         st["m"] = jnp.where(reset, 0, st["m"])
         e = st["w"] - w_star
         active = tf < 0
@@ -233,41 +227,58 @@ def _run(problem, hparams, w0, r, tol, p_axes, h_axes, make_optimizer, steps, ti
             s_new = jax.tree.map(lambda x, y: jnp.where(active, x, y), s_new, s)
         return layout.pack(new), tf, ee, s_new
 
-    axes = (p_axes, h_axes, 0, None if r is None else 0, None)
-    args = (problem, hparams, w0, r, tol)
     vadvance = {ex: jax.vmap(lambda *a, ex=ex: advance(*a, exact=ex),
                              in_axes=(*axes, (0, 0, 0, 0), None)) for ex in (False, True)}
 
-    def tiles(carry, sched, exact):
-        return lax.scan(lambda c, s: (vadvance[exact](*args, c, s), None), carry, sched)[0]
+    def run(problem, hparams, w0, r, tol, count=False):
+        with layout.context():
+            args = (problem, hparams, w0, r if rate else None, tol)
+            carry = jax.vmap(init, in_axes=axes)(*args)
+            # Stateless optimizers only: with optimizer state the guessed and the exact tile are
+            # different programs that may round a multiply-add differently, and a run must not
+            # depend on whether a neighbour in its block froze.
+            speculate = w0.shape[0] <= SPECULATE_MAX and not jax.tree.leaves(carry[3])
 
-    def group_body(carry, sched):
-        carry, failed = carry
-        if not speculate:
-            return (tiles(carry, sched, True), failed), None
-        guess = lax.optimization_barrier(tiles(carry, sched, False))
-        # An active run that left the bound has a running max beyond it, or NaN (also in
-        # err_early, if the group crossed T/2); partial tiles need the per-step mask.
-        held = (jnp.all(layout.unpack(guess[0])["m"] <= bound) & jnp.all(guess[2] <= bound)
-                & jnp.all(sched[1] == tile))
-        carry = lax.cond(held, lambda: guess, lambda: tiles(carry, sched, True))
-        return (carry, failed + (~held).astype(jnp.int32)), None
+            def tiles(carry, sched, exact):
+                return lax.scan(lambda c, s: (vadvance[exact](*args, c, s), None), carry, sched)[0]
 
-    carry = jax.vmap(init, in_axes=axes)(*args)
-    # Stateless optimizers only: with optimizer state the guessed and the exact tile are different
-    # programs that may round a multiply-add differently, and a run must not depend on whether a
-    # neighbour in its block froze.
-    speculate = w0.shape[0] <= SPECULATE_MAX and not jax.tree.leaves(carry[3])
-    (carry, failed), _ = lax.scan(group_body, (carry, jnp.int32(0)), sched)
-    packed, tf, ee, _ = carry
-    st = layout.unpack(packed)
-    i32 = lambda v: v.astype(jnp.int32)
-    if not statistics:      # as the engine's update_only: the freeze step, the rest as initialised
-        init_st = jax.vmap(start, in_axes=axes)(*args)
-        st = {**init_st, "w": st["w"], "m": jnp.zeros_like(ee)}
-        ee = init_st["m"]
-    stats = RunStats(t_freeze=i32(tf), steps_to_tol=i32(st["stt"]), flips=i32(st["fl"]),
-                     err_early=ee, err_late=st["m"], err_obs=st["eo"], k_obs=i32(st["ko"]),
-                     rec_dev=st.get("d", jnp.zeros_like(ee)), mode_flips=None)
-    out = (st["w"], stats, None)
-    return (out, failed, jnp.int32(sched[0].shape[0] if speculate else 0)) if count else out
+            def group_body(carry, sched):
+                carry, failed = carry
+                if not speculate:
+                    return (tiles(carry, sched, True), failed), None
+                guess = lax.optimization_barrier(tiles(carry, sched, False))
+                # An active run that left the bound has a running max beyond it, or NaN (also in
+                # err_early, if the group crossed T/2); partial tiles need the per-step mask.
+                held = (jnp.all(layout.unpack(guess[0])["m"] <= bound)
+                        & jnp.all(guess[2] <= bound) & jnp.all(sched[1] == tile))
+                carry = lax.cond(held, lambda: guess, lambda: tiles(carry, sched, True))
+                return (carry, failed + (~held).astype(jnp.int32)), None
+
+            (carry, failed), _ = lax.scan(group_body, (carry, jnp.int32(0)), sched)
+            state = carry[:3]                           # packed, t_freeze, err_early
+        return (state, failed, sched[0].shape[0] if speculate else 0) if count else state
+
+    def finish(state, tol):
+        packed, tf, ee = state
+        with layout.context():
+            st = layout.unpack(packed)
+        if not statistics:  # as the engine's update_only: the freeze step, the rest as initialised
+            st = dict(st, m=jnp.zeros_like(ee), eo=ee, ko=jnp.zeros_like(ee),
+                      fl=jnp.zeros_like(ee), stt=jnp.where(ee < tol, f(0), f(-1)))
+        i32 = lambda v: v.astype(jnp.int32)
+        stats = RunStats(t_freeze=i32(tf), steps_to_tol=i32(st["stt"]), flips=i32(st["fl"]),
+                         err_early=ee, err_late=st["m"], err_obs=st["eo"], k_obs=i32(st["ko"]),
+                         rec_dev=st.get("d", jnp.zeros_like(ee)), mode_flips=None)
+        return st["w"], stats, None
+
+    return run, finish
+
+
+def run(problem, hparams, w0, r, tol, *, p_axes, h_axes, make_optimizer, steps, statistics=True,
+        count=False, **kw):
+    """One batch through :func:`program`: (final w, RunStats, None), and with ``count`` the
+    speculation's (failed checks, checks)."""
+    run_, finish = program(p_axes, h_axes, make_optimizer=make_optimizer, steps=steps,
+                           dtype=w0.dtype, rate=r is not None, statistics=statistics, **kw)
+    out = run_(problem, hparams, w0, r, tol, count=count)
+    return (finish(out[0], tol), *out[1:]) if count else finish(out, tol)
