@@ -89,6 +89,12 @@ def growth_band(eps: float, w_star_abs, err0) -> np.ndarray:
         return 4.0 * eps * (1.0 + np.asarray(w_star_abs, np.float64) / err0)
 
 
+_BY_CODE = np.array([Regime.STALLED, Regime.BOUNDED_OSCILLATION,                # neither
+                     Regime.CONVERGING_MONOTONE, Regime.CONVERGING_OSCILLATING,  # shrinks
+                     Regime.DIVERGING_MONOTONE, Regime.DIVERGING_OSCILLATING],   # grows
+                    np.int8)
+
+
 def classify(growth, flips, frozen, err0, floor, band) -> np.ndarray:
     """Empirical regime per run from simulation statistics (numpy, any shape).
 
@@ -105,11 +111,9 @@ def classify(growth, flips, frozen, err0, floor, band) -> np.ndarray:
     oscillates = np.asarray(flips) > 0
     grows = np.asarray(frozen, bool) | (log_g > band)
     shrinks = ~grows & (log_g < -band)
-    regime = np.where(oscillates, Regime.BOUNDED_OSCILLATION, Regime.STALLED)
-    regime = np.where(shrinks, np.where(oscillates, Regime.CONVERGING_OSCILLATING,
-                                        Regime.CONVERGING_MONOTONE), regime)
-    regime = np.where(grows, np.where(oscillates, Regime.DIVERGING_OSCILLATING,
-                                      Regime.DIVERGING_MONOTONE), regime)
+    # (grows, shrinks, oscillates) -> regime, as one table lookup (grows and shrinks exclude).
+    code = oscillates.astype(np.int8) + 2 * shrinks.astype(np.int8) + 4 * grows.astype(np.int8)
+    regime = np.array(_BY_CODE[code])                  # (a fresh array also for 0-d inputs)
     # Started at the optimum (within rounding): nothing to observe, the run is converged.
-    regime = np.where(np.asarray(err0) <= floor, Regime.CONVERGING_MONOTONE, regime)
-    return regime.astype(np.int8)
+    regime[np.broadcast_to(np.asarray(err0) <= floor, regime.shape)] = Regime.CONVERGING_MONOTONE
+    return regime

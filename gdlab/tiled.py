@@ -203,9 +203,6 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
         s = jax.tree.map(only, sv, s) if exact else sv
         return v, sv, e_new, a_new, st, s, tf, ok
 
-    # One step traced once and replayed: tracing cost does not grow with the tile.
-    steps_of = {ex: jax.jit(lambda i, c, k, ex=ex: step(i, c, k, ex)) for ex in (False, True)}
-
     def advance(p, h, w0, r, tol, carry, sched, exact: bool):
         """One tile of one run."""
         t0, n_valid, reset = sched
@@ -219,8 +216,9 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
         active = tf < 0
         c = (st["w"], s, e, jnp.abs(e), st, s, tf, jnp.ones_like(active) if not exact else active)
         k = (p, h, r, tol, w_star, floor, t0, n_valid)
-        for i in range(1, tile + 1):
-            c = steps_of[exact](jnp.int32(i), c, k)
+        # Fully unrolled (one trace of the step, replicated): one kernel streams the whole tile.
+        c = lax.scan(lambda c, i: (step(i, c, k, exact), None), c,
+                     jnp.arange(1, tile + 1, dtype=jnp.int32), unroll=tile)[0]
         _, _, _, _, new, s_new, tf, _ = c
         if not exact:                                   # runs frozen before the tile stay put
             new = jax.tree.map(lambda x, y: jnp.where(active, x, y), new, st)
@@ -249,8 +247,8 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
                 guess = lax.optimization_barrier(tiles(carry, sched, False))
                 # An active run that left the bound has a running max beyond it, or NaN (also in
                 # err_early, if the group crossed T/2); partial tiles need the per-step mask.
-                held = (jnp.all(layout.unpack(guess[0])["m"] <= bound)
-                        & jnp.all(guess[2] <= bound) & jnp.all(sched[1] == tile))
+                worst = jnp.maximum(layout.unpack(guess[0])["m"], guess[2])
+                held = jnp.all(worst <= bound) & jnp.all(sched[1] == tile)
                 carry = lax.cond(held, lambda: guess, lambda: tiles(carry, sched, True))
                 return (carry, failed + (~held).astype(jnp.int32)), None
 
