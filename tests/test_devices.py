@@ -55,3 +55,15 @@ def test_device_count_errors():
         gdlab.sweep(gdlab.problems.scalar_regression(), [0.5], steps=3, devices=0)
     with pytest.raises(ValueError, match=r"devices: 64 requested but only 1 cpu device"):
         gdlab.sweep(gdlab.problems.scalar_regression(), [0.5], steps=3, devices=64)
+
+
+@pytest.mark.parametrize("env, expected", [({}, None), ({"JAX_NUM_CPU_DEVICES": "1"}, 1)])
+def test_the_command_line_gives_one_cpu_device_per_core(env, expected):
+    # `gdlab` (cli.main) exposes every available core as a CPU device unless the user chose.
+    code = ("import os, jax; from gdlab import cli; cli.cpu_device_per_core(); "
+            "print(len(jax.devices()), len(os.sched_getaffinity(0)))")
+    base = {k: v for k, v in os.environ.items() if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
+    out = subprocess.run([sys.executable, "-c", code], env={**base, "JAX_PLATFORMS": "cpu", **env},
+                         capture_output=True, text=True, check=True).stdout.split()
+    devices, cores = map(int, out)
+    assert devices == (cores if expected is None else expected)
