@@ -133,3 +133,19 @@ def test_update_only_freezes_as_the_per_step_loop():
     for f, x in fast.stats._asdict().items():
         if x is not None:
             np.testing.assert_array_equal(x, getattr(slow.stats, f), err_msg=f)
+
+
+def test_double_well_bit_identical_through_chaos_and_escape():
+    # A non-quadratic loss: period doubling, chaos, and escapes that freeze at different steps.
+    dw = gdlab.problems.double_well(1.0)
+    kw = dict(alphas=np.linspace(0.0, 3.0, 6000), w0=0.5, steps=400, tol=1e-3)
+    try:
+        engine.FAST_PATH[0] = "never"
+        slow = gdlab.sweep(dw, **kw)
+    finally:
+        engine.FAST_PATH[0] = "cpu"
+    fast = gdlab.sweep(dw, **kw)
+    assert (fast.diverged_at > 0).sum() > 100 and len(np.unique(fast.regime)) >= 3
+    for f in ("regime", "steps_to_tol", "flips", "diverged_at", "final_error", "max_error",
+              "growth", "w_final"):
+        np.testing.assert_array_equal(getattr(fast, f), getattr(slow, f), err_msg=f)
