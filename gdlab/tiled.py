@@ -125,10 +125,11 @@ class Packing:
 
 
 def _schedule(steps: int, tile: int, group: int):
-    """Tiles covering [0, T//2) then [T//2, T), in groups of ``group`` (padded with empty tiles).
+    """Tiles covering [0, T//2) then [T//2, T), in groups of at most ``group`` tiles.
 
-    Returns ((first step, valid steps, reset) per tile, shaped (groups, group)), the tile length and
-    whether any tile is partial. Prefers a tile length dividing both halves (no partial tile).
+    Returns ((first step, valid steps, reset) per tile, shaped (groups, tiles per group)), the tile
+    length and whether any tile is partial. Prefers a tile length dividing both halves (no partial
+    tile), and a group size dividing the tile count (no padding, which would fail every check).
     """
     half = steps // 2
     tile = max(1, min(tile, steps - half))
@@ -137,7 +138,7 @@ def _schedule(steps: int, tile: int, group: int):
         tile = divisors[0] if divisors else tile
     rows = [(t0, min(tile, hi - t0), t0 == half)
             for lo, hi in ((0, half), (half, steps)) for t0 in range(lo, hi, tile)]
-    rows += [(steps, 0, False)] * (-len(rows) % group)
+    group = max(g for g in range(1, group + 1) if len(rows) % g == 0)
     t0, nv, reset = (np.array(c).reshape(-1, group) for c in zip(*rows))
     return (t0.astype(np.int32), nv.astype(np.int32), reset), tile, bool((nv < tile).any())
 

@@ -96,6 +96,10 @@ def test_speculation_holds_without_freezes_and_fails_on_one():
     t = int(np.ceil(np.log(np.sqrt(np.finfo(np.float32).max) / 100) / np.log(1.5)))
     assert 76 <= t <= 100
     assert _tiled(np.r_[np.linspace(0.0, 1.99, 511), 2.5], 1000, r=False) == (1, 10)
+    # Groups divide the tile count, so no group is padded: T = 1001 has 41 tiles (the last one of
+    # a single step), checked one by one; only that partial tile takes the exact step.
+    assert _tiled(np.linspace(0.0, 1.99, 512), 1001) == (1, 41)
+    assert _tiled(np.linspace(0.0, 1.99, 512), 1100) == (0, 11)    # 44 tiles, groups of 4
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
