@@ -300,6 +300,14 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
     cut = lambda a, ax, start, stop: _pad(np.asarray(a[start:stop]), chunk) if ax == 0 else a
     outputs, compile_s = [], 0.0
     bar = progress_lib.Progress(total=n, enabled=progress, unit="runs", work_per_unit=steps)
+
+    def collect(start, stop, result, t_run):
+        """Wait for a chunk, cut its padding and hand it to ``reduce`` (host work)."""
+        out = jax.tree.map(lambda a: a[: stop - start], jax.device_get(result))
+        outputs.append(out if reduce is None else reduce(start, stop, out))
+        bar.update(stop - start, seconds=time.perf_counter() - t_run)
+
+    pending = None
     t_start = time.perf_counter()
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
@@ -313,10 +321,12 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
         fn, dt = _compiled((*piece, tol_arr), static)
         compile_s += dt
         t_run = time.perf_counter()
-        out = jax.device_get(fn(*piece, tol_arr))
-        out = jax.tree.map(lambda a: a[: stop - start], out)
-        outputs.append(out if reduce is None else reduce(start, stop, out))
-        bar.update(stop - start, seconds=time.perf_counter() - t_run)
+        result = fn(*piece, tol_arr)           # dispatched: runs while the host finishes the last
+        if pending is not None:
+            collect(*pending)
+        pending = (start, stop, result, t_run)
+    if pending is not None:
+        collect(*pending)
     bar.close()
     run_s = time.perf_counter() - t_start - compile_s
     if reduce is not None:
