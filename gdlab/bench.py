@@ -10,8 +10,8 @@ Rows: ``gdlab`` (the whole sweep end to end: chunks, transfers, classification a
 host), ``engine`` (the simulation end to end: the statistics as host arrays, what the NumPy
 reference returns), ``kernel`` (the compiled chunk alone on device-resident inputs, statistics on the
 device), ``kernel-update`` (the same without statistics), ``update-only`` (end to end without
-statistics) and ``numpy``. Prints one table (variant, N, T, dtype, device, compile s, median run s, updates/s, ratio to
-NumPy, ratio to update-only, peak memory) and writes it as JSON.
+statistics) and ``numpy``. Prints one table (variant, N, T, dtype, device, compile s, median run s,
+updates/s, ratio to NumPy, ratio to update-only, peak memory) and writes it as JSON.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 
 import gdlab
 from gdlab import engine
-from gdlab.sweep import default_chunk
+from gdlab.sweep import CPU_BLOCK, default_chunk
 
 __all__ = ["numpy_sweep", "main"]
 
@@ -112,7 +112,7 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
     alphas = np.linspace(0.0, 3.0, n)
     sgd = gdlab.optimizers.get("sgd").make
     cpu = jax.default_backend() == "cpu"
-    block = 4096 if cpu else None
+    block = CPU_BLOCK if cpu else None                # as gdlab.sweep(block="auto")
     variants, compile_s = {}, {}
 
     # gdlab: the whole sweep end to end (chunks, transfers, classification on the host).
@@ -154,8 +154,7 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
             return sim.run_s
         return timed
     variants["engine"] = (n, steps, simulate(True, "engine"))
-    update_only = simulate(False, "update-only")
-    variants["update-only"] = (n, steps, update_only)
+    variants["update-only"] = (n, steps, simulate(False, "update-only"))
 
     # NumPy, vectorised over α, same statistics.
     np_alphas = np.linspace(0.0, 3.0, numpy_n)
@@ -203,8 +202,9 @@ def format_table(rows: list[dict]) -> str:
             f"{'median s':>9} {'updates/s':>10} {'×numpy':>7} {'×update':>8} {'peak MiB':>9}")
     lines = [head, "-" * len(head)]
     for r in rows:
+        device = f"{r['device'][:10]} ×{r['devices']}"
         lines.append(f"{r['variant']:<12} {r['N']:>10} {r['T']:>6} {r['dtype']:<8} "
-                     f"{(r['device'][:10] + ' ×' + str(r['devices'])):<14} {r['compile_s']:>9.3f} {r['median_run_s']:>9.3f} "
+                     f"{device:<14} {r['compile_s']:>9.3f} {r['median_run_s']:>9.3f} "
                      f"{r['updates_per_s']:>10.3g} {r['ratio_to_numpy']:>7.2f} "
                      f"{r['ratio_to_update_only']:>8.3f} "
                      f"{r['peak_mib'] if r['peak_mib'] is not None else '-':>9}")

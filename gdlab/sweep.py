@@ -27,7 +27,7 @@ __all__ = ["sweep", "SweepResult", "DTYPES"]
 
 DTYPES = ("float32", "float64")
 _DEFAULT_CHUNK_BYTES = 256 * 2**20
-_CPU_BLOCK = 4096  # runs whose carried state (~10 arrays) fits in a CPU core's L2 cache
+CPU_BLOCK = 4096  # runs whose carried state (~10 arrays) fits in a CPU core's L2 cache
 _GPU_UNROLL = 16  # measured best on an H200 (1/4/8/16/32: 0.57/1.9/3.2/3.8/1.1 × 10¹¹ updates/s)
 
 
@@ -224,7 +224,7 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
 
     n_dev = engine.device_count(devices)
     if block == "auto":
-        block = _CPU_BLOCK if jax.default_backend() == "cpu" else None
+        block = CPU_BLOCK if jax.default_backend() == "cpu" else None
     elif block is not None:
         _check_int("block", block, 1)
     run = dict(make_optimizer=spec.make, steps=steps, tol=tol, unroll=unroll,

@@ -1,5 +1,7 @@
 """The CPU fast path (tiles of steps, packed state) reproduces the per-step engine."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -21,13 +23,20 @@ def assert_same(fast, slow):
     np.testing.assert_allclose(fast.recurrence_dev, slow.recurrence_dev, rtol=0, atol=eps)
 
 
-def both(**kw):
+@contextlib.contextmanager
+def per_step_engine():
+    """Everything inside runs the per-step loop (gdlab.engine._run), the reference."""
     try:
         engine.FAST_PATH[0] = "never"
-        slow = gdlab.sweep(P, **kw)
+        yield
     finally:
         engine.FAST_PATH[0] = "cpu"
-    return gdlab.sweep(P, **kw), slow
+
+
+def both(problem=P, **kw):
+    with per_step_engine():
+        slow = gdlab.sweep(problem, **kw)
+    return gdlab.sweep(problem, **kw), slow
 
 
 @pytest.mark.parametrize("steps", [1, 7, 50, 999, 1000, 5000])
@@ -120,18 +129,14 @@ def test_a_run_does_not_depend_on_the_runs_beside_it(optimizer):
 
 
 def test_update_only_freezes_as_the_per_step_loop():
-    from gdlab import engine
     a = np.linspace(-0.5, 3.5, 1000)
     args = (P._replace(x=np.float32(1.0), y=np.float32(100.0)), {"alpha": a.astype(np.float32)},
             np.zeros(a.size, np.float32))
     kw = dict(make_optimizer=gdlab.optimizers.get("sgd").make, steps=500, tol=1.0, chunk_size=1000,
               block=4096, batched_fields=frozenset({"alpha"}), statistics=False)
     fast = engine.simulate(*args, **kw)
-    try:
-        engine.FAST_PATH[0] = "never"
+    with per_step_engine():
         slow = engine.simulate(*args, **kw)
-    finally:
-        engine.FAST_PATH[0] = "cpu"
     assert (fast.stats.t_freeze > 0).sum() > 100
     np.testing.assert_array_equal(fast.w_final, slow.w_final)
     for f, x in fast.stats._asdict().items():
@@ -141,14 +146,8 @@ def test_update_only_freezes_as_the_per_step_loop():
 
 def test_double_well_bit_identical_through_chaos_and_escape():
     # A non-quadratic loss: period doubling, chaos, and escapes that freeze at different steps.
-    dw = gdlab.problems.double_well(1.0)
-    kw = dict(alphas=np.linspace(0.0, 3.0, 6000), w0=0.5, steps=400, tol=1e-3)
-    try:
-        engine.FAST_PATH[0] = "never"
-        slow = gdlab.sweep(dw, **kw)
-    finally:
-        engine.FAST_PATH[0] = "cpu"
-    fast = gdlab.sweep(dw, **kw)
+    fast, slow = both(gdlab.problems.double_well(1.0), alphas=np.linspace(0.0, 3.0, 6000), w0=0.5,
+                      steps=400, tol=1e-3)
     assert (fast.diverged_at > 0).sum() > 100 and len(np.unique(fast.regime)) >= 3
     for f in ("regime", "steps_to_tol", "flips", "diverged_at", "final_error", "max_error",
               "growth", "w_final"):
