@@ -161,9 +161,11 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
 LANES = 64  # runs per device are padded to a multiple of this (see _layout)
 _COMPILED: dict[Any, Any] = {}
 _COMPILE_COUNT = [0]
-# Runs within the tiled fast path's scope (gdlab.tiled) use it: "cpu" (default) on CPUs only,
-# "always" on any backend, "never" forces the per-step loop (tests compare the two).
-FAST_PATH = ["cpu"]
+# Runs within the fast paths' scope take them: "auto" (default) the tiles of gdlab.tiled on CPUs and
+# the kernel of gdlab.fused on GPUs; "tiled" or "fused" that path on any backend (the kernel runs in
+# Pallas' interpreter on a CPU); "never" forces the per-step loop (tests compare them).
+FAST_PATHS = ("auto", "tiled", "fused", "never")
+FAST_PATH = ["auto"]
 
 
 def compile_count() -> int:
@@ -175,11 +177,15 @@ def _compiled(args, static):
     """The compiled chunk program for these argument shapes and static options (cached)."""
     leaves, treedef = jax.tree.flatten(args)
     cpu = jax.default_backend() == "cpu"
-    fast = FAST_PATH[0] == "always" or (FAST_PATH[0] == "cpu" and cpu)
+    mode = FAST_PATH[0]
+    if mode not in FAST_PATHS:
+        raise ValueError(f"engine.FAST_PATH: {mode!r} is not one of {', '.join(FAST_PATHS)}")
+    fast = mode == "tiled" or (mode == "auto" and cpu)
+    kernel = mode == "fused" or (mode == "auto" and not cpu)
     key = (treedef, tuple((x.shape, x.dtype) for x in leaves), static,
-           jax.config.jax_enable_x64, jax.default_backend(), FAST_PATH[0])
+           jax.config.jax_enable_x64, jax.default_backend(), mode)
     if key not in _COMPILED:
-        from gdlab import tiled
+        from gdlab import fused, tiled
 
         make_optimizer, steps, unroll, record_every, block, axes_key, devices, statistics = static
         p_axes, h_axes = axes_key
@@ -187,8 +193,12 @@ def _compiled(args, static):
         h_axes = dict(h_axes)
 
         finish = None
-        if fast and tiled.eligible(args[2].shape[1:], args[2].dtype, steps, record_every,
-                                   args[0]):
+        if kernel and fused.eligible(args, p_axes, h_axes, steps, record_every):
+            vrun = fused.program(p_axes, h_axes, make_optimizer=make_optimizer, steps=steps,
+                                 dtype=args[2].dtype, rate=args[3] is not None,
+                                 statistics=statistics, interpret=cpu)
+        elif fast and tiled.eligible(args[2].shape[1:], args[2].dtype, steps, record_every,
+                                     args[0]):
             vrun, finish = tiled.program(p_axes, h_axes, make_optimizer=make_optimizer,
                                          steps=steps, dtype=args[2].dtype,
                                          rate=args[3] is not None, statistics=statistics)

@@ -40,7 +40,7 @@ from jax import lax
 
 from gdlab.engine import RunStats, divergence_bound, noise_floor
 
-__all__ = ["eligible", "program", "run", "Packing", "TILE", "GROUP", "SPECULATE_MAX",
+__all__ = ["eligible", "program", "run", "Packing", "Tile", "TILE", "GROUP", "SPECULATE_MAX",
            "CPU_COMPILER_OPTIONS"]
 
 TILE = 25   # steps per tile: the unrolled body; compile time grows with it
@@ -143,6 +143,113 @@ def _schedule(steps: int, tile: int, group: int):
     return (t0.astype(np.int32), nv.astype(np.int32), reset), tile, bool((nv < tile).any())
 
 
+class Tile:
+    """K steps of one run of ``gdlab.engine._run`` on an unpacked state (shared by the CPU tiles
+    and the GPU kernel, :mod:`gdlab.fused`).
+
+    The state is a dict: ``w`` (iterate), ``m`` (running max |e| since the last reset), ``eo``
+    (err_obs), ``d`` (rec_dev) and the step counters ``ko``, ``fl``, ``stt`` as exact floats of the
+    simulation dtype; beside it the optimizer state ``s`` and ``tf`` (t_freeze as a float, −1 while
+    active). ``exact=False`` is the speculative tile: no freeze masks, so a run that leaves the
+    bound shows it by a running max beyond the bound or NaN (``max`` propagates NaN).
+    """
+
+    def __init__(self, make_optimizer, dtype, statistics: bool, rate: bool):
+        self.make_optimizer, self.dtype = make_optimizer, np.dtype(dtype)
+        self.statistics, self.rate = statistics, rate and statistics
+        self.bound = divergence_bound(self.dtype)
+
+    def f(self, i):
+        """Step numbers (and other small integers) as exact floats."""
+        return jnp.asarray(i, self.dtype)
+
+    def constants(self, p, w0):
+        """w*, |e₀| and the noise floor of one run."""
+        w_star = jnp.asarray(p.optimum(), self.dtype)
+        err0 = jnp.abs(w0 - w_star)
+        return w_star, err0, noise_floor(jnp.finfo(self.dtype).eps, jnp.abs(w_star), err0)
+
+    def init(self, p, h, w0, tol):
+        """(state, t_freeze, err_early, optimizer state) before step 1."""
+        f = self.f
+        _, err0, _ = self.constants(p, w0)
+        state = dict(w=w0, m=err0, eo=err0, d=f(0), ko=f(0), fl=f(0),
+                     stt=jnp.where(err0 < tol, f(0), f(-1)))
+        return state, f(-1), err0, self.make_optimizer(**h).init(w0)
+
+    def step(self, i, c, k, exact: bool, masked: bool):
+        """Step t0 + i, as ``gdlab.engine._run`` takes it; without ``exact``, no freeze."""
+        f, bound = self.f, self.bound
+        p, h, r, tol, w_star, floor, t0, n_valid = k
+        v, sv, e, a, st, s, tf, ok = c
+        u, sv = self.make_optimizer(**h).update(p.grad(v), sv, v)
+        v = v + u
+        e_new = v - w_star
+        a_new = jnp.abs(e_new)
+        ti = t0 + f(i)                                  # t0: the tile's first step, a float
+        if exact:
+            if masked:
+                ok = ok & (i <= n_valid)
+            bad = ~(a_new <= bound)                     # catches inf and NaN
+            tf = jnp.where(ok & bad, ti, tf)
+            ok = ok & ~bad                              # step i taken
+        only = (lambda new, old: jnp.where(ok, new, old)) if exact else (lambda new, old: new)
+        st = dict(st)
+        st["m"] = only(jnp.maximum(st["m"], a_new), st["m"])   # also the speculation's check
+        if self.statistics:
+            res = ok & (a > floor)
+            st["stt"] = jnp.where((st["stt"] < 0) & ok & (a_new < tol), ti, st["stt"])
+            st["fl"] = st["fl"] + (res & (a_new > floor) & (e_new * e < 0)).astype(self.dtype)
+            st["eo"] = jnp.where(res, a_new, st["eo"])
+            st["ko"] = jnp.where(res, ti, st["ko"])
+        if self.rate:
+            scale = jnp.abs(w_star) + a + a_new + jnp.abs(1 - r) * a
+            dev = jnp.abs(a_new - jnp.abs(r) * a) / scale
+            st["d"] = only(jnp.maximum(st["d"], dev), st["d"])
+        st["w"] = only(v, st["w"])
+        s = jax.tree.map(only, sv, s) if exact else sv
+        return v, sv, e_new, a_new, st, s, tf, ok
+
+    def __call__(self, p, h, w0, r, tol, st, s, tf, t0, length: int, *, exact: bool,
+                 n_valid=None, unrolled: bool = False, constants=None):
+        """Steps t0 + 1 … t0 + length (only the first ``n_valid`` count, if given) of one run.
+
+        ``unrolled``: a Python loop (for kernels whose compiler takes no loops with inputs);
+        otherwise a fully unrolled ``lax.scan``, which traces the step once. ``constants``: those
+        of :meth:`constants`, if already computed.
+        """
+        w_star, _, floor = constants if constants is not None else self.constants(p, w0)
+        t0 = self.f(t0)                                 # exact: step numbers < 2^mantissa
+        e = st["w"] - w_star
+        active = tf < 0
+        c = (st["w"], s, e, jnp.abs(e), st, s, tf, jnp.ones_like(active) if not exact else active)
+        k = (p, h, r, tol, w_star, floor, t0, n_valid)
+        masked = n_valid is not None
+        if unrolled:
+            for i in range(1, length + 1):
+                c = self.step(i, c, k, exact, masked)
+        else:
+            c = lax.scan(lambda c, i: (self.step(i, c, k, exact, masked), None), c,
+                         jnp.arange(1, length + 1, dtype=jnp.int32), unroll=length)[0]
+        _, _, _, _, new, s_new, tf, _ = c
+        if not exact:                                   # runs frozen before the tile stay put
+            new = jax.tree.map(lambda x, y: jnp.where(active, x, y), new, st)
+            s_new = jax.tree.map(lambda x, y: jnp.where(active, x, y), s_new, s)
+        return new, s_new, tf
+
+    def stats(self, st, tf, ee, tol):
+        """(final w, RunStats, None) as ``jax.vmap(gdlab.engine._run)`` returns them."""
+        f = self.f
+        if not self.statistics:  # as the engine's update_only: the freeze step, rest as at t = 0
+            st = dict(st, m=jnp.zeros_like(ee), eo=ee, ko=jnp.zeros_like(ee),
+                      fl=jnp.zeros_like(ee), stt=jnp.where(ee < tol, f(0), f(-1)))
+        i32 = lambda v: v.astype(jnp.int32)
+        stats = RunStats(t_freeze=i32(tf), steps_to_tol=i32(st["stt"]), flips=i32(st["fl"]),
+                         err_early=ee, err_late=st["m"], err_obs=st["eo"], k_obs=i32(st["ko"]),
+                         rec_dev=st["d"] if self.rate else jnp.zeros_like(ee), mode_flips=None)
+        return st["w"], stats, None
+
+
 def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
             statistics: bool = True, tile: int = TILE, group: int = GROUP):
     """The tiled engine for batches of runs: ``(run, finish)``.
@@ -156,77 +263,28 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
     returns (speculation checks that failed, checks made), to measure and test the speculation.
     """
     dtype = np.dtype(dtype)
-    rate = rate and statistics
+    steps_ = Tile(make_optimizer, dtype, statistics, rate)
+    rate = steps_.rate
     floats = _FLOATS if rate else _FLOATS[:3] if statistics else _FLOATS[:2]
     layout = Packing(dtype, steps, floats, _INTS if statistics else ())
-    bound = divergence_bound(dtype)
-    f = lambda i: jnp.asarray(i, dtype)                 # step numbers as exact floats
+    bound = steps_.bound
     sched, tile, masked = _schedule(steps, tile, group)
     axes = (p_axes, h_axes, 0, 0 if rate else None, None)
 
-    def constants(p, w0):
-        w_star = jnp.asarray(p.optimum(), dtype)
-        err0 = jnp.abs(w0 - w_star)
-        return w_star, err0, noise_floor(jnp.finfo(dtype).eps, jnp.abs(w_star), err0)
-
     def init(p, h, w0, r, tol):
-        _, err0, _ = constants(p, w0)
-        state = dict(w=w0, m=err0, eo=err0, d=f(0), ko=f(0), fl=f(0),
-                     stt=jnp.where(err0 < tol, f(0), f(-1)))
-        return layout.pack(state), f(-1), err0, make_optimizer(**h).init(w0)
-
-    def step(i, c, k, exact):
-        """Step i of a tile, as ``gdlab.engine._run`` takes it; without ``exact``, no freeze."""
-        p, h, r, tol, w_star, floor, t0, n_valid = k
-        v, sv, e, a, st, s, tf, ok = c
-        u, sv = make_optimizer(**h).update(p.grad(v), sv, v)
-        v = v + u
-        e_new = v - w_star
-        a_new = jnp.abs(e_new)
-        ti = f(t0 + i)
-        if exact:
-            if masked:
-                ok = ok & (i <= n_valid)
-            bad = ~(a_new <= bound)                     # catches inf and NaN
-            tf = jnp.where(ok & bad, ti, tf)
-            ok = ok & ~bad                              # step i taken
-        only = (lambda new, old: jnp.where(ok, new, old)) if exact else (lambda new, old: new)
-        st = dict(st)
-        st["m"] = only(jnp.maximum(st["m"], a_new), st["m"])   # also the speculation's check
-        if statistics:
-            res = ok & (a > floor)
-            st["stt"] = jnp.where((st["stt"] < 0) & ok & (a_new < tol), ti, st["stt"])
-            st["fl"] = st["fl"] + (res & (a_new > floor) & (e_new * e < 0)).astype(dtype)
-            st["eo"] = jnp.where(res, a_new, st["eo"])
-            st["ko"] = jnp.where(res, ti, st["ko"])
-        if rate:
-            scale = jnp.abs(w_star) + a + a_new + jnp.abs(1 - r) * a
-            dev = jnp.abs(a_new - jnp.abs(r) * a) / scale
-            st["d"] = only(jnp.maximum(st["d"], dev), st["d"])
-        st["w"] = only(v, st["w"])
-        s = jax.tree.map(only, sv, s) if exact else sv
-        return v, sv, e_new, a_new, st, s, tf, ok
+        state, tf, ee, s = steps_.init(p, h, w0, tol)
+        return layout.pack(state), tf, ee, s
 
     def advance(p, h, w0, r, tol, carry, sched, exact: bool):
         """One tile of one run."""
         t0, n_valid, reset = sched
-        w_star, _, floor = constants(p, w0)
         packed, tf, ee, s = carry
         st = layout.unpack(packed)
         if statistics:                                  # err_early := running max at t = T//2
             ee = jnp.where(reset, st["m"], ee)
         st["m"] = jnp.where(reset, 0, st["m"])
-        e = st["w"] - w_star
-        active = tf < 0
-        c = (st["w"], s, e, jnp.abs(e), st, s, tf, jnp.ones_like(active) if not exact else active)
-        k = (p, h, r, tol, w_star, floor, t0, n_valid)
-        # Fully unrolled (one trace of the step, replicated): one kernel streams the whole tile.
-        c = lax.scan(lambda c, i: (step(i, c, k, exact), None), c,
-                     jnp.arange(1, tile + 1, dtype=jnp.int32), unroll=tile)[0]
-        _, _, _, _, new, s_new, tf, _ = c
-        if not exact:                                   # runs frozen before the tile stay put
-            new = jax.tree.map(lambda x, y: jnp.where(active, x, y), new, st)
-            s_new = jax.tree.map(lambda x, y: jnp.where(active, x, y), s_new, s)
+        new, s_new, tf = steps_(p, h, w0, r, tol, st, s, tf, t0, tile, exact=exact,
+                                n_valid=n_valid if exact and masked else None)
         return layout.pack(new), tf, ee, s_new
 
     vadvance = {ex: jax.vmap(lambda *a, ex=ex: advance(*a, exact=ex),
@@ -264,14 +322,7 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
         packed, tf, ee = state
         with layout.context():
             st = layout.unpack(packed)
-        if not statistics:  # as the engine's update_only: the freeze step, the rest as initialised
-            st = dict(st, m=jnp.zeros_like(ee), eo=ee, ko=jnp.zeros_like(ee),
-                      fl=jnp.zeros_like(ee), stt=jnp.where(ee < tol, f(0), f(-1)))
-        i32 = lambda v: v.astype(jnp.int32)
-        stats = RunStats(t_freeze=i32(tf), steps_to_tol=i32(st["stt"]), flips=i32(st["fl"]),
-                         err_early=ee, err_late=st["m"], err_obs=st["eo"], k_obs=i32(st["ko"]),
-                         rec_dev=st.get("d", jnp.zeros_like(ee)), mode_flips=None)
-        return st["w"], stats, None
+        return steps_.stats(st, tf, ee, tol)
 
     return run, finish
 

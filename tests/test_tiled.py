@@ -30,7 +30,7 @@ def per_step_engine():
         engine.FAST_PATH[0] = "never"
         yield
     finally:
-        engine.FAST_PATH[0] = "cpu"
+        engine.FAST_PATH[0] = "auto"
 
 
 def both(problem=P, **kw):
