@@ -9,6 +9,9 @@ Nothing of size N×T is kept unless strided snapshots are asked for. The carry h
 the optimizer state and :class:`RunStats`. A run whose error leaves the divergence bound, or becomes
 inf/NaN, is *frozen*: its iterate stays at the last in-bound value and ``t_freeze`` records the step,
 so no inf or NaN ever reaches the results.
+
+Runs within their scope take a fast path with the same results: on CPUs the tiles of
+:mod:`gdlab.tiled`, on GPUs the one-kernel sweep of :mod:`gdlab.fused` (see ``FAST_PATH``).
 """
 
 from __future__ import annotations

@@ -7,11 +7,20 @@ loops over all T steps with the iterate, the optimizer state and the statistics 
 writes the results once: the sweep costs its arithmetic, not its memory traffic.
 
 The steps are those of the CPU tiles (:class:`gdlab.tiled.Tile`, the same operations in the same
-order as ``gdlab.engine._run``): tiles of :data:`TILE` steps; with a stateless optimizer a tile
-first runs without the freeze masks (about half the work of a step) and one reduction over the
-block tells whether an active run left the divergence bound or became NaN; only then is the tile
-redone with the exact masked step. The running max restarts at T//2 (err_early / err_late), and a
-partial last tile of each half takes the exact step.
+order as ``gdlab.engine._run``), in tiles of :data:`TILE` steps. With a stateless optimizer each
+tile is speculated and checked by one reduction over the block:
+
+* a block whose active runs have *settled* (steps_to_tol set, |e| within the noise floor) takes a
+  quiet tile, which tracks the iterate and the running max but not the counters (none of which can
+  change while |e| stays within the floor); if a run left the floor during the tile, it is redone:
+* the full tile, without the freeze masks (about half a step's work); if an active run left the
+  divergence bound or became NaN, it is redone:
+* the exact tile, with the per-step masks.
+
+Each guess is kept only where it equals the exact result, so results are those of the per-step
+engine (bit for bit for gradient descent under Pallas' interpreter; on a GPU against XLA's loop, 1.0
+agreement of freeze steps, steps to tol, flips and k_obs, ``benchmarks/fused_tuning.py``). The running
+max restarts at T//2 (err_early / err_late); a partial last tile of each half takes the exact step.
 
 Scope (:func:`eligible`): the CPU tiles' scope, and every problem field and hyperparameter a
 scalar per run. On a CPU the kernel runs in Pallas' interpreter (tests compare it there with the
@@ -22,18 +31,18 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from gdlab import tiled
 
 __all__ = ["eligible", "program", "BLOCK", "TILE", "WARPS"]
 
-# Measured on an H100 (benchmarks/fused_tuning.py): one run per thread is fastest; 8 per thread
-# (1024 runs, 4 warps) spilled registers and ran 40x slower.
-BLOCK = 128   # runs per kernel instance
-WARPS = 4     # warps per kernel instance: 32 · WARPS threads, one run each
-TILE = 10     # steps per tile: unrolled in the kernel; one speculation check each
+# Measured on an H100 (benchmarks/fused_tuning.py, benchmarks/results/): one run per thread; 8 per
+# thread (1024 runs, 4 warps) spilled registers and ran 40x slower. Small blocks settle (and take
+# quiet tiles) sooner: 32 runs 2.15e12 updates/s, 64 1.65e12, 128 1.59e12 on the canonical sweep.
+BLOCK = 32    # runs per kernel instance
+WARPS = 1     # warps per kernel instance: 32 · WARPS threads, one run each
+TILE = 20     # steps per tile: unrolled in the kernel; one speculation check each (50: 16 s compile)
 
 
 def eligible(args, p_axes, h_axes, steps: int, record_every) -> bool:
@@ -49,15 +58,17 @@ def eligible(args, p_axes, h_axes, steps: int, record_every) -> bool:
 
 def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
             statistics: bool = True, block: int | None = None, warps: int | None = None,
-            tile: int | None = None, interpret: bool = False):
+            tile: int | None = None, quiet: bool = True, interpret: bool = False):
     """``run(problem, hparams, w0, r, tol) -> (final w, RunStats, None)`` for a batch of runs.
 
     Same signature and results as ``jax.vmap(gdlab.engine._run)`` over the leading axis of ``w0``,
     ``r`` and the problem fields and hyperparameters marked 0 in ``p_axes``/``h_axes``; those marked
     ``None`` are scalars shared by every run (uniform values in the kernel, not per-run registers).
     The batch is padded to a multiple of ``block`` (a power of two) inside. ``block``, ``warps``,
-    ``tile``: default :data:`BLOCK`, :data:`WARPS`, :data:`TILE`. ``interpret``: run the kernel in
-    Pallas' interpreter (any backend; slow).
+    ``tile``: default :data:`BLOCK`, :data:`WARPS`, :data:`TILE`. ``quiet``: blocks whose active
+    runs have settled (within tol and the noise floor) take tiles without the counters, checked
+    (:class:`gdlab.tiled.Tile`, ``quiet``). ``interpret``: run the kernel in Pallas' interpreter
+    (any backend; slow).
     """
     block, warps, tile = block or BLOCK, warps or WARPS, tile or TILE
     from jax.experimental import pallas as pl
@@ -79,28 +90,49 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
         consts = jax.vmap(steps_.constants, in_axes=(p_axes, 0))(p, w0)   # once, not per tile
         speculate = not jax.tree.leaves(s)   # as on the CPU: stateless optimizers only
 
-        def tiles(t0, length, carry, exact):
+        w_star, _, floor = consts
+        count = lambda flags: jnp.sum(flags.astype(jnp.int32))   # over the block's runs
+
+        def tiles(t0, length, carry, exact, quiet=False):
             one = lambda p, h, w0, r, tol, c, st, s, tf: steps_(
-                p, h, w0, r, tol, st, s, tf, t0, length, exact=exact, unrolled=True, constants=c)
+                p, h, w0, r, tol, st, s, tf, t0, length, exact=exact, unrolled=True, constants=c,
+                quiet=quiet)
             return jax.vmap(one, in_axes=(*axes, 0, 0, 0, 0))(*args, consts, *carry)
 
         def span(lo, hi, carry):
             """Steps lo + 1 … hi: whole tiles (speculating), then the rest exactly."""
-            count, rest = divmod(hi - lo, tile)
+            count_tiles, rest = divmod(hi - lo, tile)
 
             def body(j, carry):
                 t0 = lo + j * tile
                 exact = lambda: tiles(t0, tile, carry, True)
                 if not speculate:
                     return exact()
-                guess = tiles(t0, tile, carry, False)
-                escaped = jnp.sum((~(guess[0]["m"] <= steps_.bound)).astype(jnp.int32))
-                return lax.cond(escaped == 0, lambda: guess, exact)
 
-            if count:
-                carry = lax.fori_loop(0, count, body, carry)
+                def full():                # no freeze masks; redone exactly if a run froze
+                    guess = tiles(t0, tile, carry, False)
+                    escaped = count(~(guess[0]["m"] <= steps_.bound))
+                    return lax.cond(escaped == 0, lambda: guess, exact)
+
+                if not (quiet and statistics):
+                    return full()
+                st, _, tf = carry
+                active = tf < 0
+
+                def calm():                # no counters; redone in full if a run stirred
+                    st_q, s_q, tf_q = tiles(t0, tile, carry, False, quiet=True)
+                    st_q = dict(st_q)
+                    stirred = count(active & ~(st_q.pop("q") <= floor))
+                    return lax.cond(stirred == 0, lambda: (st_q, s_q, tf_q), full)
+
+                # Active runs already within tol, and within the noise floor at the tile's start.
+                unsettled = active & ~((jnp.abs(st["w"] - w_star) <= floor) & (st["stt"] >= 0))
+                return lax.cond(count(unsettled) == 0, calm, full)
+
+            if count_tiles:
+                carry = lax.fori_loop(0, count_tiles, body, carry)
             if rest:
-                carry = tiles(jnp.int32(lo + count * tile), rest, carry, True)
+                carry = tiles(jnp.int32(lo + count_tiles * tile), rest, carry, True)
             return carry
 
         carry = span(0, half, (st, s, tf))

@@ -128,7 +128,9 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         result from it — identical to simulating here.
     """
     _check_int("steps", steps, 1)
-    if unroll == "auto":  # GPUs pay ~9 µs per loop iteration; the CPU path tiles steps itself
+    # GPUs pay ~9 µs per loop iteration; the CPU tiles and the GPU kernel (gdlab.fused) unroll
+    # their own steps, so this only matters for runs outside their scope.
+    if unroll == "auto":
         unroll = 1 if jax.default_backend() == "cpu" else _GPU_UNROLL
     _check_int("unroll", unroll, 1)
     _check_positive("tol", tol)

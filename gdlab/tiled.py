@@ -196,7 +196,9 @@ class Tile:
         only = (lambda new, old: jnp.where(ok, new, old)) if exact else (lambda new, old: new)
         st = dict(st)
         st["m"] = only(jnp.maximum(st["m"], a_new), st["m"])   # also the speculation's check
-        if self.statistics:
+        if "q" in st:                                   # a quiet tile: see __call__
+            st["q"] = jnp.maximum(st["q"], a_new)
+        elif self.statistics:
             res = ok & (a > floor)
             st["stt"] = jnp.where((st["stt"] < 0) & ok & (a_new < tol), ti, st["stt"])
             st["fl"] = st["fl"] + (res & (a_new > floor) & (e_new * e < 0)).astype(self.dtype)
@@ -211,17 +213,23 @@ class Tile:
         return v, sv, e_new, a_new, st, s, tf, ok
 
     def __call__(self, p, h, w0, r, tol, st, s, tf, t0, length: int, *, exact: bool,
-                 n_valid=None, unrolled: bool = False, constants=None):
+                 n_valid=None, unrolled: bool = False, constants=None, quiet: bool = False):
         """Steps t0 + 1 … t0 + length (only the first ``n_valid`` count, if given) of one run.
 
         ``unrolled``: a Python loop (for kernels whose compiler takes no loops with inputs);
         otherwise a fully unrolled ``lax.scan``, which traces the step once. ``constants``: those
-        of :meth:`constants`, if already computed.
+        of :meth:`constants`, if already computed. ``quiet`` (speculative tiles only): skip the
+        step counters and err_obs, and return in ``st["q"]`` the max of |e_t| over the tile's start
+        and steps. Where steps_to_tol is already set and that max is within the noise floor, no
+        step of the tile would have changed them (each needs |e_{t-1}| above the floor), so the
+        quiet tile *is* the exact tile; the caller checks that and redoes the tile otherwise.
         """
         w_star, _, floor = constants if constants is not None else self.constants(p, w0)
         t0 = self.f(t0)                                 # exact: step numbers < 2^mantissa
         e = st["w"] - w_star
         active = tf < 0
+        if quiet:
+            st = dict(st, q=jnp.abs(e))
         c = (st["w"], s, e, jnp.abs(e), st, s, tf, jnp.ones_like(active) if not exact else active)
         k = (p, h, r, tol, w_star, floor, t0, n_valid)
         masked = n_valid is not None

@@ -1,42 +1,20 @@
 """The CPU fast path (tiles of steps, packed state) reproduces the per-step engine."""
 
-import contextlib
-
 import numpy as np
 import pytest
+import engines
+from engines import P, FIELDS, assert_same, fast_path
 
 import gdlab
 from gdlab import engine
 
-P = gdlab.problems.scalar_regression(1.0, 100.0)
-FIELDS = ("regime", "steps_to_tol", "flips", "diverged_at", "contraction", "final_error",
-          "max_error", "growth", "w_final")
 
-
-def assert_same(fast, slow):
-    for f in FIELDS:
-        np.testing.assert_array_equal(getattr(fast, f), getattr(slow, f), err_msg=f)
-    # XLA:CPU may fuse |r|·|e_t| into a multiply-add in one program and not in the other: the
-    # deviation then moves by at most ½ ulp(|r||e_t|)/scale ≤ eps/2 (scale ≥ |r||e_t|), plus the
-    # rounding of the division. Everything else is bit-identical.
-    eps = np.finfo(fast.w_final.dtype).eps
-    np.testing.assert_allclose(fast.recurrence_dev, slow.recurrence_dev, rtol=0, atol=eps)
-
-
-@contextlib.contextmanager
 def per_step_engine():
-    """Everything inside runs the per-step loop (gdlab.engine._run), the reference."""
-    try:
-        engine.FAST_PATH[0] = "never"
-        yield
-    finally:
-        engine.FAST_PATH[0] = "auto"
+    return fast_path("never")
 
 
 def both(problem=P, **kw):
-    with per_step_engine():
-        slow = gdlab.sweep(problem, **kw)
-    return gdlab.sweep(problem, **kw), slow
+    return engines.both(problem, mode="tiled", **kw)
 
 
 @pytest.mark.parametrize("steps", [1, 7, 50, 999, 1000, 5000])

@@ -1,0 +1,138 @@
+"""The GPU kernel (gdlab.fused) reproduces the per-step engine, and lowers to Triton.
+
+On a CPU the kernel runs in Pallas' interpreter: the same kernel body, tiles, speculation and
+redo, executed by XLA:CPU, so its results are compared bit for bit with the per-step loop. Lowering
+for CUDA needs no GPU: it checks that every operation the kernel uses has a Triton lowering.
+"""
+
+import jax
+import numpy as np
+import pytest
+from engines import P, assert_same, both
+
+import gdlab
+from gdlab import fused
+
+SGD = gdlab.optimizers.get("sgd")
+P32 = P._replace(x=np.float32(1.0), y=np.float32(100.0))
+P_AXES = P._replace(x=None, y=None)
+
+
+def fused_both(problem=P, **kw):
+    return both(problem, mode="fused", **kw)
+
+
+@pytest.mark.parametrize("steps", [1, 7, 23, 50, 203])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gradient_descent_bit_identical(steps, dtype):
+    # T = 1 and 7: shorter than a tile; 23 and 203: halves that are no multiple of the tile, so a
+    # partial tile ends each half; α beyond 2 freezes inside speculated tiles, which are redone.
+    fast, slow = fused_both(alphas=np.linspace(-0.2, 4.2, 1001), steps=steps, tol=1.0,
+                            dtype=dtype)
+    if steps >= 50 and dtype == "float32":     # |1 − α|^t · 100 passes √max f32 by t ≈ 35
+        assert (fast.diverged_at > 0).sum() > 100
+    assert_same(fast, slow)
+
+
+def test_runs_frozen_before_half_time_end_with_no_late_error():
+    fast, slow = fused_both(alphas=[0.5, 1.5, 2.9], steps=400, tol=1.0)
+    assert fast.diverged_at[2] > 0 and fast.max_error[2] > 0
+    assert_same(fast, slow)
+
+
+def test_runs_that_leave_the_noise_floor_are_redone():
+    # w₀ within the noise floor of w* (64 ulps of 100 ≈ 7.6e-4) and within tol: every block starts
+    # settled and takes quiet tiles (no counters). For α > 2 the error then grows by |1 − α| per step
+    # past the floor inside a tile, so those tiles must be redone with the counters.
+    fast, slow = fused_both(alphas=np.linspace(0.0, 3.0, 1001), w0=100.0001, steps=120, tol=1.0)
+    assert (slow.flips > 10).sum() > 100 and (slow.diverged_at > 0).sum() > 100
+    assert_same(fast, slow)
+    # tol below the floor: runs sit within the floor before steps_to_tol is set, and must not take
+    # quiet tiles then (they would miss the step that sets it).
+    fast, slow = fused_both(alphas=np.linspace(0.0, 2.0, 1001), steps=120, tol=2e-5)
+    assert (slow.steps_to_tol > 0).sum() > 300
+    assert_same(fast, slow)
+
+
+def test_double_well_bit_identical_through_chaos_and_escape():
+    fast, slow = fused_both(gdlab.problems.double_well(1.0), alphas=np.linspace(0.0, 3.0, 2000),
+                            w0=0.5, steps=200, tol=1e-3)
+    assert (fast.diverged_at > 0).sum() > 50 and len(np.unique(fast.regime)) >= 3
+    assert_same(fast, slow)
+
+
+@pytest.mark.parametrize("optimizer,over", [("momentum", {"beta": [0.0, 0.5, 0.9]}),
+                                            ("adam", {"b1": [0.0, 0.9]})])
+def test_stateful_optimizers_same_regimes_and_freezes(optimizer, over):
+    # No speculation with optimizer state (exact tiles only). Compare what results are made of:
+    # a multiply-add may be contracted differently in the two programs (last bits of w).
+    fast, slow = fused_both(alphas=np.linspace(0.0, 4.0, 201), optimizer=optimizer, over=over,
+                            steps=150, tol=1.0)
+    np.testing.assert_array_equal(fast.diverged_at, slow.diverged_at)
+    assert np.mean(fast.regime == slow.regime) >= 0.995
+    assert np.mean(fast.steps_to_tol == slow.steps_to_tol) >= 0.995
+    np.testing.assert_allclose(fast.w_final, slow.w_final, rtol=1e-5, atol=1e-5)
+
+
+def test_update_only_as_the_per_step_loop():
+    a = np.linspace(-0.5, 3.5, 500).astype(np.float32)
+    args = (P32, {"alpha": a}, np.zeros(a.size, np.float32), None, np.float32(1.0))
+    kw = dict(make_optimizer=SGD.make, steps=120, dtype=np.float32, rate=False, statistics=False)
+    w, st, _ = jax.jit(fused.program(P_AXES, {"alpha": 0}, interpret=True, block=64, **kw))(*args)
+    ref_w, ref, _ = jax.vmap(lambda h, w0: gdlab.engine._run(
+        P32, h, w0, None, np.float32(1.0), make_optimizer=SGD.make, steps=120, unroll=1,
+        record_every=None, statistics=False))({"alpha": a}, args[2])
+    assert (np.asarray(st.t_freeze) > 0).sum() > 100
+    np.testing.assert_array_equal(w, ref_w)
+    for f in ("t_freeze", "steps_to_tol", "flips", "err_early", "err_late", "err_obs", "k_obs"):
+        np.testing.assert_array_equal(getattr(st, f), getattr(ref, f), err_msg=f)
+
+
+def test_a_run_does_not_depend_on_the_runs_beside_it():
+    # Blocks of 64 runs speculate on their own: a freeze in one block must not change another, and
+    # padding the last block must not change it either.
+    a = np.random.default_rng(0).uniform(0.0, 3.0, 150).astype(np.float32)
+    run = jax.jit(fused.program(P_AXES, {"alpha": 0}, make_optimizer=SGD.make, steps=80,
+                                dtype=np.float32, rate=False, interpret=True, block=64))
+    call = lambda a: run(P32, {"alpha": a}, np.zeros(a.size, np.float32), None, np.float32(1.0))
+    full = call(a)
+    for lo, hi in ((0, 64), (10, 11), (37, 150)):
+        part = call(a[lo:hi])
+        for x, y in zip(jax.tree.leaves(part), jax.tree.leaves(full)):
+            np.testing.assert_array_equal(x, np.asarray(y)[lo:hi])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("dtype,statistics,rate", [(np.float32, True, False),
+                                                   (np.float32, True, True),
+                                                   (np.float32, False, False),
+                                                   (np.float64, True, False)])
+def test_lowers_to_triton_for_cuda(optimizer, dtype, statistics, rate):
+    # Lowering (not compiling) for CUDA runs on any machine: every primitive the kernel uses must
+    # have a Triton lowering, or the GPU fast path would fail on first use.
+    spec = gdlab.optimizers.get(optimizer)
+    n = 300
+    hp = {"alpha": np.linspace(0, 3, n).astype(dtype),
+          **{k: np.asarray(v, dtype) for k, v in spec.defaults.items()}}
+    p = P._replace(x=np.asarray(1.0, dtype), y=np.asarray(100.0, dtype))
+    run = fused.program(P_AXES, {k: 0 if k == "alpha" else None for k in hp},
+                        make_optimizer=spec.make, steps=40, dtype=dtype, rate=rate,
+                        statistics=statistics)
+    args = (p, hp, np.zeros(n, dtype), np.ones(n, dtype) if rate else None, np.asarray(1.0, dtype))
+    with jax.enable_x64(dtype == np.float64):
+        text = jax.jit(run).trace(*args).lower(lowering_platforms=("cuda",)).as_text()
+    assert "xla.gpu.triton" in text and "gdlab_sweep" in text
+
+
+def test_scope_and_bad_block():
+    n = 10
+    args = lambda p, h: (p, h, np.zeros(n, np.float32), None, np.float32(1.0))
+    h = {"alpha": np.zeros(n, np.float32)}
+    assert fused.eligible(args(P32, h), P_AXES, {"alpha": 0}, 100, None)
+    assert not fused.eligible(args(P32, h), P_AXES, {"alpha": 0}, 100, 5)        # snapshots
+    assert not fused.eligible(args(P32, h), P_AXES, {"alpha": 0}, 2**24, None)   # T inexact
+    wide = P32._replace(x=np.ones(3, np.float32))                             # a shared vector
+    assert not fused.eligible(args(wide, h), P_AXES, {"alpha": 0}, 100, None)
+    with pytest.raises(ValueError, match="power of two"):
+        fused.program(P_AXES, {"alpha": 0}, make_optimizer=SGD.make, steps=10, dtype=np.float32,
+                      rate=False, block=96)
