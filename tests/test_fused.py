@@ -34,12 +34,6 @@ def test_gradient_descent_bit_identical(steps, dtype):
     assert_same(fast, slow)
 
 
-def test_runs_frozen_before_half_time_end_with_no_late_error():
-    fast, slow = fused_both(alphas=[0.5, 1.5, 2.9], steps=400, tol=1.0)
-    assert fast.diverged_at[2] > 0 and fast.max_error[2] > 0
-    assert_same(fast, slow)
-
-
 def test_runs_that_leave_the_noise_floor_are_redone():
     # w₀ within the noise floor of w* (64 ulps of 100 ≈ 7.6e-4) and within tol: every block starts
     # settled and takes quiet tiles (no counters). For α > 2 the error then grows by |1 − α| per step
