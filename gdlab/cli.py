@@ -129,12 +129,37 @@ def cpu_device_per_core() -> None:
         pass
 
 
+def compile_cache() -> str | None:
+    """JAX's persistent compilation cache, so that running a config again (any α values of the same
+    shapes) loads its programs instead of compiling them: ~1 s → ~0.3 s for the main job on a CPU,
+    several seconds on a GPU. In ``$GDLAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/gdlab/jax`` (default
+    ``~/.cache``); ``GDLAB_CACHE_DIR=`` (empty) switches it off, and a cache the user configured for
+    JAX (``JAX_COMPILATION_CACHE_DIR``) is left alone. Returns the directory used, or None."""
+    import jax
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
+        return jax.config.jax_compilation_cache_dir
+    path = os.environ.get("GDLAB_CACHE_DIR")
+    if path is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = os.path.join(base, "gdlab", "jax")
+    if not path:
+        return None
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:  # e.g. a read-only home: compile every time, as without the cache
+        return None
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     cpu_device_per_core()
-    if argv[:1] == ["bench"]:  # its own options: gdlab bench --help
+    if argv[:1] == ["bench"]:  # its own options: gdlab bench --help; compile times are cold
         from gdlab import bench
         return bench.main(argv[1:])
+    compile_cache()
     args = _parser().parse_args(argv)
     try:
         return args.func(args)

@@ -186,7 +186,9 @@ class Tile:
         v = v + u
         e_new = v - w_star
         a_new = jnp.abs(e_new)
-        ti = t0 + f(i)                                  # t0: the tile's first step, a float
+        # Step numbers are exact floats. In a Python-unrolled tile t0 is already one and i a literal
+        # (no conversion per step on a GPU); in a scan, i is traced and t0 an int.
+        ti = t0 + i if jnp.issubdtype(jnp.result_type(t0), jnp.floating) else f(t0 + i)
         if exact:
             if masked:
                 ok = ok & (i <= n_valid)
@@ -225,7 +227,8 @@ class Tile:
         quiet tile *is* the exact tile; the caller checks that and redoes the tile otherwise.
         """
         w_star, _, floor = constants if constants is not None else self.constants(p, w0)
-        t0 = self.f(t0)                                 # exact: step numbers < 2^mantissa
+        if unrolled:
+            t0 = self.f(t0)                             # exact: step numbers < 2^mantissa
         e = st["w"] - w_star
         active = tf < 0
         if quiet:

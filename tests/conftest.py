@@ -7,6 +7,9 @@ raises instead of producing a plausible-looking wrong map.
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests keep off the user's persistent compilation cache (gdlab.cli.compile_cache); the cache has
+# its own test, in a temporary directory.
+os.environ["GDLAB_CACHE_DIR"] = ""
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -147,3 +147,29 @@ def test_two_non_alpha_axes_with_fixed_alpha(tmp_path, capsys):
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["grid_shape"] == [1, 7, 5] and summary["agreement"]["fraction"] == 1.0
     assert (tmp_path / "o" / "phase_map.png").exists()
+
+
+def test_persistent_compile_cache_changes_no_result(tmp_path):
+    # gdlab run keeps compiled programs in GDLAB_CACHE_DIR; a second process loads them and must
+    # produce the same results. GDLAB_CACHE_DIR= (empty) switches the cache off.
+    cache = tmp_path / "cache"
+    cfg = os.path.join(CONFIGS, "q4_alpha_sweep.toml")
+    argv = [sys.executable, "-m", "gdlab", "run", cfg, "--set", "sweep.alpha.num=301",
+            "--set", "report.trajectories=[]", "--no-progress", "--overwrite"]
+    results = []
+    for i in range(2):
+        out = tmp_path / f"run{i}"
+        p = subprocess.run(argv + ["--out", str(out)], capture_output=True, text=True,
+                           env=dict(os.environ, GDLAB_CACHE_DIR=str(cache)))
+        assert p.returncode == 0, p.stderr
+        if i == 0:
+            assert any(cache.iterdir())                   # programs written on the first run
+        with np.load(out / "results.npz", allow_pickle=False) as z:
+            results.append({k: z[k] for k in z.files})
+    for k in results[0]:
+        np.testing.assert_array_equal(results[0][k], results[1][k], err_msg=k)
+    off = tmp_path / "off"
+    p = subprocess.run(argv + ["--out", str(tmp_path / "run2")], capture_output=True, text=True,
+                       env=dict(os.environ, GDLAB_CACHE_DIR="", XDG_CACHE_HOME=str(off)))
+    assert p.returncode == 0, p.stderr
+    assert not (off / "gdlab").exists()           # (matplotlib may cache its fonts there)
