@@ -43,8 +43,8 @@ from gdlab.engine import RunStats, divergence_bound, noise_floor
 __all__ = ["eligible", "program", "run", "Packing", "Tile", "TILE", "GROUP", "SPECULATE_MAX",
            "CPU_COMPILER_OPTIONS"]
 
-TILE = 25   # steps per tile: the unrolled body; compile time grows with it
-GROUP = 4   # tiles per speculation check: fewer checks, larger redo when one fails
+TILE = 20   # steps per tile: the unrolled body; compile time grows with it
+GROUP = 5   # tiles per speculation check: fewer checks, larger redo when one fails
 # Speculation pays when a check covers one cache-sized block of runs (the CPU engine's blocks); one
 # freeze anywhere in a larger batch would send every group down the exact path.
 SPECULATE_MAX = 8192
@@ -96,16 +96,21 @@ class Packing:
 
     def pack(self, state: dict) -> tuple:
         units = [state[k].astype(self.dtype) for k in self.floats]
-        for group in self.int_groups:
-            u = jnp.zeros(jnp.shape(state[group[0]]), self.unit)
+        for group in self.int_groups:   # lax, not jnp: this is traced in every tile variant
+            u = None
             for k in group:
-                u = u * self.radix + (state[k].astype(jnp.int32) + 1).astype(self.unit)
-            units.append(lax.bitcast_convert_type(u + self.offset, self.dtype))
+                digit = lax.convert_element_type(state[k], jnp.int32)
+                digit = lax.convert_element_type(lax.add(digit, lax.full_like(digit, 1)), self.unit)
+                u = digit if u is None else lax.add(lax.mul(u, lax.full_like(u, self.radix)), digit)
+            u = lax.add(u, lax.full_like(u, self.offset))
+            units.append(lax.bitcast_convert_type(u, self.dtype))
         if self.wide:                                       # (hi, lo) float32 bits -> one float64
             units += [jnp.zeros_like(units[0])] * (-len(units) % 4)
-            bits = [lax.bitcast_convert_type(u, jnp.uint32).astype(jnp.uint64) for u in units]
-            units = [lax.bitcast_convert_type((hi << 32) | lo, jnp.float64)
-                     for hi, lo in zip(bits[::2], bits[1::2])]
+            bits = [lax.convert_element_type(lax.bitcast_convert_type(u, jnp.uint32), jnp.uint64)
+                    for u in units]
+            units = [lax.bitcast_convert_type(
+                lax.bitwise_or(lax.shift_left(hi, lax.full_like(hi, 32)), lo), jnp.float64)
+                for hi, lo in zip(bits[::2], bits[1::2])]
         units += [jnp.zeros_like(units[0])] * (len(units) % 2)
         return tuple(lax.complex(re, im) for re, im in zip(units[::2], units[1::2]))
 
@@ -113,14 +118,20 @@ class Packing:
         units = [part(c) for c in arrays for part in (jnp.real, jnp.imag)]
         if self.wide:
             bits = [lax.bitcast_convert_type(u, jnp.uint64) for u in units]
-            units = [lax.bitcast_convert_type(half.astype(jnp.uint32), self.dtype)
-                     for b in bits for half in (b >> 32, b & 0xFFFFFFFF)]
+            halves = lambda b: (lax.shift_right_logical(b, lax.full_like(b, 32)),
+                                lax.bitwise_and(b, lax.full_like(b, 0xFFFFFFFF)))
+            units = [lax.bitcast_convert_type(lax.convert_element_type(h, jnp.uint32), self.dtype)
+                     for b in bits for h in halves(b)]
         state = dict(zip(self.floats, units))
         for group, x in zip(self.int_groups, units[len(self.floats):]):
-            u = lax.bitcast_convert_type(x, self.unit) - self.offset
-            for k in reversed(group):
-                state[k] = ((u % self.radix).astype(jnp.int32) - 1).astype(self.dtype)
-                u = u // self.radix
+            u = lax.bitcast_convert_type(x, self.unit)
+            const = lambda c: lax.full_like(u, c)
+            u = lax.sub(u, const(self.offset))
+            for k in reversed(group):   # unsigned: lax.rem / lax.div are floor mod / floor div
+                digit = lax.convert_element_type(lax.rem(u, const(self.radix)), jnp.int32)
+                state[k] = lax.convert_element_type(lax.sub(digit, lax.full_like(digit, 1)),
+                                                    self.dtype)
+                u = lax.div(u, const(self.radix))
         return state
 
 

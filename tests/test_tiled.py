@@ -79,16 +79,20 @@ def _tiled(alphas, steps, r=True):
 
 
 def test_speculation_holds_without_freezes_and_fails_on_one():
-    # T = 1000 is 10 groups of 4 tiles of 25 steps, each checked once.
+    from gdlab import tiled
+    assert (tiled.TILE, tiled.GROUP) == (20, 5)      # the counts below follow from these
+    # T = 1000 is 10 groups of 5 tiles of 20 steps, each checked once.
     assert _tiled(np.linspace(0.0, 1.99, 512), 1000) == (0, 10)
     # α = 2.5 freezes at t = 98 (|1.5|^t · 100 > √max f32): only the group holding t = 98 fails.
     t = int(np.ceil(np.log(np.sqrt(np.finfo(np.float32).max) / 100) / np.log(1.5)))
     assert 76 <= t <= 100
     assert _tiled(np.r_[np.linspace(0.0, 1.99, 511), 2.5], 1000, r=False) == (1, 10)
-    # Groups divide the tile count, so no group is padded: T = 1001 has 41 tiles (the last one of
-    # a single step), checked one by one; only that partial tile takes the exact step.
-    assert _tiled(np.linspace(0.0, 1.99, 512), 1001) == (1, 41)
-    assert _tiled(np.linspace(0.0, 1.99, 512), 1100) == (0, 11)    # 44 tiles, groups of 4
+    # Groups divide the tile count, so no group is padded: T = 1001 has 25 + 26 tiles (the last one
+    # of a single step), in 17 groups of 3; only the group with that partial tile takes the exact step.
+    assert _tiled(np.linspace(0.0, 1.99, 512), 1001) == (1, 17)
+    # T = 1100: halves of 550 steps take tiles of 11 (the largest divisor of 550 in [10, 20], so no
+    # partial tile): 100 tiles in groups of 5.
+    assert _tiled(np.linspace(0.0, 1.99, 512), 1100) == (0, 20)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
