@@ -17,6 +17,7 @@ Runs within their scope take a fast path with the same results: on CPUs the tile
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -195,53 +196,65 @@ def _compiled(args, static):
         p_axes = jax.tree.unflatten(jax.tree.structure(args[0]), p_axes)
         h_axes = dict(h_axes)
 
-        finish = None
-        if kernel and fused.eligible(args, p_axes, h_axes, steps, record_every):
-            vrun = fused.program(p_axes, h_axes, make_optimizer=make_optimizer, steps=steps,
-                                 dtype=args[2].dtype, rate=args[3] is not None,
-                                 statistics=statistics, interpret=cpu)
-        elif fast and tiled.eligible(args[2].shape[1:], args[2].dtype, steps, record_every,
-                                     args[0]):
-            vrun, finish = tiled.program(p_axes, h_axes, make_optimizer=make_optimizer,
-                                         steps=steps, dtype=args[2].dtype,
-                                         rate=args[3] is not None, statistics=statistics)
-        else:
-            def one_run(p, h, w0, r, tol):
-                return _run(p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps,
-                            unroll=unroll, record_every=record_every, statistics=statistics)
+        def build(kernel: bool):
+            """The chunk program: the GPU kernel, the CPU tiles or the per-step loop."""
+            finish = None
+            if kernel:
+                vrun = fused.program(p_axes, h_axes, make_optimizer=make_optimizer, steps=steps,
+                                     dtype=args[2].dtype, rate=args[3] is not None,
+                                     statistics=statistics, interpret=cpu)
+            elif fast and tiled.eligible(args[2].shape[1:], args[2].dtype, steps, record_every,
+                                         args[0]):
+                vrun, finish = tiled.program(p_axes, h_axes, make_optimizer=make_optimizer,
+                                             steps=steps, dtype=args[2].dtype,
+                                             rate=args[3] is not None, statistics=statistics)
+            else:
+                def one_run(p, h, w0, r, tol):
+                    return _run(p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps,
+                                unroll=unroll, record_every=record_every, statistics=statistics)
 
-            vrun = jax.vmap(one_run, in_axes=(p_axes, h_axes, 0, 0, None))
+                vrun = jax.vmap(one_run, in_axes=(p_axes, h_axes, 0, 0, None))
 
-        def run(p, h, w0, r, tol):
-            out = blocks(p, h, w0, r, tol)
-            return out if finish is None else finish(out, tol)   # tiled: unpack once per chunk
+            def run(p, h, w0, r, tol):
+                out = blocks(p, h, w0, r, tol)
+                return out if finish is None else finish(out, tol)   # tiled: unpack once per chunk
 
-        def blocks(p, h, w0, r, tol):
-            n = w0.shape[0]
-            if block is None or block >= n:
-                return vrun(p, h, w0, r, tol)
-            # Blocks of runs one after another (lax.map), each vmapped: a block's carry stays in
-            # cache for all T steps instead of streaming N-long arrays through memory every step.
-            # Only batched inputs are split; shared ones (e.g. a Hessian) are closed over.
-            split = lambda a: a.reshape((n // block, block) + a.shape[1:])
-            pb = [split(a) if ax == 0 else None for a, ax in zip(jax.tree.leaves(p), axes_key[0])]
-            hb = {k: split(v) if h_axes[k] == 0 else None for k, v in h.items()}
+            def blocks(p, h, w0, r, tol):
+                n = w0.shape[0]
+                if block is None or block >= n:
+                    return vrun(p, h, w0, r, tol)
+                # Blocks of runs one after another (lax.map), each vmapped: a block's carry stays
+                # in cache for all T steps instead of streaming N-long arrays through memory every
+                # step. Only batched inputs are split; shared ones (e.g. a Hessian) are closed over.
+                split = lambda a: a.reshape((n // block, block) + a.shape[1:])
+                pb = [split(a) if ax == 0 else None
+                      for a, ax in zip(jax.tree.leaves(p), axes_key[0])]
+                hb = {k: split(v) if h_axes[k] == 0 else None for k, v in h.items()}
 
-            def one(args):
-                pbl, hbl, w0b, rb = args
-                pp = jax.tree.unflatten(jax.tree.structure(p), [
-                    b if b is not None else a for a, b in zip(jax.tree.leaves(p), pbl)])
-                hh = {k: hbl[k] if hbl[k] is not None else h[k] for k in h}
-                return vrun(pp, hh, w0b, rb, tol)
+                def one(args):
+                    pbl, hbl, w0b, rb = args
+                    pp = jax.tree.unflatten(jax.tree.structure(p), [
+                        b if b is not None else a for a, b in zip(jax.tree.leaves(p), pbl)])
+                    hh = {k: hbl[k] if hbl[k] is not None else h[k] for k in h}
+                    return vrun(pp, hh, w0b, rb, tol)
 
-            out = jax.lax.map(one, (pb, hb, split(w0), jax.tree.map(split, r)))
-            return jax.tree.map(lambda a: a.reshape((n,) + a.shape[2:]), out)
+                out = jax.lax.map(one, (pb, hb, split(w0), jax.tree.map(split, r)))
+                return jax.tree.map(lambda a: a.reshape((n,) + a.shape[2:]), out)
 
-        if devices > 1:
-            run = _sharded(run, devices, args, axes_key)
+            return _sharded(run, devices, args, axes_key) if devices > 1 else run
+
         t0 = time.perf_counter()
         options = tiled.CPU_COMPILER_OPTIONS if cpu and fast else None
-        _COMPILED[key] = jax.jit(run).lower(*args).compile(compiler_options=options)
+        kernel = kernel and fused.eligible(args, p_axes, h_axes, steps, record_every)
+        try:
+            _COMPILED[key] = jax.jit(build(kernel)).lower(*args).compile(compiler_options=options)
+        except Exception as err:  # noqa: BLE001 — a GPU (or jaxlib) whose Triton cannot take it
+            if not kernel:
+                raise
+            warnings.warn(f"gdlab: the GPU kernel (gdlab.fused) did not compile here "
+                          f"({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}); "
+                          f"running XLA's per-step loop instead", RuntimeWarning, stacklevel=2)
+            _COMPILED[key] = jax.jit(build(False)).lower(*args).compile(compiler_options=options)
         _COMPILE_COUNT[0] += 1
         return _COMPILED[key], time.perf_counter() - t0
     return _COMPILED[key], 0.0

@@ -118,6 +118,18 @@ def test_lowers_to_triton_for_cuda(optimizer, dtype, statistics, rate):
     assert "xla.gpu.triton" in text and "gdlab_sweep" in text
 
 
+def test_a_kernel_that_does_not_compile_falls_back_to_the_loop(monkeypatch):
+    # A GPU whose Triton cannot take the kernel still gets its sweep (XLA's loop), with a warning.
+    def broken(*args, **kw):
+        def run(*a):
+            raise NotImplementedError("no Triton lowering for this primitive")
+        return run
+    monkeypatch.setattr(fused, "program", broken)
+    with pytest.warns(RuntimeWarning, match="did not compile here.*per-step loop"):
+        fast, slow = fused_both(alphas=np.linspace(0.0, 3.0, 77), steps=30, tol=1.0)
+    assert_same(fast, slow)
+
+
 def test_scope_and_bad_block():
     n = 10
     args = lambda p, h: (p, h, np.zeros(n, np.float32), None, np.float32(1.0))
