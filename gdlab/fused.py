@@ -157,8 +157,7 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
         specs = [pl.BlockSpec((block,), lambda i: (i,)) if ax == 0
                  else pl.BlockSpec((1,), lambda i: (0,)) for ax in flat_axes]
         # Output structure: (w, RunStats) of one run, traced abstractly.
-        shapes = jax.eval_shape(
-            lambda: steps_.stats(*_zero_state(steps_, dtype), jnp.zeros((), dtype)))
+        shapes = jax.eval_shape(lambda: steps_.stats(*_zero_state(dtype), jnp.zeros((), dtype)))
         out_leaves, out_tree = jax.tree.flatten(shapes)
         params = None
         if not interpret:
@@ -168,8 +167,8 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
             lambda *refs: kernel(treedef, flat_axes, *refs),
             out_shape=[jax.ShapeDtypeStruct((padded,), o.dtype) for o in out_leaves],
             grid=(padded // block,), in_specs=specs,
-            out_specs=[pl.BlockSpec((block,), lambda i: (i,))] * len(out_leaves), interpret=interpret, compiler_params=params,
-            name="gdlab_sweep")(*leaves)
+            out_specs=[pl.BlockSpec((block,), lambda i: (i,))] * len(out_leaves),
+            interpret=interpret, compiler_params=params, name="gdlab_sweep")(*leaves)
         return jax.tree.unflatten(out_tree, [o[:n] for o in outs])
 
     return run
@@ -179,7 +178,7 @@ def _leaves(axes):
     return jax.tree.leaves(axes, is_leaf=lambda a: a is None)
 
 
-def _zero_state(steps_, dtype):
+def _zero_state(dtype):
     z = jnp.zeros((), dtype)
     st = dict(w=z, m=z, eo=z, d=z, ko=z, fl=z, stt=z)
     return st, z, z
