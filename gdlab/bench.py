@@ -244,7 +244,8 @@ def memory_curve(ns: list[int], steps: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="gdlab bench", description=__doc__.splitlines()[0])
+    from gdlab.cli import ArgumentParser
+    p = ArgumentParser(prog="gdlab bench", description=__doc__.splitlines()[0])
     gpu = jax.default_backend() != "cpu"
     p.add_argument("--n", type=int, default=10_000_000 if gpu else 1_000_000,
                    help="step sizes (default 10⁶ on CPU, 10⁷ on an accelerator)")

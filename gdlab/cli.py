@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["main", "bundled_configs"]
+__all__ = ["main", "bundled_configs", "compile_cache", "ArgumentParser"]
 
 EXIT_BAD_INPUT = 2
 
@@ -91,9 +91,16 @@ def _cmd_merge(args) -> int:
     return 0
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line on stderr (and exit 2), without the usage block."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gdlab", description="Gradient-descent dynamics lab.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = ArgumentParser(prog="gdlab", description="Gradient-descent dynamics lab.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     run = sub.add_parser("run", help="run an experiment config")
     run.add_argument("config", help="a TOML config, e.g. configs/q4_alpha_sweep.toml")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",

@@ -173,3 +173,13 @@ def test_persistent_compile_cache_changes_no_result(tmp_path):
                        env=dict(os.environ, GDLAB_CACHE_DIR="", XDG_CACHE_HOME=str(off)))
     assert p.returncode == 0, p.stderr
     assert not (off / "gdlab").exists()           # (matplotlib may cache its fonts there)
+
+
+@pytest.mark.parametrize("argv", [["run", "--bogus", "x"], ["run"], ["bench", "--n", "abc"],
+                                  ["bench", "--fast-path", "bogus"], []])
+def test_bad_options_are_one_line_and_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error:" in err and "--help" in err, err
