@@ -29,7 +29,7 @@ import numpy as np
 
 import gdlab
 from gdlab import engine
-from gdlab.sweep import CPU_BLOCK, default_chunk
+from gdlab.sweep import CPU_BLOCK, default_chunk, default_unroll
 
 __all__ = ["numpy_sweep", "main"]
 
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="NumPy step sizes (default: --n, at most 10⁶)")
     p.add_argument("--numpy-steps", type=int, default=100, help="NumPy steps (default 100)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per variant (default 5)")
-    p.add_argument("--unroll", type=int, default=1 if not gpu else 16,
+    p.add_argument("--unroll", type=int, default=default_unroll(),
                    help="lax.scan unroll (default 1 on CPU, 16 on an accelerator, as gdlab.sweep)")
     p.add_argument("--json", default="bench.json", help="where to write the table as JSON")
     p.add_argument("--fast-path", choices=engine.FAST_PATHS, default="auto",
@@ -269,6 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-n", type=int, default=100_000_000, help="largest N of the memory curve")
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    for name in ("n", "steps", "numpy_n", "numpy_steps", "repeats", "unroll", "max_n"):
+        if getattr(a, name) is not None and getattr(a, name) < 1:
+            print(f"gdlab bench: error: --{name.replace('_', '-')} {getattr(a, name)} must be >= 1",
+                  file=sys.stderr)
+            return 2
+    if a.max_n < 1000 and a.memory_curve:
+        print(f"gdlab bench: error: --max-n {a.max_n} must be >= 1000 (the curve starts at 10³)",
+              file=sys.stderr)
+        return 2
     if a.one is not None:
         print(json.dumps(_one_compact(a.one, a.steps)))
         return 0
@@ -278,11 +287,6 @@ def main(argv: list[str] | None = None) -> int:
         Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
         print(f"written {a.json}")
         return 0
-    for name in ("n", "steps", "numpy_steps", "repeats", "unroll", "max_n"):
-        if getattr(a, name) < 1:
-            print(f"gdlab bench: error: --{name.replace('_', '-')} {getattr(a, name)} must be >= 1",
-                  file=sys.stderr)
-            return 2
     engine.FAST_PATH[0] = a.fast_path
     try:
         devices = engine.device_count(

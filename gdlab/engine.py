@@ -184,8 +184,8 @@ def _compiled(args, static):
     mode = FAST_PATH[0]
     if mode not in FAST_PATHS:
         raise ValueError(f"engine.FAST_PATH: {mode!r} is not one of {', '.join(FAST_PATHS)}")
-    fast = mode == "tiled" or (mode == "auto" and cpu)
-    kernel = mode == "fused" or (mode == "auto" and not cpu)
+    use_tiles = mode == "tiled" or (mode == "auto" and cpu)
+    use_kernel = mode == "fused" or (mode == "auto" and not cpu)
     key = (treedef, tuple((x.shape, x.dtype) for x in leaves), static,
            jax.config.jax_enable_x64, jax.default_backend(), mode)
     if key not in _COMPILED:
@@ -203,7 +203,7 @@ def _compiled(args, static):
                 vrun = fused.program(p_axes, h_axes, make_optimizer=make_optimizer, steps=steps,
                                      dtype=args[2].dtype, rate=args[3] is not None,
                                      statistics=statistics, interpret=cpu)
-            elif fast and tiled.eligible(args[2].shape[1:], args[2].dtype, steps, record_every,
+            elif use_tiles and tiled.eligible(args[2].shape[1:], args[2].dtype, steps, record_every,
                                          args[0]):
                 vrun, finish = tiled.program(p_axes, h_axes, make_optimizer=make_optimizer,
                                              steps=steps, dtype=args[2].dtype,
@@ -244,12 +244,13 @@ def _compiled(args, static):
             return _sharded(run, devices, args, axes_key) if devices > 1 else run
 
         t0 = time.perf_counter()
-        options = tiled.CPU_COMPILER_OPTIONS if cpu and fast else None
-        kernel = kernel and fused.eligible(args, p_axes, h_axes, steps, record_every)
+        options = tiled.CPU_COMPILER_OPTIONS if cpu and use_tiles else None
+        use_kernel = use_kernel and fused.eligible(args, p_axes, h_axes, steps, record_every)
         try:
-            _COMPILED[key] = jax.jit(build(kernel)).lower(*args).compile(compiler_options=options)
+            _COMPILED[key] = jax.jit(build(use_kernel)).lower(*args).compile(
+                compiler_options=options)
         except Exception as err:  # noqa: BLE001 — a GPU (or jaxlib) whose Triton cannot take it
-            if not kernel:
+            if not use_kernel:
                 raise
             warnings.warn(f"gdlab: the GPU kernel (gdlab.fused) did not compile here "
                           f"({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}); "

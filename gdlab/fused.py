@@ -156,9 +156,10 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
                   for a, ax in zip(leaves, flat_axes)]
         specs = [pl.BlockSpec((block,), lambda i: (i,)) if ax == 0
                  else pl.BlockSpec((1,), lambda i: (0,)) for ax in flat_axes]
-        # Output structure: (w, RunStats) of one run, traced abstractly.
-        shapes = jax.eval_shape(lambda: steps_.stats(*_zero_state(dtype), jnp.zeros((), dtype)))
-        out_leaves, out_tree = jax.tree.flatten(shapes)
+        # Output structure and dtypes: (w, RunStats) from the initial state, traced abstractly.
+        out_leaves, out_tree = jax.tree.flatten(jax.eval_shape(
+            jax.vmap(lambda p, h, w0, tol: steps_.stats(*steps_.init(p, h, w0, tol)[:3], tol),
+                     in_axes=(p_axes, h_axes, 0, None)), problem, hparams, w0, tol))
         params = None
         if not interpret:
             from jax.experimental.pallas import triton as plt
@@ -176,9 +177,3 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
 
 def _leaves(axes):
     return jax.tree.leaves(axes, is_leaf=lambda a: a is None)
-
-
-def _zero_state(dtype):
-    z = jnp.zeros((), dtype)
-    st = dict(w=z, m=z, eo=z, d=z, ko=z, fl=z, stt=z)
-    return st, z, z

@@ -131,7 +131,7 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
     # GPUs pay ~9 µs per loop iteration; the CPU tiles and the GPU kernel (gdlab.fused) unroll
     # their own steps, so this only matters for runs outside their scope.
     if unroll == "auto":
-        unroll = 1 if jax.default_backend() == "cpu" else _GPU_UNROLL
+        unroll = default_unroll()
     _check_int("unroll", unroll, 1)
     _check_positive("tol", tol)
     if record_every is not None:
@@ -347,6 +347,11 @@ class _Lazy:
     def __getitem__(self, item):
         start, stop, _ = item.indices(self.hi - self.lo)
         return self.fn(self.lo + start, self.lo + stop)
+
+
+def default_unroll() -> int:
+    """``unroll="auto"``: 1 on CPU (the tiles unroll themselves), 16 on accelerators."""
+    return 1 if jax.default_backend() == "cpu" else _GPU_UNROLL
 
 
 def default_chunk(n: int, dtype, param_shape=(), steps: int = 1, record_every=None) -> int:

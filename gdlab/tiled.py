@@ -188,7 +188,7 @@ class Tile:
                      stt=jnp.where(err0 < tol, f(0), f(-1)))
         return state, f(-1), err0, self.make_optimizer(**h).init(w0)
 
-    def step(self, i, c, k, exact: bool, masked: bool):
+    def step(self, i, c, k, exact: bool, masked: bool, quiet: bool = False):
         """Step t0 + i, as ``gdlab.engine._run`` takes it; without ``exact``, no freeze."""
         f, bound = self.f, self.bound
         p, h, r, tol, w_star, floor, t0, n_valid = k
@@ -209,7 +209,7 @@ class Tile:
         only = (lambda new, old: jnp.where(ok, new, old)) if exact else (lambda new, old: new)
         st = dict(st)
         st["m"] = only(jnp.maximum(st["m"], a_new), st["m"])   # also the speculation's check
-        if "q" in st:                                   # a quiet tile: see __call__
+        if quiet:                                       # see __call__
             st["q"] = jnp.maximum(st["q"], a_new)
         elif self.statistics:
             res = ok & (a > floor)
@@ -249,9 +249,9 @@ class Tile:
         masked = n_valid is not None
         if unrolled:
             for i in range(1, length + 1):
-                c = self.step(i, c, k, exact, masked)
+                c = self.step(i, c, k, exact, masked, quiet)
         else:
-            c = lax.scan(lambda c, i: (self.step(i, c, k, exact, masked), None), c,
+            c = lax.scan(lambda c, i: (self.step(i, c, k, exact, masked, quiet), None), c,
                          jnp.arange(1, length + 1, dtype=jnp.int32), unroll=length)[0]
         _, _, _, _, new, s_new, tf, _ = c
         if not exact:                                   # runs frozen before the tile stay put

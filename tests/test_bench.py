@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 import gdlab
 from gdlab import cli
@@ -45,3 +46,14 @@ def test_bench_rejects_bad_numbers(capsys):
 def test_bench_rejects_bad_devices(capsys):
     assert cli.main(["bench", "--devices", "many"]) == 2
     assert "--devices: 'many' must be \"all\" or an integer >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,msg", [(["--numpy-n", "0"], "--numpy-n 0 must be >= 1"),
+                                      (["--memory-curve", "--steps", "0"], "--steps 0 must be >= 1"),
+                                      (["--memory-curve", "--max-n", "10"], "--max-n 10 must be >= 1000")])
+def test_bench_checks_every_number_before_any_work(argv, msg, capsys, tmp_path):
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", *argv, "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1
+    assert not out.exists()
