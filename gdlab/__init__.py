@@ -4,38 +4,48 @@ Sweep many step sizes at once (``gdlab.sweep``), classify every run into a named
 (``gdlab.Regime``), and check the maps against closed forms (``gdlab.theory``,
 ``gdlab.stability``); study cycles and chaos of non-quadratic losses (``gdlab.dynamics``); check
 hand-derived gradients three ways (``gdlab.check_gradient``).
+
+The names below are loaded on first use (PEP 562), so ``import gdlab`` — and the ``gdlab`` command,
+which must handle Ctrl-C from its first moment — does not wait for JAX until JAX is needed.
 """
 
-from importlib import metadata as _metadata
+import importlib as _importlib
 
-from gdlab import (boundary, dynamics, engine, gradcheck, grids, modes, optimizers, problems,
-                   quadratics, regimes, stability, theory)
-from gdlab.gradcheck import check_gradient
-from gdlab.regimes import REGIME_INFO, REGIME_NAMES, Regime
-from gdlab.sweep import SweepResult, sweep
+_MODULES = ("boundary", "dynamics", "engine", "errors", "gradcheck", "grids", "modes", "optimizers",
+            "problems", "quadratics", "regimes", "resources", "stability", "theory")
+_NAMES = {  # public name → the module that defines it
+    "check_gradient": "gdlab.gradcheck",
+    "REGIME_INFO": "gdlab.regimes",
+    "REGIME_NAMES": "gdlab.regimes",
+    "Regime": "gdlab.regimes",
+    "SweepResult": "gdlab._sweep",
+    "sweep": "gdlab._sweep",
+}
 
-try:
-    __version__ = _metadata.version("gdlab")
-except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+__all__ = sorted([*_MODULES, *_NAMES])
 
-__all__ = [
-    "REGIME_INFO",
-    "REGIME_NAMES",
-    "Regime",
-    "SweepResult",
-    "boundary",
-    "check_gradient",
-    "dynamics",
-    "engine",
-    "gradcheck",
-    "grids",
-    "modes",
-    "optimizers",
-    "problems",
-    "quadratics",
-    "regimes",
-    "stability",
-    "sweep",
-    "theory",
-]
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("gdlab")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+def __getattr__(name: str):
+    if name == "__version__":
+        value = _version()
+    elif name in _NAMES:
+        value = getattr(_importlib.import_module(_NAMES[name]), name)
+    elif name in _MODULES:
+        value = _importlib.import_module(f"gdlab.{name}")
+    else:
+        raise AttributeError(f"module 'gdlab' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,7 +1,5 @@
 """``python -m gdlab`` is the ``gdlab`` command."""
 
-import sys
+from gdlab._launch import entry
 
-from gdlab.cli import main
-
-sys.exit(main())
+entry()

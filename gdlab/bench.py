@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -28,8 +29,8 @@ import jax
 import numpy as np
 
 import gdlab
-from gdlab import engine
-from gdlab.sweep import CPU_BLOCK, default_chunk, default_unroll
+from gdlab import engine, resources
+from gdlab._sweep import CPU_BLOCK, default_chunk, default_unroll
 
 __all__ = ["numpy_sweep", "main"]
 
@@ -70,7 +71,9 @@ def numpy_sweep(alpha, x, y, w0, steps, tol, dtype=np.float32,
             flips += resolvable & (err_new > floor) & (e_new * e < 0)
             if recurrence:
                 scale = abs(w_star) + err + err_new + np.abs(1 - r) * err
-                rec = np.where(ok, np.maximum(rec, np.abs(err_new - np.abs(r) * err) / scale), rec)
+                # scale = 0 only when w* = e_t = e_{t+1} = 0: both sides are 0, no deviation
+                dev = np.abs(err_new - np.abs(r) * err) / np.where(scale > 0, scale, 1)
+                rec = np.where(ok, np.maximum(rec, dev), rec)
             t_freeze = np.where(active & ~ok, t + 1, t_freeze)
             steps_to_tol = np.where((steps_to_tol < 0) & ok & (err_new < tol), t + 1, steps_to_tol)
             err_in = np.where(ok, err_new, 0)
@@ -274,6 +277,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gdlab bench: error: --{name.replace('_', '-')} {getattr(a, name)} must be >= 1",
                   file=sys.stderr)
             return 2
+    limits = {"steps": resources.MAX_STEPS, "numpy_steps": resources.MAX_STEPS, "unroll": 1024,
+              "repeats": 1000}
+    for name, top in limits.items():
+        if getattr(a, name) > top:
+            print(f"gdlab bench: error: --{name.replace('_', '-')} {getattr(a, name)} must be "
+                  f"<= {top}", file=sys.stderr)
+            return 2
+    try:
+        numpy_n = a.numpy_n or min(a.n, 1_000_000)
+        resources.check_fits(resources.sweep_bytes(a.n) + 200 * numpy_n, argument="--n",
+                             what=f"a benchmark of {a.n} runs", fix="give a smaller --n")
+        if a.memory_curve:
+            resources.check_fits(resources.sweep_bytes(a.max_n, keep="compact"),
+                                 argument="--max-n", what=f"a compact sweep of {a.max_n} runs",
+                                 fix="give a smaller --max-n")
+    except ValueError as e:
+        print(f"gdlab bench: error: {e}", file=sys.stderr)
+        return 2
+    json_dir = Path(a.json).absolute().parent
+    if not (json_dir.is_dir() and os.access(json_dir, os.W_OK)):
+        print(f"gdlab bench: error: --json {a.json}: {json_dir} is not a writable directory",
+              file=sys.stderr)
+        return 2
     if a.max_n < 1000 and a.memory_curve:
         print(f"gdlab bench: error: --max-n {a.max_n} must be >= 1000 (the curve starts at 10³)",
               file=sys.stderr)

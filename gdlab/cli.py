@@ -6,19 +6,28 @@
     gdlab bench [--n N] [--steps T] ...
 
 Bad input (config, override, output directory) prints one line ``gdlab: error: …`` and exits 2,
-before any output directory is created.
+before any work and before anything is created (the compilation cache included).
+
+The console script (``gdlab._launch.entry``) runs :func:`main` in a worker thread, so SIGINT and
+SIGTERM end a run at once, whatever it is doing (importing JAX, compiling, inside a long compiled
+chunk): the partial run directory is removed, one line is printed, and the exit status is 130 (143).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import traceback
 from pathlib import Path
 
-__all__ = ["main", "bundled_configs", "compile_cache", "ArgumentParser"]
+from gdlab.errors import GdlabError
+
+__all__ = ["main", "bundled_configs", "compile_cache", "ArgumentParser", "default_out"]
 
 EXIT_BAD_INPUT = 2
+EXIT_BUG = 1
 
 
 def bundled_configs() -> list[Path]:
@@ -27,7 +36,7 @@ def bundled_configs() -> list[Path]:
     seen, out = set(), []
     for root in roots:
         for p in sorted(root.glob("*.toml")) if root.is_dir() else []:
-            if p.resolve() not in seen:
+            if p.is_file() and p.resolve() not in seen:
                 seen.add(p.resolve())
                 out.append(p)
     return out
@@ -35,9 +44,13 @@ def bundled_configs() -> list[Path]:
 
 def _header(path: Path) -> str:
     """The first comment line of a config: what it runs."""
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        return f"(unreadable: {getattr(e, 'strerror', None) or type(e).__name__})"
+    for line in text.splitlines():
         if line.startswith("#"):
-            return line.lstrip("# ").strip()
+            return _printable(line.lstrip("# ").strip())
     return ""
 
 
@@ -68,9 +81,10 @@ def _cmd_run(args) -> int:
     from gdlab import rundir
 
     cfg = config_lib.load(args.config, args.set or [])
-    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    rundir.check_target(out, args.overwrite)
+    out = Path(args.out) if args.out else default_out(args.config)
+    rundir.check_target(out, args.overwrite, protect=[Path(args.config).parent])
     progress = False if args.no_progress else None
+    compile_cache()
     if isinstance(cfg, config_lib.GradientsConfig):
         from gdlab.gradient_study import GradientCheckFailed, run_gradient_study
         try:
@@ -79,13 +93,21 @@ def _cmd_run(args) -> int:
             print(f"gdlab: {e}", file=sys.stderr)
             return 1
     else:
+        from gdlab.errors import ArgumentError
         from gdlab.study import run_sweep_study
-        run_sweep_study(cfg, out, overwrite=args.overwrite, progress=progress)
+        try:
+            run_sweep_study(cfg, out, overwrite=args.overwrite, progress=progress)
+        except ArgumentError as e:  # the config passed its own checks; these are about its values
+            raise config_lib.ConfigError(
+                f"{cfg.path}: {config_lib.config_key(cfg, e.argument)}: {e.detail}") from None
     return 0
 
 
 def _cmd_merge(args) -> int:
+    from gdlab import rundir
     from gdlab.shards import merge
+    rundir.check_target(Path(args.out), args.overwrite, protect=[Path(d) for d in args.shards])
+    compile_cache()
     merge(args.shards, Path(args.out), overwrite=args.overwrite,
           progress=False if args.no_progress else None)
     return 0
@@ -121,6 +143,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_out(config: str) -> Path:
+    """``runs/<config name>``; a name that is no directory name (``..toml``) needs --out."""
+    stem = Path(config).stem
+    if stem in ("", ".", ".."):
+        from gdlab.errors import OutputError
+        raise OutputError(f"{config}: its name gives no run directory name; pass --out DIR")
+    return Path("runs") / stem
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters (newlines, ANSI escapes) shown escaped, never raw."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: m[0].encode("unicode_escape").decode(), text)
+
+
 def cpu_device_per_core() -> None:
     """Expose one CPU device per available core, so ``devices = "all"`` uses every core as its own
     device (faster here than one device with intra-op threads). Left alone if the user chose
@@ -151,9 +187,12 @@ def compile_cache() -> str | None:
         path = os.path.join(base, "gdlab", "jax")
     if not path:
         return None
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:  # e.g. a read-only home: compile every time, as without the cache
+    # JAX creates the folder at its first write, after the input was checked: a refused run
+    # creates nothing. A read-only home: compile every time, as without the cache.
+    probe = Path(path).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not (probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)):
         return None
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
@@ -161,27 +200,39 @@ def compile_cache() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line in this thread; returns the exit status (``gdlab._launch.entry`` handles signals)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    cpu_device_per_core()
     if argv[:1] == ["bench"]:  # its own options: gdlab bench --help; compile times are cold
+        cpu_device_per_core()
         from gdlab import bench
         return bench.main(argv[1:])
-    compile_cache()
     args = _parser().parse_args(argv)
+    if args.func is not _cmd_list:
+        cpu_device_per_core()
     try:
         return args.func(args)
-    except ValueError as e:  # ConfigError, RunDirError and API argument errors
+    except (GdlabError, MemoryError) as e:  # bad input (config, output, API) or too large
         if os.environ.get("GDLAB_DEBUG"):
             raise
-        print(f"gdlab: error: {e}", file=sys.stderr)
+        if isinstance(e, MemoryError):
+            e = ("out of memory; make the sweep smaller (fewer runs or steps), or lower "
+                 "$GDLAB_MEMORY_LIMIT so that large sweeps keep compact results")
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"gdlab: error: {_printable(first)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("gdlab: interrupted; no run directory was written", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # e.g. `gdlab list | head`
         sys.stdout = open(os.devnull, "w")
         return 0
+    except Exception:  # noqa: BLE001 — anything else is gdlab's fault, and said to be
+        traceback.print_exc()
+        print("gdlab: internal error: the traceback above is a bug in gdlab, not in your input; "
+              "please report it", file=sys.stderr)
+        return EXIT_BUG
+    except KeyboardInterrupt:
+        print("gdlab: interrupted; no run directory was written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from gdlab._launch import entry
+    entry()

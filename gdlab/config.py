@@ -15,23 +15,48 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from gdlab import grids
+from gdlab import grids, resources
 from gdlab import optimizers as optimizers_lib
 from gdlab import problems as problems_lib
-from gdlab.sweep import DTYPES
+from gdlab.errors import GdlabError
+from gdlab._sweep import DTYPES
 
-__all__ = ["ConfigError", "SweepConfig", "GradientsConfig", "load", "from_table", "parse_override"]
+__all__ = ["ConfigError", "SweepConfig", "GradientsConfig", "load", "from_table", "parse_override",
+           "config_key"]
 
 
-class ConfigError(ValueError):
+class ConfigError(GdlabError):
     """A bad config file or override; the message is one line: file: key: value: fix."""
+
+
+MAX_UNROLL = 1024        # compile time grows with the unroll; beyond this it is minutes
+MAX_DEVICES = 2**16
+MAX_INT = 2**31 - 1      # integer keys are int32 inside the engine
+_MAX_CONFIG_BYTES = 16 * 2**20
+
+
+def show_key(key: str) -> str:
+    """A key as typed, but with control characters (newline, ANSI escapes) escaped."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: m[0].encode("unicode_escape").decode(),
+                  str(key))
+
+
+def show_value(value, limit: int = 80) -> str:
+    """``repr`` of a value, shortened to ``limit`` characters (a 10⁶-element list stays one line)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int too long for repr, a deeply nested list
+        text = f"<{type(value).__name__}>"
+    return show_key(text if len(text) <= limit else text[: limit - 5] + " …" + text[-2:])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,21 +108,61 @@ _GRADIENT_KEYS = {"functions": None, "dtypes": ["float32", "float64"], "seed": 0
 
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``"run.steps=500"`` → (["run", "steps"], 500). Raises ConfigError when malformed."""
+    if re.search(r"[\x00-\x1f\x7f]", item):
+        raise ConfigError(f"--set {show_value(item)}: contains a line break or control character; "
+                          "give one KEY=VALUE on one line")
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key or not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", key):
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, "
+        raise ConfigError(f"--set {show_value(item)}: expected KEY=VALUE with a dotted key, "
                           "e.g. --set run.steps=500")
     text = text.strip()
     try:
-        value = tomllib.loads(f"v = {text}")["v"]
+        parsed = tomllib.loads(f"v = {text}")
+        if set(parsed) != {"v"}:
+            raise tomllib.TOMLDecodeError("more than one value")
+        value = parsed["v"]
+    except RecursionError:
+        raise ConfigError(f"--set {key}: the value is nested too deeply") from None
     except tomllib.TOMLDecodeError:
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.+-]*|\d+/\d+", text):
             value = text  # a bare word is a string: run.dtype=float64, sweep.shard=0/2
         else:
-            raise ConfigError(f"--set {key}={text}: {text!r} is not a TOML value; write e.g. "
+            raise ConfigError(f"--set {key}={show_value(text)}: not a TOML value; write e.g. "
                               f"{key}=3, {key}=0.5, {key}=[0.5, 1.5] or {key}='\"text\"'") from None
     return key.split("."), value
+
+
+def _read(path: Path, where: str) -> str:
+    """The text of a config file: a regular UTF-8 file (a BOM is accepted) of sane size."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such config file; `gdlab list` shows the bundled configs") from None
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot be read ({e.strerror}); give a readable TOML file") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"{where}: is a directory, not a config file; give a .toml file in it")
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{where}: is not a regular file (a pipe or device?); give a TOML file")
+    if st.st_size > _MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: {st.st_size} bytes is too large for a config (at most "
+                          f"{_MAX_CONFIG_BYTES}); put large data in a .npy file")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not a UTF-8 text file; a config is TOML text") from None
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot be read ({e.strerror}); give a readable TOML file") from None
+
+
+def tomllib_loads(text: str, where: str) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: invalid TOML: {show_key(str(e))}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: invalid TOML: nested too deeply; flatten the tables") from None
 
 
 def from_table(table: dict, where: str) -> SweepConfig | GradientsConfig:
@@ -109,15 +174,8 @@ def from_table(table: dict, where: str) -> SweepConfig | GradientsConfig:
 def load(path: str | Path, overrides: list[str] = ()) -> SweepConfig | GradientsConfig:
     """Read, override and validate a config; raise ConfigError on the first problem."""
     path = Path(path)
-    where = str(path)
-    if not path.is_file():
-        raise ConfigError(f"{where}: no such config file; `gdlab list` shows the bundled configs")
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{where}: invalid TOML: {e}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where}: not a UTF-8 text file; a config is TOML text") from None
+    where = show_key(str(path))
+    table = tomllib_loads(_read(path, where), where)
     for item in overrides:
         keys, value = parse_override(item)
         node = table
@@ -132,12 +190,41 @@ def load(path: str | Path, overrides: list[str] = ()) -> SweepConfig | Gradients
     return v.sweep(table)
 
 
+def config_key(cfg: SweepConfig, argument: str) -> str:
+    """The config key a ``gdlab.sweep`` argument comes from (``alphas`` → ``sweep.alpha``)."""
+    name = argument.split("[")[-1].strip("'\"]") if "[" in argument else argument
+    if argument == "alphas":
+        return "sweep.alpha"
+    if argument.startswith("over"):
+        return f"sweep.{name}"
+    if argument.startswith("hparams"):
+        return f"sweep.{name}" if name in cfg.axes else f"optimizer.{name}"
+    if argument.startswith("problem.") or argument == "w0":
+        field = argument.split(".", 1)[-1]
+        return f"sweep.{field}" if field in cfg.axes else f"problem.{field}"
+    if argument in ("steps", "tol", "dtype", "unroll", "chunk_size", "devices"):
+        return f"run.{argument}"
+    return {"optimizer": "optimizer.name", "shard": "sweep.shard", "problem": "problem",
+            "window": "report.orbit_window", "max_period": "report.max_period"}.get(argument, argument)
+
+
+def _axis_length(spec) -> int:
+    """Values an axis spec will have, without building it (malformed specs count 1: the axis
+    builder reports them)."""
+    if isinstance(spec, list):
+        return max(1, len(spec))
+    if isinstance(spec, dict) and isinstance(spec.get("num"), int) and not isinstance(
+            spec.get("num"), bool):
+        return max(1, spec["num"])
+    return 1
+
+
 class _Validator:
     def __init__(self, where: str):
         self.where = where
 
     def fail(self, key: str, message: str):
-        raise ConfigError(f"{self.where}: {key}: {message}")
+        raise ConfigError(f"{self.where}: {show_key(key)}: {message}")
 
     def table(self, parent: Mapping, name: str, known, *, required=False) -> dict:
         if name not in parent:
@@ -146,7 +233,7 @@ class _Validator:
             return {}
         t = parent[name]
         if not isinstance(t, dict):
-            self.fail(name, f"{t!r} must be a table ([{name}])")
+            self.fail(name, f"{show_value(t)} must be a table ([{name}])")
         if known is not None:
             for k in t:
                 if k not in known:
@@ -160,18 +247,25 @@ class _Validator:
 
     def number(self, key: str, value, *, positive=False) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(key, f"{value!r} must be a number")
-        if not math.isfinite(value):
-            self.fail(key, f"{value!r} must be finite")
-        if positive and value <= 0:
-            self.fail(key, f"{value!r} must be > 0")
-        return float(value)
+            self.fail(key, f"{show_value(value)} must be a number")
+        try:
+            number = float(value)
+        except OverflowError:
+            self.fail(key, f"{show_value(value)} is too large for a floating-point number; "
+                           "use a value below 1e308")
+        if not math.isfinite(number):
+            self.fail(key, f"{show_value(value)} must be finite")
+        if positive and number <= 0:
+            self.fail(key, f"{show_value(value)} must be > 0")
+        return number
 
-    def integer(self, key: str, value, minimum: int) -> int:
+    def integer(self, key: str, value, minimum: int, maximum: int = MAX_INT) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(key, f"{value!r} must be an integer (e.g. {max(minimum, 1)})")
+            self.fail(key, f"{show_value(value)} must be an integer (e.g. {max(minimum, 1)})")
         if value < minimum:
-            self.fail(key, f"{value!r} must be >= {minimum}")
+            self.fail(key, f"{show_value(value)} must be >= {minimum}")
+        if value > maximum:
+            self.fail(key, f"{show_value(value)} must be <= {maximum}")
         return value
 
     def param(self, key: str, value, spec):
@@ -190,24 +284,31 @@ class _Validator:
                 self.fail(key, "[] must not be empty")
         else:  # matrix: a list of equally long rows
             if not isinstance(value, list) or not value or not all(isinstance(r, list) for r in value):
-                self.fail(key, f"{value!r} must be a list of rows, e.g. [[1.0, 0.0], [0.0, 2.0]]")
+                self.fail(key, f"{show_value(value)} must be a list of rows, e.g. [[1.0, 0.0], [0.0, 2.0]]")
             v = [list(self.number_list(f"{key}[{i}]", r)) for i, r in enumerate(value)]
             if len({len(r) for r in v}) != 1 or not v[0]:
                 self.fail(key, "rows must be non-empty and of equal length")
         if spec.nonzero and v == 0:
-            self.fail(key, f"{value!r} must be nonzero (the optimum would not exist)")
+            self.fail(key, f"{show_value(value)} must be nonzero (the optimum would not exist)")
         return v
+
+    def fits(self, key: str, needed: int, what: str, fix: str) -> None:
+        """Refuse, naming ``key``, what would need more memory than the limit allows."""
+        try:
+            resources.check_fits(needed, argument=key, what=what, fix=fix)
+        except GdlabError as e:
+            raise ConfigError(f"{self.where}: {e}") from None
 
     def choice(self, key: str, value, choices) -> str:
         if not isinstance(value, str) or value not in choices:
             close = difflib.get_close_matches(str(value), list(choices), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            self.fail(key, f"{value!r} is not one of {', '.join(map(repr, choices))}{hint}")
+            self.fail(key, f"{show_value(value)} is not one of {', '.join(map(repr, choices))}{hint}")
         return value
 
     def number_list(self, key: str, value, *, integer=False, positive=False) -> tuple:
         if not isinstance(value, list):
-            self.fail(key, f"{value!r} must be a list, e.g. [0.5, 1.5]")
+            self.fail(key, f"{show_value(value)} must be a list, e.g. [0.5, 1.5]")
         if integer:
             return tuple(self.integer(f"{key}[{i}]", x, 1) for i, x in enumerate(value))
         return tuple(self.number(f"{key}[{i}]", x, positive=positive) for i, x in enumerate(value))
@@ -227,6 +328,9 @@ class _Validator:
         w0 = prob.get("w0", 0.0)
         w0 = (self.number_list("problem.w0", w0) if isinstance(w0, list)
               else self.number("problem.w0", w0))
+        size, size_key = pspec.size(**{k: v for k, v in params.items() if v is not None})
+        self.fits(size_key, resources.BASE_BYTES + size, f"this {pname} problem",
+                  "choose a smaller problem")
         try:
             problem = pspec.make(**{k: v for k, v in params.items()})
         except ValueError as e:
@@ -248,6 +352,11 @@ class _Validator:
                                                         f"{oname!r} is not a known optimizer"))
         self.table(table, "optimizer", ["name", *ospec.defaults])
         hparams = {k: self.number(f"optimizer.{k}", opt.get(k, d)) for k, d in ospec.defaults.items()}
+        if oname not in optimizers_lib.OPTIMIZERS:
+            try:
+                optimizers_lib.check_fits(oname, shape)
+            except ValueError as e:
+                self.fail("optimizer.name", str(e))
 
         sweepable = ["alpha", *pspec.sweepable, *ospec.defaults, "w0"]
         sw = dict(self.table(table, "sweep", None, required=True))
@@ -266,6 +375,14 @@ class _Validator:
                                         f"{', '.join(sweepable)})")
         if "alpha" not in sw:
             self.fail("sweep.alpha", "missing; e.g. alpha = { start = 0.0, stop = 3.0, num = 301 }")
+        lengths = {k: _axis_length(v) for k, v in sw.items()}
+        n_runs = math.prod(lengths.values())
+        longest = max(lengths, key=lengths.get)
+        self.fits(f"sweep.{longest}" + (".num" if isinstance(sw[longest], dict) else ""),
+                  resources.sweep_bytes(n_runs, keep="compact"),
+                  (f"{' × '.join(map(str, lengths.values()))} = " if len(lengths) > 1 else "")
+                  + f"{n_runs} runs",
+                  "use fewer runs")
         axes = {}
         for name in ["alpha", *(k for k in sw if k != "alpha")]:
             try:
@@ -284,20 +401,26 @@ class _Validator:
 
         run = self.table(table, "run", _RUN_KEYS)
         r = {k: run.get(k, d) for k, d in _RUN_KEYS.items()}
-        steps = self.integer("run.steps", r["steps"], 1)
+        steps = self.integer("run.steps", r["steps"], 1, resources.MAX_STEPS)
         tol = self.number("run.tol", r["tol"], positive=True)
         dtype = self.choice("run.dtype", r["dtype"], DTYPES)
+        with np.errstate(all="ignore"):
+            tol_cast = float(np.asarray(tol).astype(dtype))
+        if not 0 < tol_cast < math.inf:
+            self.fail("run.tol", f"{tol!r} {'overflows' if tol_cast else 'underflows to 0 in'} "
+                                 f"{dtype}; use a value in [{np.finfo(dtype).tiny:.3g}, "
+                                 f"{np.finfo(dtype).max:.3g}] or another run.dtype")
         unroll = r["unroll"]
         if unroll != "auto":
             if isinstance(unroll, str):
-                self.fail("run.unroll", f"{unroll!r} must be \"auto\" or an integer >= 1")
-            unroll = self.integer("run.unroll", unroll, 1)
+                self.fail("run.unroll", f"{show_value(unroll)} must be \"auto\" or an integer >= 1")
+            unroll = self.integer("run.unroll", unroll, 1, MAX_UNROLL)
         chunk = None if r["chunk_size"] is None else self.integer("run.chunk_size", r["chunk_size"], 1)
         devices = r["devices"]
         if devices != "all":
             if isinstance(devices, str):
-                self.fail("run.devices", f"{devices!r} must be \"all\" or an integer >= 1")
-            devices = self.integer("run.devices", devices, 1)
+                self.fail("run.devices", f"{show_value(devices)} must be \"all\" or an integer >= 1")
+            devices = self.integer("run.devices", devices, 1, MAX_DEVICES)
 
         rep = self.table(table, "report", _REPORT_KEYS)
         trajectories = self.number_list("report.trajectories", rep.get("trajectories", []))

@@ -23,7 +23,8 @@ import jax
 import numpy as np
 
 from gdlab.regimes import Regime
-from gdlab.sweep import sweep
+from gdlab.errors import ArgumentError
+from gdlab._sweep import sweep
 
 __all__ = ["Orbits", "orbits"]
 
@@ -51,9 +52,9 @@ def orbits(problem, alphas, *, w0=0.5, steps: int = 1200, window: int = 256,
            max_period: int = 64, dtype: str = "float32", progress=None) -> Orbits:
     """Simulate ``steps`` GD steps per α and classify the last ``window`` iterates."""
     if not 2 <= window <= steps:
-        raise ValueError(f"window: {window!r} must be in [2, steps = {steps}]")
+        raise ArgumentError("window", f"{window!r} must be in [2, steps = {steps}]")
     if not 1 <= max_period <= window // 2:
-        raise ValueError(f"max_period: {max_period!r} must be in [1, window/2 = {window // 2}]")
+        raise ArgumentError("max_period", f"{max_period!r} must be in [1, window/2 = {window // 2}]")
     res = sweep(problem, alphas, w0=w0, steps=steps, tol=1e-6, record_every=1, dtype=dtype,
                 progress=progress)
     late = res.trajectory[:, -window:].astype(np.float64)

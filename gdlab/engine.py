@@ -16,6 +16,7 @@ Runs within their scope take a fast path with the same results: on CPUs the tile
 
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
 from typing import Any, Callable, NamedTuple
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gdlab import progress as progress_lib
+from gdlab.errors import ArgumentError
 
 __all__ = ["RunStats", "simulate", "noise_floor", "divergence_bound", "compile_count",
            "device_count", "chunk_program", "LANES"]
@@ -108,8 +110,10 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
             rec_dev = st.rec_dev
         else:
             # Relative to the magnitudes the step handles: |w*|, |e_t|, |e_{t+1}| and |αλ e_t|.
+            # scale = 0 only when w* = 0 and e_t = e_{t+1} = 0: both sides of the recurrence are
+            # then exactly 0 and the deviation is 0 (dividing by 1 there, not 0/0 = NaN).
             scale = w_star_abs + err + err_new + jnp.abs(1 - r) * err
-            dev = jnp.abs(err_new - jnp.abs(r) * err) / scale
+            dev = jnp.abs(err_new - jnp.abs(r) * err) / jnp.where(scale > 0, scale, 1)
             rec_dev = jnp.where(ok, jnp.maximum(st.rec_dev, dev), st.rec_dev)
         st = RunStats(
             t_freeze=jnp.where(active & ~ok, t + 1, st.t_freeze),
@@ -141,23 +145,33 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
                     if hasattr(problem, "modes") else None),
     )
     carry = (w0, tx.init(w0), stats0)
-    ts = jnp.arange(steps, dtype=jnp.int32)
     body = step if statistics else update_only
+
+    def counted(carry_t, _):
+        carry, t = carry_t
+        return (body(carry, t)[0], t + 1), None
+
+    def loop(carry, t0, length):
+        """Steps t0 … t0 + length − 1; the step number is carried, so no T-long array of step
+        numbers is ever built (T can be 2³¹ − 1)."""
+        (carry, _), _ = jax.lax.scan(counted, (carry, jnp.asarray(t0, jnp.int32)), None,
+                                     length=length, unroll=unroll)
+        return carry
+
     if record_every is None:
-        carry, _ = jax.lax.scan(body, carry, ts, unroll=unroll)
+        carry = loop(carry, 0, steps)
         return carry[0], carry[2], None
 
     # Strided snapshots: w_0, w_k, w_2k, …, and w_T last.
     n_outer, rest = divmod(steps, record_every)
 
     def outer(carry, t0):
-        carry, _ = jax.lax.scan(body, carry, t0 + jnp.arange(record_every, dtype=jnp.int32),
-                                unroll=unroll)
+        carry = loop(carry, t0, record_every)
         return carry, carry[0]
 
     carry, snaps = jax.lax.scan(outer, carry, record_every * jnp.arange(n_outer, dtype=jnp.int32))
     if rest:
-        carry, _ = jax.lax.scan(body, carry, ts[n_outer * record_every:], unroll=unroll)
+        carry = loop(carry, n_outer * record_every, rest)
     snaps = [w0[None], snaps] + ([carry[0][None]] if rest else [])
     return carry[0], carry[2], jnp.concatenate(snaps)
 
@@ -278,16 +292,18 @@ def _sharded(run, devices: int, args, axes_key):
 
 
 def device_count(devices) -> int:
-    """``"all"`` → every visible device; a positive int → that many (checked)."""
+    """``"all"`` → every visible device; a positive int → that many (checked: ArgumentError)."""
+    if isinstance(devices, str) and devices == "all":
+        return len(jax.devices())
+    if (isinstance(devices, (bool, np.bool_)) or not isinstance(devices, numbers.Integral)
+            or devices < 1):
+        shown = devices if isinstance(devices, (str, numbers.Number)) else type(devices).__name__
+        raise ArgumentError("devices", f"{shown!r} must be \"all\" or an integer >= 1")
     available = len(jax.devices())
-    if devices == "all":
-        return available
-    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-        raise ValueError(f"devices: {devices!r} must be \"all\" or an integer >= 1")
     if devices > available:
-        raise ValueError(f"devices: {devices} requested but only {available} "
-                         f"{jax.default_backend()} device(s) are visible")
-    return devices
+        raise ArgumentError("devices", f"{devices} requested but only {available} "
+                                       f"{jax.default_backend()} device(s) are visible")
+    return int(devices)
 
 
 class Simulation(NamedTuple):

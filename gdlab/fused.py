@@ -53,7 +53,8 @@ def eligible(args, p_axes, h_axes, steps: int, record_every) -> bool:
     leaves = jax.tree.leaves((problem, hparams))
     scalar = len(axes) == len(leaves) and all(
         jnp.shape(a) == ((n,) if ax == 0 else ()) for a, ax in zip(leaves, axes))
-    return scalar and tiled.eligible(w0.shape[1:], w0.dtype, steps, record_every, problem)
+    return scalar and tiled.eligible(w0.shape[1:], w0.dtype, steps, record_every, problem,
+                                     schedule=False)
 
 
 def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gdlab.functions import label
+from gdlab.errors import ArgumentError, ArgumentTypeError
 
 __all__ = [
     "RTOL", "FD_RTOL", "label", "ShapeStep", "ShapeTrace", "trace_shapes", "Comparison",
@@ -110,7 +111,7 @@ def trace_shapes(fn: Callable, *args: Any) -> ShapeTrace:
     closed = jax.make_jaxpr(fn)(*args)
     outs = closed.out_avals
     if len(outs) != 1:
-        raise TypeError(f"{getattr(fn, '__name__', 'fn')} returned {len(outs)} arrays; return one array")
+        raise ArgumentTypeError("f", f"{getattr(fn, '__name__', 'fn')} returned {len(outs)} arrays; return one array", prefix=False)
     names = _arg_names(fn, len(args))
     inputs = tuple((names[i], tuple(np.shape(a))) for i, a in enumerate(args))
     return ShapeTrace(inputs, tuple(_walk(closed.jaxpr)), tuple(outs[0].shape))
@@ -317,25 +318,25 @@ def _central_differences(f, argnum: int, args: list) -> tuple[np.ndarray, np.nda
 
 def _prepare(args: tuple, argnum: int, names: list[str]) -> tuple[list, np.dtype]:
     if not isinstance(argnum, int) or not 0 <= argnum < len(args):
-        raise ValueError(f"argnum={argnum!r} but {len(args)} argument(s) were given; pass 0..{len(args) - 1}")
+        raise ArgumentError("argnum", f"argnum={argnum!r} but {len(args)} argument(s) were given; pass 0..{len(args) - 1}", prefix=False)
     p = np.asarray(args[argnum])
     if p.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{names[argnum]} (argument {argnum}) has dtype {p.dtype}; the differentiated "
-                        "argument must be float32 or float64, e.g. np.asarray(x, np.float32)")
+        raise ArgumentTypeError(names[argnum], f"{names[argnum]} (argument {argnum}) has dtype {p.dtype}; the differentiated "
+                        "argument must be float32 or float64, e.g. np.asarray(x, np.float32)", prefix=False)
     if p.size == 0:
-        raise ValueError(f"{names[argnum]} (argument {argnum}) is empty (shape {p.shape}); pass at least one entry")
+        raise ArgumentError(names[argnum], f"{names[argnum]} (argument {argnum}) is empty (shape {p.shape}); pass at least one entry", prefix=False)
     out = []
     for i, a in enumerate(args):
         try:
             arr = np.asarray(a)
         except Exception as err:  # noqa: BLE001
-            raise TypeError(f"{names[i]} (argument {i}) is not an array: {type(a).__name__}") from err
+            raise ArgumentTypeError(names[i], f"{names[i]} (argument {i}) is not an array: {type(a).__name__}", prefix=False) from err
         if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{names[i]} (argument {i}) has dtype {arr.dtype}; pass a numeric array")
+            raise ArgumentTypeError(names[i], f"{names[i]} (argument {i}) has dtype {arr.dtype}; pass a numeric array", prefix=False)
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             k = np.unravel_index(int(np.argmax(~np.isfinite(arr))), arr.shape) if arr.ndim else ()
-            raise ValueError(f"{names[i]} (argument {i}, shape {fmt_shape(arr.shape)}) is not finite "
-                             f"({arr[k]} at {list(map(int, k))}); gradient checks need finite inputs")
+            raise ArgumentError(names[i], f"{names[i]} (argument {i}, shape {fmt_shape(arr.shape)}) is not finite "
+                             f"({arr[k]} at {list(map(int, k))}); gradient checks need finite inputs", prefix=False)
         if isinstance(a, float):
             out.append(a)              # keep Python scalars weakly typed
         else:
@@ -362,7 +363,7 @@ def check_gradient(f: Callable, grad_f: Callable, *args: Any, argnum: int = 0, n
     """
     if not callable(f) or not callable(grad_f):
         bad = "f" if not callable(f) else "grad_f"
-        raise TypeError(f"{bad} must be callable, got {type(f if bad == 'f' else grad_f).__name__}")
+        raise ArgumentTypeError(bad, f"{bad} must be callable, got {type(f if bad == 'f' else grad_f).__name__}", prefix=False)
     fname = name or getattr(f, "__name__", "f")
     names = _arg_names(f, len(args))
     prepared, dtype = _prepare(args, argnum, names)
@@ -379,11 +380,11 @@ def check_gradient(f: Callable, grad_f: Callable, *args: Any, argnum: int = 0, n
         try:
             out = tuple(jax.eval_shape(f, *jargs).shape)
         except Exception as err:  # noqa: BLE001
-            raise ValueError(f"{fname}: f failed on arguments of shapes {shapes}: {err}") from err
+            raise ArgumentError("f", f"{fname}: f failed on arguments of shapes {shapes}: {err}", prefix=False) from err
         try:
             trace = trace_shapes(grad_f, *jargs)
         except Exception as err:  # noqa: BLE001
-            raise ValueError(f"{fname}: grad_f failed on arguments of shapes {shapes}: {err}") from err
+            raise ArgumentError("grad_f", f"{fname}: grad_f failed on arguments of shapes {shapes}: {err}", prefix=False) from err
         layout = _layout(trace.output, out, param)
         if layout is None:
             raise _shape_error(fname, pdesc, param, out, trace.output, trace)

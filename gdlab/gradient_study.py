@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 from gdlab import gradreport, rundir
-from gdlab.sweep import precision
+from gdlab.config import ConfigError
+from gdlab._sweep import precision
 
 __all__ = ["run_gradient_study"]
 
@@ -31,7 +32,7 @@ def run_gradient_study(cfg, out: Path, *, overwrite: bool = False,
                     dtype=dtype, seed=cfg.seed, sizes=cfg.sizes, betas=cfg.betas,
                     functions=list(cfg.functions) if cfg.functions else None)
             except ValueError as e:
-                raise ValueError(f"{cfg.path}: gradients: {e}") from None
+                raise ConfigError(f"{cfg.path}: gradients: {e}") from None
         results[dtype] = checks
         sections.append((dtype, checks))
     n = sum(len(c) for c in results.values())

@@ -12,6 +12,7 @@ import math
 from typing import Any, Callable, Sequence
 import numpy as np
 from gdlab.functions import CASES, get_case
+from gdlab.errors import ArgumentError, ArgumentTypeError
 from gdlab.gradcheck import FD_RTOL, RTOL, GradCheckResult, check_gradient, fmt_shape
 
 __all__ = ["run_homework_checks", "render_table", "render_markdown", "to_json"]
@@ -23,12 +24,12 @@ def _check_sequence(name: str, values: Any, ok: Callable[[Any], bool], why: str)
     try:
         values = tuple(values)
     except TypeError:
-        raise TypeError(f"{name} must be a sequence, got {values!r}") from None
+        raise ArgumentTypeError(name, f"{name} must be a sequence, got {values!r}", prefix=False) from None
     for v in values:
         if isinstance(v, bool) or not ok(v):
-            raise ValueError(f"{name}: {v!r} is not allowed; {why}")
+            raise ArgumentError(name, f"{name}: {v!r} is not allowed; {why}", prefix=False)
     if not values:
-        raise ValueError(f"{name} is empty; {why}")
+        raise ArgumentError(name, f"{name} is empty; {why}", prefix=False)
     return values
 
 
@@ -38,15 +39,15 @@ def run_homework_checks(dtype: str = "float32", seed: int = 0, sizes: Sequence[i
     """check_gradient for every homework function × size n (m = n + 1) × β, plus inputs with |x| = ``extreme``
     (largest n; every β). ``functions=None`` checks them all."""
     if dtype not in RTOL:
-        raise ValueError(f"dtype={dtype!r}; use one of {', '.join(map(repr, RTOL))}")
+        raise ArgumentError("dtype", f"dtype={dtype!r}; use one of {', '.join(map(repr, RTOL))}", prefix=False)
     sizes = _check_sequence("sizes", sizes, lambda n: isinstance(n, (int, np.integer)) and 1 <= n <= 4096,
                             "sizes are integers n in [1, 4096]")
     betas = _check_sequence("betas", betas, lambda b: isinstance(b, (int, float)) and 0 < b <= 100,
                             "softplus β must lie in (0, 100]")
     if not (isinstance(extreme, (int, float)) and 0 < extreme <= 1e4):
-        raise ValueError(f"extreme={extreme!r}; use a magnitude in (0, 1e4]")
+        raise ArgumentError("extreme", f"extreme={extreme!r}; use a magnitude in (0, 1e4]", prefix=False)
     if isinstance(functions, str):
-        raise TypeError(f"functions={functions!r}; pass a list of names, e.g. [{functions!r}], or None for all")
+        raise ArgumentTypeError("functions", f"functions={functions!r}; pass a list of names, e.g. [{functions!r}], or None for all", prefix=False)
     cases = CASES if functions is None else [get_case(n) for n in functions]
     np_dtype = np.dtype(dtype)
     results = []

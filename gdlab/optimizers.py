@@ -17,6 +17,7 @@ the compiled program. A Python float baked in at trace time would recompile for 
 
 from __future__ import annotations
 
+from gdlab.errors import ArgumentError
 import difflib
 import functools
 import inspect
@@ -25,7 +26,7 @@ from typing import Callable, NamedTuple
 
 import optax
 
-__all__ = ["OptimizerSpec", "OPTIMIZERS", "get", "names"]
+__all__ = ["OptimizerSpec", "OPTIMIZERS", "get", "names", "check_fits"]
 
 
 class OptimizerSpec(NamedTuple):
@@ -97,5 +98,33 @@ def get(name: str) -> OptimizerSpec:
         return spec
     close = difflib.get_close_matches(str(name), OPTIMIZERS, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(f"unknown optimizer {name!r}{hint}; known: {', '.join(OPTIMIZERS)} "
-                     "or any optax optimizer taking learning_rate")
+    raise ArgumentError("optimizer", f"unknown optimizer {name!r}{hint}; known: {', '.join(OPTIMIZERS)} "
+                     "or any optax optimizer taking learning_rate", prefix=False)
+
+
+def check_fits(name: str, param_shape=()) -> None:
+    """Trace one step ``w ← w + update(∇L(w))`` of optimizer ``name`` with traced hyperparameters on
+    a parameter of ``param_shape`` (no computation: ``jax.eval_shape``). Some optax optimizers need
+    more than the gradient (``lbfgs`` wants the loss, ``dpsgd`` per-example gradients); ValueError
+    with one line says which and why, before any work."""
+    import jax
+
+    spec = get(name)
+    scalar = jax.ShapeDtypeStruct((), "float32")
+    w = jax.ShapeDtypeStruct(tuple(param_shape), "float32")
+
+    def step(h, w):
+        tx = spec.make(**h)
+        updates, _ = tx.update(w, tx.init(w), w)
+        return updates
+
+    try:
+        out = jax.eval_shape(step, {"alpha": scalar, **{k: scalar for k in spec.defaults}}, w)
+    except Exception as e:  # noqa: BLE001 — whatever optax raises, the answer is "does not fit"
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ArgumentError("optimizer", f"{name!r} does not fit gdlab's step w ← w + update(∇L(w)) with traced "
+                         f"hyperparameters ({type(e).__name__}: {why}); choose one whose update "
+                         "needs only the gradient, e.g. sgd, momentum, nesterov, adam, rmsprop", prefix=False) from None
+    if getattr(out, "shape", None) != w.shape:
+        raise ArgumentError("optimizer", f"{name!r} does not fit gdlab's step: its update has shape "
+                         f"{getattr(out, 'shape', None)}, the parameter {w.shape}; choose another", prefix=False)

@@ -16,6 +16,7 @@ import numpy as np
 
 import gdlab
 from gdlab import boundary, dynamics, plots, report, rundir
+from gdlab.config import ConfigError
 from gdlab.regimes import REGIME_NAMES, Regime
 
 __all__ = ["run_orbit_study"]
@@ -26,15 +27,12 @@ def run_orbit_study(cfg, out: Path, *, overwrite: bool = False, progress=None,
     t_start = time.perf_counter()
     rundir.check_target(out, overwrite)
     if len(cfg.axes) != 1 or cfg.optimizer != "sgd":
-        raise ValueError(f"{cfg.path}: sweep: a non-quadratic problem is studied over α alone with "
+        raise ConfigError(f"{cfg.path}: sweep: a non-quadratic problem is studied over α alone with "
                          "optimizer 'sgd' (its Lyapunov exponent is that of the GD map)")
     problem = cfg.problem_value
     kw = dict(w0=cfg.w0, steps=cfg.steps, window=cfg.orbit_window, max_period=cfg.max_period,
               dtype=cfg.dtype)
-    try:
-        orb = dynamics.orbits(problem, cfg.axes["alpha"], progress=progress, **kw)
-    except ValueError as e:
-        raise ValueError(f"{cfg.path}: {e}") from None
+    orb = dynamics.orbits(problem, cfg.axes["alpha"], progress=progress, **kw)
     alpha = orb.alpha.astype(np.float64)
     lam_star = float(np.asarray(problem.curvature()))
     doubling = 2.0 / lam_star

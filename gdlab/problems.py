@@ -19,6 +19,7 @@ from typing import Callable, NamedTuple
 import jax.numpy as jnp
 
 from gdlab import quadratics
+from gdlab.errors import ArgumentError
 from gdlab.quadratics import LinearRegression, Quadratic, linear_regression, quadratic
 
 __all__ = ["ScalarRegression", "scalar_regression", "Quadratic", "quadratic", "LinearRegression",
@@ -112,6 +113,9 @@ class ProblemSpec(NamedTuple):
     make: Callable[..., NamedTuple]
     params: dict[str, Param]
     summary: str
+    # (bytes, key): memory that make(**params) needs and the config key that sets it, estimated
+    # before building (a Hessian of dim = 10⁶ would be 8 TB)
+    size: Callable[..., tuple[int, str]] = lambda **params: (0, "")
 
     @property
     def defaults(self) -> dict[str, object]:
@@ -137,6 +141,10 @@ PROBLEMS: dict[str, ProblemSpec] = {
                 "seed": Param(0, "int"),
                 "w_star": Param(1.0, "vector")},
         summary="½(w − w*)ᵀH(w − w*), eigenvalues λ_max·κ^(−i/(d−1)) or a given spectrum",
+        # H, its eigenvectors and the QR that makes them: a few d × d float64 matrices
+        size=lambda dim, spectrum=None, **_: (
+            4 * 8 * (len(spectrum) if spectrum is not None else dim) ** 2,
+            "problem.spectrum" if spectrum is not None else "problem.dim"),
     ),
     "double_well": ProblemSpec(
         make=double_well,
@@ -150,6 +158,10 @@ PROBLEMS: dict[str, ProblemSpec] = {
                 "kappa": Param(100.0, positive=True), "noise": Param(0.1),
                 "seed": Param(0, "int")},
         summary="(1/2m)‖Xw − y‖², data inline (X, y) or generated with condition number κ",
+        # X, the QR factor that generates it and their product: a few m × d float64 matrices
+        size=lambda m, d, X=None, **_: (
+            (4 * 8 * (len(X) * len(X[0]) + len(X[0]) ** 2), "problem.X") if X is not None
+            else (4 * 8 * (m * d + d * d), "problem.m" if m >= d else "problem.d")),
     ),
 }
 def get(name: str) -> ProblemSpec:
@@ -159,4 +171,4 @@ def get(name: str) -> ProblemSpec:
     except KeyError:
         close = difflib.get_close_matches(str(name), PROBLEMS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown problem {name!r}{hint}; known: {', '.join(PROBLEMS)}") from None
+        raise ArgumentError("problem", f"unknown problem {name!r}{hint}; known: {', '.join(PROBLEMS)}", prefix=False) from None

@@ -20,10 +20,16 @@ class Progress:
         self.enabled = self.stream.isatty() if enabled is None else bool(enabled)
         self.total, self.unit, self.work_per_unit = total, unit, work_per_unit
         self.done, self.seconds, self.start = 0, 0.0, time.perf_counter()
+        self._last_end = -float("inf")
 
     def update(self, n: int, *, seconds: float = 0.0) -> None:
+        """``n`` more units done by work that took the last ``seconds`` until now. Intervals may
+        overlap (the next chunk runs while the last is collected): only their union is counted,
+        so the rate is the real one."""
+        now = time.perf_counter()
         self.done += n
-        self.seconds += seconds
+        self.seconds += max(0.0, now - max(now - seconds, self._last_end))
+        self._last_end = now
         if not self.enabled:
             return
         frac = self.done / max(self.total, 1)

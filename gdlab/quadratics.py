@@ -11,6 +11,7 @@ multiply (relative error ~3e-4), which would move the stability edge.
 
 from __future__ import annotations
 
+from gdlab.errors import ArgumentError
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -126,15 +127,15 @@ def quadratic(dim: int = 10, lam_max: float = 1.0, kappa: float = 10.0, spectrum
     if spectrum is not None:
         lam = np.asarray(spectrum, np.float64)
         if lam.ndim != 1 or lam.size == 0 or not np.all(lam > 0) or not np.all(np.isfinite(lam)):
-            raise ValueError(f"spectrum: {spectrum!r} must be a non-empty list of finite numbers > 0")
+            raise ArgumentError("spectrum", f"{spectrum!r} must be a non-empty list of finite numbers > 0")
         dim, lam_max = lam.size, float(lam.max())
         kappa = float(lam.max() / lam.min())
         profile = np.log(lam_max / lam) / np.log(kappa) if kappa > 1 else np.zeros(dim)
     else:
         if dim < 1:
-            raise ValueError(f"dim: {dim!r} must be >= 1")
+            raise ArgumentError("dim", f"{dim!r} must be >= 1")
         if not lam_max > 0 or not kappa >= 1:
-            raise ValueError(f"lam_max: {lam_max!r} must be > 0 and kappa: {kappa!r} >= 1")
+            raise ArgumentError("lam_max", f"{lam_max!r} must be > 0 and kappa: {kappa!r} >= 1")
         profile = np.linspace(0.0, 1.0, dim) if dim > 1 else np.zeros(1)
     Q = np.eye(dim) if seed < 0 else _rotation(dim, seed)
     w = np.broadcast_to(np.asarray(w_star, np.float64), (dim,)).copy()
@@ -149,12 +150,12 @@ def linear_regression(X=None, y=None, *, m: int = 50, d: int = 10, kappa: float 
     [1/κ, 1]), w_true ~ N(0, I), y = X w_true + noise · N(0, I).
     """
     if (X is None) != (y is None):
-        raise ValueError("X, y: give both (the data) or neither (generated data)")
+        raise ArgumentError("X, y", f"give both (the data) or neither (generated data)")
     if X is None:
         if not kappa >= 1:
-            raise ValueError(f"kappa: {kappa!r} must be >= 1 (the condition number of XᵀX)")
+            raise ArgumentError("kappa", f"{kappa!r} must be >= 1 (the condition number of XᵀX)")
         if m < d:
-            raise ValueError(f"m: {m!r} must be >= d = {d!r} for a unique least-squares optimum")
+            raise ArgumentError("m", f"{m!r} must be >= d = {d!r} for a unique least-squares optimum")
         rng = np.random.default_rng(seed)
         U = np.linalg.qr(rng.standard_normal((m, d)))[0]
         V = _rotation(d, seed + 1)
@@ -163,13 +164,13 @@ def linear_regression(X=None, y=None, *, m: int = 50, d: int = 10, kappa: float 
         y = X @ rng.standard_normal(d) + noise * rng.standard_normal(m)
     X, y = np.asarray(X, np.float64), np.asarray(y, np.float64)
     if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError(f"X, y: shapes {X.shape} and {y.shape} do not fit; X is m×d and y has m "
+        raise ArgumentError("X, y", f"shapes {X.shape} and {y.shape} do not fit; X is m×d and y has m "
                          "entries")
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
-        raise ValueError("X, y: contain non-finite values")
+        raise ArgumentError("X, y", f"contain non-finite values")
     lam, Q = np.linalg.eigh(X.T @ X / X.shape[0])
     if lam[0] <= 1e-12 * lam[-1]:
-        raise ValueError(f"X: XᵀX is singular (eigenvalues {lam[0]:.3g} … {lam[-1]:.3g}); the "
+        raise ArgumentError("X", f"XᵀX is singular (eigenvalues {lam[0]:.3g} … {lam[-1]:.3g}); the "
                          "optimum is not unique — use more rows or independent columns")
     w_star = np.linalg.lstsq(X, y, rcond=None)[0]
     return LinearRegression(X=X, y=y, lam=lam, Q=Q, w_star=w_star)

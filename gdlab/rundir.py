@@ -1,63 +1,301 @@
-"""Run directories that are either complete or absent.
+"""Run directories that are either complete or absent, and never replace what gdlab did not write.
 
 Everything is written into a hidden sibling ``.NAME.partial-PID`` and renamed into place only when
-the whole run succeeded, so an interrupted run never leaves a directory that looks complete. An
-existing directory is replaced only with ``overwrite=True``, and only after the new one is ready.
+the whole run succeeded, so an interrupted run never leaves a directory that looks complete. The
+rename refuses to land on a directory that appeared meanwhile (``renameat2(RENAME_NOREPLACE)`` on
+Linux): the results then stay in a visible sibling ``NAME.conflict-PID`` and the caller is told.
+
+``overwrite=True`` replaces only a directory gdlab wrote — one holding gdlab's marker
+(``.gdlab-run.json``, with the list of files it wrote) and nothing else — and never the current
+directory, one of its parents, or a directory named in ``protect`` (the config's, the shards') or a
+parent of one. Everything is checked before any work (:func:`check_target`).
+
+A process killed with SIGKILL leaves its partial directory behind; the next run to the same target
+removes those of processes (on this host) that no longer exist.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import math
 import os
 import shutil
+import socket
+import threading
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
-__all__ = ["RunDirError", "check_target", "run_directory", "write_json", "write_npz"]
+from gdlab.errors import OutputError
+
+__all__ = ["RunDirError", "MARKER", "check_target", "run_directory", "abandon", "write_json",
+           "write_npz", "is_gdlab_directory"]
+
+MARKER = ".gdlab-run.json"
+_OWNER = ".owner.json"          # inside a partial directory: which host and process writes it
+_SUFFIX_ROOM = len(".partial-4194304") + 1  # the longest hidden sibling we add to a name
 
 
-class RunDirError(ValueError):
-    """The output directory cannot be used (exists without --overwrite, or is a file)."""
+class RunDirError(OutputError):
+    """The output directory cannot be used (exists without --overwrite, not gdlab's, …)."""
 
 
-def check_target(out: Path, overwrite: bool) -> None:
-    """Fail early, before any work, if ``out`` cannot become the run directory."""
+# Partial directories being written by this process, and whether a signal abandoned the run
+# (see :func:`abandon`); the lock makes "commit" and "abandon" exclusive.
+_ACTIVE: set[Path] = set()
+_LOCK = threading.Lock()
+_STATE = {"abandoned": False}
+
+
+def is_gdlab_directory(path: Path) -> bool:
+    """Does ``path`` hold gdlab's marker and only the files the marker lists?
+
+    Run directories of gdlab versions before the marker are recognised by their own record of
+    what they hold: ``summary.json``'s ``files``, or a shard's ``shard.json`` + ``shard.npz``.
+    """
+    path = Path(path)
+    try:
+        present = set(os.listdir(path))
+        if MARKER in present:
+            listed = json.loads((path / MARKER).read_text(encoding="utf-8"))["files"]
+        elif present == {"shard.json", "shard.npz"}:
+            listed = ["shard.json", "shard.npz"] if "shard" in json.loads(
+                (path / "shard.json").read_text(encoding="utf-8")) else []
+        else:  # a sweep's summary.json or the gradient lab's gradients.json lists the files
+            record = "summary.json" if "summary.json" in present else "gradients.json"
+            listed = [record, *json.loads((path / record).read_text(encoding="utf-8"))["files"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(listed, list) and present - {MARKER} <= set(map(str, listed))
+
+
+def _inside(a: Path, b: Path) -> bool:
+    """Is ``b`` equal to ``a`` or inside it (both resolved)?"""
+    return a == b or a in b.parents
+
+
+def _existing_ancestor(path: Path) -> Path:
+    p = path
+    while not os.path.lexists(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_target(out: Path, overwrite: bool, *, protect: Iterable[Path] = ()) -> None:
+    """Fail early, before any work and creating nothing, if ``out`` cannot become the run directory.
+
+    Raises RunDirError with one line naming ``out``, why, and what to do instead.
+    """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunDirError(f"{out}: exists and is not a directory; choose another --out")
-    if out.exists() and not overwrite:
-        raise RunDirError(f"{out}: run directory already exists; pass --overwrite to replace it "
-                          "or --out DIR to write elsewhere")
+    name = out.name
+    if name in ("", ".", "..") or str(out).endswith(os.sep + ".."):
+        raise RunDirError(f"{out}: names no new directory; give --out a directory name such as "
+                          "runs/my_run")
+    if "\n" in str(out) or "\r" in str(out):
+        raise RunDirError(f"{str(out)!r}: a line break in a path; choose another --out")
+    if os.path.islink(out):
+        raise RunDirError(f"{out}: is a symbolic link; give the directory it should be as --out")
+    try:
+        resolved = out.resolve()
+        cwd = Path.cwd().resolve()
+    except (OSError, RuntimeError) as e:
+        raise RunDirError(f"{out}: cannot be resolved ({e}); choose another --out") from None
+    if _inside(resolved, cwd):
+        raise RunDirError(f"{out}: is the current directory or a parent of it; gdlab never writes "
+                          "there, give --out a new directory such as runs/my_run")
+    for p in protect:
+        p = Path(p).resolve()
+        if _inside(resolved, p):
+            raise RunDirError(f"{out}: holds {p} (an input of this run); choose another --out")
+    max_name = _name_max(out.parent)
+    if len(os.fsencode(name)) + _SUFFIX_ROOM > max_name:
+        raise RunDirError(f"{out}: the name is {len(os.fsencode(name))} bytes long; at most "
+                          f"{max_name - _SUFFIX_ROOM} fit here, choose a shorter --out")
+    if os.path.lexists(out):
+        if not out.is_dir():
+            raise RunDirError(f"{out}: exists and is not a directory; choose another --out")
+        if not overwrite:
+            raise RunDirError(f"{out}: run directory already exists; pass --overwrite to replace "
+                              "it or --out DIR to write elsewhere")
+        if not is_gdlab_directory(out):
+            raise RunDirError(_not_ours(out))
+    ancestor = _existing_ancestor(resolved.parent)
+    if not ancestor.is_dir():
+        raise RunDirError(f"{out}: {ancestor} is a file, not a directory; choose another --out")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise RunDirError(f"{out}: {ancestor} is not writable; choose another --out")
+
+
+def _not_ours(out: Path) -> str:
+    if not (out / MARKER).exists():
+        why = "has no gdlab marker (.gdlab-run.json) nor a summary listing its files"
+    else:
+        try:
+            listed = set(json.loads((out / MARKER).read_text(encoding="utf-8"))["files"])
+            extra = sorted(set(os.listdir(out)) - listed - {MARKER})
+        except (OSError, ValueError, KeyError, TypeError):
+            extra = []
+        shown = ", ".join(repr(e) for e in extra[:3]) + (", …" if len(extra) > 3 else "")
+        why = (f"holds files gdlab did not write ({shown})" if extra
+               else "has an unreadable gdlab marker")
+    return (f"{out}: {why}; --overwrite replaces only a run directory gdlab wrote, with nothing "
+            "else in it: move those files or choose another --out")
+
+
+def _name_max(parent: Path) -> int:
+    try:
+        return os.pathconf(_existing_ancestor(Path(parent).resolve()), "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def _remove_stale(out: Path) -> None:
+    """Remove ``.NAME.partial-PID`` / ``.NAME.old-PID`` siblings left by dead processes here."""
+    host = socket.gethostname()
+    try:
+        siblings = list(out.parent.iterdir())
+    except OSError:
+        return
+    for p in siblings:
+        for kind in (".partial-", ".old-"):
+            prefix = f".{out.name}{kind}"
+            if not p.name.startswith(prefix) or not p.name[len(prefix):].isdigit():
+                continue
+            pid = int(p.name[len(prefix):])
+            try:
+                owner = json.loads((p / _OWNER).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                owner = {"host": host}  # an older gdlab's, or a replaced directory: by PID alone
+            if pid != os.getpid() and owner.get("host") == host and not _alive(pid):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename, failing with FileExistsError if ``dst`` exists (atomically where the OS can)."""
+    fn = getattr(_libc(), "renameat2", None)
+    if fn is not None:
+        rc = fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
+        if rc == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise FileExistsError(err, os.strerror(err), str(dst))
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(dst))
+    if os.path.lexists(dst):  # no atomic rename here: check, then rename
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+    os.rename(src, dst)
+
+
+_LIBC = []
+
+
+def _libc():
+    if not _LIBC:
+        try:
+            _LIBC.append(ctypes.CDLL(None, use_errno=True))
+        except OSError:
+            _LIBC.append(None)
+    return _LIBC[0]
 
 
 @contextlib.contextmanager
-def run_directory(out: Path, overwrite: bool):
-    """Yield a temporary directory that becomes ``out`` when the block ends without error."""
+def run_directory(out: Path, overwrite: bool, *, protect: Iterable[Path] = ()):
+    """Yield a temporary directory that becomes ``out`` when the block ends without error.
+
+    A failure while writing (a full disk, say) removes the temporary directory and raises
+    RunDirError with one line; nothing is left behind.
+    """
     out = Path(out)
-    check_target(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    check_target(out, overwrite, protect=protect)
     try:
-        yield tmp
-    except BaseException:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(out)
+        tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
+        tmp.mkdir()
+        (tmp / _OWNER).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    except OSError as e:
+        raise RunDirError(f"{out}: cannot create it ({e.strerror or e}); choose another --out") from None
+    with _LOCK:
+        _ACTIVE.add(tmp)
+    try:
+        try:
+            yield tmp
+            with _LOCK:
+                if _STATE["abandoned"]:
+                    raise KeyboardInterrupt
+                _commit(tmp, out, overwrite)
+        except OSError as e:
+            raise RunDirError(f"{out}: writing failed ({e.strerror or e}); nothing was kept; free "
+                              "space or choose another --out") from None
+    finally:
+        with _LOCK:
+            _ACTIVE.discard(tmp)
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _commit(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Put ``tmp`` in place as ``out`` (called with the lock held)."""
+    (tmp / _OWNER).unlink()
+    files = sorted(os.listdir(tmp))
+    (tmp / MARKER).write_text(json.dumps({"gdlab": "run directory", "files": files}) + "\n",
+                              encoding="utf-8")
+    old = None
+    if overwrite and os.path.lexists(out):
+        if not is_gdlab_directory(out):
+            raise RunDirError(_not_ours(out))
         old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-        tmp.rename(out)
+        os.rename(out, old)
+    try:
+        _rename_noreplace(tmp, out)
+    except FileExistsError:
+        kept = out.parent / f"{out.name}.conflict-{os.getpid()}"
+        os.rename(tmp, kept)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        raise RunDirError(f"{out}: appeared while this run was computing (another run writing "
+                          f"there?); these results are kept in {kept}: rename it, or delete it") from None
+    if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
+
+
+def abandon() -> None:
+    """Remove every partial directory of this process and refuse later commits (for signals)."""
+    if not _LOCK.acquire(timeout=10):
+        return
+    try:
+        _STATE["abandoned"] = True
+        for tmp in list(_ACTIVE):
+            for _ in range(5):  # a writer thread may still add files: repeat until it is gone
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not os.path.lexists(tmp):
+                    break
+    finally:
+        _LOCK.release()
 
 
 def _plain(x):
-    """JSON-safe: numpy scalars to Python, non-finite floats to strings (JSON has no NaN/inf)."""
+    """JSON-safe: numpy scalars to Python values; a non-finite float is a bug, never written."""
     if isinstance(x, dict):
         return {str(k): _plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -67,7 +305,7 @@ def _plain(x):
     if isinstance(x, np.generic):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
+        raise FloatingPointError(f"a non-finite value ({x}) would be written; this is a bug")
     return x
 
 
@@ -77,8 +315,12 @@ def write_json(path: Path, obj) -> None:
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Named arrays, loadable with ``np.load(path, allow_pickle=False)`` (no object arrays)."""
+    """Named arrays, loadable with ``np.load(path, allow_pickle=False)``: no object arrays, and no
+    inf or NaN (a diverged run is frozen at its last finite iterate, never stored as inf)."""
     for name, a in arrays.items():
-        if np.asarray(a).dtype.kind == "O":
+        a = np.asarray(a)
+        if a.dtype.kind == "O":
             raise TypeError(f"results.npz: {name} would need pickle")
+        if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+            raise FloatingPointError(f"results.npz: {name} holds a non-finite value; this is a bug")
     np.savez_compressed(path, **arrays)

@@ -6,17 +6,30 @@ config (``shard.json``). ``gdlab merge DIR_0 … DIR_{n−1} --out DIR`` checks 
 one config and cover it exactly once, concatenates them, and finishes the study from the merged
 statistics: the run directory equals a single-process run's (timings aside). No process needs to see
 another, so this works across hosts with nothing but a shared (or copied) filesystem.
+
+Merge trusts nothing it reads: each shard.json key is type- and range-checked and its config
+validated again, and each array of shard.npz must be whole, have the dtype and shape the config
+implies, and hold only values the engine can produce (``_ARRAYS``). A bad shard is one GdlabError
+line naming the directory, the file, the key or array (with an index and value) and the fix, raised
+before anything is written.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import reprlib
+import sys
+import zipfile
+import zlib
 from pathlib import Path
+from typing import NamedTuple, NoReturn
 
 import numpy as np
 
 from gdlab import config as config_lib
 from gdlab import engine, rundir
+from gdlab.errors import GdlabError
 
 __all__ = ["write_shard", "merge"]
 
@@ -41,49 +54,277 @@ def write_shard(cfg, out: Path, sim: engine.Simulation, *, overwrite: bool, envi
     return meta
 
 
-def _load(directory: Path):
-    meta_path = Path(directory) / "shard.json"
-    if not meta_path.is_file():
-        raise ValueError(f"{directory}: not a shard directory (no shard.json); shards are written by "
+class _Spec(NamedTuple):
+    """What one array of shard.npz may hold. ``kind`` "int" is int32, "float" the config's run.dtype;
+    every value is finite and in [lo, hi] ("T": run.steps) or equals ``also``; ``tail`` is the shape
+    after the run axis, "w" standing for the parameter's shape and None for any length (the same in
+    every shard)."""
+
+    kind: str
+    lo: float
+    hi: float | str
+    also: int | None = None
+    tail: tuple = ()
+
+
+_INF = float("inf")
+_ARRAYS = {   # every array write_shard writes
+    "w_final": _Spec("float", -_INF, _INF, tail=("w",)),
+    "stats_t_freeze": _Spec("int", 1, "T", also=-1),
+    "stats_steps_to_tol": _Spec("int", -1, "T"),
+    "stats_flips": _Spec("int", 0, "T"),
+    "stats_err_early": _Spec("float", 0, _INF),
+    "stats_err_late": _Spec("float", 0, _INF),
+    "stats_err_obs": _Spec("float", 0, _INF),
+    "stats_k_obs": _Spec("int", 0, "T"),
+    "stats_rec_dev": _Spec("float", 0, _INF),
+    "stats_mode_flips": _Spec("int", 0, "T", tail=("w",)),   # exactly when the problem has modes
+    "snapshots": _Spec("float", -_INF, _INF, tail=(None, "w")),  # in every shard or in none
+}
+# shard.json: key → (accepted types, what it must be).
+_META = {"config_path": ((str,), "a string (the config's path)"),
+         "config": ((dict,), "an object (the resolved config)"),
+         "shard": ((list,), "[i, n] with 0 <= i < n"),
+         "runs": ((int,), "an integer >= 1"),
+         "compile_s": ((int, float), "a finite number of seconds >= 0"),
+         "run_s": ((int, float), "a finite number of seconds >= 0")}
+# What np.load raises on a truncated, corrupt or foreign file (RuntimeError: an encrypted member).
+_NPZ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, MemoryError,
+               NotImplementedError, RuntimeError)
+
+
+class _Shard(NamedTuple):
+    """One validated shard: its directory, config, index i of n, and arrays (per ``_ARRAYS``)."""
+
+    directory: str
+    cfg: config_lib.SweepConfig
+    index: int
+    count: int
+    compile_s: float
+    run_s: float
+    arrays: dict
+
+
+def _fail(directory, file: str, problem: str, shard: str = "i/n") -> NoReturn:
+    """Raise the one-line error: the shard, the file, what is wrong, and how to remake the shard."""
+    message = (f"{directory}: {file}: {problem}; re-run that shard: gdlab run CONFIG "
+               f"--set sweep.shard={shard} --out {directory}")
+    raise GdlabError(message.replace("\r", "\\r").replace("\n", "\\n"))
+
+
+def _read_meta(directory: Path) -> dict:
+    """shard.json of an existing directory: a regular file holding a UTF-8 JSON object."""
+    if not directory.is_dir():
+        what = "not a directory" if directory.exists() else "no such directory"
+        raise GdlabError(f"{directory}: {what}; give the shard directories written by "
                          "gdlab run CONFIG --set sweep.shard=i/n")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    with np.load(Path(directory) / "shard.npz", allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    return meta, arrays
+    path = directory / "shard.json"
+    if not path.exists():
+        raise GdlabError(f"{directory}: not a shard directory (no shard.json); shards are written by "
+                         "gdlab run CONFIG --set sweep.shard=i/n")
+    if not path.is_file():
+        _fail(directory, "shard.json", "not a regular file")
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        _fail(directory, "shard.json", "not UTF-8 text")
+    except (ValueError, RecursionError) as e:   # json.JSONDecodeError, too many digits, too deep
+        _fail(directory, "shard.json", f"not valid JSON ({e})")
+    except OSError as e:
+        _fail(directory, "shard.json", f"cannot be read ({e.strerror or e})")
+    if not isinstance(meta, dict):
+        _fail(directory, "shard.json", f"{reprlib.repr(meta)} must be a JSON object")
+    return meta
+
+
+def _null_at(table: dict):
+    """The key of the first null in a JSON object (e.g. ``problem.w0[1]``), or None if none."""
+    stack = [("", table)]
+    while stack:
+        key, value = stack.pop()
+        if value is None:
+            return key
+        if isinstance(value, dict):
+            stack += reversed([(f"{key}.{k}" if key else str(k), v) for k, v in value.items()])
+        elif isinstance(value, list):
+            stack += reversed([(f"{key}[{i}]", v) for i, v in enumerate(value)])
+    return None
+
+
+def _check_meta(directory: Path, meta: dict) -> tuple:
+    """Check shard.json's keys (see ``_META``): shard = [i, n] integers with 0 <= i < n; config a
+    valid quadratic sweep config whose sweep.shard is i/n; runs the size of slice i of n of the
+    config's N runs, [i·N//n, (i+1)·N//n); compile_s and run_s finite and >= 0.
+    Returns (config, i, n)."""
+    fail = lambda key, problem, shard="i/n": _fail(directory, "shard.json", f"{key}: {problem}", shard)
+    for key, (types, what) in _META.items():
+        if key not in meta:
+            fail(key, f"missing; it must be {what}")
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            fail(key, f"{reprlib.repr(value)} must be {what}")
+    shard = meta["shard"]
+    if (len(shard) != 2 or any(isinstance(x, bool) or not isinstance(x, int) for x in shard)
+            or not 0 <= shard[0] < shard[1]):
+        fail("shard", f"{reprlib.repr(shard)} must be [i, n] with integers 0 <= i < n")
+    i, n = shard
+    spec = f"{i}/{n}"
+    if meta["runs"] < 1:
+        fail("runs", f"{meta['runs']!r} must be an integer >= 1", spec)
+    for key in ("compile_s", "run_s"):   # exact comparisons: False for NaN, inf and 10**400
+        if not 0 <= meta[key] <= sys.float_info.max:
+            fail(key, f"{reprlib.repr(meta[key])} must be a finite number of seconds >= 0", spec)
+    null = _null_at(meta["config"])
+    if null is not None:
+        fail("config", f"{null}: null is not a config value (TOML has none)", spec)
+    try:
+        cfg = config_lib.from_table(meta["config"], meta["config_path"])
+    except ValueError as e:
+        fail("config", str(e), spec)
+    if not isinstance(cfg, config_lib.SweepConfig) or not hasattr(cfg.problem_value, "eigenvalues"):
+        fail("config", "not a quadratic sweep config; only those are sharded", spec)
+    if cfg.shard != (i, n):
+        fail("config", f"sweep.shard = {cfg.resolved['sweep'].get('shard')!r} disagrees with "
+                       f"shard = [{i}, {n}]", spec)
+    total = math.prod(len(v) for v in cfg.axes.values())
+    size = (i + 1) * total // n - i * total // n
+    if meta["runs"] != size:
+        fail("runs", f"{meta['runs']!r}, but shard {spec} of the config's {total} runs holds {size}",
+             spec)
+    return cfg, i, n
+
+
+def _read_arrays(directory: Path, spec: str) -> dict:
+    """shard.npz: a regular file, a readable .npz archive of plain .npy arrays (no pickle)."""
+    path = directory / "shard.npz"
+    if not path.is_file():
+        _fail(directory, "shard.npz", "not a regular file" if path.exists() else "missing", spec)
+    try:
+        arrays = np.load(path, allow_pickle=False)
+        if isinstance(arrays, np.lib.npyio.NpzFile):
+            with arrays:
+                arrays = {k: arrays[k] for k in arrays.files}
+    except _NPZ_ERRORS as e:
+        _fail(directory, "shard.npz", f"unreadable, truncated or corrupt ({type(e).__name__}: {e})",
+              spec)
+    if not isinstance(arrays, dict):
+        _fail(directory, "shard.npz", "a single .npy array, not an .npz archive", spec)
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray):
+            _fail(directory, "shard.npz", f"member {name!r} is not a .npy array", spec)
+    return arrays
+
+
+def _allowed(s: _Spec, steps: int) -> str:
+    """The values ``s`` admits, in words."""
+    hi = steps if s.hi == "T" else s.hi
+    if s.kind == "float":
+        return "finite" if s.lo == -_INF else f"finite and >= {s.lo}"
+    also = "" if s.also is None else f"{s.also} or "
+    return f"{also}in [{s.lo}, {hi}] (run.steps = {steps})"
+
+
+def _check_arrays(directory: Path, arrays: dict, cfg, runs: int, spec: str) -> None:
+    """Check shard.npz against ``_ARRAYS``: every required array present (stats_mode_flips exactly
+    when the problem has eigen-modes, snapshots optional) and no other; each array's dtype, its
+    shape (runs, *tail) and its values; name the first offending array and an index and value."""
+    fail = lambda problem: _fail(directory, "shard.npz", problem, spec)
+    problem = cfg.problem_value
+    expected = [k for k in _ARRAYS if k != "stats_mode_flips" or hasattr(problem, "modes")]
+    for name in expected:
+        if name not in arrays and name != "snapshots":
+            fail(f"array {name} is missing")
+    for name in arrays:
+        if name not in expected:
+            fail(f"unexpected array {name!r}; a shard of this config holds {', '.join(expected)}")
+    w_shape = tuple(problem.param_shape)
+    for name, s in _ARRAYS.items():
+        if name not in arrays:
+            continue
+        a = arrays[name]
+        dtype = np.dtype(np.int32 if s.kind == "int" else cfg.dtype)
+        if a.dtype != dtype:
+            fail(f"{name} has dtype {a.dtype}, it must be {dtype}")
+        want = (runs,) + tuple(d for t in s.tail for d in (w_shape if t == "w" else (t,)))
+        if a.ndim != len(want) or any(w is not None and w != d for w, d in zip(want, a.shape)):
+            shown = str(tuple("k" if w is None else w for w in want)).replace("'", "")
+            fail(f"{name} has shape {a.shape}, it must be {shown} (runs = {runs})")
+        hi = cfg.steps if s.hi == "T" else s.hi
+        ok = (a >= s.lo) & (a <= hi)
+        if s.kind == "float":
+            ok &= np.isfinite(a)
+        if s.also is not None:
+            ok |= a == s.also
+        bad = np.flatnonzero(~ok)
+        if bad.size:
+            at = np.unravel_index(bad[0], a.shape)
+            fail(f"{name}[{', '.join(map(str, at))}] = {a[at].item()!r} ({bad.size} of {a.size} values "
+                 f"bad); it must be {_allowed(s, cfg.steps)}")
+
+
+def _load(directory) -> _Shard:
+    """Read and check one shard directory (shard.json, then shard.npz against its config)."""
+    directory = Path(directory)
+    meta = _read_meta(directory)
+    cfg, i, n = _check_meta(directory, meta)
+    arrays = _read_arrays(directory, f"{i}/{n}")
+    _check_arrays(directory, arrays, cfg, meta["runs"], f"{i}/{n}")
+    return _Shard(str(directory), cfg, i, n, float(meta["compile_s"]), float(meta["run_s"]), arrays)
+
+
+def _unsharded(cfg) -> dict:
+    """The resolved config without sweep.shard: equal for every shard of one sweep."""
+    return {**cfg.resolved, "sweep": {k: v for k, v in cfg.resolved["sweep"].items() if k != "shard"}}
+
+
+def _check_together(shards: list[_Shard]) -> list[_Shard]:
+    """The shards, in order: one sweep (same config and n), each index once, none missing, and the
+    same arrays with the same per-run shapes in each. Returns them sorted by index."""
+    first = shards[0]
+    by_index = {}
+    for s in shards:
+        if s.count != first.count or _unsharded(s.cfg) != _unsharded(first.cfg):
+            raise GdlabError(f"{s.directory}: shard {s.index}/{s.count} belongs to a different sweep "
+                             f"than {first.directory}; merge shards of one config")
+        if s.index in by_index:
+            raise GdlabError(f"{s.directory}: shard {s.index}/{s.count} given twice "
+                             f"({by_index[s.index].directory} and {s.directory})")
+        by_index[s.index] = s
+        for name in sorted(set(s.arrays) | set(first.arrays)):
+            if name not in s.arrays or name not in first.arrays:
+                has, lacks = (s, first) if name in s.arrays else (first, s)
+                _fail(lacks.directory, "shard.npz", f"array {name} is missing but "
+                      f"{has.directory} has it", f"{lacks.index}/{lacks.count}")
+            if s.arrays[name].shape[1:] != first.arrays[name].shape[1:]:
+                _fail(s.directory, "shard.npz", f"{name} has per-run shape "
+                      f"{s.arrays[name].shape[1:]} but {first.directory} has "
+                      f"{first.arrays[name].shape[1:]}", f"{s.index}/{s.count}")
+    missing = sorted(set(range(first.count)) - set(by_index))
+    if missing:
+        names = ", ".join(f"{i}/{first.count}" for i in missing)
+        raise GdlabError(f"merge: shards {names} are missing")
+    return [by_index[i] for i in range(first.count)]
 
 
 def merge(directories: list[str], out: Path, *, overwrite: bool = False, progress=None,
           log=print) -> dict:
-    """Merge shard directories into one complete run directory at ``out``."""
+    """Merge shard directories into one complete run directory at ``out``.
+
+    Every shard is checked before anything is written (``_load``, ``_check_together``); a bad one
+    raises GdlabError with one line naming the directory, the file, the key or array and the fix.
+    """
     from gdlab.study import run_sweep_study
 
     rundir.check_target(out, overwrite)
     if not directories:
-        raise ValueError("merge: give the shard directories, e.g. gdlab merge runs/s0 runs/s1 --out runs/all")
-    loaded = [_load(Path(d)) for d in directories]
-    n = loaded[0][0]["shard"][1]
-    base = {**loaded[0][0]["config"], "sweep": {k: v for k, v in loaded[0][0]["config"]["sweep"].items()
-                                                if k != "shard"}}
-    by_index = {}
-    for d, (meta, arrays) in zip(directories, loaded):
-        i, n_i = meta["shard"]
-        cfg_i = {**meta["config"], "sweep": {k: v for k, v in meta["config"]["sweep"].items()
-                                             if k != "shard"}}
-        if n_i != n or cfg_i != base:
-            raise ValueError(f"{d}: shard {i}/{n_i} belongs to a different sweep than "
-                             f"{directories[0]}; merge shards of one config")
-        if i in by_index:
-            raise ValueError(f"{d}: shard {i}/{n} given twice ({by_index[i][0]} and {d})")
-        by_index[i] = (d, arrays)
-    missing = sorted(set(range(n)) - set(by_index))
-    if missing:
-        raise ValueError(f"merge: shards {', '.join(f'{i}/{n}' for i in missing)} are missing")
-    parts = [by_index[i][1] for i in range(n)]
-    cat = lambda key: np.concatenate([p[key] for p in parts]) if key in parts[0] else None
+        raise GdlabError("merge: give the shard directories, e.g. "
+                         "gdlab merge runs/s0 runs/s1 --out runs/all")
+    parts = _check_together([_load(d) for d in directories])
+    cat = lambda key: (np.concatenate([p.arrays[key] for p in parts]) if key in parts[0].arrays
+                       else None)
     stats = engine.RunStats(**{k: cat(f"stats_{k}") for k in _FIELDS})
     sim = engine.Simulation(cat("w_final"), stats, cat("snapshots"),
-                            sum(m["compile_s"] for m, _ in loaded), sum(m["run_s"] for m, _ in loaded))
-    cfg = config_lib.from_table(base, loaded[0][0]["config_path"])
-    summary = run_sweep_study(cfg, out, overwrite=overwrite, progress=progress, log=log,
-                              simulation=sim)
-    return summary
+                            sum(p.compile_s for p in parts), sum(p.run_s for p in parts))
+    cfg = config_lib.from_table(_unsharded(parts[0].cfg), parts[0].cfg.path)
+    return run_sweep_study(cfg, out, overwrite=overwrite, progress=progress, log=log,
+                           simulation=sim)

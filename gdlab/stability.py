@@ -26,6 +26,7 @@ gradient); gdlab shows its map empirically only.
 
 from __future__ import annotations
 
+from gdlab.errors import ArgumentError
 import numpy as np
 
 __all__ = ["LINEAR_OPTIMIZERS", "iteration_matrix", "roots", "spectral_radius", "converges",
@@ -36,8 +37,8 @@ LINEAR_OPTIMIZERS = ("sgd", "momentum", "nesterov")
 
 def _check(optimizer: str):
     if optimizer not in LINEAR_OPTIMIZERS:
-        raise ValueError(f"optimizer {optimizer!r}: no closed-form stability region; "
-                         f"known for {', '.join(LINEAR_OPTIMIZERS)}")
+        raise ArgumentError("optimizer", f"optimizer {optimizer!r}: no closed-form stability region; "
+                         f"known for {', '.join(LINEAR_OPTIMIZERS)}", prefix=False)
 
 
 def iteration_matrix(optimizer: str, alpha, lam, beta=0.0) -> np.ndarray:

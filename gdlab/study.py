@@ -15,8 +15,8 @@ import jax
 import numpy as np
 
 import gdlab
-from gdlab import boundary, plots, quadratics, report, rundir, stability, theory
-from gdlab.config import SweepConfig
+from gdlab import boundary, plots, quadratics, report, resources, rundir, stability, theory
+from gdlab.config import ConfigError, SweepConfig
 from gdlab.regimes import REGIME_NAMES
 
 __all__ = ["run_sweep_study", "environment"]
@@ -24,6 +24,16 @@ __all__ = ["run_sweep_study", "environment"]
 _HEATMAP_COLUMNS = 200          # snapshots along t in the α × t heatmap
 _HEATMAP_MAX_VALUES = 5_000_000  # above this many stored values the heatmap is skipped
 _TRAJECTORY_LIST_MAX = 12       # an explicit α list this short is shown step by step
+_TRAJECTORY_POINTS = 100_000    # iterates kept per trajectory (every k-th step beyond this)
+
+
+def _keep(cfg: SweepConfig, n: int, record_every: int | None) -> str:
+    """"all" when every statistic fits in the memory limit, else "compact" (regime and steps)."""
+    size = int(np.prod(cfg.problem_value.param_shape, dtype=np.int64))
+    snaps = cfg.steps // record_every + 2 if record_every else 0
+    full = resources.sweep_bytes(n, keep="all", param_size=size,
+                                 itemsize=np.dtype(cfg.dtype).itemsize, snapshots=snaps)
+    return "all" if full <= resources.memory_limit() else "compact"
 
 
 def environment() -> dict:
@@ -54,7 +64,7 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     rundir.check_target(out, overwrite)
     problem = cfg.problem_value
     if cfg.shard is not None and not hasattr(problem, "eigenvalues"):
-        raise ValueError(f"{cfg.path}: sweep.shard: sharding is supported for quadratic sweeps, "
+        raise ConfigError(f"{cfg.path}: sweep.shard: sharding is supported for quadratic sweeps, "
                          "not for orbit studies of non-quadratic losses")
     if not hasattr(problem, "eigenvalues"):  # not a quadratic: study the orbits instead
         from gdlab.orbit_study import run_orbit_study
@@ -65,35 +75,42 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     one_d = not over
     short_list = one_d and alpha.size <= _TRAJECTORY_LIST_MAX and not cfg.trajectories
     record_every = None
+    traj_every = max(1, math.ceil(cfg.steps / _TRAJECTORY_POINTS))
     if short_list:
-        record_every = 1
+        record_every = traj_every
     elif one_d:
         record_every = max(1, math.ceil(cfg.steps / _HEATMAP_COLUMNS))
         if alpha.size * (cfg.steps // record_every + 2) > _HEATMAP_MAX_VALUES:
             record_every = None
+    n = int(np.prod([v.size for v in cfg.axes.values()], dtype=np.int64))
+    keep = _keep(cfg, n, record_every) if cfg.shard is None else "all"
+    if keep == "compact":
+        record_every, short_list = None, False
+        log(f"{cfg.path}: {n} runs: keeping regime and steps-to-tol only (keep = \"compact\"): "
+            f"all statistics would not fit in {resources.format_bytes(resources.memory_limit())}")
     common = dict(w0=cfg.w0, steps=cfg.steps, tol=cfg.tol, optimizer=cfg.optimizer,
                   hparams=cfg.hparams, dtype=cfg.dtype, unroll=cfg.unroll)
-    try:
-        res = gdlab.sweep(problem, alpha, over=over, record_every=record_every,
-                          chunk_size=cfg.chunk_size, devices=cfg.devices, progress=progress,
-                          shard=cfg.shard, simulation=simulation, **common)
-    except ValueError as e:  # the config passed its own checks; the sweep's are about its values
-        raise ValueError(f"{cfg.path}: {e}") from None
+    res = gdlab.sweep(problem, alpha, over=over, record_every=record_every,
+                      chunk_size=cfg.chunk_size, devices=cfg.devices, progress=progress,
+                      shard=cfg.shard, simulation=simulation, keep=keep, **common)
+    traj = res if short_list else None
+    if cfg.trajectories:
+        traj = gdlab.sweep(problem, list(cfg.trajectories), record_every=traj_every,
+                           progress=False, **common)
     if cfg.shard is not None:
         from gdlab.shards import write_shard
         return write_shard(cfg, out, res, overwrite=overwrite, environment=environment(), log=log)
-    traj = res if short_list else None
-    if cfg.trajectories:
-        traj = gdlab.sweep(problem, list(cfg.trajectories), record_every=1, progress=False, **common)
 
-    linear = cfg.optimizer in stability.LINEAR_OPTIMIZERS and hasattr(problem, "eigenvalues")
+    linear = (cfg.optimizer in stability.LINEAR_OPTIMIZERS and hasattr(problem, "eigenvalues")
+              and keep == "all")
     pred = agree = region = None
     if linear:
         pred = theory.predict(res)
         agree = theory.agreement(res, pred)
         region = theory.region_check(res, pred)
     lam = res.curvature
-    const_lam = float(lam.ravel()[0]) if np.ptp(lam) == 0 else None
+    const_lam = float(lam.ravel()[0]) if lam is not None and np.ptp(lam) == 0 else None
+    scalar_w = res.w_star is not None and res.w_star.ndim == len(res.grid_shape)
     beta = cfg.hparams.get("beta", 0.0)
 
     summary = {
@@ -101,17 +118,22 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
         "dtype": res.dtype, "n_runs": res.n_runs, "grid_shape": list(res.grid_shape),
         "axes": list(res.axes), "steps": res.steps, "tol": res.tol,
         "regime_names": list(REGIME_NAMES), "regime_counts": report.regime_counts(res.regime),
+        "keep": keep,
     }
+    if keep == "compact":
+        summary["compact"] = ("only regime and steps_to_tol were kept (every statistic would not fit "
+                              "in the memory limit): no theory comparison; run a smaller grid, or "
+                              f"raise ${resources.ENV_LIMIT}, for the agreement figures")
     lines = [f"gdlab {gdlab.__version__}: {cfg.path}: {res.n_runs} runs × {res.steps} steps, "
              f"{cfg.optimizer}, {res.dtype}, {jax.default_backend()}"]
     if traj is not None:
         w_star = traj.w_star.reshape(len(traj.alpha), -1)
         for i, a in enumerate(traj.alpha):
-            if res.w_star.ndim == len(res.grid_shape):  # scalar parameter: a step-by-step table
+            if traj.w_star.ndim == 1:  # scalar parameter: a step-by-step table
                 lines.append(report.trajectory_table(float(a), traj.snapshot_steps,
                                                      traj.trajectory[i], float(w_star[i, 0]),
                                                      cfg.table_steps, int(traj.diverged_at[i])))
-    if res.w_star.ndim > len(res.grid_shape) and hasattr(problem, "eigenvalues"):
+    if res.w_star is not None and not scalar_w and hasattr(problem, "eigenvalues"):
         ev = np.asarray(problem.eigenvalues(), np.float64)
         if ev.ndim == 1:
             summary["spectrum"] = {"lam_min": ev.min(), "lam_max": ev.max(),
@@ -134,7 +156,7 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
                 "max_dev": rec, "max_dev_in_eps": rec / eps,
                 "measure": "max over runs and steps of ||e_{t+1}| − |r||e_t|| / "
                            "(|w*| + |e_t| + |e_{t+1}| + |αλ e_t|), r = 1 − αλ, e_t = w_t − w*"}
-        if one_d and const_lam is not None and cfg.optimizer == "sgd" and res.w_star.ndim == 1:
+        if one_d and const_lam is not None and cfg.optimizer == "sgd" and scalar_w:
             summary["q4_answer"] = report.q4_statement(res.alpha, res.regime, const_lam)
             lines.append("Q4.2 from the sweep:")
             lines += [f"  {k:>13}: {v}" for k, v in summary["q4_answer"].items()]
@@ -193,11 +215,11 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
 
 def _result_arrays(res, pred, traj) -> dict[str, np.ndarray]:
     arrays = {name: values for name, values in res.axes.items()}
-    arrays.update(
-        axis_names=np.array(list(res.axes)), regime=res.regime,
-        regime_names=np.array(REGIME_NAMES), steps_to_tol=res.steps_to_tol,
+    arrays.update(axis_names=np.array(list(res.axes)), regime=res.regime,
+                  regime_names=np.array(REGIME_NAMES), steps_to_tol=res.steps_to_tol)
+    arrays.update({k: v for k, v in dict(
         contraction=res.contraction, flips=res.flips, diverged_at=res.diverged_at,
-        final_error=res.final_error, max_error=res.max_error, w0=res.w0)
+        final_error=res.final_error, max_error=res.max_error, w0=res.w0).items() if v is not None})
     if res.recurrence_dev is not None:
         arrays["recurrence_dev"] = res.recurrence_dev
     if pred is not None:

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gdlab import modes, stability
+from gdlab.errors import ArgumentError
 from gdlab.regimes import Regime
 
 __all__ = ["Prediction", "Agreement", "rate", "predict_regime", "predict_steps_to_tol",
@@ -100,10 +101,10 @@ def predict(result) -> Prediction:
     derived per-direction linear map exactly (``gdlab.modes``).
     """
     if result.optimizer not in stability.LINEAR_OPTIMIZERS:
-        raise ValueError(f"theory: no closed form here for optimizer {result.optimizer!r}; "
+        raise ArgumentError("theory", f"no closed form here for optimizer {result.optimizer!r}; "
                          f"theory covers {', '.join(stability.LINEAR_OPTIMIZERS)}")
     if not hasattr(result.problem, "eigenvalues"):
-        raise ValueError(f"theory: {type(result.problem).__name__} is not a quadratic; "
+        raise ArgumentError("theory", f"{type(result.problem).__name__} is not a quadratic; "
                          "no closed form")
     if result.optimizer != "sgd" or result.w_star.ndim > len(result.grid_shape):
         return _predict_modes(result)

@@ -25,8 +25,8 @@ descent the results are bit-identical (tests check it); with stateful optimizers
 multiply-adds differently, a last-bit difference. A run's result never depends on the runs beside it
 (the engine pads batches to whole vectors; speculation is off where optimizer state could round
 differently). Scope (``eligible``): a scalar parameter, no strided snapshots, no eigen-modes, and step
-numbers exact in the dtype (T < 2²⁴ in float32); anything else runs the per-step engine. Measured by
-``gdlab bench``.
+numbers exact in the dtype (T < 2²⁴ in float32; T ≤ 2²⁴ in float64, which bounds the schedule);
+anything else runs the per-step engine. Measured by ``gdlab bench``.
 """
 
 from __future__ import annotations
@@ -41,13 +41,16 @@ from jax import lax
 from gdlab.engine import RunStats, divergence_bound, noise_floor
 
 __all__ = ["eligible", "program", "run", "Packing", "Tile", "TILE", "GROUP", "SPECULATE_MAX",
-           "CPU_COMPILER_OPTIONS"]
+           "SCHEDULE_MAX_STEPS", "CPU_COMPILER_OPTIONS"]
 
 TILE = 20   # steps per tile: the unrolled body; compile time grows with it
 GROUP = 5   # tiles per speculation check: fewer checks, larger redo when one fails
 # Speculation pays when a check covers one cache-sized block of runs (the CPU engine's blocks); one
 # freeze anywhere in a larger batch would send every group down the exact path.
 SPECULATE_MAX = 8192
+# The CPU tiles' schedule has a row per tile, built on the host and embedded in the program: 2²⁴
+# steps (float32's own bound) is ~8·10⁵ rows; float64 runs beyond it take the per-step loop.
+SCHEDULE_MAX_STEPS = 2**24
 
 # The tile kernels are latency-bound: 512-bit vectors carry twice the runs per dependency chain.
 CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
@@ -56,11 +59,16 @@ _FLOATS = ("w", "m", "eo", "d")      # iterate, running max |e|, err_obs, rec_de
 _INTS = ("ko", "fl", "stt")          # k_obs, flips, steps_to_tol: integers in [-1, T]
 
 
-def eligible(param_shape, dtype, steps, record_every, problem) -> bool:
-    """Scalar parameter, no snapshots, no modes, and step numbers exact in dtype."""
+def eligible(param_shape, dtype, steps, record_every, problem, *, schedule: bool = True) -> bool:
+    """Scalar parameter, no snapshots, no modes, and step numbers exact in dtype.
+
+    ``schedule``: the CPU tiles' static schedule (:func:`_schedule`, a constant of the program with
+    one row per tile) is also bounded, to :data:`SCHEDULE_MAX_STEPS` steps; longer runs (float64
+    only) take the per-step loop. The GPU kernel computes its tiles' steps and needs no schedule.
+    """
     mant = np.finfo(dtype).nmant + 1
     return (tuple(param_shape) == () and record_every is None and not hasattr(problem, "modes")
-            and steps + 2 < 2 ** mant)
+            and steps + 2 < 2 ** mant and (not schedule or steps <= SCHEDULE_MAX_STEPS))
 
 
 class Packing:
@@ -219,7 +227,8 @@ class Tile:
             st["ko"] = jnp.where(res, ti, st["ko"])
         if self.rate:
             scale = jnp.abs(w_star) + a + a_new + jnp.abs(1 - r) * a
-            dev = jnp.abs(a_new - jnp.abs(r) * a) / scale
+            # 0 where scale = 0 (w* = e_t = e_{t+1} = 0: both sides exactly 0), as the engine.
+            dev = jnp.abs(a_new - jnp.abs(r) * a) / jnp.where(scale > 0, scale, 1)
             st["d"] = only(jnp.maximum(st["d"], dev), st["d"])
         st["w"] = only(v, st["w"])
         s = jax.tree.map(only, sv, s) if exact else sv

@@ -66,13 +66,13 @@ def test_existing_directory_needs_overwrite(tmp_path, capsys):
     out = tmp_path / "t"
     cfg = os.path.join(CONFIGS, "q4_trajectories.toml")
     assert run("run", cfg, "--out", out) == 0
-    (out / "marker").write_text("old")
+    (out / "summary.json").write_text("old")
     assert run("run", cfg, "--out", out) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"gdlab: error: {out}: run directory already exists; pass --overwrite to replace it or --out DIR to write elsewhere"
-    assert (out / "marker").exists()
-    assert run("run", cfg, "--out", out, "--overwrite") == 0
-    assert not (out / "marker").exists() and (out / "summary.json").exists()
+    assert (out / "summary.json").read_text() == "old"
+    assert run("run", cfg, "--out", out, "--overwrite") == 0   # gdlab's own directory: replaced
+    assert (out / "summary.json").read_text() != "old"
 
 
 def test_interrupted_run_leaves_no_directory(tmp_path, monkeypatch):

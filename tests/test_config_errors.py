@@ -63,7 +63,7 @@ CASES = [
     ("log scale needs positive", replace("num = 31 }", 'num = 31, scale = "log" }'), [],
      r'cfg.toml: sweep.alpha.start: 0.0 must be > 0 with scale = "log"'),
     ("malformed --set", GOOD, ["run.steps"], r"--set 'run.steps': expected KEY=VALUE"),
-    ("malformed --set value", GOOD, ["run.steps=[1,"], r"--set run.steps=\[1,: '\[1,' is not a TOML value"),
+    ("malformed --set value", GOOD, ["run.steps=[1,"], r"--set run.steps='\[1,': not a TOML value"),
     ("--set unknown key", GOOD, ["run.stepz=5"], r"cfg.toml: run.stepz: unknown key \(did you mean 'steps'\?\)"),
     ("--set bad value", GOOD, ["run.steps=-3"], r"cfg.toml: run.steps: -3 must be >= 1"),
     ("--set into a value", GOOD, ["run.steps.x=1"], r"cfg.toml: --set run.steps.x=1: run.steps is not a table"),
@@ -173,14 +173,14 @@ def test_bad_devices(tmp_path, capsys, monkeypatch, value, message):
 def test_too_many_devices_is_a_clear_error(tmp_path, capsys, monkeypatch):
     test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, "devices",
                                           GOOD.replace("steps = 20", "steps = 20\ndevices = 99"),
-                                          [], r"devices: 99 requested but only 1 cpu device")
+                                          [], r"cfg.toml: run.devices: 99 requested but only \d+ cpu device")
 
 
 @pytest.mark.parametrize("text, message", [
     (GOOD.replace("w0 = 0.0", "w0 = [1.0, 2.0]"),
      r"cfg.toml: problem.w0: \[1.0, 2.0\] must be a number for scalar_regression"),
-    (GOOD.replace("w0 = 0.0", "w0 = 1e40"), r"cfg.toml: w0: 1e\+40 overflows float32; use float64"),
-    (GOOD.replace("w0 = 0.0", "w0 = 1e30"), r"cfg.toml: w0/problem: \|w0\| or \|w\*\| exceeds"),
+    (GOOD.replace("w0 = 0.0", "w0 = 1e40"), r"cfg.toml: problem.w0: 1e\+40 overflows float32"),
+    (GOOD.replace("w0 = 0.0", "w0 = 1e30"), r"cfg.toml: problem.w0: .*exceeds"),
     (QUAD.replace('name = "quadratic"\ndim = 4\nkappa = 10.0', 'name = "linear_regression"\ny = [1.0]'),
      r"cfg.toml: problem: X, y: give both \(the data\) or neither"),
 ])
