@@ -1,4 +1,4 @@
-# The README's two commands: `make run` (the main job) and `make test` (the whole suite).
+# The README's two commands: `make run` (the main job) and `make test` (lint, then the whole suite).
 # Both create .venv and install gdlab into it when needed, so a fresh clone needs nothing else.
 PYTHON ?= python3
 VENV   := .venv
@@ -17,6 +17,7 @@ run: $(STAMP)
 	$(BIN)/gdlab run configs/q4_alpha_sweep.toml --overwrite
 
 test: $(STAMP)
+	$(BIN)/ruff check
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -93,7 +93,7 @@ def main(argv=None) -> int:
                 print(f"{stem}: " + ("identical" if not diffs else "DIFFERS: " + ", ".join(diffs)))
                 bad += bool(diffs)
         finally:
-            for k, src in trees.items():
+            for _k, src in trees.items():
                 if src != ROOT:
                     subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
                                     str(src)], capture_output=True)

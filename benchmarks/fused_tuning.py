@@ -1,4 +1,5 @@
-"""The GPU kernel (gdlab.fused) over its tuning knobs, beside XLA's per-step loop, on one device.
+"""The GPU kernel (gdlab.engine.fused) over its tuning knobs, beside XLA's per-step loop, \
+on one device.
 
     python benchmarks/fused_tuning.py [--n 10000000] [--steps 1000] [--json fused_tuning.json]
 
@@ -22,7 +23,8 @@ import numpy as np
 
 import gdlab
 import gdlab.bench
-from gdlab import engine, fused
+from gdlab import engine
+from gdlab.engine import fused
 
 P_AXES = gdlab.problems.scalar_regression(1.0, 100.0)._replace(x=None, y=None)  # shared x, y
 H_AXES = {"alpha": 0}                                                         # α per run

@@ -2,7 +2,8 @@
 
 Function: the logistic-regression loss with labels y_i ∈ {−1, +1},
 
-    L(w) = (1/m) Σ_i ln(1 + exp(−y_i x_iᵀ w)) = (1/m) 1ᵀ softplus(−y ⊙ Xw),   X [m×n], w [n×1], y [m×1].
+    L(w) = (1/m) Σ_i ln(1 + exp(−y_i x_iᵀ w)) = (1/m) 1ᵀ softplus(−y ⊙ Xw),
+    X [m×n], w [n×1], y [m×1].
 
 Derivation (column vectors, as in the Lecture 1 homework):
 
@@ -12,8 +13,9 @@ Derivation (column vectors, as in the Lecture 1 homework):
     ∇L(w)    = −(1/m) Xᵀ (y ⊙ σ(−y ⊙ Xw))        [n×m][m×1] = [n×1] = shape of w
 
 The script checks this gradient against jax autodiff and float64 central differences in float32 and
-float64 (including inputs with |x| up to 1e4), prints the results, and also confirms that a gradient with
-the sign flipped is caught. It exits with status 1 if the correct gradient fails or the wrong one passes.
+float64 (including inputs with |x| up to 1e4), prints the results, and also confirms that a gradient
+with the sign flipped is caught. It exits with status 1 if the correct gradient fails or the wrong
+one passes.
 
 Run (about 5 s on a laptop CPU):
 
@@ -24,9 +26,9 @@ import sys
 import jax.numpy as jnp
 import numpy as np
 
-from gdlab.functions import label, sigmoid, softplus
-from gdlab.gradcheck import check_gradient
-from gdlab.gradreport import render_table
+from gdlab.gradients.functions import label, sigmoid, softplus
+from gdlab.gradients.gradcheck import check_gradient
+from gdlab.gradients.report import render_table
 
 
 def logistic_loss(w, X, y):
@@ -69,15 +71,16 @@ print(results[1].summary())
 print()
 
 w, X, y = make_data(1, 5, 20, np.float32)
-wrong = check_gradient(logistic_loss, logistic_grad_wrong_sign, w, X, y, name="logistic (sign flipped)")
+wrong = check_gradient(logistic_loss, logistic_grad_wrong_sign, w, X, y,
+                       name="logistic (sign flipped)")
 print("deliberately wrong gradient:", wrong.message)
 print()
 
 ok = all(r.passed for r in results)
 caught = not wrong.passed
 if ok and caught:
-    print(f"PASS: logistic-loss gradient matches autodiff and finite differences in all {len(results)} checks; "
-          "the sign-flipped gradient is caught")
+    print("PASS: logistic-loss gradient matches autodiff and finite differences in all "
+          f"{len(results)} checks; the sign-flipped gradient is caught")
     sys.exit(0)
 print(f"FAIL: {sum(not r.passed for r in results)} of {len(results)} checks failed"
       + ("" if caught else "; the sign-flipped gradient was NOT caught"))

@@ -1,13 +1,13 @@
 """Why momentum: the best step count of GD and heavy ball over the condition number κ, simulated.
 
 Theory (quadratic with eigenvalues in [λ_min, λ_max], κ = λ_max/λ_min):
-  GD at its best α = 2/(λ_min + λ_max) contracts by (κ − 1)/(κ + 1) per step, so it needs ≈ κ/2 · ln(1/ε)
-  steps; heavy ball at α = 4/(√λ_max + √λ_min)², β = ((√κ − 1)/(√κ + 1))² contracts by (√κ − 1)/(√κ + 1),
-  ≈ √κ/2 · ln(1/ε) steps. So the speed-up grows like √κ.
+  GD at its best α = 2/(λ_min + λ_max) contracts by (κ − 1)/(κ + 1) per step, so it needs
+  ≈ κ/2 · ln(1/ε) steps; heavy ball at α = 4/(√λ_max + √λ_min)², β = ((√κ − 1)/(√κ + 1))² contracts
+  by (√κ − 1)/(√κ + 1), ≈ √κ/2 · ln(1/ε) steps. So the speed-up grows like √κ.
 
 This study (which no config covers) sweeps α for GD and α × β for heavy ball on 10-D quadratics with
-κ = 10, 100, 1000, started with unit error along the fastest and the slowest eigen-direction, takes the
-fewest steps to reduce the error by ε = 1e-4 found anywhere on the grid, and compares with the
+κ = 10, 100, 1000, started with unit error along the fastest and the slowest eigen-direction, takes
+the fewest steps to reduce the error by ε = 1e-4 found anywhere on the grid, and compares with the
 predictions above. Every sweep is one compiled, batched computation.
 
 Run:  python experiments/momentum_condition_number.py     (about 4 s on a 2-core CPU)
@@ -47,14 +47,16 @@ for kappa in (10.0, 100.0, 1000.0):
     hb_pred = math.log(EPS) / math.log(hb_rate)
     rows.append((kappa, gd_best, gd_pred, hb_best, hb_pred))
     # The grid can sit off the exact optimum and pick an α that trades one mode against the other
-    # (a few % fewer steps); heavy ball's optimum is a double root, whose t·ρ^t transient costs a few.
+    # (a few % fewer steps); heavy ball's optimum is a double root, whose t·ρ^t transient
+    # costs a few.
     ok &= 0.9 * gd_pred <= gd_best <= 1.05 * gd_pred + 2
     ok &= 0.9 * hb_pred <= hb_best <= 1.2 * hb_pred + 3
 
 print(f"{'κ':>7} {'GD steps':>9} {'predicted':>10} {'HB steps':>9} {'predicted':>10} "
       f"{'speed-up':>9} {'√κ':>6}")
 for kappa, g, gp, h, hp in rows:
-    print(f"{kappa:>7g} {g:>9d} {gp:>10.1f} {h:>9d} {hp:>10.1f} {g / h:>9.2f} {math.sqrt(kappa):>6.2f}")
+    print(f"{kappa:>7g} {g:>9d} {gp:>10.1f} {h:>9d} {hp:>10.1f} {g / h:>9.2f} "
+          f"{math.sqrt(kappa):>6.2f}")
 speedups = [g / h for _, g, _, h, _ in rows]
 ok &= speedups[0] < speedups[1] < speedups[2]
 print("momentum's advantage grows like √κ, as predicted" if ok else "MISMATCH with theory")

@@ -34,7 +34,8 @@ traj = gdlab.sweep(problem, [0.5, 1.5, 2.5], w0=0.0, steps=12, tol=1.0, record_e
 for i, alpha in enumerate(traj.alpha):
     print(report.trajectory_table(float(alpha), traj.snapshot_steps, traj.trajectory[i], 100.0,
                                   rows=6, diverged_at=int(traj.diverged_at[i])))
-    print(f"  → {gdlab.REGIME_NAMES[traj.regime[i]]}, steps to |w − 100| < 1: {traj.steps_to_tol[i]}\n")
+    print(f"  → {gdlab.REGIME_NAMES[traj.regime[i]]}, "
+          f"steps to |w − 100| < 1: {traj.steps_to_tol[i]}\n")
 
 # Q4.2 — sweep α over [0, 3] and read the conditions off the simulation.
 res = gdlab.sweep(problem, np.linspace(0.0, 3.0, 3001), w0=0.0, steps=200, tol=1.0)

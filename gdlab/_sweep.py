@@ -23,6 +23,7 @@ import numpy as np
 from gdlab import engine, grids, resources
 from gdlab import optimizers as optimizers_lib
 from gdlab.errors import ArgumentError
+from gdlab.interfaces import WithOptimum
 from gdlab.regimes import classify, growth_band
 
 __all__ = ["sweep", "SweepResult", "DTYPES"]
@@ -41,8 +42,8 @@ class SweepResult:
     """Per-run results on the sweep grid (every array has shape ``grid_shape`` first).
 
     ``axes`` maps each swept name to its values as simulated (cast to ``dtype``), in grid order.
-    ``problem``/``hparams``/``w0`` hold every run's inputs on the grid, so theory can be evaluated on
-    exactly the numbers the simulation used. With ``keep="compact"`` only ``regime`` and
+    ``problem``/``hparams``/``w0`` hold every run's inputs on the grid, so theory can be evaluated
+    on exactly the numbers the simulation used. With ``keep="compact"`` only ``regime`` and
     ``steps_to_tol`` are kept; the other per-run fields are None.
     """
 
@@ -56,6 +57,7 @@ class SweepResult:
     compile_s: float
     run_s: float
     n: int
+    engine_path: str = "loop"  # the program that simulated: "fused", "tiled" or "loop"
     contraction: np.ndarray | None = None    # float64, mean per-step factor (|e_k|/|e_0|)^(1/k)
     flips: np.ndarray | None = None          # int32, observed sign changes of the error
     diverged_at: np.ndarray | None = None    # int32, step at which the run was frozen, −1 if never
@@ -122,8 +124,8 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         wide vmap) on accelerators.
       devices: split every chunk's runs over this many devices ("all": every visible one);
         results are identical to one device.
-      keep: "all" (every statistic, inputs and theory-ready fields) or "compact" (only ``regime`` and
-        ``steps_to_tol``: computed chunk by chunk, so 10⁸ runs fit in about a gigabyte).
+      keep: "all" (every statistic, inputs and theory-ready fields) or "compact" (only ``regime``
+        and ``steps_to_tol``: computed chunk by chunk, so 10⁸ runs fit in about a gigabyte).
       recurrence: measure the Q4.3 recurrence deviation at every step (``recurrence_dev``); None: on
         for gradient descent on a scalar parameter with keep="all". It costs one more carried
         statistic (about 2× on a CPU).
@@ -140,8 +142,8 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
     """
     # Arguments that need nothing else, each checked before any work.
     steps = _check_int("steps", steps, 1, resources.MAX_STEPS, "the step counters are int32")
-    # GPUs pay ~9 µs per loop iteration; the CPU tiles and the GPU kernel (gdlab.fused) unroll
-    # their own steps, so this only matters for runs outside their scope.
+    # GPUs pay ~9 µs per loop iteration; the CPU tiles and the GPU kernel (gdlab.engine.fused)
+    # unroll their own steps, so this only matters for runs outside their scope.
     if isinstance(unroll, str) and unroll == "auto":
         unroll = default_unroll()
     unroll = _check_int("unroll", unroll, 1, MAX_UNROLL,
@@ -180,7 +182,7 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
             raise ArgumentError("hparams", f"{optimizer!r} has no hyperparameter {name!r}; "
                                            f"known: {known}")
         hp[name] = value
-    for name, value in (over or {}).items():
+    for name, _value in (over or {}).items():
         if name == "alpha":
             raise ArgumentError("over", "'alpha' is swept by the alphas argument")
         if not isinstance(name, str) or (name not in fields and name not in hp and name != "w0"):
@@ -411,15 +413,15 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
 
     if simulation is not None:
         parts = [finish(lo, min(n, lo + chunk), jax.tree.map(
-                     lambda a: a[lo:lo + chunk], (simulation.w_final, simulation.stats,
-                                                  simulation.snapshots)))
+                     lambda a, lo=lo: a[lo:lo + chunk], (simulation.w_final, simulation.stats,
+                                                         simulation.snapshots)))
                  for lo in range(0, n, chunk)]
-        compile_s, run_s = simulation.compile_s, simulation.run_s
+        compile_s, run_s, path = simulation.compile_s, simulation.run_s, simulation.path
     else:
         p, h, w, r = engine_inputs(0, n, lazy=True)
         with precision(dtype):
             sim = engine.simulate(p, h, w, r=r, reduce=finish, **run)
-        parts, compile_s, run_s = sim.w_final, sim.compile_s, sim.run_s
+        parts, compile_s, run_s, path = sim.w_final, sim.compile_s, sim.run_s, sim.path
     merged = {k: None if parts[0][k] is None else
               (parts[0][k] if len(parts) == 1 else np.concatenate([q[k] for q in parts]))
               for k in parts[0]}
@@ -433,7 +435,7 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
         if snapshot_steps[-1] != steps:
             snapshot_steps = np.append(snapshot_steps, steps)
     common = dict(axes=axes, optimizer=optimizer, steps=int(steps), tol=float(tol),
-                  dtype=np_dtype.name, compile_s=compile_s, run_s=run_s, n=n)
+                  dtype=np_dtype.name, compile_s=compile_s, run_s=run_s, n=n, engine_path=path)
     if keep == "compact":
         return SweepResult(regime=on_grid(compact["regime"]),
                            steps_to_tol=on_grid(compact["steps_to_tol"]), **common)
@@ -532,13 +534,11 @@ def _check_choice(name, value, choices):
     return value
 
 
-_PROBLEM_METHODS = ("grad", "optimum", "curvature")
-
-
 def _check_problem(problem):
-    """(fields, param_shape) of a problem value (a gdlab.problems NamedTuple); else ArgumentError."""
+    """(fields, param_shape) of a problem value (a gdlab.problems NamedTuple); else
+    ArgumentError."""
     ok = (isinstance(problem, tuple) and isinstance(getattr(type(problem), "_fields", None), tuple)
-          and all(callable(getattr(problem, m, None)) for m in _PROBLEM_METHODS))
+          and isinstance(problem, WithOptimum))
     shape = None
     if ok:
         try:

@@ -8,8 +8,8 @@ checked equal to the engine's on the same horizon before any figure is printed.
 
 Rows: ``gdlab`` (the whole sweep end to end: chunks, transfers, classification and theory on the
 host), ``engine`` (the simulation end to end: the statistics as host arrays, what the NumPy
-reference returns), ``kernel`` (the compiled chunk alone on device-resident inputs, statistics on the
-device), ``kernel-update`` (the same without statistics), ``update-only`` (end to end without
+reference returns), ``kernel`` (the compiled chunk alone on device-resident inputs, statistics on
+the device), ``kernel-update`` (the same without statistics), ``update-only`` (end to end without
 statistics) and ``numpy``. Prints one table (variant, N, T, dtype, device, compile s, median run s,
 updates/s, ratio to NumPy, ratio to update-only, peak memory) and writes it as JSON.
 """
@@ -30,6 +30,7 @@ import numpy as np
 
 import gdlab
 from gdlab import engine, resources
+from gdlab._args import ArgumentParser
 from gdlab._sweep import CPU_BLOCK, default_chunk, default_unroll
 
 __all__ = ["numpy_sweep", "main"]
@@ -172,7 +173,7 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
     variants["numpy"] = (numpy_n, numpy_steps, numpy_run)
 
     times = {k: [] for k in variants}
-    for name, (_, _, fn) in variants.items():          # warm-up: compiles
+    for _name, (_, _, fn) in variants.items():         # warm-up: compiles
         fn()
     for _ in range(repeats):
         for name, (_, _, fn) in variants.items():
@@ -193,8 +194,8 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
                            ("flips", same.flips)):
             bad = np.flatnonzero(mine != ref[name])
             if bad.size > 0.001 * numpy_n:
-                raise SystemExit(f"bench: engine and NumPy disagree on {name} for {bad.size} runs "
-                                 f"(e.g. α = {np_alphas[bad[0]]}): figures withheld")
+                raise BenchmarkError(f"engine and NumPy disagree on {name} for {bad.size} runs "
+                                     f"(e.g. α = {np_alphas[bad[0]]}): figures withheld")
     base = next(r for r in rows if r["variant"] == "numpy")["updates_per_s"]
     floor = next(r for r in rows if r["variant"] == "update-only")["updates_per_s"]
     for row in rows:
@@ -238,16 +239,20 @@ def memory_curve(ns: list[int], steps: int) -> list[dict]:
         p = subprocess.run([sys.executable, "-m", "gdlab", "bench", "--one", str(n),
                             "--steps", str(steps)], capture_output=True, text=True)
         if p.returncode != 0:
-            raise SystemExit(f"bench: N = {n} failed: {p.stderr.strip().splitlines()[-1:]}")
+            raise BenchmarkError(f"N = {n} failed: {p.stderr.strip().splitlines()[-1:]}")
         rows.append(json.loads(p.stdout.strip().splitlines()[-1]))
         r = rows[-1]
         print(f"N = {n:>11,}  T = {steps}  {r['total_s']:>8.2f} s  "
-              f"{r['updates_per_s']:.3g} updates/s  peak RSS {r['peak_rss_mib']:>7.1f} MiB", flush=True)
+              f"{r['updates_per_s']:.3g} updates/s  peak RSS {r['peak_rss_mib']:>7.1f} MiB",
+              flush=True)
     return rows
 
 
+class BenchmarkError(RuntimeError):
+    """The benchmark cannot give figures (the engine disagrees with NumPy, a sub-run failed)."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    from gdlab.cli import ArgumentParser
     p = ArgumentParser(prog="gdlab bench", description=__doc__.splitlines()[0])
     gpu = jax.default_backend() != "cpu"
     p.add_argument("--n", type=int, default=10_000_000 if gpu else 1_000_000,
@@ -261,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="lax.scan unroll (default 1 on CPU, 16 on an accelerator, as gdlab.sweep)")
     p.add_argument("--json", default="bench.json", help="where to write the table as JSON")
     p.add_argument("--fast-path", choices=engine.FAST_PATHS, default="auto",
-                   help="auto (default): the tiles of gdlab.tiled on CPUs, the kernel of gdlab.fused "
-                        "on GPUs; tiled, fused (interpreted on a CPU) or never (the per-step loop)")
+                   help="auto (default): the tiles of gdlab.engine.tiled on CPUs, the kernel of "
+                        "gdlab.engine.fused on GPUs; tiled, fused (interpreted on a CPU) or never "
+                        "(the per-step loop)")
     p.add_argument("--devices", default="all",
                    help='devices for the engine: a count or "all" (default; on a CPU, one device '
                         'per core)')
@@ -309,19 +315,29 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.memory_curve:
         ns = [10 ** k for k in range(3, 12) if 10 ** k <= a.max_n]
-        rows = memory_curve(ns, a.steps)
+        try:
+            rows = memory_curve(ns, a.steps)
+        except BenchmarkError as e:
+            print(f"gdlab bench: {e}", file=sys.stderr)
+            return 1
         Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
         print(f"written {a.json}")
         return 0
-    engine.FAST_PATH[0] = a.fast_path
     try:
         devices = engine.device_count(
             "all" if a.devices == "all" else int(a.devices) if a.devices.isdigit() else a.devices)
     except ValueError as e:
         print(f"gdlab bench: error: --{e}", file=sys.stderr)
         return 2
-    rows = run(a.n, a.steps, a.numpy_n or min(a.n, 1_000_000), a.numpy_steps, a.repeats, a.unroll,
-               devices=devices)
+    saved, engine.FAST_PATH[0] = engine.FAST_PATH[0], a.fast_path
+    try:
+        rows = run(a.n, a.steps, a.numpy_n or min(a.n, 1_000_000), a.numpy_steps, a.repeats,
+                   a.unroll, devices=devices)
+    except BenchmarkError as e:
+        print(f"gdlab bench: {e}", file=sys.stderr)
+        return 1
+    finally:
+        engine.FAST_PATH[0] = saved  # a caller's process keeps its own setting
     print(format_table(rows))
     Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
     print(f"written {a.json}")

@@ -6,8 +6,8 @@ resolution of the simulation dtype. All brackets are bisected together: each rou
 midpoints (K = number of boundaries), so the whole search compiles one program.
 
 The simulated edge is horizon-aware: at finite T a run with |r| = 1 − ε only looks converging once
-its error shrinks by more than rounding over the horizon, so the located α can sit a little inside the
-closed-form edge; the report shows both.
+its error shrinks by more than rounding over the horizon, so the located α can sit a little inside
+the closed-form edge; the report shows both.
 """
 
 from __future__ import annotations
@@ -63,5 +63,6 @@ def locate(run, alphas, regime, *, dtype="float32", precision: float = 1e-6,
         lo = np.where(open_ & same, mid, lo)
         hi = np.where(open_ & ~same, mid, hi)
         rounds += open_
-    return [Boundary(REGIME_NAMES[b], REGIME_NAMES[c], float(0.5 * (l + h)), float(l), float(h),
-                     int(k)) for b, c, l, h, k in zip(below, above, lo, hi, rounds)]
+    return [Boundary(REGIME_NAMES[b], REGIME_NAMES[c], float(0.5 * (low + high)), float(low),
+                     float(high), int(k))
+            for b, c, low, high, k in zip(below, above, lo, hi, rounds)]

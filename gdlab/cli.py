@@ -22,12 +22,11 @@ import sys
 import traceback
 from pathlib import Path
 
+from gdlab._args import EXIT_BAD_INPUT, EXIT_BUG, ArgumentParser
 from gdlab.errors import GdlabError
 
-__all__ = ["main", "bundled_configs", "compile_cache", "ArgumentParser", "default_out"]
+__all__ = ["main", "bundled_configs", "compile_cache", "default_out"]
 
-EXIT_BAD_INPUT = 2
-EXIT_BUG = 1
 
 
 def bundled_configs() -> list[Path]:
@@ -72,7 +71,8 @@ def _cmd_list(args) -> int:
     print("optimizers:")
     for name, spec in optimizers.OPTIMIZERS.items():
         print(f"  {name:<24} {spec.summary}")
-    print(f"  {'(any optax optimizer)':<24} e.g. rmsprop, adagrad, lion: its numeric arguments are keys")
+    print(f"  {'(any optax optimizer)':<24} e.g. rmsprop, adagrad, lion: "
+          "its numeric arguments are keys")
     return 0
 
 
@@ -86,7 +86,7 @@ def _cmd_run(args) -> int:
     progress = False if args.no_progress else None
     compile_cache()
     if isinstance(cfg, config_lib.GradientsConfig):
-        from gdlab.gradient_study import GradientCheckFailed, run_gradient_study
+        from gdlab.gradients.study import GradientCheckFailed, run_gradient_study
         try:
             run_gradient_study(cfg, out, overwrite=args.overwrite)
         except GradientCheckFailed as e:
@@ -106,18 +106,14 @@ def _cmd_run(args) -> int:
 def _cmd_merge(args) -> int:
     from gdlab import rundir
     from gdlab.shards import merge
-    rundir.check_target(Path(args.out), args.overwrite, protect=[Path(d) for d in args.shards])
+    from gdlab.study import run_sweep_study
+    out = Path(args.out)
+    rundir.check_target(out, args.overwrite, protect=[Path(d) for d in args.shards])
+    cfg, simulation = merge(args.shards)
     compile_cache()
-    merge(args.shards, Path(args.out), overwrite=args.overwrite,
-          progress=False if args.no_progress else None)
+    run_sweep_study(cfg, out, overwrite=args.overwrite, simulation=simulation,
+                    progress=False if args.no_progress else None)
     return 0
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad option is one line on stderr (and exit 2), without the usage block."""
-
-    def error(self, message):
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     run.set_defaults(func=_cmd_run)
-    merge = sub.add_parser("merge", help="merge shard run directories (gdlab run --set sweep.shard=i/n)")
+    merge = sub.add_parser("merge",
+                           help="merge shard run directories (gdlab run --set sweep.shard=i/n)")
     merge.add_argument("shards", nargs="+", help="the shard directories, in any order")
     merge.add_argument("--out", required=True, help="the merged run directory")
     merge.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -200,7 +197,8 @@ def compile_cache() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line in this thread; returns the exit status (``gdlab._launch.entry`` handles signals)."""
+    """The command line in this thread; returns the exit status (``gdlab._launch.entry`` handles
+    signals)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # its own options: gdlab bench --help; compile times are cold
         cpu_device_per_core()
@@ -231,8 +229,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gdlab: interrupted; no run directory was written", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    from gdlab._launch import entry
-    entry()

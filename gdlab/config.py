@@ -27,8 +27,9 @@ import numpy as np
 from gdlab import grids, resources
 from gdlab import optimizers as optimizers_lib
 from gdlab import problems as problems_lib
-from gdlab.errors import GdlabError
 from gdlab._sweep import DTYPES
+from gdlab.errors import GdlabError
+from gdlab.interfaces import Linear
 
 __all__ = ["ConfigError", "SweepConfig", "GradientsConfig", "load", "from_table", "parse_override",
            "config_key"]
@@ -51,7 +52,8 @@ def show_key(key: str) -> str:
 
 
 def show_value(value, limit: int = 80) -> str:
-    """``repr`` of a value, shortened to ``limit`` characters (a 10⁶-element list stays one line)."""
+    """``repr`` of a value, shortened to ``limit`` characters (a 10⁶-element list stays one
+    line)."""
     try:
         text = repr(value)
     except (ValueError, RecursionError):  # an int too long for repr, a deeply nested list
@@ -61,7 +63,8 @@ def show_value(value, limit: int = 80) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
-    """A step-size sweep study (``[problem]``, ``[optimizer]``, ``[sweep]``, ``[run]``, ``[report]``)."""
+    """A step-size sweep study (``[problem]``, ``[optimizer]``, ``[sweep]``, ``[run]``,
+    ``[report]``)."""
 
     path: str
     problem: str
@@ -138,9 +141,11 @@ def _read(path: Path, where: str) -> str:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise ConfigError(f"{where}: no such config file; `gdlab list` shows the bundled configs") from None
+        raise ConfigError(f"{where}: no such config file; "
+                          "`gdlab list` shows the bundled configs") from None
     except OSError as e:
-        raise ConfigError(f"{where}: cannot be read ({e.strerror}); give a readable TOML file") from None
+        raise ConfigError(f"{where}: cannot be read ({e.strerror}); "
+                          "give a readable TOML file") from None
     if stat.S_ISDIR(st.st_mode):
         raise ConfigError(f"{where}: is a directory, not a config file; give a .toml file in it")
     if not stat.S_ISREG(st.st_mode):
@@ -153,7 +158,8 @@ def _read(path: Path, where: str) -> str:
     except UnicodeDecodeError:
         raise ConfigError(f"{where}: not a UTF-8 text file; a config is TOML text") from None
     except OSError as e:
-        raise ConfigError(f"{where}: cannot be read ({e.strerror}); give a readable TOML file") from None
+        raise ConfigError(f"{where}: cannot be read ({e.strerror}); "
+                          "give a readable TOML file") from None
 
 
 def tomllib_loads(text: str, where: str) -> dict:
@@ -205,7 +211,8 @@ def config_key(cfg: SweepConfig, argument: str) -> str:
     if argument in ("steps", "tol", "dtype", "unroll", "chunk_size", "devices"):
         return f"run.{argument}"
     return {"optimizer": "optimizer.name", "shard": "sweep.shard", "problem": "problem",
-            "window": "report.orbit_window", "max_period": "report.max_period"}.get(argument, argument)
+            "window": "report.orbit_window",
+            "max_period": "report.max_period"}.get(argument, argument)
 
 
 def _axis_length(spec) -> int:
@@ -283,8 +290,10 @@ class _Validator:
             if not v:
                 self.fail(key, "[] must not be empty")
         else:  # matrix: a list of equally long rows
-            if not isinstance(value, list) or not value or not all(isinstance(r, list) for r in value):
-                self.fail(key, f"{show_value(value)} must be a list of rows, e.g. [[1.0, 0.0], [0.0, 2.0]]")
+            if (not isinstance(value, list) or not value
+                    or not all(isinstance(r, list) for r in value)):
+                self.fail(key, f"{show_value(value)} must be a list of rows, "
+                               "e.g. [[1.0, 0.0], [0.0, 2.0]]")
             v = [list(self.number_list(f"{key}[{i}]", r)) for i, r in enumerate(value)]
             if len({len(r) for r in v}) != 1 or not v[0]:
                 self.fail(key, "rows must be non-empty and of equal length")
@@ -303,7 +312,8 @@ class _Validator:
         if not isinstance(value, str) or value not in choices:
             close = difflib.get_close_matches(str(value), list(choices), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            self.fail(key, f"{show_value(value)} is not one of {', '.join(map(repr, choices))}{hint}")
+            self.fail(key, f"{show_value(value)} is not one of "
+                           f"{', '.join(map(repr, choices))}{hint}")
         return value
 
     def number_list(self, key: str, value, *, integer=False, positive=False) -> tuple:
@@ -351,7 +361,8 @@ class _Validator:
             self.fail("optimizer.name", str(e).replace(f"unknown optimizer {oname!r}",
                                                         f"{oname!r} is not a known optimizer"))
         self.table(table, "optimizer", ["name", *ospec.defaults])
-        hparams = {k: self.number(f"optimizer.{k}", opt.get(k, d)) for k, d in ospec.defaults.items()}
+        hparams = {k: self.number(f"optimizer.{k}", opt.get(k, d))
+                   for k, d in ospec.defaults.items()}
         if oname not in optimizers_lib.OPTIMIZERS:
             try:
                 optimizers_lib.check_fits(oname, shape)
@@ -415,11 +426,13 @@ class _Validator:
             if isinstance(unroll, str):
                 self.fail("run.unroll", f"{show_value(unroll)} must be \"auto\" or an integer >= 1")
             unroll = self.integer("run.unroll", unroll, 1, MAX_UNROLL)
-        chunk = None if r["chunk_size"] is None else self.integer("run.chunk_size", r["chunk_size"], 1)
+        chunk = (None if r["chunk_size"] is None
+                 else self.integer("run.chunk_size", r["chunk_size"], 1))
         devices = r["devices"]
         if devices != "all":
             if isinstance(devices, str):
-                self.fail("run.devices", f"{show_value(devices)} must be \"all\" or an integer >= 1")
+                self.fail("run.devices", f"{show_value(devices)} must be \"all\" "
+                                         "or an integer >= 1")
             devices = self.integer("run.devices", devices, 1, MAX_DEVICES)
 
         rep = self.table(table, "report", _REPORT_KEYS)
@@ -429,7 +442,7 @@ class _Validator:
                                     2 if "orbit_window" in rep else 1)
         if orbit_window > steps:
             self.fail("report.orbit_window", f"{orbit_window} must be <= run.steps = {steps}")
-        if orbit_window < 2 and not hasattr(problem, "eigenvalues"):
+        if orbit_window < 2 and not isinstance(problem, Linear):
             self.fail("run.steps", f"{steps} is too short for an orbit study; use at least 2 steps")
         max_period = self.integer("report.max_period",
                                   rep.get("max_period", max(1, min(64, orbit_window // 2))), 1)
@@ -443,7 +456,8 @@ class _Validator:
             "problem": {"name": pname, **{k: v for k, v in params.items() if v is not None},
                         "w0": list(w0) if isinstance(w0, tuple) else w0},
             "optimizer": {"name": oname, **hparams},
-            "sweep": {k: sw[k] for k in axes} | ({"shard": f"{shard[0]}/{shard[1]}"} if shard else {}),
+            "sweep": {k: sw[k] for k in axes} | ({"shard": f"{shard[0]}/{shard[1]}"}
+                                                 if shard else {}),
             "run": {"steps": steps, "tol": tol, "dtype": dtype, "unroll": unroll,
                     "devices": devices, **({"chunk_size": chunk} if chunk else {})},
             "report": {"trajectories": list(trajectories), "table_steps": table_steps,

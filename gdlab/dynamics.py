@@ -1,4 +1,5 @@
-r"""Long-run dynamics of gradient descent on non-quadratic losses: cycles, chaos, Lyapunov exponents.
+r"""Long-run dynamics of gradient descent on non-quadratic losses: cycles, chaos, Lyapunov
+exponents.
 
 GD is the map f(w) = w − α∇L(w). After a transient, the last ``window`` iterates of each run are
 examined (host side, float64 of the simulated values):
@@ -22,9 +23,10 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from gdlab.regimes import Regime
-from gdlab.errors import ArgumentError
 from gdlab._sweep import sweep
+from gdlab.errors import ArgumentError
+from gdlab.interfaces import WithHessian
+from gdlab.regimes import Regime
 
 __all__ = ["Orbits", "orbits"]
 
@@ -33,7 +35,8 @@ _LYAPUNOV_CHAOS = 1e-3  # λ_L above this (per step) and no period: chaos
 
 class Orbits(NamedTuple):
     alpha: np.ndarray       # (N,)
-    late: np.ndarray        # (N, window) float64: the last iterates (frozen runs: NaN-free, see mask)
+    late: np.ndarray        # (N, window) float64: the last iterates
+                            # (frozen runs: NaN-free, see mask)
     diverged: np.ndarray    # (N,) bool
     period: np.ndarray      # (N,) int32: 1 fixed point, p ≥ 2 cycle, 0 none found, −1 diverged
     lyapunov: np.ndarray    # (N,) float64 (0 for diverged runs, where it is undefined)
@@ -42,7 +45,7 @@ class Orbits(NamedTuple):
 
 
 def _hessian(problem):
-    if hasattr(problem, "hessian"):
+    if isinstance(problem, WithHessian):
         return lambda w: np.asarray(problem.hessian(w), np.float64)
     h = jax.vmap(jax.grad(problem.grad))
     return lambda w: np.asarray(h(w.ravel()), np.float64).reshape(w.shape)
@@ -54,7 +57,8 @@ def orbits(problem, alphas, *, w0=0.5, steps: int = 1200, window: int = 256,
     if not 2 <= window <= steps:
         raise ArgumentError("window", f"{window!r} must be in [2, steps = {steps}]")
     if not 1 <= max_period <= window // 2:
-        raise ArgumentError("max_period", f"{max_period!r} must be in [1, window/2 = {window // 2}]")
+        raise ArgumentError("max_period",
+                            f"{max_period!r} must be in [1, window/2 = {window // 2}]")
     res = sweep(problem, alphas, w0=w0, steps=steps, tol=1e-6, record_every=1, dtype=dtype,
                 progress=progress)
     late = res.trajectory[:, -window:].astype(np.float64)
@@ -67,8 +71,8 @@ def orbits(problem, alphas, *, w0=0.5, steps: int = 1200, window: int = 256,
         ok = np.max(np.abs(late[:, p:] - late[:, :-p]), axis=1) <= ptol
         period = np.where(ok, p, period)
     # Slow convergence to w* (near a bifurcation |f'(w*)| ≈ 1) can look like a 2-cycle over a short
-    # window. The distance d_t = |w_t − w*| at three equally spaced even steps extrapolates (Aitken's
-    # Δ²) to its limit: 0 for convergence to w*, the cycle's amplitude for a cycle.
+    # window. The distance d_t = |w_t − w*| at three equally spaced even steps extrapolates
+    # (Aitken's Δ²) to its limit: 0 for convergence to w*, the cycle's amplitude for a cycle.
     k = 2 * (window // 4)
     w_star = np.broadcast_to(np.asarray(res.w_star, np.float64), (len(late),))
     d0, d1, d2 = (np.abs(late[:, i] - w_star) for i in (0, k, 2 * k - (2 * k >= window) * 2))

@@ -1,8 +1,8 @@
 """gdlab's exception types: every error a user can cause is one of these, with a one-line message.
 
 ``ArgumentError`` names the argument (``alphas``, ``steps``, ``w0`` …) of the Python API;
-``ConfigError`` (in :mod:`gdlab.config`) names the file and the key; ``OutputError`` names the output
-path. All derive from ``ValueError``, so ``except ValueError`` keeps working.
+``ConfigError`` (in :mod:`gdlab.config`) names the file and the key; ``OutputError`` names the
+output path. All derive from ``ValueError``, so ``except ValueError`` keeps working.
 """
 
 from __future__ import annotations

@@ -1,20 +1,20 @@
 r"""Exact evaluation of linear optimizers on quadratics, one eigen-direction at a time.
 
 On a quadratic with Hessian eigenvalues λ_i, ``sgd``, ``momentum`` and ``nesterov`` act on each
-eigen-direction as the 2×2 map s_{t+1} = M(α, β, λ_i) s_t of ``gdlab.stability`` (state s = (e_i, v_i),
-starting from (c_i, 0) with c_i = q_iᵀ(w₀ − w*)). Iterating M in float64 gives the error e_t of every
-run *as theory has it* — no problem gradient, no optax — and from it the quantities the simulation
-measures, with the same definitions: the first t with ‖e_t‖ < tol, sign flips of ⟨e_{t+1}, e_t⟩ while
-both norms are above the noise floor, and the growth of the largest error from the early to the late
-half of the horizon.
+eigen-direction as the 2×2 map s_{t+1} = M(α, β, λ_i) s_t of ``gdlab.stability`` (state
+s = (e_i, v_i), starting from (c_i, 0) with c_i = q_iᵀ(w₀ − w*)). Iterating M in float64 gives the
+error e_t of every run *as theory has it* — no problem gradient, no optax — and from it the
+quantities the simulation measures, with the same definitions: the first t with ‖e_t‖ < tol, sign
+flips of ⟨e_{t+1}, e_t⟩ while both norms are above the noise floor, and the growth of the largest
+error from the early to the late half of the horizon.
 
 A run is *rounding-sensitive* when those quantities would change under perturbations of the size of
 float rounding in the simulated dtype: growth within twice the rounding band of 1 (but not exactly
 1), flips that appear or vanish when the noise floor is scaled by 4 or 1/4, or ‖e_t‖ within
-accumulated rounding of tol while steps-to-tol is undecided: 4 eps·(|w*| + |e₀|)·√k, with k the number
-of steps whose rounding the error still remembers (t, or 1/(1 − ρ) when that is smaller) and √ for
-rounding errors that add up like a random walk (the worst case, k instead of √k, flagged ~500× more
-runs of which 0.2 % differed, by one step, in the linear-regression sweep).
+accumulated rounding of tol while steps-to-tol is undecided: 4 eps·(|w*| + |e₀|)·√k, with k the
+number of steps whose rounding the error still remembers (t, or 1/(1 − ρ) when that is smaller) and
+√ for rounding errors that add up like a random walk (the worst case, k instead of √k, flagged ~500×
+more runs of which 0.2 % differed, by one step, in the linear-regression sweep).
 """
 
 from __future__ import annotations

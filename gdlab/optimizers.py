@@ -17,7 +17,6 @@ the compiled program. A Python float baked in at trace time would recompile for 
 
 from __future__ import annotations
 
-from gdlab.errors import ArgumentError
 import difflib
 import functools
 import inspect
@@ -26,11 +25,14 @@ from typing import Callable, NamedTuple
 
 import optax
 
+from gdlab.errors import ArgumentError
+
 __all__ = ["OptimizerSpec", "OPTIMIZERS", "get", "names", "check_fits"]
 
 
 class OptimizerSpec(NamedTuple):
-    """``make(alpha, **hparams)`` builds the transformation; ``defaults`` lists the hparams but α."""
+    """``make(alpha, **hparams)`` builds the transformation; ``defaults`` lists the hparams but
+    α."""
 
     make: Callable[..., optax.GradientTransformation]
     defaults: dict[str, float]
@@ -58,8 +60,10 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "momentum": OptimizerSpec(_momentum, {"beta": 0.9},
                               "heavy ball, v ← ∇L + βv, w ← w − αv (optax.sgd(momentum=β))"),
     "nesterov": OptimizerSpec(_nesterov, {"beta": 0.9},
-                              "Nesterov, w ← w − α(∇L + βv) (optax.sgd(momentum=β, nesterov=True))"),
-    "adam": OptimizerSpec(_adam, {"b1": 0.9, "b2": 0.999, "eps": 1e-8}, "optax.adam(α, b1, b2, eps)"),
+                              "Nesterov, w ← w − α(∇L + βv) "
+                              "(optax.sgd(momentum=β, nesterov=True))"),
+    "adam": OptimizerSpec(_adam, {"b1": 0.9, "b2": 0.999, "eps": 1e-8},
+                          "optax.adam(α, b1, b2, eps)"),
 }
 
 
@@ -98,8 +102,9 @@ def get(name: str) -> OptimizerSpec:
         return spec
     close = difflib.get_close_matches(str(name), OPTIMIZERS, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ArgumentError("optimizer", f"unknown optimizer {name!r}{hint}; known: {', '.join(OPTIMIZERS)} "
-                     "or any optax optimizer taking learning_rate", prefix=False)
+    raise ArgumentError("optimizer", f"unknown optimizer {name!r}{hint}; known: "
+                        f"{', '.join(OPTIMIZERS)} or any optax optimizer taking learning_rate",
+                        prefix=False)
 
 
 def check_fits(name: str, param_shape=()) -> None:
@@ -122,9 +127,12 @@ def check_fits(name: str, param_shape=()) -> None:
         out = jax.eval_shape(step, {"alpha": scalar, **{k: scalar for k in spec.defaults}}, w)
     except Exception as e:  # noqa: BLE001 — whatever optax raises, the answer is "does not fit"
         why = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise ArgumentError("optimizer", f"{name!r} does not fit gdlab's step w ← w + update(∇L(w)) with traced "
-                         f"hyperparameters ({type(e).__name__}: {why}); choose one whose update "
-                         "needs only the gradient, e.g. sgd, momentum, nesterov, adam, rmsprop", prefix=False) from None
+        raise ArgumentError("optimizer", f"{name!r} does not fit gdlab's step "
+                            "w ← w + update(∇L(w)) with traced "
+                            f"hyperparameters ({type(e).__name__}: {why}); choose one whose update "
+                            "needs only the gradient, e.g. sgd, momentum, nesterov, adam, rmsprop",
+                            prefix=False) from None
     if getattr(out, "shape", None) != w.shape:
-        raise ArgumentError("optimizer", f"{name!r} does not fit gdlab's step: its update has shape "
-                         f"{getattr(out, 'shape', None)}, the parameter {w.shape}; choose another", prefix=False)
+        raise ArgumentError("optimizer", f"{name!r} does not fit gdlab's step: its update has "
+                            f"shape {getattr(out, 'shape', None)}, the parameter {w.shape}; "
+                            "choose another", prefix=False)

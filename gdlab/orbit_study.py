@@ -27,8 +27,8 @@ def run_orbit_study(cfg, out: Path, *, overwrite: bool = False, progress=None,
     t_start = time.perf_counter()
     rundir.check_target(out, overwrite)
     if len(cfg.axes) != 1 or cfg.optimizer != "sgd":
-        raise ConfigError(f"{cfg.path}: sweep: a non-quadratic problem is studied over α alone with "
-                         "optimizer 'sgd' (its Lyapunov exponent is that of the GD map)")
+        raise ConfigError(f"{cfg.path}: sweep: a non-quadratic problem is studied over α alone "
+                          "with optimizer 'sgd' (its Lyapunov exponent is that of the GD map)")
     problem = cfg.problem_value
     kw = dict(w0=cfg.w0, steps=cfg.steps, window=cfg.orbit_window, max_period=cfg.max_period,
               dtype=cfg.dtype)
@@ -47,7 +47,8 @@ def run_orbit_study(cfg, out: Path, *, overwrite: bool = False, progress=None,
     # Near α = 1/λ* the fixed point is super-attracting (f' = 0): the orbit reaches w* exactly and
     # log|f'| is −∞ in theory; compare where the closed form is finite and moderate.
     comparable = fixed & (closed_lyap > -10)
-    lyap_dev = float(np.max(np.abs(orb.lyapunov - closed_lyap)[comparable])) if comparable.any() else None
+    lyap_dev = (float(np.max(np.abs(orb.lyapunov - closed_lyap)[comparable]))
+                if comparable.any() else None)
     chaos = alpha[orb.regime == Regime.CHAOTIC]
     escape = alpha[orb.diverged]
     periods = {int(p): int(c) for p, c in zip(*np.unique(orb.period[orb.period >= 2],
@@ -66,11 +67,13 @@ def run_orbit_study(cfg, out: Path, *, overwrite: bool = False, progress=None,
         "boundaries": [b.as_dict() for b in found],
     }
     lines = [f"gdlab {gdlab.__version__}: {cfg.path}: {alpha.size} runs × {cfg.steps} steps, "
-             f"{cfg.dtype}, {jax.default_backend()} — orbits over the last {cfg.orbit_window} steps"]
+             f"{cfg.dtype}, {jax.default_backend()} — orbits over the last {cfg.orbit_window} "
+             "steps"]
     lines.append(f"period doubling: closed form α = 2/λ* = {doubling:.7g}; simulated "
                  + ("none on this grid" if first_cycle is None else
                     f"{first_cycle.below} → periodic at α = {first_cycle.alpha:.7g}"))
-    lines.append("periods seen: " + (", ".join(f"{p} ({c} runs)" for p, c in periods.items()) or "none"))
+    lines.append("periods seen: "
+                 + (", ".join(f"{p} ({c} runs)" for p, c in periods.items()) or "none"))
     lines.append(f"chaos from α ≈ {summary['chaos_first_alpha']}; escape from α ≈ "
                  f"{summary['escape_first_alpha']}")
     if lyap_dev is not None:
@@ -80,16 +83,18 @@ def run_orbit_study(cfg, out: Path, *, overwrite: bool = False, progress=None,
     lines.append("regimes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     arrays = {"alpha": orb.alpha, "axis_names": np.array(["alpha"]), "regime": orb.regime,
               "regime_names": np.array(REGIME_NAMES), "period": orb.period,
-              "lyapunov": orb.lyapunov, "late_iterates": np.where(orb.diverged[:, None], 0.0, orb.late),
+              "lyapunov": orb.lyapunov,
+              "late_iterates": np.where(orb.diverged[:, None], 0.0, orb.late),
               "diverged_at": orb.result.diverged_at, "steps_to_tol": orb.result.steps_to_tol}
     with rundir.run_directory(out, overwrite) as tmp:
         shown = np.where(orb.diverged[:, None], np.nan, orb.late)
         def closed_form(a):
             with np.errstate(divide="ignore"):
                 return np.log(np.abs(1 - a * lam_star))
+        params = ", ".join(f"{k} = {v:g}" for k, v in cfg.problem_params.items())
         fig = plots.bifurcation(alpha, shown, orb.regime, orb.lyapunov,
                                 {"αλ* = 2": (doubling, closed_form)},
-                                title=f"GD on {cfg.problem} {', '.join(f'{k} = {v:g}' for k, v in cfg.problem_params.items())}, w0 = {cfg.w0:g}")
+                                title=f"GD on {cfg.problem} {params}, w0 = {cfg.w0:g}")
         files = plots.save(fig, tmp, "bifurcation")
         summary["timings"] = {"compile_s": orb.result.compile_s, "run_s": orb.result.run_s,
                               "total_s": time.perf_counter() - t_start}

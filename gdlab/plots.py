@@ -35,9 +35,10 @@ _NORM = BoundaryNorm(np.arange(len(Regime) + 1) - 0.5, len(Regime))
 _BOUNDARY_STYLE = {"color": "black", "lw": 1.2, "ls": "--"}
 
 # Most cells drawn along an axis. The figures are 8–11 in wide and saved at 130 dpi (≈ 1000–1400
-# pixel columns, fewer inside the axes), so these caps stay at or above the pixel resolution: merging
-# beyond them is invisible, drawing beyond them only costs time and memory. 4096 along α also keeps
-# every bundled config (≤ 3001 α) below the cap, so its plots are drawn unreduced, exactly as before.
+# pixel columns, fewer inside the axes), so these caps stay at or above the pixel resolution:
+# merging beyond them is invisible, drawing beyond them only costs time and memory. 4096 along α
+# also keeps every bundled config (≤ 3001 α) below the cap, so its plots are drawn unreduced,
+# exactly as before.
 STRIP_MAX_CELLS = 4096
 MAP_MAX_CELLS = (1000, 1000)        # (x, y) of a phase map: 8 × 6 in at 130 dpi is 1040 × 780 px
 HEATMAP_MAX_CELLS = (4096, 1024)    # (α, t) of an error heatmap
@@ -59,7 +60,8 @@ def _is_log(values) -> bool:
     if v.size < 3 or np.any(v <= 0):
         return False
     ratios = v[1:] / v[:-1]
-    return bool(np.ptp(ratios) < 1e-6 * ratios.mean() and np.ptp(np.diff(v)) > 1e-6 * np.abs(v).max())
+    return bool(np.ptp(ratios) < 1e-6 * ratios.mean()
+                and np.ptp(np.diff(v)) > 1e-6 * np.abs(v).max())
 
 
 def _cell_groups(edges: np.ndarray, max_cells, log: bool = False) -> np.ndarray | None:
@@ -122,11 +124,11 @@ def reduce_regimes(alpha, regime, max_cells=STRIP_MAX_CELLS, log=None):
     at most ``max_cells`` cells; return ``(edges, codes)`` for ``pcolormesh``.
 
     Consecutive runs are merged into cells of about equal width on the plotted axis (log10 α when
-    ``log``; None: detected as the plots do), see :func:`_cell_groups`. Each merged cell is the union
-    of the original cells, so its edges are original :func:`cell_edges` (the geometric midpoints
-    before its first and after its last run on a log axis): a class boundary that falls on a merged
-    cell's edge is drawn exactly where the unreduced plot draws it, and one inside a cell moves by
-    less than that cell (≈ a pixel).
+    ``log``; None: detected as the plots do), see :func:`_cell_groups`. Each merged cell is the
+    union of the original cells, so its edges are original :func:`cell_edges` (the geometric
+    midpoints before its first and after its last run on a log axis): a class boundary that falls on
+    a merged cell's edge is drawn exactly where the unreduced plot draws it, and one inside a cell
+    moves by less than that cell (≈ a pixel).
 
     Each cell gets its most frequent regime, ties to the lower code. The mode never invents a
     regime — the colour is one that occurs in the cell — and it is what the pixel mostly covers,
@@ -174,8 +176,8 @@ def reduce_log_errors(alpha, steps, z, frozen, max_cells=HEATMAP_MAX_CELLS, log=
     visible — a slow or diverging α next to fast ones is not averaged away as a mean of logs
     (a geometric mean) would do, so the edge of convergence and the divergence boundary keep their
     place. In the same worst-case spirit a block counts as frozen (diverged) when any of its entries
-    is. NaN propagates (drawn as "bad", like an unreduced NaN cell). Within both caps the input comes
-    back unchanged.
+    is. NaN propagates (drawn as "bad", like an unreduced NaN cell). Within both caps the input
+    comes back unchanged.
     """
     alpha = np.asarray(alpha)
     log = _is_log(alpha) if log is None else log
@@ -228,8 +230,9 @@ def regime_strip(alpha, regime, predicted=None, boundaries=None, title="",
         ax.pcolormesh(_merged_edges(edges, starts), np.arange(len(rows) + 1),
                       np.stack([_block_mode(r, [starts]) for r in rows]),
                       cmap=_CMAP, norm=_NORM, rasterized=True)
-    # Regimes that hold only a few grid cells (α = 0, the cycle at αλ = 2) would be invisible slivers:
-    # mark each such cell with a triangle above the strip (one per merged cell: same pixel).
+    # Regimes that hold only a few grid cells (α = 0, the cycle at αλ = 2) would be invisible
+    # slivers: mark each such cell with a triangle above the strip (one per merged cell: same
+    # pixel).
     present = []
     for i, row in enumerate(rows):
         row = np.asarray(row)
@@ -263,7 +266,8 @@ def error_heatmap(alpha, steps, errors, diverged_at, boundaries=None, title="",
     """
     errors = np.asarray(errors, np.float64)
     steps = np.asarray(steps)
-    frozen = (np.asarray(diverged_at)[:, None] >= 0) & (steps[None, :] >= np.asarray(diverged_at)[:, None])
+    frozen = ((np.asarray(diverged_at)[:, None] >= 0)
+              & (steps[None, :] >= np.asarray(diverged_at)[:, None]))
     with np.errstate(divide="ignore"):
         z = np.log10(np.maximum(errors, 1e-300))
     log = _is_log(alpha)

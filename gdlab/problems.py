@@ -1,7 +1,8 @@
 """Problems: small immutable values that know their loss, analytic gradient, optimum and curvature.
 
-A problem is a NamedTuple of its parameters, hence a pytree: a sweep over a problem parameter (say x)
-is the same problem with that field holding one value per run, and ``jax.vmap`` maps over it.
+A problem is a NamedTuple of its parameters, hence a pytree: a sweep over a problem parameter
+(say x) is the same problem with that field holding one value per run, and ``jax.vmap`` maps
+over it.
 
 Every problem provides
 
@@ -23,7 +24,8 @@ from gdlab.errors import ArgumentError
 from gdlab.quadratics import LinearRegression, Quadratic, linear_regression, quadratic
 
 __all__ = ["ScalarRegression", "scalar_regression", "Quadratic", "quadratic", "LinearRegression",
-           "linear_regression", "DoubleWell", "double_well", "PROBLEMS", "ProblemSpec", "Param", "get"]
+           "linear_regression", "DoubleWell", "double_well", "PROBLEMS", "ProblemSpec", "Param",
+           "get"]
 
 
 class ScalarRegression(NamedTuple):
@@ -171,4 +173,5 @@ def get(name: str) -> ProblemSpec:
     except KeyError:
         close = difflib.get_close_matches(str(name), PROBLEMS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ArgumentError("problem", f"unknown problem {name!r}{hint}; known: {', '.join(PROBLEMS)}", prefix=False) from None
+        raise ArgumentError("problem", f"unknown problem {name!r}{hint}; "
+                                       f"known: {', '.join(PROBLEMS)}", prefix=False) from None

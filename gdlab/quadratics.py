@@ -1,9 +1,9 @@
 r"""n-D quadratic problems: a quadratic with a chosen spectrum, and least-squares linear regression.
 
 Both have a constant Hessian H = Q diag(λ) Qᵀ, so gradient descent decouples along its
-eigen-directions: the error component m_i = q_iᵀ(w − w*) obeys m_{i,t+1} = (1 − αλ_i) m_{i,t}. Hence GD
-converges iff 0 < αλ_max < 2, oscillates along every direction with αλ_i > 1, contracts at the rate
-max_i |1 − αλ_i|, which is smallest at α = 2/(λ_min + λ_max).
+eigen-directions: the error component m_i = q_iᵀ(w − w*) obeys m_{i,t+1} = (1 − αλ_i) m_{i,t}. Hence
+GD converges iff 0 < αλ_max < 2, oscillates along every direction with αλ_i > 1, contracts at the
+rate max_i |1 − αλ_i|, which is smallest at α = 2/(λ_min + λ_max).
 
 Matrix products use ``precision="highest"``: on GPUs the float32 default is a reduced-precision
 multiply (relative error ~3e-4), which would move the stability edge.
@@ -11,11 +11,12 @@ multiply (relative error ~3e-4), which would move the stability edge.
 
 from __future__ import annotations
 
-from gdlab.errors import ArgumentError
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
+
+from gdlab.errors import ArgumentError
 
 __all__ = ["Quadratic", "LinearRegression", "quadratic", "linear_regression", "optimal_alpha"]
 
@@ -122,12 +123,14 @@ def quadratic(dim: int = 10, lam_max: float = 1.0, kappa: float = 10.0, spectrum
     """A d-dimensional quadratic with eigenvalues geometrically spaced from λ_max to λ_max/κ.
 
     ``spectrum`` (positive numbers) replaces the geometric spacing; ``seed`` picks the eigenvectors
-    (seed < 0: the identity, i.e. axis-aligned); ``w_star`` is a scalar (all coordinates) or a vector.
+    (seed < 0: the identity, i.e. axis-aligned); ``w_star`` is a scalar (all coordinates) or a
+    vector.
     """
     if spectrum is not None:
         lam = np.asarray(spectrum, np.float64)
         if lam.ndim != 1 or lam.size == 0 or not np.all(lam > 0) or not np.all(np.isfinite(lam)):
-            raise ArgumentError("spectrum", f"{spectrum!r} must be a non-empty list of finite numbers > 0")
+            raise ArgumentError("spectrum",
+                                f"{spectrum!r} must be a non-empty list of finite numbers > 0")
         dim, lam_max = lam.size, float(lam.max())
         kappa = float(lam.max() / lam.min())
         profile = np.log(lam_max / lam) / np.log(kappa) if kappa > 1 else np.zeros(dim)
@@ -150,12 +153,13 @@ def linear_regression(X=None, y=None, *, m: int = 50, d: int = 10, kappa: float 
     [1/κ, 1]), w_true ~ N(0, I), y = X w_true + noise · N(0, I).
     """
     if (X is None) != (y is None):
-        raise ArgumentError("X, y", f"give both (the data) or neither (generated data)")
+        raise ArgumentError("X, y", "give both (the data) or neither (generated data)")
     if X is None:
         if not kappa >= 1:
             raise ArgumentError("kappa", f"{kappa!r} must be >= 1 (the condition number of XᵀX)")
         if m < d:
-            raise ArgumentError("m", f"{m!r} must be >= d = {d!r} for a unique least-squares optimum")
+            raise ArgumentError("m", f"{m!r} must be >= d = {d!r} for a unique least-squares "
+                                     "optimum")
         rng = np.random.default_rng(seed)
         U = np.linalg.qr(rng.standard_normal((m, d)))[0]
         V = _rotation(d, seed + 1)
@@ -164,10 +168,10 @@ def linear_regression(X=None, y=None, *, m: int = 50, d: int = 10, kappa: float 
         y = X @ rng.standard_normal(d) + noise * rng.standard_normal(m)
     X, y = np.asarray(X, np.float64), np.asarray(y, np.float64)
     if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ArgumentError("X, y", f"shapes {X.shape} and {y.shape} do not fit; X is m×d and y has m "
-                         "entries")
+        raise ArgumentError("X, y", f"shapes {X.shape} and {y.shape} do not fit; X is m×d and y "
+                                    "has m entries")
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
-        raise ArgumentError("X, y", f"contain non-finite values")
+        raise ArgumentError("X, y", "contain non-finite values")
     lam, Q = np.linalg.eigh(X.T @ X / X.shape[0])
     if lam[0] <= 1e-12 * lam[-1]:
         raise ArgumentError("X", f"XᵀX is singular (eigenvalues {lam[0]:.3g} … {lam[-1]:.3g}); the "

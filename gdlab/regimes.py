@@ -3,7 +3,8 @@
 One integer per run. The table below is the single source of names, descriptions and colours: the
 results file (``regime_names``), the CLI and the plot legends all read it.
 
-For gradient descent on a quadratic with curvature λ the error obeys e_{t+1} = r e_t with r = 1 − αλ, so
+For gradient descent on a quadratic with curvature λ the error obeys e_{t+1} = r e_t with
+r = 1 − αλ, so
 
 =====================  ==========  ===========================================
 regime                 r           αλ
@@ -16,13 +17,14 @@ diverging_monotone     r > 1       αλ < 0
 stalled                r = 1       α = 0
 =====================  ==========  ===========================================
 
-Non-quadratic losses add ``periodic`` (an attracting cycle of period p ≥ 2) and ``chaotic`` (bounded,
-no period, positive Lyapunov exponent); ``gdlab.dynamics`` decides those.
+Non-quadratic losses add ``periodic`` (an attracting cycle of period p ≥ 2) and ``chaotic``
+(bounded, no period, positive Lyapunov exponent); ``gdlab.dynamics`` decides those.
 
-:func:`classify` decides the regime from simulation statistics only (the measured growth of the error
-and the observed sign flips), never from the formula; ``gdlab.theory`` predicts it from the formula. Growth is measured as the largest error in the late
-half of the horizon over the largest in the early half, so it is also robust for momentum, whose
-error rotates rather than shrinking step by step.
+:func:`classify` decides the regime from simulation statistics only (the measured growth of the
+error and the observed sign flips), never from the formula; ``gdlab.theory`` predicts it from the
+formula. Growth is measured as the largest error in the late half of the horizon over the largest in
+the early half, so it is also robust for momentum, whose error rotates rather than shrinking step by
+step.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ _CONVERGING = (Regime.CONVERGING_MONOTONE, Regime.CONVERGING_OSCILLATING)
 _DIVERGING = (Regime.DIVERGING_MONOTONE, Regime.DIVERGING_OSCILLATING)
 
 
-def trajectory_table(alpha: float, steps, w, w_star: float, rows: int, diverged_at: int = -1) -> str:
+def trajectory_table(alpha: float, steps, w, w_star: float, rows: int,
+                     diverged_at: int = -1) -> str:
     """Rows ``t  w_t  |w* − w_t|`` for the first ``rows`` steps of one run."""
     lines = [f"α = {alpha:g}", f"{'t':>5} {'w_t':>16} {'|w* − w_t|':>16}"]
     for t, wt in zip(steps[: rows + 1], w[: rows + 1]):
@@ -53,7 +54,8 @@ def intervals(alpha, mask) -> list[tuple[float, float]]:
 def format_intervals(spans) -> str:
     if not spans:
         return "no grid value"
-    return ", ".join(f"α = {lo:.6g}" if lo == hi else f"{lo:.6g} ≤ α ≤ {hi:.6g}" for lo, hi in spans)
+    return ", ".join(f"α = {lo:.6g}" if lo == hi else f"{lo:.6g} ≤ α ≤ {hi:.6g}"
+                     for lo, hi in spans)
 
 
 def q4_statement(alpha, regime, curvature: float) -> dict[str, str]:

@@ -234,7 +234,8 @@ def run_directory(out: Path, overwrite: bool, *, protect: Iterable[Path] = ()):
         tmp.mkdir()
         (tmp / _OWNER).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
     except OSError as e:
-        raise RunDirError(f"{out}: cannot create it ({e.strerror or e}); choose another --out") from None
+        raise RunDirError(f"{out}: cannot create it ({e.strerror or e}); "
+                          "choose another --out") from None
     with _LOCK:
         _ACTIVE.add(tmp)
     try:
@@ -274,7 +275,8 @@ def _commit(tmp: Path, out: Path, overwrite: bool) -> None:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         raise RunDirError(f"{out}: appeared while this run was computing (another run writing "
-                          f"there?); these results are kept in {kept}: rename it, or delete it") from None
+                          f"there?); these results are kept in {kept}: rename it, or delete "
+                          "it") from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -1,11 +1,11 @@
 """Disjoint shards of one sweep, run by separate processes or hosts, merged into one run directory.
 
-``gdlab run CONFIG --set sweep.shard=i/n --out DIR_i`` simulates only the i-th of n contiguous slices
-of the flattened grid and writes the engine's raw per-run statistics (``shard.npz``) with the resolved
-config (``shard.json``). ``gdlab merge DIR_0 … DIR_{n−1} --out DIR`` checks that the shards belong to
-one config and cover it exactly once, concatenates them, and finishes the study from the merged
-statistics: the run directory equals a single-process run's (timings aside). No process needs to see
-another, so this works across hosts with nothing but a shared (or copied) filesystem.
+``gdlab run CONFIG --set sweep.shard=i/n --out DIR_i`` simulates only the i-th of n contiguous
+slices of the flattened grid and writes the engine's raw per-run statistics (``shard.npz``) with the
+resolved config (``shard.json``). ``gdlab merge DIR_0 … DIR_{n−1} --out DIR`` checks that the shards
+belong to one config and cover it exactly once, concatenates them, and finishes the study from the
+merged statistics: the run directory equals a single-process run's (timings aside). No process needs
+to see another, so this works across hosts with nothing but a shared (or copied) filesystem.
 
 Merge trusts nothing it reads: each shard.json key is type- and range-checked and its config
 validated again, and each array of shard.npz must be whole, have the dtype and shape the config
@@ -30,6 +30,7 @@ import numpy as np
 from gdlab import config as config_lib
 from gdlab import engine, rundir
 from gdlab.errors import GdlabError
+from gdlab.interfaces import Linear, Modal
 
 __all__ = ["write_shard", "merge"]
 
@@ -40,7 +41,8 @@ def write_shard(cfg, out: Path, sim: engine.Simulation, *, overwrite: bool, envi
                 log=print) -> dict:
     i, n = cfg.shard
     arrays = {"w_final": np.asarray(sim.w_final)}
-    arrays.update({f"stats_{k}": np.asarray(v) for k, v in sim.stats._asdict().items() if v is not None})
+    arrays.update({f"stats_{k}": np.asarray(v) for k, v in sim.stats._asdict().items()
+                   if v is not None})
     if sim.snapshots is not None:
         arrays["snapshots"] = np.asarray(sim.snapshots)
     meta = {"config_path": cfg.path, "config": cfg.resolved, "shard": [i, n],
@@ -55,10 +57,10 @@ def write_shard(cfg, out: Path, sim: engine.Simulation, *, overwrite: bool, envi
 
 
 class _Spec(NamedTuple):
-    """What one array of shard.npz may hold. ``kind`` "int" is int32, "float" the config's run.dtype;
-    every value is finite and in [lo, hi] ("T": run.steps) or equals ``also``; ``tail`` is the shape
-    after the run axis, "w" standing for the parameter's shape and None for any length (the same in
-    every shard)."""
+    """What one array of shard.npz may hold. ``kind`` "int" is int32, "float" the config's
+    run.dtype; every value is finite and in [lo, hi] ("T": run.steps) or equals ``also``; ``tail``
+    is the shape after the run axis, "w" standing for the parameter's shape and None for any length
+    (the same in every shard)."""
 
     kind: str
     lo: float
@@ -120,8 +122,8 @@ def _read_meta(directory: Path) -> dict:
                          "gdlab run CONFIG --set sweep.shard=i/n")
     path = directory / "shard.json"
     if not path.exists():
-        raise GdlabError(f"{directory}: not a shard directory (no shard.json); shards are written by "
-                         "gdlab run CONFIG --set sweep.shard=i/n")
+        raise GdlabError(f"{directory}: not a shard directory (no shard.json); shards are written "
+                         "by gdlab run CONFIG --set sweep.shard=i/n")
     if not path.is_file():
         _fail(directory, "shard.json", "not a regular file")
     try:
@@ -156,7 +158,8 @@ def _check_meta(directory: Path, meta: dict) -> tuple:
     valid quadratic sweep config whose sweep.shard is i/n; runs the size of slice i of n of the
     config's N runs, [i·N//n, (i+1)·N//n); compile_s and run_s finite and >= 0.
     Returns (config, i, n)."""
-    fail = lambda key, problem, shard="i/n": _fail(directory, "shard.json", f"{key}: {problem}", shard)
+    fail = lambda key, problem, shard="i/n": _fail(directory, "shard.json", f"{key}: {problem}",
+                                                   shard)
     for key, (types, what) in _META.items():
         if key not in meta:
             fail(key, f"missing; it must be {what}")
@@ -181,7 +184,7 @@ def _check_meta(directory: Path, meta: dict) -> tuple:
         cfg = config_lib.from_table(meta["config"], meta["config_path"])
     except ValueError as e:
         fail("config", str(e), spec)
-    if not isinstance(cfg, config_lib.SweepConfig) or not hasattr(cfg.problem_value, "eigenvalues"):
+    if not isinstance(cfg, config_lib.SweepConfig) or not isinstance(cfg.problem_value, Linear):
         fail("config", "not a quadratic sweep config; only those are sharded", spec)
     if cfg.shard != (i, n):
         fail("config", f"sweep.shard = {cfg.resolved['sweep'].get('shard')!r} disagrees with "
@@ -189,8 +192,8 @@ def _check_meta(directory: Path, meta: dict) -> tuple:
     total = math.prod(len(v) for v in cfg.axes.values())
     size = (i + 1) * total // n - i * total // n
     if meta["runs"] != size:
-        fail("runs", f"{meta['runs']!r}, but shard {spec} of the config's {total} runs holds {size}",
-             spec)
+        fail("runs", f"{meta['runs']!r}, but shard {spec} of the config's {total} runs "
+                     f"holds {size}", spec)
     return cfg, i, n
 
 
@@ -230,7 +233,7 @@ def _check_arrays(directory: Path, arrays: dict, cfg, runs: int, spec: str) -> N
     shape (runs, *tail) and its values; name the first offending array and an index and value."""
     fail = lambda problem: _fail(directory, "shard.npz", problem, spec)
     problem = cfg.problem_value
-    expected = [k for k in _ARRAYS if k != "stats_mode_flips" or hasattr(problem, "modes")]
+    expected = [k for k in _ARRAYS if k != "stats_mode_flips" or isinstance(problem, Modal)]
     for name in expected:
         if name not in arrays and name != "snapshots":
             fail(f"array {name} is missing")
@@ -258,8 +261,8 @@ def _check_arrays(directory: Path, arrays: dict, cfg, runs: int, spec: str) -> N
         bad = np.flatnonzero(~ok)
         if bad.size:
             at = np.unravel_index(bad[0], a.shape)
-            fail(f"{name}[{', '.join(map(str, at))}] = {a[at].item()!r} ({bad.size} of {a.size} values "
-                 f"bad); it must be {_allowed(s, cfg.steps)}")
+            fail(f"{name}[{', '.join(map(str, at))}] = {a[at].item()!r} ({bad.size} of {a.size} "
+                 f"values bad); it must be {_allowed(s, cfg.steps)}")
 
 
 def _load(directory) -> _Shard:
@@ -274,7 +277,8 @@ def _load(directory) -> _Shard:
 
 def _unsharded(cfg) -> dict:
     """The resolved config without sweep.shard: equal for every shard of one sweep."""
-    return {**cfg.resolved, "sweep": {k: v for k, v in cfg.resolved["sweep"].items() if k != "shard"}}
+    return {**cfg.resolved,
+            "sweep": {k: v for k, v in cfg.resolved["sweep"].items() if k != "shard"}}
 
 
 def _check_together(shards: list[_Shard]) -> list[_Shard]:
@@ -284,8 +288,8 @@ def _check_together(shards: list[_Shard]) -> list[_Shard]:
     by_index = {}
     for s in shards:
         if s.count != first.count or _unsharded(s.cfg) != _unsharded(first.cfg):
-            raise GdlabError(f"{s.directory}: shard {s.index}/{s.count} belongs to a different sweep "
-                             f"than {first.directory}; merge shards of one config")
+            raise GdlabError(f"{s.directory}: shard {s.index}/{s.count} belongs to a different "
+                             f"sweep than {first.directory}; merge shards of one config")
         if s.index in by_index:
             raise GdlabError(f"{s.directory}: shard {s.index}/{s.count} given twice "
                              f"({by_index[s.index].directory} and {s.directory})")
@@ -306,16 +310,13 @@ def _check_together(shards: list[_Shard]) -> list[_Shard]:
     return [by_index[i] for i in range(first.count)]
 
 
-def merge(directories: list[str], out: Path, *, overwrite: bool = False, progress=None,
-          log=print) -> dict:
-    """Merge shard directories into one complete run directory at ``out``.
+def merge(directories: list[str]):
+    """The configuration and the raw simulation of the whole grid, from its shard directories.
 
-    Every shard is checked before anything is written (``_load``, ``_check_together``); a bad one
-    raises GdlabError with one line naming the directory, the file, the key or array and the fix.
+    Every shard is checked first (``_load``, ``_check_together``); a bad one raises GdlabError with
+    one line naming the directory, the file, the key or array and the fix. The caller finishes the
+    study from the result: ``study.run_sweep_study(cfg, out, simulation=sim)`` (``gdlab merge``).
     """
-    from gdlab.study import run_sweep_study
-
-    rundir.check_target(out, overwrite)
     if not directories:
         raise GdlabError("merge: give the shard directories, e.g. "
                          "gdlab merge runs/s0 runs/s1 --out runs/all")
@@ -324,7 +325,6 @@ def merge(directories: list[str], out: Path, *, overwrite: bool = False, progres
                        else None)
     stats = engine.RunStats(**{k: cat(f"stats_{k}") for k in _FIELDS})
     sim = engine.Simulation(cat("w_final"), stats, cat("snapshots"),
-                            sum(p.compile_s for p in parts), sum(p.run_s for p in parts))
-    cfg = config_lib.from_table(_unsharded(parts[0].cfg), parts[0].cfg.path)
-    return run_sweep_study(cfg, out, overwrite=overwrite, progress=progress, log=log,
-                           simulation=sim)
+                            sum(p.compile_s for p in parts), sum(p.run_s for p in parts),
+                            path="merged shards")
+    return config_lib.from_table(_unsharded(parts[0].cfg), parts[0].cfg.path), sim

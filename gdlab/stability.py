@@ -1,7 +1,7 @@
 r"""Stability regions of linear optimizers on a quadratic, derived in optax's own update convention.
 
-Along an eigen-direction with curvature λ the gradient is g = λe (e = w − w*), and each optimizer is a
-linear map of its state s = (e, v) (v: the momentum trace, ``optax.trace``):
+Along an eigen-direction with curvature λ the gradient is g = λe (e = w − w*), and each optimizer is
+a linear map of its state s = (e, v) (v: the momentum trace, ``optax.trace``):
 
 * ``sgd`` — e ← (1 − αλ)e. Converges iff 0 < αλ < 2; oscillates iff αλ > 1.
 * ``momentum`` (heavy ball, ``optax.sgd(α, momentum=β)``): v ← g + βv, e ← e − αv, so
@@ -26,8 +26,9 @@ gradient); gdlab shows its map empirically only.
 
 from __future__ import annotations
 
-from gdlab.errors import ArgumentError
 import numpy as np
+
+from gdlab.errors import ArgumentError
 
 __all__ = ["LINEAR_OPTIMIZERS", "iteration_matrix", "roots", "spectral_radius", "converges",
            "critical_alpha", "oscillation_onset"]
@@ -37,8 +38,8 @@ LINEAR_OPTIMIZERS = ("sgd", "momentum", "nesterov")
 
 def _check(optimizer: str):
     if optimizer not in LINEAR_OPTIMIZERS:
-        raise ArgumentError("optimizer", f"optimizer {optimizer!r}: no closed-form stability region; "
-                         f"known for {', '.join(LINEAR_OPTIMIZERS)}", prefix=False)
+        raise ArgumentError("optimizer", f"optimizer {optimizer!r}: no closed-form stability "
+                            f"region; known for {', '.join(LINEAR_OPTIMIZERS)}", prefix=False)
 
 
 def iteration_matrix(optimizer: str, alpha, lam, beta=0.0) -> np.ndarray:

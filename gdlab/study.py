@@ -17,6 +17,7 @@ import numpy as np
 import gdlab
 from gdlab import boundary, plots, quadratics, report, resources, rundir, stability, theory
 from gdlab.config import ConfigError, SweepConfig
+from gdlab.interfaces import Linear
 from gdlab.regimes import REGIME_NAMES
 
 __all__ = ["run_sweep_study", "environment"]
@@ -63,10 +64,10 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     t_start = time.perf_counter()
     rundir.check_target(out, overwrite)
     problem = cfg.problem_value
-    if cfg.shard is not None and not hasattr(problem, "eigenvalues"):
+    if cfg.shard is not None and not isinstance(problem, Linear):
         raise ConfigError(f"{cfg.path}: sweep.shard: sharding is supported for quadratic sweeps, "
                          "not for orbit studies of non-quadratic losses")
-    if not hasattr(problem, "eigenvalues"):  # not a quadratic: study the orbits instead
+    if not isinstance(problem, Linear):  # not a quadratic: study the orbits instead
         from gdlab.orbit_study import run_orbit_study
         return run_orbit_study(cfg, out, overwrite=overwrite, progress=progress, log=log,
                                environment=environment())
@@ -101,7 +102,7 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
         from gdlab.shards import write_shard
         return write_shard(cfg, out, res, overwrite=overwrite, environment=environment(), log=log)
 
-    linear = (cfg.optimizer in stability.LINEAR_OPTIMIZERS and hasattr(problem, "eigenvalues")
+    linear = (cfg.optimizer in stability.LINEAR_OPTIMIZERS and isinstance(problem, Linear)
               and keep == "all")
     pred = agree = region = None
     if linear:
@@ -121,9 +122,9 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
         "keep": keep,
     }
     if keep == "compact":
-        summary["compact"] = ("only regime and steps_to_tol were kept (every statistic would not fit "
-                              "in the memory limit): no theory comparison; run a smaller grid, or "
-                              f"raise ${resources.ENV_LIMIT}, for the agreement figures")
+        summary["compact"] = ("only regime and steps_to_tol were kept (every statistic would not "
+                              "fit in the memory limit): no theory comparison; run a smaller "
+                              f"grid, or raise ${resources.ENV_LIMIT}, for the agreement figures")
     lines = [f"gdlab {gdlab.__version__}: {cfg.path}: {res.n_runs} runs × {res.steps} steps, "
              f"{cfg.optimizer}, {res.dtype}, {jax.default_backend()}"]
     if traj is not None:
@@ -133,7 +134,7 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
                 lines.append(report.trajectory_table(float(a), traj.snapshot_steps,
                                                      traj.trajectory[i], float(w_star[i, 0]),
                                                      cfg.table_steps, int(traj.diverged_at[i])))
-    if res.w_star is not None and not scalar_w and hasattr(problem, "eigenvalues"):
+    if res.w_star is not None and not scalar_w and isinstance(problem, Linear):
         ev = np.asarray(problem.eigenvalues(), np.float64)
         if ev.ndim == 1:
             summary["spectrum"] = {"lam_min": ev.min(), "lam_max": ev.max(),
@@ -247,8 +248,10 @@ def _plots(directory: Path, res, pred, traj, const_lam, problem, cfg, linear) ->
     if len(res.axes) == 1:
         bounds = {}
         if linear and const_lam is not None:
-            bounds = {"oscillation starts": float(stability.oscillation_onset(cfg.optimizer, const_lam, beta)),
-                      "divergence starts": float(stability.critical_alpha(cfg.optimizer, const_lam, beta))}
+            bounds = {"oscillation starts":
+                          float(stability.oscillation_onset(cfg.optimizer, const_lam, beta)),
+                      "divergence starts":
+                          float(stability.critical_alpha(cfg.optimizer, const_lam, beta))}
         files += plots.save(plots.regime_strip(res.alpha, res.regime,
                                                None if pred is None else pred.regime, bounds,
                                                title=f"Regime per step size — {title}"),

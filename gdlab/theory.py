@@ -6,7 +6,8 @@ With curvature λ and step size α the error e_t = w_t − w* obeys (homework Q4
 
 Hence: monotone convergence for 0 ≤ r < 1 (0 < αλ ≤ 1), oscillating convergence for −1 < r < 0
 (1 < αλ < 2), a period-2 cycle at r = −1 (αλ = 2), divergence for |r| > 1, no motion at α = 0; and
-the first t with |e_t| < tol is the smallest t ≥ 0 with |r|^t |e_0| < tol (−1 if beyond the horizon T).
+the first t with |e_t| < tol is the smallest t ≥ 0 with |r|^t |e_0| < tol (−1 if beyond
+the horizon T).
 
 Predictions are evaluated in float64 on exactly the (dtype-rounded) numbers the simulation used.
 A run is *rounding-sensitive* when float rounding, not the formula, decides its outcome: its |r| is
@@ -24,6 +25,7 @@ import numpy as np
 
 from gdlab import modes, stability
 from gdlab.errors import ArgumentError
+from gdlab.interfaces import Linear
 from gdlab.regimes import Regime
 
 __all__ = ["Prediction", "Agreement", "rate", "predict_regime", "predict_steps_to_tol",
@@ -103,7 +105,7 @@ def predict(result) -> Prediction:
     if result.optimizer not in stability.LINEAR_OPTIMIZERS:
         raise ArgumentError("theory", f"no closed form here for optimizer {result.optimizer!r}; "
                          f"theory covers {', '.join(stability.LINEAR_OPTIMIZERS)}")
-    if not hasattr(result.problem, "eigenvalues"):
+    if not isinstance(result.problem, Linear):
         raise ArgumentError("theory", f"{type(result.problem).__name__} is not a quadratic; "
                          "no closed form")
     if result.optimizer != "sgd" or result.w_star.ndim > len(result.grid_shape):
@@ -156,12 +158,14 @@ def _predict_modes(result) -> Prediction:
                         scale=scale)
     underflow = (scale > 0) & (scale < np.finfo(result.dtype).tiny / eps)
     r = (1.0 - alpha * lam.max(axis=1)).reshape(grid) if result.optimizer == "sgd" else None
-    return Prediction(r=r, regime=mp.regime.reshape(grid), steps_to_tol=mp.steps_to_tol.reshape(grid),
+    return Prediction(r=r, regime=mp.regime.reshape(grid),
+                      steps_to_tol=mp.steps_to_tol.reshape(grid),
                       sensitive=(mp.sensitive | underflow).reshape(grid), rho=mp.rho.reshape(grid))
 
 
 def agreement(result, prediction: Prediction) -> Agreement:
-    """Fraction of comparable runs whose simulated regime *and* steps-to-tol equal the prediction."""
+    """Fraction of comparable runs whose simulated regime *and* steps-to-tol equal the
+    prediction."""
     keep = ~prediction.sensitive
     regime_ok = result.regime == prediction.regime
     steps_ok = result.steps_to_tol == prediction.steps_to_tol
@@ -182,8 +186,8 @@ def region_check(result, prediction: Prediction) -> dict:
 
     A cell is in the *band* around the boundary when its asymptotic factor ρ cannot be told from 1
     within the horizon — |log ρ|·(T/2) ≤ 1, growth or decay by less than a factor e over the half of
-    the horizon that the growth statistic compares — or when rounding decides it. Outside the band the
-    simulated "converges" must equal the closed form. The boundary distance is, per value of the
+    the horizon that the growth statistic compares — or when rounding decides it. Outside the band
+    the simulated "converges" must equal the closed form. The boundary distance is, per value of the
     other axes, |α̂* − α*| between the simulated edge (midpoint between the largest converging α and
     the next grid value) and the closed-form critical α.
     """

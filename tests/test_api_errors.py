@@ -1,5 +1,5 @@
-"""The Python API refuses bad arguments with gdlab's own exception, naming the argument, on one line,
-without warnings; sizes are refused before any work; nothing non-finite reaches a result."""
+"""The Python API refuses bad arguments with gdlab's own exception, naming the argument, on one
+line, without warnings; sizes are refused before any work; nothing non-finite reaches a result."""
 
 import dataclasses
 import time

@@ -19,7 +19,8 @@ def test_bisection_finds_two_over_lambda():
     kw = dict(steps=200, tol=1.0)
     found = boundary.locate(run_for(**kw), alphas, gdlab.sweep(P, alphas, **kw).regime)
     edges = {(b.below, b.above): b for b in found}
-    div = [b for (lo, hi), b in edges.items() if hi == "bounded_oscillation" or hi.startswith("diverging")]
+    div = [b for (lo, hi), b in edges.items()
+           if hi == "bounded_oscillation" or hi.startswith("diverging")]
     # Over T = 200 steps in float32 a run with |1 − α| = 1 − ε looks neutral once
     # ε·T/2 ≲ the rounding band (~1e-4), so the located edge is within ~1e-5 of 2; the bracket
     # itself is narrower than 1e-6·max(1, α) or than float32 resolution.
@@ -50,9 +51,11 @@ def test_double_well_orbits_periods_and_lyapunov():
     # The 2-cycle {p, q} of f(w) = w − αw(w² − 1) satisfies f(p) = q, f(q) = p (plain numpy).
     p, q = orb.late[2, -2], orb.late[2, -1]
     f = lambda w: w - 1.1 * w * (w * w - 1)
-    assert f(p) == pytest.approx(q, abs=1e-5) and f(q) == pytest.approx(p, abs=1e-5) and abs(p - q) > 0.1
+    assert (f(p) == pytest.approx(q, abs=1e-5) and f(q) == pytest.approx(p, abs=1e-5)
+            and abs(p - q) > 0.1)
     assert orb.regime[3] == Regime.CHAOTIC and orb.lyapunov[3] > 0.1
-    assert orb.diverged[4] and orb.regime[4] in (Regime.DIVERGING_OSCILLATING, Regime.DIVERGING_MONOTONE)
+    assert orb.diverged[4] and orb.regime[4] in (Regime.DIVERGING_OSCILLATING,
+                                                 Regime.DIVERGING_MONOTONE)
     assert np.all(np.isfinite(orb.late[~orb.diverged]))
 
 

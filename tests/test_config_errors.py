@@ -1,5 +1,7 @@
 """Every kind of bad input: exit status 2, one line naming file, key, value and fix, no output."""
 
+import re
+
 import pytest
 
 from gdlab import cli, config
@@ -27,8 +29,10 @@ def replace(old, new):
 
 
 CASES = [
-    ("invalid TOML", replace("steps = 20", "steps = = 20"), [], r"cfg.toml: invalid TOML: .*line 11"),
-    ("duplicate key", replace("steps = 20", "steps = 20\nsteps = 30"), [], r"cfg.toml: invalid TOML: .*"),
+    ("invalid TOML", replace("steps = 20", "steps = = 20"), [],
+     r"cfg.toml: invalid TOML: .*line 11"),
+    ("duplicate key", replace("steps = 20", "steps = 20\nsteps = 30"), [],
+     r"cfg.toml: invalid TOML: .*"),
     ("unknown key", replace("num = 31", "nmu = 31"), [],
      r"cfg.toml: sweep.alpha: unknown key 'nmu'; use start, stop, num and optionally scale"),
     ("misspelt key", replace("steps = 20", "stpes = 20"), [],
@@ -39,21 +43,25 @@ CASES = [
      r"cfg.toml: run.steps: '20' must be an integer \(e.g. 1\)"),
     ("float steps", replace("steps = 20", "steps = 20.5"), [],
      r"cfg.toml: run.steps: 20.5 must be an integer"),
-    ("num < 1", replace("num = 31", "num = 0"), [], r"cfg.toml: sweep.alpha.num: 0 must be an integer >= 1"),
+    ("num < 1", replace("num = 31", "num = 0"), [],
+     r"cfg.toml: sweep.alpha.num: 0 must be an integer >= 1"),
     ("steps < 1", replace("steps = 20", "steps = 0"), [], r"cfg.toml: run.steps: 0 must be >= 1"),
     ("tol <= 0", replace("tol = 1.0", "tol = 0.0"), [], r"cfg.toml: run.tol: 0.0 must be > 0"),
     ("tol < 0", replace("tol = 1.0", "tol = -1"), [], r"cfg.toml: run.tol: -1 must be > 0"),
     ("non-finite", replace("x = 1.0", "x = nan"), [], r"cfg.toml: problem.x: nan must be finite"),
-    ("inf in axis", replace("stop = 3.0", "stop = inf"), [], r"cfg.toml: sweep.alpha.stop: inf must be a finite number"),
-    ("nan in list", replace("alpha = { start = 0.0, stop = 3.0, num = 31 }", "alpha = [0.5, nan]"), [],
-     r"cfg.toml: sweep.alpha: .* non-finite value"),
+    ("inf in axis", replace("stop = 3.0", "stop = inf"), [],
+     r"cfg.toml: sweep.alpha.stop: inf must be a finite number"),
+    ("nan in list", replace("alpha = { start = 0.0, stop = 3.0, num = 31 }", "alpha = [0.5, nan]"),
+     [], r"cfg.toml: sweep.alpha: .* non-finite value"),
     ("start > stop", replace("start = 0.0", "start = 4.0"), [],
      r"cfg.toml: sweep.alpha: start 4.0 > stop 3.0; swap them"),
     ("x = 0", replace("x = 1.0", "x = 0.0"), [], r"cfg.toml: problem.x: 0.0 must be nonzero"),
     ("unknown problem", replace('"scalar_regression"', '"scalar_regresion"'), [],
-     r"cfg.toml: problem.name: 'scalar_regresion' is not one of 'scalar_regression', .* \(did you mean 'scalar_regression'\?\)"),
+     r"cfg.toml: problem.name: 'scalar_regresion' is not one of 'scalar_regression', .* "
+     r"\(did you mean 'scalar_regression'\?\)"),
     ("unknown optimizer", replace('"sgd"', '"sdg"'), [],
-     r"cfg.toml: optimizer.name: 'sdg' is not a known optimizer \(did you mean 'sgd'\?\); known: sgd, momentum"),
+     r"cfg.toml: optimizer.name: 'sdg' is not a known optimizer \(did you mean 'sgd'\?\); "
+     r"known: sgd, momentum"),
     ("bad dtype", replace('"float32"', '"float16"'), [],
      r"cfg.toml: run.dtype: 'float16' is not one of 'float32', 'float64'"),
     ("missing alpha", replace("alpha = { start = 0.0, stop = 3.0, num = 31 }", ""), [],
@@ -64,16 +72,19 @@ CASES = [
      r'cfg.toml: sweep.alpha.start: 0.0 must be > 0 with scale = "log"'),
     ("malformed --set", GOOD, ["run.steps"], r"--set 'run.steps': expected KEY=VALUE"),
     ("malformed --set value", GOOD, ["run.steps=[1,"], r"--set run.steps='\[1,': not a TOML value"),
-    ("--set unknown key", GOOD, ["run.stepz=5"], r"cfg.toml: run.stepz: unknown key \(did you mean 'steps'\?\)"),
+    ("--set unknown key", GOOD, ["run.stepz=5"],
+     r"cfg.toml: run.stepz: unknown key \(did you mean 'steps'\?\)"),
     ("--set bad value", GOOD, ["run.steps=-3"], r"cfg.toml: run.steps: -3 must be >= 1"),
-    ("--set into a value", GOOD, ["run.steps.x=1"], r"cfg.toml: --set run.steps.x=1: run.steps is not a table"),
+    ("--set into a value", GOOD, ["run.steps.x=1"],
+     r"cfg.toml: --set run.steps.x=1: run.steps is not a table"),
     ("bad trajectories", GOOD + "[report]\ntrajectories = 0.5\n", [],
      r"cfg.toml: report.trajectories: 0.5 must be a list, e.g. \[0.5, 1.5\]"),
 ]
 
 
-@pytest.mark.parametrize("name, text, sets, message", CASES, ids=[c[0] for c in CASES])
-def test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, name, text, sets, message):
+def refused(tmp_path, capsys, monkeypatch, text, sets, message):
+    """The config ``text`` with ``sets`` is refused: exit 2, one line matching ``message``, nothing
+    written."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cfg.toml").write_text(text, encoding="utf-8")
     argv = ["run", "cfg.toml", "--out", "out"]
@@ -84,10 +95,14 @@ def test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, name, t
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("gdlab: error: ")
-    import re
     assert re.search(message, lines[0]), lines[0]
     assert "Traceback" not in captured.err and captured.out == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.toml"]  # no output directory
+
+
+@pytest.mark.parametrize("name, text, sets, message", CASES, ids=[c[0] for c in CASES])
+def test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, name, text, sets, message):
+    refused(tmp_path, capsys, monkeypatch, text, sets, message)
 
 
 def test_good_config_loads_and_bare_word_override_is_a_string(tmp_path):
@@ -126,9 +141,10 @@ alpha = { start = 0.0, stop = 3.0, num = 11 }
 steps = 20
 """
 
-CASES_4 = [
+CASES_PROBLEMS = [
     ("unknown axis", QUAD.replace("[run]", "gamma = [1.0]\n[run]"), [],
-     r"cfg.toml: sweep.gamma: not a sweepable parameter \(sweepable here: alpha, lam_max, kappa, beta, w0\)"),
+     r"cfg.toml: sweep.gamma: not a sweepable parameter "
+     r"\(sweepable here: alpha, lam_max, kappa, beta, w0\)"),
     ("misspelt axis", QUAD.replace("[run]", "kapa = [1.0]\n[run]"), [],
      r"cfg.toml: sweep.kapa: not a sweepable parameter \(did you mean 'kappa'\? "),
     ("misspelt hparam", QUAD.replace("beta = 0.5", "betta = 0.5"), [],
@@ -144,20 +160,25 @@ CASES_4 = [
     ("dim not int", QUAD.replace("dim = 4", "dim = 4.5"), [],
      r"cfg.toml: problem.dim: 4.5 must be an integer"),
     ("singular data", QUAD.replace('name = "quadratic"\ndim = 4\nkappa = 10.0',
-                                   'name = "linear_regression"\nX = [[1.0, 2.0], [2.0, 4.0]]\ny = [1.0, 2.0]'),
+                                   'name = "linear_regression"\nX = [[1.0, 2.0], [2.0, 4.0]]\n'
+                                   'y = [1.0, 2.0]'),
      [], r"cfg.toml: problem: X: XᵀX is singular"),
     ("ragged X", QUAD.replace('name = "quadratic"\ndim = 4\nkappa = 10.0',
-                              'name = "linear_regression"\nX = [[1.0, 2.0], [2.0]]\ny = [1.0, 2.0]'),
+                              'name = "linear_regression"\nX = [[1.0, 2.0], [2.0]]\n'
+                              'y = [1.0, 2.0]'),
      [], r"cfg.toml: problem.X: rows must be non-empty and of equal length"),
     ("orbit window", QUAD + "[report]\norbit_window = 50\n", [],
      r"cfg.toml: report.orbit_window: 50 must be <= run.steps = 20"),
-    ("--set beta out of type", QUAD, ["optimizer.beta=fast"], r"cfg.toml: optimizer.beta: 'fast' must be a number"),
+    ("--set beta out of type", QUAD, ["optimizer.beta=fast"],
+     r"cfg.toml: optimizer.beta: 'fast' must be a number"),
 ]
 
 
-@pytest.mark.parametrize("name, text, sets, message", CASES_4, ids=[c[0] for c in CASES_4])
-def test_bad_issue4_config(tmp_path, capsys, monkeypatch, name, text, sets, message):
-    test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, name, text, sets, message)
+@pytest.mark.parametrize("name, text, sets, message", CASES_PROBLEMS,
+                         ids=[c[0] for c in CASES_PROBLEMS])
+def test_bad_problem_and_optimizer_config_is_refused(tmp_path, capsys, monkeypatch, name, text,
+                                                     sets, message):
+    refused(tmp_path, capsys, monkeypatch, text, sets, message)
 
 
 @pytest.mark.parametrize("value, message", [
@@ -165,15 +186,13 @@ def test_bad_issue4_config(tmp_path, capsys, monkeypatch, name, text, sets, mess
     ("0", r"run.devices: 0 must be >= 1"),
 ])
 def test_bad_devices(tmp_path, capsys, monkeypatch, value, message):
-    test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, "devices",
-                                          GOOD.replace("steps = 20", f"steps = 20\ndevices = {value}"),
-                                          [], message)
+    refused(tmp_path, capsys, monkeypatch,
+            GOOD.replace("steps = 20", f"steps = 20\ndevices = {value}"), [], message)
 
 
 def test_too_many_devices_is_a_clear_error(tmp_path, capsys, monkeypatch):
-    test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, "devices",
-                                          GOOD.replace("steps = 20", "steps = 20\ndevices = 99"),
-                                          [], r"cfg.toml: run.devices: 99 requested but only \d+ cpu device")
+    refused(tmp_path, capsys, monkeypatch, GOOD.replace("steps = 20", "steps = 20\ndevices = 99"),
+            [], r"cfg.toml: run.devices: 99 requested but only \d+ cpu device")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -181,11 +200,12 @@ def test_too_many_devices_is_a_clear_error(tmp_path, capsys, monkeypatch):
      r"cfg.toml: problem.w0: \[1.0, 2.0\] must be a number for scalar_regression"),
     (GOOD.replace("w0 = 0.0", "w0 = 1e40"), r"cfg.toml: problem.w0: 1e\+40 overflows float32"),
     (GOOD.replace("w0 = 0.0", "w0 = 1e30"), r"cfg.toml: problem.w0: .*exceeds"),
-    (QUAD.replace('name = "quadratic"\ndim = 4\nkappa = 10.0', 'name = "linear_regression"\ny = [1.0]'),
+    (QUAD.replace('name = "quadratic"\ndim = 4\nkappa = 10.0',
+                  'name = "linear_regression"\ny = [1.0]'),
      r"cfg.toml: problem: X, y: give both \(the data\) or neither"),
 ])
 def test_values_checked_against_the_problem(tmp_path, capsys, monkeypatch, text, message):
-    test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, "w0", text, [], message)
+    refused(tmp_path, capsys, monkeypatch, text, [], message)
 
 
 def test_unroll_auto_or_integer(tmp_path, capsys, monkeypatch):
@@ -193,6 +213,6 @@ def test_unroll_auto_or_integer(tmp_path, capsys, monkeypatch):
     ok.write_text(GOOD.replace("steps = 20", 'steps = 20\nunroll = "auto"'))
     assert config.load(ok).unroll == "auto"
     ok.unlink()
-    test_bad_config_exits_2_with_one_line(tmp_path, capsys, monkeypatch, "unroll",
-                                          GOOD.replace("steps = 20", 'steps = 20\nunroll = "fast"'),
-                                          [], r"run.unroll: 'fast' must be \"auto\" or an integer >= 1")
+    refused(tmp_path, capsys, monkeypatch,
+            GOOD.replace("steps = 20", 'steps = 20\nunroll = "fast"'),
+            [], r"run.unroll: 'fast' must be \"auto\" or an integer >= 1")

@@ -24,7 +24,8 @@ q = gdlab.problems.quadratic(dim=4, seed=0)
 resq = gdlab.sweep(q, np.linspace(0.0, 2.5, 37), over={"kappa": [1.0, 10.0, 100.0]}, steps=150,
                    tol=1e-2, optimizer="momentum", hparams={"beta": 0.5}, devices=4)
 np.savez(sys.argv[1], regime=res.regime, steps=res.steps_to_tol, w=res.w_final,
-         regime_q=resq.regime, steps_q=resq.steps_to_tol, compiles=gdlab.engine.compile_count() - before)
+         regime_q=resq.regime, steps_q=resq.steps_to_tol,
+         compiles=gdlab.engine.compile_count() - before)
 """
 
 

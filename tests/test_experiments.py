@@ -17,7 +17,8 @@ def test_q4_gd_dynamics_script(tmp_path):
 
 
 def test_momentum_condition_number_script():
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "momentum_condition_number.py")],
+    p = subprocess.run([sys.executable,
+                        os.path.join(ROOT, "experiments", "momentum_condition_number.py")],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "momentum's advantage grows like √κ, as predicted" in p.stdout

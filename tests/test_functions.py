@@ -1,11 +1,12 @@
-"""The homework functions (Q1-Q3): closed-form values, stability at extremes, and the three-way check."""
+"""The homework functions (Q1-Q3): closed-form values, stability at extremes, and the three-way
+check."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdlab import functions as F
-from gdlab.gradreport import run_homework_checks
+from gdlab.gradients import functions as F
+from gdlab.gradients.report import run_homework_checks
 
 DTYPES = ("float32", "float64")
 
@@ -38,7 +39,7 @@ def test_suite_covers_sizes_from_1_to_64():
     assert {r.setting for r in results} >= {"n=1, m=2", "n=64, m=65"}
 
 
-# --- closed forms -----------------------------------------------------------------------------------
+# --- closed forms ---------------------------------------------------------------------------------
 
 def test_sigmoid_closed_forms():
     assert float(F.sigmoid(jnp.zeros((1, 1)))[0, 0]) == 0.5
@@ -47,7 +48,8 @@ def test_sigmoid_closed_forms():
     with jax.enable_x64(True):
         s = 1 / (1 + np.exp(-x))
         np.testing.assert_allclose(F.sigmoid(jnp.asarray(x)), s, rtol=1e-14)
-        np.testing.assert_allclose(F.sigmoid_grad(jnp.asarray(x)), np.exp(-x) / (1 + np.exp(-x)) ** 2, rtol=1e-13)
+        np.testing.assert_allclose(F.sigmoid_grad(jnp.asarray(x)),
+                                   np.exp(-x) / (1 + np.exp(-x)) ** 2, rtol=1e-13)
 
 
 def test_sigmoid_grad_keeps_relative_accuracy_in_the_tail_in_float32():
@@ -70,7 +72,8 @@ def test_softmax_jacobian_matches_numpy():
     e = np.exp(x)
     s = e / e.sum()
     with jax.enable_x64(True):
-        np.testing.assert_allclose(F.softmax_jacobian(jnp.asarray(x)), np.diagflat(s) - s @ s.T, rtol=1e-14)
+        np.testing.assert_allclose(F.softmax_jacobian(jnp.asarray(x)), np.diagflat(s) - s @ s.T,
+                                   rtol=1e-14)
 
 
 @pytest.mark.parametrize("beta", [0.01, 0.5, 1.0, 10.0, 100.0])
@@ -80,8 +83,10 @@ def test_softplus_closed_forms(beta):
     np.testing.assert_allclose(F.softplus_grad(zero, beta), 0.5, rtol=1e-7)            # σ(0)
     x = np.array([[-2.0], [0.1], [3.0]])
     with jax.enable_x64(True):
-        np.testing.assert_allclose(F.softplus(jnp.asarray(x), beta), np.logaddexp(0, beta * x) / beta, rtol=1e-13)
-        np.testing.assert_allclose(F.softplus_grad(jnp.asarray(x), beta), 1 / (1 + np.exp(-beta * x)), rtol=1e-13)
+        np.testing.assert_allclose(F.softplus(jnp.asarray(x), beta),
+                                   np.logaddexp(0, beta * x) / beta, rtol=1e-13)
+        np.testing.assert_allclose(F.softplus_grad(jnp.asarray(x), beta),
+                                   1 / (1 + np.exp(-beta * x)), rtol=1e-13)
 
 
 def test_q2_q3_gradients_match_plain_numpy():
@@ -89,22 +94,32 @@ def test_q2_q3_gradients_match_plain_numpy():
     n, m = 4, 7
     x, z, w = (rng.standard_normal((n, 1)) for _ in range(3))
     A, X, W = rng.standard_normal((n, n)), rng.standard_normal((m, n)), rng.standard_normal((m, n))
-    y1, ym, b = rng.standard_normal((1, 1)), rng.standard_normal((m, 1)), rng.standard_normal((m, 1))
+    y1, ym, b = (rng.standard_normal((1, 1)), rng.standard_normal((m, 1)),
+                 rng.standard_normal((m, 1)))
     with jax.enable_x64(True):
         j = jnp.asarray
-        np.testing.assert_allclose(F.quadratic_form(j(x), j(A), j(z)), (x.T @ (A @ x + z)).item(), rtol=1e-13)
-        np.testing.assert_allclose(F.quadratic_form_grad(j(x), j(A), j(z)), (A + A.T) @ x + z, rtol=1e-13)
-        np.testing.assert_allclose(F.l2_single(j(w), j(x), j(y1)), 0.5 * (w.T @ x - y1).item() ** 2, rtol=1e-13)
-        np.testing.assert_allclose(F.l2_single_grad(j(w), j(x), j(y1)), (w.T @ x - y1).item() * x, rtol=1e-13)
-        np.testing.assert_allclose(F.l2_batch(j(w), j(X), j(ym)), np.sum((X @ w - ym) ** 2) / (2 * m), rtol=1e-13)
-        np.testing.assert_allclose(F.l2_batch_grad(j(w), j(X), j(ym)), X.T @ (X @ w - ym) / m, rtol=1e-13)
+        np.testing.assert_allclose(F.quadratic_form(j(x), j(A), j(z)), (x.T @ (A @ x + z)).item(),
+                                   rtol=1e-13)
+        np.testing.assert_allclose(F.quadratic_form_grad(j(x), j(A), j(z)), (A + A.T) @ x + z,
+                                   rtol=1e-13)
+        np.testing.assert_allclose(F.l2_single(j(w), j(x), j(y1)), 0.5 * (w.T @ x - y1).item() ** 2,
+                                   rtol=1e-13)
+        np.testing.assert_allclose(F.l2_single_grad(j(w), j(x), j(y1)), (w.T @ x - y1).item() * x,
+                                   rtol=1e-13)
+        np.testing.assert_allclose(F.l2_batch(j(w), j(X), j(ym)),
+                                   np.sum((X @ w - ym) ** 2) / (2 * m), rtol=1e-13)
+        np.testing.assert_allclose(F.l2_batch_grad(j(w), j(X), j(ym)), X.T @ (X @ w - ym) / m,
+                                   rtol=1e-13)
         zz = W @ x + b
-        np.testing.assert_allclose(F.linear_layer_loss(j(W), j(x), j(b), j(ym)), np.sum((zz - ym) ** 2), rtol=1e-13)
-        np.testing.assert_allclose(F.linear_layer_grad_W(j(W), j(x), j(b), j(ym)), 2 * (zz - ym) @ x.T, rtol=1e-13)
-        np.testing.assert_allclose(F.linear_layer_grad_b(j(W), j(x), j(b), j(ym)), 2 * (zz - ym), rtol=1e-13)
+        np.testing.assert_allclose(F.linear_layer_loss(j(W), j(x), j(b), j(ym)),
+                                   np.sum((zz - ym) ** 2), rtol=1e-13)
+        np.testing.assert_allclose(F.linear_layer_grad_W(j(W), j(x), j(b), j(ym)),
+                                   2 * (zz - ym) @ x.T, rtol=1e-13)
+        np.testing.assert_allclose(F.linear_layer_grad_b(j(W), j(x), j(b), j(ym)), 2 * (zz - ym),
+                                   rtol=1e-13)
 
 
-# --- stability at extremes ----------------------------------------------------------------------------
+# --- stability at extremes ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", F.CASE_NAMES)
@@ -117,7 +132,8 @@ def test_no_nan_or_inf_at_extreme_inputs(dtype, name):
             value, grad = jax.jit(case.value)(*args), jax.jit(case.grad)(*args)
             auto = jax.jit(jax.jacobian(case.value, argnums=case.argnum))(*args)
             for what, a in (("value", value), ("gradient", grad), ("autodiff", auto)):
-                assert np.all(np.isfinite(np.asarray(a))), f"{name} {dtype} β={beta}: {what} not finite"
+                assert np.all(np.isfinite(np.asarray(a))), (
+                    f"{name} {dtype} β={beta}: {what} not finite")
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
@@ -133,7 +149,7 @@ def test_activation_limits_are_exact(dtype):
         np.testing.assert_array_equal(F.softmax_jacobian(logits), np.zeros((3, 3)))
 
 
-# --- registry ----------------------------------------------------------------------------------------
+# --- registry -------------------------------------------------------------------------------------
 
 def test_registry_entries_are_complete():
     assert len(set(F.CASE_NAMES)) == len(F.CASES) == 8
@@ -155,5 +171,6 @@ def test_make_inputs_follow_the_column_vector_convention():
 
 
 def test_get_case_unknown_name_suggests_the_closest():
-    with pytest.raises(ValueError, match=r"unknown function 'softmx' \(did you mean 'softmax'\?\); known: sigmoid"):
+    with pytest.raises(ValueError, match=r"unknown function 'softmx' \(did you mean 'softmax'\?\); "
+                                         r"known: sigmoid"):
         F.get_case("softmx")

@@ -1,4 +1,4 @@
-"""The GPU kernel (gdlab.fused) reproduces the per-step engine, and lowers to Triton.
+"""The GPU kernel (gdlab.engine.fused) reproduces the per-step engine, and lowers to Triton.
 
 On a CPU the kernel runs in Pallas' interpreter: the same kernel body, tiles, speculation and
 redo, executed by XLA:CPU, so its results are compared bit for bit with the per-step loop. Lowering
@@ -11,7 +11,7 @@ import pytest
 from engines import P, assert_same, both
 
 import gdlab
-from gdlab import fused
+from gdlab.engine import fused
 
 SGD = gdlab.optimizers.get("sgd")
 P32 = P._replace(x=np.float32(1.0), y=np.float32(100.0))
@@ -36,8 +36,8 @@ def test_gradient_descent_bit_identical(steps, dtype):
 
 def test_runs_that_leave_the_noise_floor_are_redone():
     # w₀ within the noise floor of w* (64 ulps of 100 ≈ 7.6e-4) and within tol: every block starts
-    # settled and takes quiet tiles (no counters). For α > 2 the error then grows by |1 − α| per step
-    # past the floor inside a tile, so those tiles must be redone with the counters.
+    # settled and takes quiet tiles (no counters). For α > 2 the error then grows by |1 − α| per
+    # step past the floor inside a tile, so those tiles must be redone with the counters.
     fast, slow = fused_both(alphas=np.linspace(0.0, 3.0, 1001), w0=100.0001, steps=120, tol=1.0)
     assert (slow.flips > 10).sum() > 100 and (slow.diverged_at > 0).sum() > 100
     assert_same(fast, slow)
@@ -73,7 +73,7 @@ def test_update_only_as_the_per_step_loop():
     args = (P32, {"alpha": a}, np.zeros(a.size, np.float32), None, np.float32(1.0))
     kw = dict(make_optimizer=SGD.make, steps=120, dtype=np.float32, rate=False, statistics=False)
     w, st, _ = jax.jit(fused.program(P_AXES, {"alpha": 0}, interpret=True, block=64, **kw))(*args)
-    ref_w, ref, _ = jax.vmap(lambda h, w0: gdlab.engine._run(
+    ref_w, ref, _ = jax.vmap(lambda h, w0: gdlab.engine._loop._run(
         P32, h, w0, None, np.float32(1.0), make_optimizer=SGD.make, steps=120, unroll=1,
         record_every=None, statistics=False))({"alpha": a}, args[2])
     assert (np.asarray(st.t_freeze) > 0).sum() > 100

@@ -5,15 +5,16 @@ every check that runs before the work: the config's, the output path's and ``gdl
 """
 
 import random
-import shutil
 import re
+import shutil
 import tomllib
 import warnings
 from pathlib import Path
 
 import pytest
 
-from gdlab import cli, engine, gradient_study
+from gdlab import cli, engine
+from gdlab.gradients import study as gradient_study
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
 
@@ -48,7 +49,8 @@ def cases(n=360, seed=0):
     for cfg in CONFIGS:
         keys = list(leaves(tomllib.loads(cfg.read_text(encoding="utf-8")))) + EXTRA_KEYS
         for _ in range(n // len(CONFIGS)):
-            sets = [f"{rng.choice(keys)}={rng.choice(HOSTILE)}" for _ in range(rng.choice((1, 1, 2)))]
+            sets = [f"{rng.choice(keys)}={rng.choice(HOSTILE)}"
+                    for _ in range(rng.choice((1, 1, 2)))]
             out.append((cfg.name, sets))
     return out
 
@@ -140,7 +142,8 @@ def test_mutated_config_files(workdir, capsys, monkeypatch, no_work, mutation, c
 @pytest.mark.parametrize("what", ["directory", "fifo", "devnull"])
 def test_a_config_that_is_not_a_file_is_named_as_such(workdir, capsys, monkeypatch, what):
     import os
-    path = {"directory": workdir / "cfgs", "fifo": workdir / "fifo", "devnull": Path("/dev/null")}[what]
+    path = {"directory": workdir / "cfgs", "fifo": workdir / "fifo",
+            "devnull": Path("/dev/null")}[what]
     if what == "fifo":
         os.mkfifo(path)
     argv = ["run", path, "--out", workdir / "out"]

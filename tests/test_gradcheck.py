@@ -1,4 +1,5 @@
-"""gdlab.gradcheck: wrong gradients are caught and located, shapes are traced, bad input fails clearly."""
+"""gdlab.gradcheck: wrong gradients are caught and located, shapes are traced, bad input fails
+clearly."""
 import dataclasses
 import json
 import re
@@ -7,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdlab import functions as F
-from gdlab.gradcheck import GradCheckResult, check_gradient, trace_shapes
-from gdlab.gradreport import render_markdown, render_table, run_homework_checks, to_json
+from gdlab.gradients import functions as F
+from gdlab.gradients.gradcheck import GradCheckResult, check_gradient, trace_shapes
+from gdlab.gradients.report import render_markdown, render_table, run_homework_checks, to_json
 
 
 def inputs(name, n=3, m=4, dtype=np.float32, seed=0):
@@ -25,11 +26,11 @@ def worst_entry_in_message(result, got_fn, args):
     assert f"expected {c.expected:.6g}" in result.message
 
 
-# --- wrong gradients are caught ------------------------------------------------------------------------
+# --- wrong gradients are caught -------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_missing_transpose_in_dL_dW_is_caught_as_a_transpose(dtype):
-    args = inputs("linear_layer_W", n=3, m=3, dtype=dtype)           # square W: the shapes still fit
+    args = inputs("linear_layer_W", n=3, m=3, dtype=dtype)    # square W: the shapes still fit
 
     def wrong(W, x, b, y):
         return 2.0 * x @ (W @ x + b - y).T                          # x(z − y)ᵀ instead of (z − y)xᵀ
@@ -45,7 +46,8 @@ def test_missing_transpose_with_non_square_W_fails_on_shape():
     def wrong(W, x, b, y):
         return 2.0 * x @ (W @ x + b - y).T
     with pytest.raises(ValueError, match=re.escape("grad_f returned shape [3×5]") + ".*" +
-                       re.escape("must be W (argument 0)'s shape [5×3]; [3×5] is [5×3] transposed")):
+                       re.escape("must be W (argument 0)'s shape [5×3]; "
+                                 "[3×5] is [5×3] transposed")):
         check_gradient(F.linear_layer_loss, wrong, *args)
 
 
@@ -79,7 +81,8 @@ def test_missing_A_transpose_is_caught_and_located(dtype):
     assert "not a constant multiple or a transpose" in r.message
     assert "finite differences agree with autodiff" in r.message
     x, A, z = (np.float64(a) for a in args)
-    assert r.autodiff.expected == pytest.approx(((A + A.T) @ x + z)[r.autodiff.worst_index], rel=1e-5)
+    assert r.autodiff.expected == pytest.approx(((A + A.T) @ x + z)[r.autodiff.worst_index],
+                                                rel=1e-5)
     worst_entry_in_message(r, wrong, args)
 
 
@@ -109,12 +112,13 @@ def test_non_finite_autodiff_reference_is_reported():
     assert not r.passed and "autodiff is not finite at [0, 0]" in r.message
 
 
-# --- correct gradients pass; result contents ------------------------------------------------------------
+# --- correct gradients pass; result contents ------------------------------------------------------
 
 def test_correct_gradient_result_contents():
     args = inputs("l2_batch", n=3, m=6)
     r = check_gradient(F.l2_batch, F.l2_batch_grad, *args)
-    assert isinstance(r, GradCheckResult) and r.passed and r.message.startswith("PASS l2_batch [float32]")
+    assert (isinstance(r, GradCheckResult) and r.passed
+            and r.message.startswith("PASS l2_batch [float32]"))
     assert (r.param, r.param_shape, r.grad_shape, r.output_shape, r.layout) == (
         "w (argument 0)", (3, 1), (3, 1), (), "gradient")
     assert r.autodiff.max_rel_err <= 1e-5 and r.finite_differences.max_rel_err <= 1e-5
@@ -147,15 +151,16 @@ def test_unhashable_callables_work():
 
 
 def test_finite_differences_stay_accurate_for_a_huge_loss():
-    # L ~ 1e20 while |b_j| can be 1e-2: the fixed step ε^(1/3)·max(1,|b_j|) is all rounding; the step
-    # ladder picks a larger one, so the FD check keeps its meaning (error well below the tolerance).
+    # L ~ 1e20 while |b_j| can be 1e-2: the fixed step ε^(1/3)·max(1,|b_j|) is all rounding; the
+    # step ladder picks a larger one, so the FD check keeps its meaning (error well below the
+    # tolerance).
     case = F.get_case("linear_layer_b")
     args = case.make_inputs(0, 16, 17, np.float64, 1.0, 1e4)
     r = check_gradient(case.value, case.grad, *args, argnum=2)
     assert r.passed and r.finite_differences.max_rel_err < 1e-5
 
 
-# --- shape traces -----------------------------------------------------------------------------------------
+# --- shape traces ---------------------------------------------------------------------------------
 
 def test_l2_batch_shape_trace():
     n, m = 3, 7
@@ -164,7 +169,8 @@ def test_l2_batch_shape_trace():
                                                         ("Xᵀ(Xw − y)", (n, 1))]
     assert t.output == (n, 1) and dict(t.inputs)["w"] == (n, 1)
     assert t.short() == "Xw [7×1] → Xw − y [7×1] → Xᵀ(Xw − y) [3×1] → result [3×1]"
-    assert ("transpose", (n, m)) in [(s.primitive, s.shape) for s in t.steps]   # Xᵀ, read off the jaxpr
+    # Xᵀ, read off the jaxpr
+    assert ("transpose", (n, m)) in [(s.primitive, s.shape) for s in t.steps]
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -191,35 +197,42 @@ def test_gradient_of_the_wrong_shape_fails_loudly():
 
 def test_grad_f_that_cannot_be_traced_names_the_shapes():
     args = inputs("linear_layer_W", n=3, m=4)
-    with pytest.raises(ValueError, match=re.escape("grad_f failed on arguments of shapes ['[4×3]', '[3×1]'")):
+    with pytest.raises(ValueError, match=re.escape("grad_f failed on arguments of shapes "
+                                                   "['[4×3]', '[3×1]'")):
         check_gradient(F.linear_layer_loss, lambda W, x, b, y: 2 * (W @ x + b - y) @ x, *args)
 
 
-# --- bad input ---------------------------------------------------------------------------------------------
+# --- bad input ------------------------------------------------------------------------------------
 
 def test_bad_inputs_raise_clear_errors():
     w, X, y = inputs("l2_batch", n=3, m=6)
     bad = X.copy()
     bad[2, 1] = np.nan
-    with pytest.raises(ValueError, match=re.escape("X (argument 1, shape [6×3]) is not finite (nan at [2, 1])")):
+    with pytest.raises(ValueError, match=re.escape("X (argument 1, shape [6×3]) is not finite "
+                                                   "(nan at [2, 1])")):
         check_gradient(F.l2_batch, F.l2_batch_grad, w, bad, y)
-    with pytest.raises(TypeError, match=re.escape("w (argument 0) has dtype int64; the differentiated argument "
+    with pytest.raises(TypeError, match=re.escape("w (argument 0) has dtype int64; the "
+                                                  "differentiated argument "
                                                   "must be float32 or float64")):
         check_gradient(F.l2_batch, F.l2_batch_grad, np.ones((3, 1), np.int64), X, y)
-    with pytest.raises(ValueError, match=re.escape("argnum=3 but 3 argument(s) were given; pass 0..2")):
+    with pytest.raises(ValueError,
+                       match=re.escape("argnum=3 but 3 argument(s) were given; pass 0..2")):
         check_gradient(F.l2_batch, F.l2_batch_grad, w, X, y, argnum=3)
     with pytest.raises(TypeError, match="grad_f must be callable, got str"):
         check_gradient(F.l2_batch, "grad", w, X, y)
-    with pytest.raises(ValueError, match=re.escape("l2_batch: f failed on arguments of shapes ['[3×1]', '[6×4]'")):
+    with pytest.raises(ValueError, match=re.escape("l2_batch: f failed on arguments of shapes "
+                                                   "['[3×1]', '[6×4]'")):
         check_gradient(F.l2_batch, F.l2_batch_grad, w, np.ones((6, 4), np.float32), y)
 
 
 def test_run_homework_checks_validates_its_arguments():
-    with pytest.raises(ValueError, match=r"unknown function 'softmx' \(did you mean 'softmax'\?\); known: sigmoid, "):
+    with pytest.raises(ValueError, match=r"unknown function 'softmx' \(did you mean 'softmax'\?\); "
+                                         r"known: sigmoid, "):
         run_homework_checks(functions=["softmx"])
     with pytest.raises(ValueError, match="dtype='float16'; use one of 'float32', 'float64'"):
         run_homework_checks("float16")
-    with pytest.raises(ValueError, match=re.escape("betas: 0 is not allowed; softplus β must lie in (0, 100]")):
+    with pytest.raises(ValueError,
+                       match=re.escape("betas: 0 is not allowed; softplus β must lie in (0, 100]")):
         run_homework_checks(betas=(1.0, 0))
     with pytest.raises(ValueError, match=re.escape("betas: 101.0 is not allowed")):
         run_homework_checks(betas=(101.0,))
@@ -227,17 +240,19 @@ def test_run_homework_checks_validates_its_arguments():
         run_homework_checks(sizes=(0, 3))
 
 
-# --- rendering ----------------------------------------------------------------------------------------------
+# --- rendering ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def small_run():
-    return run_homework_checks("float32", sizes=(1, 3), betas=(1.0,), functions=["softplus", "l2_batch"])
+    return run_homework_checks("float32", sizes=(1, 3), betas=(1.0,),
+                               functions=["softplus", "l2_batch"])
 
 
 def test_render_table(small_run):
     table = render_table(small_run)
     lines = table.splitlines()
-    for col in ("function", "formula", "shape trace (traced)", "rel err vs autodiff", "rel err vs FD", "result"):
+    for col in ("function", "formula", "shape trace (traced)", "rel err vs autodiff",
+                "rel err vs FD", "result"):
         assert col in lines[0]
     assert "∇L = (1/m)Xᵀ(Xw − y)" in table and "Xw − y [4×1]" in table
     assert lines[-1] == f"{len(small_run)}/{len(small_run)} PASS (float32)"
@@ -254,7 +269,8 @@ def test_render_markdown_reads_as_the_worked_answer(small_run):
 
 def test_to_json_is_strict_json():
     good = run_homework_checks("float32", sizes=(2,), functions=["sigmoid"])
-    bad = check_gradient(lambda x: jnp.where(x >= 0, 1 / (1 + jnp.exp(-x)), jnp.exp(x) / (1 + jnp.exp(x))),
+    bad = check_gradient(lambda x: jnp.where(x >= 0, 1 / (1 + jnp.exp(-x)),
+                                             jnp.exp(x) / (1 + jnp.exp(x))),
                          F.sigmoid_grad, np.array([[1e4], [0.5]], np.float32))
     doc = to_json(good + [bad])
     text = json.dumps(doc, allow_nan=False)

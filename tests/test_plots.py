@@ -40,7 +40,8 @@ def test_reduced_strip_keeps_block_boundaries_at_the_right_alpha():
     edges, _ = plots.reduce_regimes(alpha, np.zeros(n, np.int8), cap)
     idx = _groups(alpha, edges, log=True)
     assert edges.size - 1 <= cap and idx[0] == 0 and idx[-1] == n
-    # Boundaries: two on a merged cell's edge (must be exact), two inside a cell (majority side wins).
+    # Boundaries: two on a merged cell's edge (must be exact), two inside a cell (majority side
+    # wins).
     on_edge = [idx[57], idx[301]]
     inside = [idx[120] + (idx[121] - idx[120]) // 4, idx[400] + 3 * (idx[401] - idx[400]) // 4]
     bounds = sorted(on_edge + inside)

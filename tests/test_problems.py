@@ -44,5 +44,6 @@ def test_problem_is_a_pytree_that_vmaps():
 
 
 def test_unknown_problem_suggests_name():
-    with pytest.raises(ValueError, match=r"unknown problem 'scalar_regresion' \(did you mean 'scalar_regression'\?\)"):
+    with pytest.raises(ValueError, match=r"unknown problem 'scalar_regresion' "
+                                         r"\(did you mean 'scalar_regression'\?\)"):
         problems.get("scalar_regresion")

@@ -25,7 +25,8 @@ def test_progress_off_when_not_a_terminal(capsys):
 
 
 def test_progress_rate_counts_overlapping_chunks_once(monkeypatch):
-    """Chunk k+1 runs while chunk k is collected: the intervals [0, 2] and [1, 3] took 3 s, not 4."""
+    """Chunk k+1 runs while chunk k is collected: the intervals [0, 2] and [1, 3] took 3 s, not
+    4."""
     import gdlab.progress as progress_mod
     clock = iter([0.0, 2.0, 3.0])
     monkeypatch.setattr(progress_mod.time, "perf_counter", lambda: next(clock))

@@ -17,14 +17,16 @@ def test_quadratic_gradient_spectrum_and_hessian():
     with jax.enable_x64(True):
         w = jnp.asarray(np.random.default_rng(0).standard_normal(6))
         np.testing.assert_allclose(np.asarray(q.grad(w)), H @ (np.asarray(w) - 0.5), rtol=1e-12)
-        np.testing.assert_allclose(np.asarray(jax.grad(q.loss)(w)), np.asarray(q.grad(w)), rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(jax.grad(q.loss)(w)), np.asarray(q.grad(w)),
+                                   rtol=1e-12)
         np.testing.assert_allclose(np.asarray(jax.hessian(q.loss)(w)), H, atol=1e-12)
 
 
 def test_explicit_spectrum():
     q = gdlab.problems.quadratic(spectrum=[3.0, 0.5, 1.0], seed=-1)
     np.testing.assert_allclose(np.sort(q.eigenvalues()), [0.5, 1.0, 3.0], rtol=1e-12)
-    assert float(q.curvature()) == 3.0 and quadratics.optimal_alpha([0.5, 3.0]) == pytest.approx(2 / 3.5)
+    assert (float(q.curvature()) == 3.0
+            and quadratics.optimal_alpha([0.5, 3.0]) == pytest.approx(2 / 3.5))
 
 
 def test_linear_regression_against_numpy():
@@ -35,8 +37,10 @@ def test_linear_regression_against_numpy():
     assert lam.max() / lam.min() == pytest.approx(30.0, rel=1e-8)
     with jax.enable_x64(True):
         w = jnp.ones(5)
-        np.testing.assert_allclose(np.asarray(lr.grad(w)), X.T @ (X @ np.ones(5) - y) / 40, rtol=1e-12)
-        np.testing.assert_allclose(np.asarray(jax.grad(lr.loss)(w)), np.asarray(lr.grad(w)), rtol=1e-10)
+        np.testing.assert_allclose(np.asarray(lr.grad(w)), X.T @ (X @ np.ones(5) - y) / 40,
+                                   rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(jax.grad(lr.loss)(w)), np.asarray(lr.grad(w)),
+                                   rtol=1e-10)
     inline = gdlab.problems.linear_regression([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], [1.0, 2.0, 3.0])
     assert inline.w_star.shape == (2,)
 

@@ -1,4 +1,5 @@
-"""Disjoint shards in separate processes, merged, equal a single-process run; merge refuses misuse."""
+"""Disjoint shards in separate processes, merged, equal a single-process run; merge refuses
+misuse."""
 
 import json
 import os
@@ -66,5 +67,6 @@ def test_merge_refuses_missing_duplicate_and_foreign_shards(tmp_path, capsys):
     ("a/b", "not a TOML value; write e.g. sweep.shard=3"),
 ])
 def test_bad_shard_spec(tmp_path, capsys, value, message):
-    assert cli.main(["run", CFG, "--set", f"sweep.shard={value}", "--out", str(tmp_path / "x")]) == 2
+    assert cli.main(["run", CFG, "--set", f"sweep.shard={value}",
+                     "--out", str(tmp_path / "x")]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -86,5 +86,6 @@ def test_two_runs_to_one_target_lose_nothing(tmp_path):
     assert len(err) == 1 and ("already exists" in err[0] or "appeared while" in err[0]), err
     assert rundir.is_gdlab_directory(tmp_path / "out")
     kept = [p for p in tmp_path.iterdir() if ".conflict-" in p.name]
-    assert len(kept) == ("appeared while" in err[0]) and all((k / "results.npz").exists() for k in kept)
+    assert (len(kept) == ("appeared while" in err[0])
+            and all((k / "results.npz").exists() for k in kept))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -1,11 +1,12 @@
-"""Momentum and Nesterov in optax's convention: the derived linear map, its region, and simulations."""
+"""Momentum and Nesterov in optax's convention: the derived linear map, its region, and
+simulations."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import gdlab
@@ -56,7 +57,8 @@ def test_closed_form_critical_alphas():
     assert stability.critical_alpha("momentum", 1.0, 0.5) == 3.0              # 2(1 + β)/λ
     assert stability.critical_alpha("nesterov", 1.0, 0.5) == pytest.approx(1.5)  # 2(1+β)/((1+2β)λ)
     assert stability.oscillation_onset("momentum", 1.0, 0.25) == pytest.approx(0.25)  # (1 − √β)²
-    assert stability.oscillation_onset("nesterov", 1.0, 1 / 3) == pytest.approx(0.25)  # ((1−β)/(1+β))²
+    assert (stability.oscillation_onset("nesterov", 1.0, 1 / 3)
+            == pytest.approx(0.25))  # ((1−β)/(1+β))²
     with pytest.raises(ValueError, match="no closed-form stability region"):
         stability.converges("adam", 1.0, 1.0)
 
@@ -86,6 +88,7 @@ def test_random_quadratics_agree_with_theory(spectrum, beta, optimizer, seed):
                       hparams=hp, w0=-1.0, steps=150, tol=0.05, chunk_size=24)
     pred = theory.predict(res)
     keep = ~pred.sensitive
+    assume(keep.any())   # an example whose every run rounding decides shows nothing: draw another
     np.testing.assert_array_equal(res.regime[keep], pred.regime[keep])
     np.testing.assert_array_equal(res.steps_to_tol[keep], pred.steps_to_tol[keep])
 

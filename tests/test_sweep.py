@@ -52,7 +52,8 @@ def test_sweep_equals_plain_loop(dtype):
         live = slice(None) if d < 0 else slice(0, d)
         # XLA may fuse a·b − c into one FMA: allow a few ulps of |w| + |update| per step.
         np.testing.assert_allclose(res.trajectory[i][live], ref[live],
-                                   rtol=64 * np.finfo(dtype).eps, atol=64 * np.finfo(dtype).eps * 10)
+                                   rtol=64 * np.finfo(dtype).eps,
+                                   atol=64 * np.finfo(dtype).eps * 10)
         if d >= 0:  # frozen at the last in-bound iterate, which the loop shows leaving the bound
             assert np.all(res.trajectory[i][d:] == res.trajectory[i][d - 1])
             assert not abs(ref[d] - y / x) <= np.sqrt(np.finfo(dtype).max)
@@ -88,7 +89,8 @@ def test_diverging_runs_are_frozen_never_inf_or_nan():
         assert np.all(np.isfinite(a))
     # Frozen at the first step beyond √(float32 max): |e_t| = 100·|1 − α|^t.
     bound = np.sqrt(np.finfo(np.float32).max)
-    expect = [int(np.ceil(np.log(bound / 100) / np.log(abs(1 - a)))) for a in (2.5, 3.0, 10.0, -1.0)]
+    expect = [int(np.ceil(np.log(bound / 100) / np.log(abs(1 - a))))
+              for a in (2.5, 3.0, 10.0, -1.0)]
     for got, want in zip(res.diverged_at, expect):
         assert abs(int(got) - want) <= 1
     assert list(res.regime) == [Regime.DIVERGING_OSCILLATING] * 3 + [Regime.DIVERGING_MONOTONE]

@@ -1,8 +1,10 @@
 """Theory vs simulation: predicted regimes and steps, agreement on the default grid, Q4.3."""
 
+import dataclasses
+
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import gdlab
@@ -68,6 +70,7 @@ def test_random_problems_agree_with_theory(x, y, w0, alphas):
                       tol=0.5, chunk_size=8)
     pred = theory.predict(res)
     keep = ~pred.sensitive
+    assume(keep.any())   # an example whose every run rounding decides shows nothing: draw another
     np.testing.assert_array_equal(res.regime[keep], pred.regime[keep])
     np.testing.assert_array_equal(res.steps_to_tol[keep], pred.steps_to_tol[keep])
 
@@ -81,6 +84,6 @@ def test_phase_map_agrees_with_theory():
 
 def test_theory_refuses_other_optimizers():
     res = gdlab.sweep(P, [0.5], steps=3)
-    object.__setattr__(res, "optimizer", "adam")
+    res = dataclasses.replace(res, optimizer="adam")
     with pytest.raises(ValueError, match="no closed form here for optimizer 'adam'"):
         theory.predict(res)

@@ -1,9 +1,9 @@
 """The CPU fast path (tiles of steps, packed state) reproduces the per-step engine."""
 
+import engines
 import numpy as np
 import pytest
-import engines
-from engines import P, FIELDS, assert_same, fast_path
+from engines import FIELDS, P, assert_same, fast_path
 
 import gdlab
 from gdlab import engine
@@ -27,8 +27,8 @@ def test_gradient_descent_bit_identical(steps, dtype):
 def test_momentum_same_regimes_and_freezes():
     # Stateful optimizers may contract a multiply-add differently: last-bit differences in w, so
     # compare what the results are made of, not bits.
-    kw = dict(alphas=np.linspace(0.0, 4.0, 201), optimizer="momentum", over={"beta": [0.0, 0.5, 0.9]},
-              steps=300, tol=1.0)
+    kw = dict(alphas=np.linspace(0.0, 4.0, 201), optimizer="momentum",
+              over={"beta": [0.0, 0.5, 0.9]}, steps=300, tol=1.0)
     fast, slow = both(**kw)
     np.testing.assert_array_equal(fast.diverged_at, slow.diverged_at)
     assert np.mean(fast.regime == slow.regime) >= 0.995
@@ -37,7 +37,7 @@ def test_momentum_same_regimes_and_freezes():
 
 
 def test_out_of_scope_runs_use_the_per_step_loop():
-    from gdlab import tiled
+    from gdlab.engine import tiled
     f32, f64 = np.float32, np.float64
     assert not tiled.eligible((3,), f32, 100, None, P)            # vector w
     assert not tiled.eligible((), f32, 100, 5, P)                 # snapshots
@@ -67,7 +67,8 @@ def test_runs_frozen_before_half_time_end_with_no_late_error(mode):
 
 def _tiled(alphas, steps, r=True):
     import jax
-    from gdlab import tiled
+
+    from gdlab.engine import tiled
     a = np.asarray(alphas, np.float32)
     p = gdlab.problems.scalar_regression(np.float32(1.0), np.float32(100.0))
     fn = jax.jit(lambda a: tiled.run(
@@ -79,7 +80,7 @@ def _tiled(alphas, steps, r=True):
 
 
 def test_speculation_holds_without_freezes_and_fails_on_one():
-    from gdlab import tiled
+    from gdlab.engine import tiled
     assert (tiled.TILE, tiled.GROUP) == (20, 5)      # the counts below follow from these
     # T = 1000 is 10 groups of 5 tiles of 20 steps, each checked once.
     assert _tiled(np.linspace(0.0, 1.99, 512), 1000) == (0, 10)
@@ -88,7 +89,8 @@ def test_speculation_holds_without_freezes_and_fails_on_one():
     assert 76 <= t <= 100
     assert _tiled(np.r_[np.linspace(0.0, 1.99, 511), 2.5], 1000, r=False) == (1, 10)
     # Groups divide the tile count, so no group is padded: T = 1001 has 25 + 26 tiles (the last one
-    # of a single step), in 17 groups of 3; only the group with that partial tile takes the exact step.
+    # of a single step), in 17 groups of 3; only the group with that partial tile takes the exact
+    # step.
     assert _tiled(np.linspace(0.0, 1.99, 512), 1001) == (1, 17)
     # T = 1100: halves of 550 steps take tiles of 11 (the largest divisor of 550 in [10, 20], so no
     # partial tile): 100 tiles in groups of 5.
@@ -98,7 +100,7 @@ def test_speculation_holds_without_freezes_and_fails_on_one():
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_a_run_does_not_depend_on_the_runs_beside_it(optimizer):
     # Shards and sub-sweeps must reproduce the whole sweep bit for bit: batch sizes are padded to
-    # whole vectors so that every batch is compiled the same way (see engine._layout).
+    # whole vectors so that every batch is compiled the same way (see engine._loop._layout).
     alphas = np.random.default_rng(0).uniform(0.0, 4.0, 37)
     over = {"sgd": {"x": [0.5, 1.0, 1.5]}, "momentum": {"beta": np.linspace(0.0, 0.9, 7)},
             "adam": {"b1": [0.0, 0.5, 0.9]}}[optimizer]
@@ -136,3 +138,17 @@ def test_double_well_bit_identical_through_chaos_and_escape():
     for f in ("regime", "steps_to_tol", "flips", "diverged_at", "final_error", "max_error",
               "growth", "w_final"):
         np.testing.assert_array_equal(getattr(fast, f), getattr(slow, f), err_msg=f)
+
+
+def test_the_engine_routes_to_the_path_it_says():
+    """The bit-identity tests above would pass if the engine stopped routing to the tiles: the
+    result records which program ran, and the routing rules are checked here."""
+    kw = dict(alphas=np.linspace(0.0, 3.0, 300), steps=30, progress=False)
+    with fast_path("auto"):
+        assert gdlab.sweep(P, **kw).engine_path == "tiled"                 # CPU default
+        assert gdlab.sweep(P, record_every=5, **kw).engine_path == "loop"  # out of the tiles' scope
+        assert gdlab.sweep(gdlab.problems.quadratic(dim=3), **kw).engine_path == "loop"  # modes
+    with fast_path("never"):
+        assert gdlab.sweep(P, **kw).engine_path == "loop"
+    with fast_path("fused"):
+        assert gdlab.sweep(P, **kw).engine_path == "fused"   # Pallas' interpreter on a CPU

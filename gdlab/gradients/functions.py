@@ -1,13 +1,13 @@
 """The homework functions of Lecture 1 (Q1-Q3), each with its hand-derived gradient.
 
-Convention (as in the homework): a vector is a column, an array of shape (n, 1) written [n×1]; a matrix
-X is [m×n]. A loss returns a scalar (shape ()). Elementwise activations (sigmoid, softplus) take any shape
-and their derivative has the shape of the input (the Jacobian is diagonal). The softmax Jacobian is the
-[n×n] matrix J_ij = ∂s_i/∂x_j.
+Convention (as in the homework): a vector is a column, an array of shape (n, 1) written [n×1]; a
+matrix X is [m×n]. A loss returns a scalar (shape ()). Elementwise activations (sigmoid, softplus)
+take any shape and their derivative has the shape of the input (the Jacobian is diagonal). The
+softmax Jacobian is the [n×n] matrix J_ij = ∂s_i/∂x_j.
 
 Every analytic gradient below is the closed form in its docstring, written out with jnp; none calls
-jax.grad. Key intermediates are tagged with ``label`` so that ``gdlab.gradcheck.trace_shapes`` can read
-their shapes off the traced program (the homework's "shape check").
+jax.grad. Key intermediates are tagged with ``label`` so that ``gdlab.gradcheck.trace_shapes`` can
+read their shapes off the traced program (the homework's "shape check").
 
 Numerical stability (no overflow or NaN for |x| up to 1e4 in float32 and float64, β in (0, 100]):
 sigmoid uses the two-branch form with both branches finite, softmax subtracts max(x), softplus uses
@@ -37,7 +37,8 @@ __all__ = [
 
 
 def label(x: jax.Array, name: str) -> jax.Array:
-    """Identity that tags ``x`` as the intermediate ``name`` in the traced program (a ``name`` equation)."""
+    """Identity that tags ``x`` as the intermediate ``name`` in the traced program (a ``name``
+    equation)."""
     return checkpoint_name(x, name)
 
 
@@ -46,14 +47,14 @@ def _scalar(a: jax.Array) -> jax.Array:
     return a.reshape(())
 
 
-# --- Q1: activations --------------------------------------------------------------------------------
+# --- Q1: activations ------------------------------------------------------------------------------
 
 def sigmoid(x: jax.Array) -> jax.Array:
     """σ(x) = 1 / (1 + e^{−x}), elementwise.
 
-    Stable form: 1/(1 + e^{−x}) for x ≥ 0 and e^{x}/(1 + e^{x}) for x < 0, so exp never sees a positive
-    argument. Each branch gets an input that is safe for it ("double where"), so the unused branch can
-    neither overflow nor put a NaN into the autodiff gradient.
+    Stable form: 1/(1 + e^{−x}) for x ≥ 0 and e^{x}/(1 + e^{x}) for x < 0, so exp never sees a
+    positive argument. Each branch gets an input that is safe for it ("double where"), so the unused
+    branch can neither overflow nor put a NaN into the autodiff gradient.
     """
     pos = x >= 0
     x_pos = jnp.where(pos, x, 0.0)
@@ -73,8 +74,9 @@ def sigmoid_grad(x: jax.Array) -> jax.Array:
 def softmax(x: jax.Array) -> jax.Array:
     """s_i = e^{x_i} / Σ_j e^{x_j} for x [n×1]; s is [n×1].
 
-    Computed as e^{x_i − c} / Σ_j e^{x_j − c} with c = max(x): the same s (softmax is shift-invariant),
-    but every exponent is ≤ 0, so nothing overflows. c carries no gradient because s does not depend on it.
+    Computed as e^{x_i − c} / Σ_j e^{x_j − c} with c = max(x): the same s (softmax is
+    shift-invariant), but every exponent is ≤ 0, so nothing overflows. c carries no gradient because
+    s does not depend on it.
     """
     c = jax.lax.stop_gradient(jnp.max(x))
     e = jnp.exp(x - c)
@@ -97,7 +99,7 @@ def softplus_grad(x: jax.Array, beta: jax.Array | float = 1.0) -> jax.Array:
     return sigmoid(label(beta * x, "βx"))
 
 
-# --- Q2: vector calculus ----------------------------------------------------------------------------
+# --- Q2: vector calculus --------------------------------------------------------------------------
 
 def quadratic_form(x: jax.Array, A: jax.Array, z: jax.Array) -> jax.Array:
     """f(x) = xᵀ(Ax + z) with x, z [n×1] and A [n×n]; a scalar."""
@@ -136,7 +138,7 @@ def l2_batch_grad(w: jax.Array, X: jax.Array, y: jax.Array) -> jax.Array:
     return label(X.T @ r, "Xᵀ(Xw − y)") / m
 
 
-# --- Q3: a linear layer -----------------------------------------------------------------------------
+# --- Q3: a linear layer ---------------------------------------------------------------------------
 
 def linear_layer_loss(W: jax.Array, x: jax.Array, b: jax.Array, y: jax.Array) -> jax.Array:
     """L = ‖z − y‖² with z = Wx + b; W [m×n], x [n×1], b, y [m×1]; a scalar."""
@@ -156,7 +158,7 @@ def linear_layer_grad_b(W: jax.Array, x: jax.Array, b: jax.Array, y: jax.Array) 
     return 2.0 * (z - y)
 
 
-# --- Registry ----------------------------------------------------------------------------------------
+# --- Registry -------------------------------------------------------------------------------------
 
 class Case(NamedTuple):
     """One homework gradient: the value, its analytic gradient, and how to make example inputs."""
@@ -171,19 +173,21 @@ class Case(NamedTuple):
     argnum: int                    # which argument is differentiated
     uses_beta: bool                # softplus: the inputs include β
     uses_m: bool                   # the inputs have a second size m (examples / outputs)
-    make_inputs: Callable[..., tuple[np.ndarray, ...]]  # (seed, n, m, dtype, beta, scale) -> numpy args
+    # (seed, n, m, dtype, beta, scale) -> numpy args
+    make_inputs: Callable[..., tuple[np.ndarray, ...]]
 
 
 def _draw(seed, dtype, scale: float, *shapes: tuple[int, ...]) -> list[np.ndarray]:
-    """Standard normal arrays; with scale > 1, random signs and log-uniform magnitudes in [1e-2, scale]
-    with +scale and −scale attained, so extreme and moderate entries are mixed."""
+    """Standard normal arrays; with scale > 1, random signs and log-uniform magnitudes in
+    [1e-2, scale] with +scale and −scale attained, so extreme and moderate entries are mixed."""
     rng = np.random.default_rng(seed)
     out = []
     for shape in shapes:
         if scale == 1.0:
             a = rng.standard_normal(shape)
         else:
-            a = rng.choice([-1.0, 1.0], shape) * np.exp(rng.uniform(np.log(1e-2), np.log(scale), shape))
+            a = (rng.choice([-1.0, 1.0], shape)
+                 * np.exp(rng.uniform(np.log(1e-2), np.log(scale), shape)))
             a.flat[0] = scale
             if a.size > 1:
                 a.flat[1] = -scale

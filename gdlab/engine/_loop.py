@@ -7,11 +7,12 @@ bounded and one compiled program serves every chunk (the remainder is padded, th
 
 Nothing of size N×T is kept unless strided snapshots are asked for. The carry holds the iterate,
 the optimizer state and :class:`RunStats`. A run whose error leaves the divergence bound, or becomes
-inf/NaN, is *frozen*: its iterate stays at the last in-bound value and ``t_freeze`` records the step,
-so no inf or NaN ever reaches the results.
+inf/NaN, is *frozen*: its iterate stays at the last in-bound value and ``t_freeze`` records the
+step, so no inf or NaN ever reaches the results.
 
 Runs within their scope take a fast path with the same results: on CPUs the tiles of
-:mod:`gdlab.tiled`, on GPUs the one-kernel sweep of :mod:`gdlab.fused` (see ``FAST_PATH``).
+:mod:`gdlab.engine.tiled`, on GPUs the one-kernel sweep of :mod:`gdlab.engine.fused`
+(see ``FAST_PATH``).
 """
 
 from __future__ import annotations
@@ -26,46 +27,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from gdlab import progress as progress_lib
+from gdlab.engine import fused, tiled
+from gdlab.engine._common import RunStats, divergence_bound, noise_floor
+from gdlab.engine._common import norm as _norm
 from gdlab.errors import ArgumentError
+from gdlab.interfaces import Modal
 
-__all__ = ["RunStats", "simulate", "noise_floor", "divergence_bound", "compile_count",
-           "device_count", "chunk_program", "LANES"]
-
-_FLOOR_ULPS = 64.0  # errors below 64 ulps of the numbers involved are rounding noise
-
-
-class RunStats(NamedTuple):
-    """Online statistics of one run (per-run shapes; a leading run axis after vmap)."""
-
-    t_freeze: jnp.ndarray      # int32: first t with |e_t| beyond the bound (or non-finite); −1 if never
-    steps_to_tol: jnp.ndarray  # int32: first t with |e_t| < tol; −1 if never within the horizon
-    flips: jnp.ndarray         # int32: steps with ⟨e_{t+1}, e_t⟩ < 0, both above the noise floor
-    err_early: jnp.ndarray     # float: max |e_t| for t ≤ T/2 (in-bound iterates)
-    err_late: jnp.ndarray      # float: max |e_t| for t > T/2 (in-bound iterates)
-    err_obs: jnp.ndarray       # float: |e_k| at the last step k whose predecessor was above the floor
-    k_obs: jnp.ndarray         # int32: that k (0 if no step was resolvable)
-    rec_dev: jnp.ndarray       # float: max_t ||e_{t+1}| − |r||e_t|| / scale_t; 0 without r (see _run)
-    mode_flips: Any = None     # int32 (d,): sign flips per eigen-direction, if the problem has modes
-
-
-def noise_floor(eps, w_star_abs, err0):
-    """|e| below which rounding noise dominates: 64 ulps of |w*| + |e₀|."""
-    return _FLOOR_ULPS * eps * (w_star_abs + err0)
-
-
-def divergence_bound(dtype) -> float:
-    """|e| beyond which a run is frozen: √(largest finite), so squares and products stay finite."""
-    return float(np.sqrt(np.finfo(dtype).max))
-
-
-def _norm(e):
-    return jnp.abs(e) if e.ndim == 0 else jnp.sqrt(jnp.sum(e * e))
-
+__all__ = ["simulate", "Simulation", "compile_count", "device_count", "chunk_program", "LANES",
+           "FAST_PATH", "FAST_PATHS"]
 
 def _mode_flips(problem, e, e_new, floor, ok):
     """Per eigen-direction: did the error component change sign, both above the floor?"""
     m, m_new = problem.modes(e), problem.modes(e_new)
-    return (ok & (jnp.abs(m) > floor) & (jnp.abs(m_new) > floor) & (m * m_new < 0)).astype(jnp.int32)
+    return ((ok & (jnp.abs(m) > floor) & (jnp.abs(m_new) > floor) & (m * m_new < 0))
+            .astype(jnp.int32))
 
 
 def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_every,
@@ -142,7 +117,7 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
         k_obs=jnp.int32(0),
         rec_dev=jnp.zeros((), dtype),
         mode_flips=(jnp.zeros(problem.modes(w0 - w_star).shape, jnp.int32)
-                    if hasattr(problem, "modes") else None),
+                    if isinstance(problem, Modal) else None),
     )
     carry = (w0, tx.init(w0), stats0)
     body = step if statistics else update_only
@@ -179,9 +154,10 @@ def _run(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll, record_
 LANES = 64  # runs per device are padded to a multiple of this (see _layout)
 _COMPILED: dict[Any, Any] = {}
 _COMPILE_COUNT = [0]
-# Runs within the fast paths' scope take them: "auto" (default) the tiles of gdlab.tiled on CPUs and
-# the kernel of gdlab.fused on GPUs; "tiled" or "fused" that path on any backend (the kernel runs in
-# Pallas' interpreter on a CPU); "never" forces the per-step loop (tests compare them).
+# Runs within the fast paths' scope take them: "auto" (default) the tiles of gdlab.engine.tiled on
+# CPUs and the kernel of gdlab.engine.fused on GPUs; "tiled" or "fused" that path on any backend
+# (the kernel runs in Pallas' interpreter on a CPU); "never" forces the per-step loop (tests
+# compare them).
 FAST_PATHS = ("auto", "tiled", "fused", "never")
 FAST_PATH = ["auto"]
 
@@ -192,7 +168,8 @@ def compile_count() -> int:
 
 
 def _compiled(args, static):
-    """The compiled chunk program for these argument shapes and static options (cached)."""
+    """(program, path, compile seconds): the compiled chunk program for these argument shapes and
+    static options (cached), and which path it is — "fused", "tiled" or "loop"."""
     leaves, treedef = jax.tree.flatten(args)
     cpu = jax.default_backend() == "cpu"
     mode = FAST_PATH[0]
@@ -203,16 +180,17 @@ def _compiled(args, static):
     key = (treedef, tuple((x.shape, x.dtype) for x in leaves), static,
            jax.config.jax_enable_x64, jax.default_backend(), mode)
     if key not in _COMPILED:
-        from gdlab import fused, tiled
-
         make_optimizer, steps, unroll, record_every, block, axes_key, devices, statistics = static
         p_axes, h_axes = axes_key
         p_axes = jax.tree.unflatten(jax.tree.structure(args[0]), p_axes)
         h_axes = dict(h_axes)
 
+        chosen = []  # which program was built: "fused", "tiled" or "loop"
+
         def build(kernel: bool):
             """The chunk program: the GPU kernel, the CPU tiles or the per-step loop."""
             finish = None
+            chosen[:] = ["fused" if kernel else "loop"]
             if kernel:
                 vrun = fused.program(p_axes, h_axes, make_optimizer=make_optimizer, steps=steps,
                                      dtype=args[2].dtype, rate=args[3] is not None,
@@ -222,6 +200,7 @@ def _compiled(args, static):
                 vrun, finish = tiled.program(p_axes, h_axes, make_optimizer=make_optimizer,
                                              steps=steps, dtype=args[2].dtype,
                                              rate=args[3] is not None, statistics=statistics)
+                chosen[:] = ["tiled"]
             else:
                 def one_run(p, h, w0, r, tol):
                     return _run(p, h, w0, r, tol, make_optimizer=make_optimizer, steps=steps,
@@ -261,18 +240,18 @@ def _compiled(args, static):
         options = tiled.CPU_COMPILER_OPTIONS if cpu and use_tiles else None
         use_kernel = use_kernel and fused.eligible(args, p_axes, h_axes, steps, record_every)
         try:
-            _COMPILED[key] = jax.jit(build(use_kernel)).lower(*args).compile(
-                compiler_options=options)
+            program = jax.jit(build(use_kernel)).lower(*args).compile(compiler_options=options)
         except Exception as err:  # noqa: BLE001 — a GPU (or jaxlib) whose Triton cannot take it
             if not use_kernel:
                 raise
-            warnings.warn(f"gdlab: the GPU kernel (gdlab.fused) did not compile here "
+            warnings.warn(f"gdlab: the GPU kernel (gdlab.engine.fused) did not compile here "
                           f"({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}); "
                           f"running XLA's per-step loop instead", RuntimeWarning, stacklevel=2)
-            _COMPILED[key] = jax.jit(build(False)).lower(*args).compile(compiler_options=options)
+            program = jax.jit(build(False)).lower(*args).compile(compiler_options=options)
+        _COMPILED[key] = (program, chosen[0])
         _COMPILE_COUNT[0] += 1
-        return _COMPILED[key], time.perf_counter() - t0
-    return _COMPILED[key], 0.0
+        return (*_COMPILED[key], time.perf_counter() - t0)
+    return (*_COMPILED[key], 0.0)
 
 
 def _sharded(run, devices: int, args, axes_key):
@@ -281,7 +260,8 @@ def _sharded(run, devices: int, args, axes_key):
     A 1-D mesh with an *Auto* axis (``jax.make_mesh`` defaults to Explicit in jax 0.10, which was
     several times slower here); swept inputs are split, shared ones replicated.
     """
-    from jax.sharding import AxisType, Mesh, PartitionSpec as P
+    from jax.sharding import AxisType, Mesh
+    from jax.sharding import PartitionSpec as P
 
     mesh = Mesh(np.array(jax.devices()[:devices]), ("runs",), axis_types=(AxisType.Auto,))
     p_specs = jax.tree.unflatten(jax.tree.structure(args[0]),
@@ -314,6 +294,7 @@ class Simulation(NamedTuple):
     snapshots: np.ndarray | None
     compile_s: float
     run_s: float
+    path: str = "loop"   # the program that ran: "fused" (GPU kernel), "tiled" (CPU tiles), "loop"
 
 
 def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int, tol: float,
@@ -324,13 +305,13 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
     """Run N gradient-descent runs given flat per-run inputs (leading axis N), in chunks.
 
     ``problem`` is a problem pytree and ``hparams`` maps hyperparameter names to arrays; the fields
-    and hyperparameters named in ``batched_fields`` carry a leading run axis N, the others are shared
-    by every run. ``w0`` has shape (N,) + param_shape, ``r`` is None or the (N,) linear
+    and hyperparameters named in ``batched_fields`` carry a leading run axis N, the others are
+    shared by every run. ``w0`` has shape (N,) + param_shape, ``r`` is None or the (N,) linear
     contraction factors against which the recurrence deviation is measured. All arrays must already
     have the simulation dtype. ``block``: runs per cache-resident block inside a chunk (None: the
     whole chunk is one vmap, best on GPUs); the chunk is rounded up to a multiple of it.
-    ``devices``: the run axis of each chunk is split over that many devices (the chunk is padded to a
-    multiple). ``reduce(start, stop, (w_final, stats, snapshots))``, if given, is applied to each
+    ``devices``: the run axis of each chunk is split over that many devices (the chunk is padded to
+    a multiple). ``reduce(start, stop, (w_final, stats, snapshots))``, if given, is applied to each
     chunk's host results and only what it returns is kept (bounded memory for huge sweeps); the
     Simulation then holds the list of those in place of w_final, and stats/snapshots are None.
     ``statistics=False`` runs the update and the freeze alone (the benchmark's floor).
@@ -341,7 +322,7 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
                                             batched_fields, statistics)
     fields = getattr(problem, "_fields", ())
     cut = lambda a, ax, start, stop: _pad(np.asarray(a[start:stop]), chunk) if ax == 0 else a
-    outputs, compile_s = [], 0.0
+    outputs, compile_s, path = [], 0.0, "loop"
     bar = progress_lib.Progress(total=n, enabled=progress, unit="runs", work_per_unit=steps)
 
     def collect(start, stop, result, t_run):
@@ -361,7 +342,7 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
             {k: cut(v, dict(h_axes)[k], start, stop) for k, v in hparams.items()},
             cut(w0, 0, start, stop), None if r is None else cut(r, 0, start, stop))
         tol_arr = np.asarray(tol, piece[2].dtype)
-        fn, dt = _compiled((*piece, tol_arr), static)
+        fn, path, dt = _compiled((*piece, tol_arr), static)
         compile_s += dt
         t_run = time.perf_counter()
         result = fn(*piece, tol_arr)           # dispatched: runs while the host finishes the last
@@ -373,10 +354,10 @@ def simulate(problem, hparams: dict, w0, *, make_optimizer: Callable, steps: int
     bar.close()
     run_s = time.perf_counter() - t_start - compile_s
     if reduce is not None:
-        return Simulation(outputs, None, None, compile_s, run_s)
+        return Simulation(outputs, None, None, compile_s, run_s, path)
     w_final, stats, snaps = (
         jax.tree.map(lambda *xs: np.concatenate(xs), *outputs) if len(outputs) > 1 else outputs[0])
-    return Simulation(w_final, stats, snaps, compile_s, run_s)
+    return Simulation(w_final, stats, snaps, compile_s, run_s, path)
 
 
 def _layout(problem, hparams, n, chunk_size, block, devices, make_optimizer, steps, unroll,
@@ -415,7 +396,8 @@ def chunk_program(problem, hparams, w0, r, tol, *, make_optimizer, steps, unroll
     if chunk != n:
         raise ValueError(f"chunk_program: {n} runs is not a multiple of devices × block; "
                          f"use {chunk}")
-    return _compiled((problem, hparams, w0, r, np.asarray(tol, w0.dtype)), static)
+    program, _, compile_s = _compiled((problem, hparams, w0, r, np.asarray(tol, w0.dtype)), static)
+    return program, compile_s
 
 
 def _pad(a: np.ndarray, size: int) -> np.ndarray:

@@ -6,9 +6,9 @@ carried arrays. Here one Pallas (Triton) kernel gives each block of :data:`BLOCK
 loops over all T steps with the iterate, the optimizer state and the statistics in registers, and
 writes the results once: the sweep costs its arithmetic, not its memory traffic.
 
-The steps are those of the CPU tiles (:class:`gdlab.tiled.Tile`, the same operations in the same
-order as ``gdlab.engine._run``), in tiles of :data:`TILE` steps. With a stateless optimizer each
-tile is speculated and checked by one reduction over the block:
+The steps are those of the CPU tiles (:class:`gdlab.engine.tiled.Tile`, the same operations in the
+same order as ``gdlab.engine._loop._run``), in tiles of :data:`TILE` steps. With a stateless
+optimizer each tile is speculated and checked by one reduction over the block:
 
 * a block whose active runs have *settled* (steps_to_tol set, |e| within the noise floor) takes a
   quiet tile, which tracks the iterate and the running max but not the counters (none of which can
@@ -19,8 +19,9 @@ tile is speculated and checked by one reduction over the block:
 
 Each guess is kept only where it equals the exact result, so results are those of the per-step
 engine (bit for bit for gradient descent under Pallas' interpreter; on a GPU against XLA's loop, 1.0
-agreement of freeze steps, steps to tol, flips and k_obs, ``benchmarks/fused_tuning.py``). The running
-max restarts at T//2 (err_early / err_late); a partial last tile of each half takes the exact step.
+agreement of freeze steps, steps to tol, flips and k_obs, ``benchmarks/fused_tuning.py``). The
+running max restarts at T//2 (err_early / err_late); a partial last tile of each half takes the
+exact step.
 
 Scope (:func:`eligible`): the CPU tiles' scope, and every problem field and hyperparameter a
 scalar per run. On a CPU the kernel runs in Pallas' interpreter (tests compare it there with the
@@ -33,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from gdlab import tiled
+from gdlab.engine import tiled
 
 __all__ = ["eligible", "program", "BLOCK", "TILE", "WARPS"]
 
@@ -42,7 +43,8 @@ __all__ = ["eligible", "program", "BLOCK", "TILE", "WARPS"]
 # quiet tiles) sooner: 32 runs 2.15e12 updates/s, 64 1.65e12, 128 1.59e12 on the canonical sweep.
 BLOCK = 32    # runs per kernel instance
 WARPS = 1     # warps per kernel instance: 32 · WARPS threads, one run each
-TILE = 20     # steps per tile: unrolled in the kernel; one speculation check each (50: 16 s compile)
+TILE = 20     # steps per tile: unrolled in the kernel; one speculation check each
+              # (50: 16 s compile)
 
 
 def eligible(args, p_axes, h_axes, steps: int, record_every) -> bool:
@@ -62,14 +64,14 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
             tile: int | None = None, quiet: bool = True, interpret: bool = False):
     """``run(problem, hparams, w0, r, tol) -> (final w, RunStats, None)`` for a batch of runs.
 
-    Same signature and results as ``jax.vmap(gdlab.engine._run)`` over the leading axis of ``w0``,
-    ``r`` and the problem fields and hyperparameters marked 0 in ``p_axes``/``h_axes``; those marked
-    ``None`` are scalars shared by every run (uniform values in the kernel, not per-run registers).
-    The batch is padded to a multiple of ``block`` (a power of two) inside. ``block``, ``warps``,
-    ``tile``: default :data:`BLOCK`, :data:`WARPS`, :data:`TILE`. ``quiet``: blocks whose active
-    runs have settled (within tol and the noise floor) take tiles without the counters, checked
-    (:class:`gdlab.tiled.Tile`, ``quiet``). ``interpret``: run the kernel in Pallas' interpreter
-    (any backend; slow).
+    Same signature and results as ``jax.vmap(gdlab.engine._loop._run)`` over the leading axis of
+    ``w0``, ``r`` and the problem fields and hyperparameters marked 0 in ``p_axes``/``h_axes``;
+    those marked ``None`` are scalars shared by every run (uniform values in the kernel, not per-run
+    registers). The batch is padded to a multiple of ``block`` (a power of two) inside. ``block``,
+    ``warps``, ``tile``: default :data:`BLOCK`, :data:`WARPS`, :data:`TILE`. ``quiet``: blocks whose
+    active runs have settled (within tol and the noise floor) take tiles without the counters,
+    checked (:class:`gdlab.engine.tiled.Tile`, ``quiet``). ``interpret``: run the kernel in Pallas'
+    interpreter (any backend; slow).
     """
     block, warps, tile = block or BLOCK, warps or WARPS, tile or TILE
     from jax.experimental import pallas as pl

@@ -1,9 +1,9 @@
 """The CPU fast path of the engine: tiles of K steps, packed state, speculation on freezes.
 
-Same results as the per-step loop ``gdlab.engine._run``, several times faster on CPUs. XLA:CPU emits
-one loop kernel per carried output array and recomputes, inside each kernel, every intermediate that
-output depends on (no multi-output fusion), so a step costs in proportion to the number of carried
-arrays times the work each one redoes. Here
+Same results as the per-step loop ``gdlab.engine._loop._run``, several times faster on CPUs. XLA:CPU
+emits one loop kernel per carried output array and recomputes, inside each kernel, every
+intermediate that output depends on (no multi-output fusion), so a step costs in proportion to the
+number of carried arrays times the work each one redoes. Here
 
 * one scan iteration is a *tile* of K optimizer steps (a fully unrolled scan: the step is traced
   once), so the K-step recurrence streams through registers and the carried arrays are written once
@@ -20,13 +20,13 @@ arrays times the work each one redoes. Here
   static schedule makes T//2 a tile boundary); partial tiles take the exact step, with a per-step
   mask.
 
-Each step does the same operations in the same order as ``gdlab.engine._run``, so for plain gradient
-descent the results are bit-identical (tests check it); with stateful optimizers XLA may contract
-multiply-adds differently, a last-bit difference. A run's result never depends on the runs beside it
-(the engine pads batches to whole vectors; speculation is off where optimizer state could round
-differently). Scope (``eligible``): a scalar parameter, no strided snapshots, no eigen-modes, and step
-numbers exact in the dtype (T < 2²⁴ in float32; T ≤ 2²⁴ in float64, which bounds the schedule);
-anything else runs the per-step engine. Measured by ``gdlab bench``.
+Each step does the same operations in the same order as ``gdlab.engine._loop._run``, so for plain
+gradient descent the results are bit-identical (tests check it); with stateful optimizers XLA may
+contract multiply-adds differently, a last-bit difference. A run's result never depends on the runs
+beside it (the engine pads batches to whole vectors; speculation is off where optimizer state could
+round differently). Scope (``eligible``): a scalar parameter, no strided snapshots, no eigen-modes,
+and step numbers exact in the dtype (T < 2²⁴ in float32; T ≤ 2²⁴ in float64, which bounds the
+schedule); anything else runs the per-step engine. Measured by ``gdlab bench``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from gdlab.engine import RunStats, divergence_bound, noise_floor
+from gdlab.engine._common import RunStats, divergence_bound, noise_floor
+from gdlab.interfaces import Modal
 
 __all__ = ["eligible", "program", "run", "Packing", "Tile", "TILE", "GROUP", "SPECULATE_MAX",
            "SCHEDULE_MAX_STEPS", "CPU_COMPILER_OPTIONS"]
@@ -67,7 +68,7 @@ def eligible(param_shape, dtype, steps, record_every, problem, *, schedule: bool
     only) take the per-step loop. The GPU kernel computes its tiles' steps and needs no schedule.
     """
     mant = np.finfo(dtype).nmant + 1
-    return (tuple(param_shape) == () and record_every is None and not hasattr(problem, "modes")
+    return (tuple(param_shape) == () and record_every is None and not isinstance(problem, Modal)
             and steps + 2 < 2 ** mant and (not schedule or steps <= SCHEDULE_MAX_STEPS))
 
 
@@ -133,7 +134,7 @@ class Packing:
         state = dict(zip(self.floats, units))
         for group, x in zip(self.int_groups, units[len(self.floats):]):
             u = lax.bitcast_convert_type(x, self.unit)
-            const = lambda c: lax.full_like(u, c)
+            const = lambda c, u=u: lax.full_like(u, c)   # u's shape and dtype: fixed per group
             u = lax.sub(u, const(self.offset))
             for k in reversed(group):   # unsigned: lax.rem / lax.div are floor mod / floor div
                 digit = lax.convert_element_type(lax.rem(u, const(self.radix)), jnp.int32)
@@ -163,8 +164,8 @@ def _schedule(steps: int, tile: int, group: int):
 
 
 class Tile:
-    """K steps of one run of ``gdlab.engine._run`` on an unpacked state (shared by the CPU tiles
-    and the GPU kernel, :mod:`gdlab.fused`).
+    """K steps of one run of ``gdlab.engine._loop._run`` on an unpacked state (shared by the CPU
+    tiles and the GPU kernel, :mod:`gdlab.engine.fused`).
 
     The state is a dict: ``w`` (iterate), ``m`` (running max |e| since the last reset), ``eo``
     (err_obs), ``d`` (rec_dev) and the step counters ``ko``, ``fl``, ``stt`` as exact floats of the
@@ -197,7 +198,7 @@ class Tile:
         return state, f(-1), err0, self.make_optimizer(**h).init(w0)
 
     def step(self, i, c, k, exact: bool, masked: bool, quiet: bool = False):
-        """Step t0 + i, as ``gdlab.engine._run`` takes it; without ``exact``, no freeze."""
+        """Step t0 + i, as ``gdlab.engine._loop._run`` takes it; without ``exact``, no freeze."""
         f, bound = self.f, self.bound
         p, h, r, tol, w_star, floor, t0, n_valid = k
         v, sv, e, a, st, s, tf, ok = c
@@ -269,7 +270,7 @@ class Tile:
         return new, s_new, tf
 
     def stats(self, st, tf, ee, tol):
-        """(final w, RunStats, None) as ``jax.vmap(gdlab.engine._run)`` returns them."""
+        """(final w, RunStats, None) as ``jax.vmap(gdlab.engine._loop._run)`` returns them."""
         f = self.f
         if not self.statistics:  # as the engine's update_only: the freeze step, rest as at t = 0
             st = dict(st, m=jnp.zeros_like(ee), eo=ee, ko=jnp.zeros_like(ee),
@@ -285,13 +286,14 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
             statistics: bool = True, tile: int = TILE, group: int = GROUP):
     """The tiled engine for batches of runs: ``(run, finish)``.
 
-    ``run(problem, hparams, w0, r, tol)`` simulates a batch (leading axis on ``w0``, ``r`` and on the
-    problem fields and hyperparameters marked 0 in ``p_axes``/``h_axes``; ``None``: shared) and
+    ``run(problem, hparams, w0, r, tol)`` simulates a batch (leading axis on ``w0``, ``r`` and on
+    the problem fields and hyperparameters marked 0 in ``p_axes``/``h_axes``; ``None``: shared) and
     returns its packed state; ``finish(state, tol)`` unpacks any concatenation of such states into
-    (final w, RunStats, None), as ``jax.vmap(gdlab.engine._run)`` returns them. ``rate``: ``r`` is
-    given (the recurrence deviation is tracked). ``statistics=False`` takes the steps and the freeze
-    alone, as the engine's ``update_only`` (the benchmark's floor). ``run(..., count=True)`` also
-    returns (speculation checks that failed, checks made), to measure and test the speculation.
+    (final w, RunStats, None), as ``jax.vmap(gdlab.engine._loop._run)`` returns them. ``rate``:
+    ``r`` is given (the recurrence deviation is tracked). ``statistics=False`` takes the steps and
+    the freeze alone, as the engine's ``update_only`` (the benchmark's floor).
+    ``run(..., count=True)`` also returns (speculation checks that failed, checks made), to measure
+    and test the speculation.
     """
     dtype = np.dtype(dtype)
     steps_ = Tile(make_optimizer, dtype, statistics, rate)

@@ -1,8 +1,8 @@
 """Homework Q1–Q3 from the command line: every hand-derived gradient checked, reported and saved.
 
-What ``gdlab run configs/q1_q3_gradients.toml`` does: run the suite of ``gdlab.gradreport`` in each
-requested dtype, print the table, and write ``gradients.json`` and ``report.md`` (the worked answer)
-into the run directory — atomically, like every run directory.
+What ``gdlab run configs/q1_q3_gradients.toml`` does: run the suite of ``gdlab.gradients.report`` in
+each requested dtype, print the table, and write ``gradients.json`` and ``report.md`` (the worked
+answer) into the run directory — atomically, like every run directory.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from gdlab import gradreport, rundir
-from gdlab.config import ConfigError
+from gdlab import rundir
 from gdlab._sweep import precision
+from gdlab.config import ConfigError
+from gdlab.gradients import report as gradreport
 
 __all__ = ["run_gradient_study"]
 

@@ -1,0 +1,24 @@
+"""The simulation engine: many gradient-descent runs at once, with online statistics.
+
+``simulate`` runs N runs in chunks (one compiled program per shape), on the per-step loop
+(:mod:`gdlab.engine._loop`), the CPU tiles (:mod:`gdlab.engine.tiled`) or the GPU kernel
+(:mod:`gdlab.engine.fused`), which give the same results; ``RunStats`` and the floor and bound they
+share live in :mod:`gdlab.engine._common`.
+"""
+
+from gdlab.engine import fused as fused
+from gdlab.engine import tiled as tiled
+from gdlab.engine._common import RunStats as RunStats
+from gdlab.engine._common import divergence_bound as divergence_bound
+from gdlab.engine._common import noise_floor as noise_floor
+from gdlab.engine._loop import FAST_PATH as FAST_PATH
+from gdlab.engine._loop import FAST_PATHS as FAST_PATHS
+from gdlab.engine._loop import LANES as LANES
+from gdlab.engine._loop import Simulation as Simulation
+from gdlab.engine._loop import chunk_program as chunk_program
+from gdlab.engine._loop import compile_count as compile_count
+from gdlab.engine._loop import device_count as device_count
+from gdlab.engine._loop import simulate as simulate
+
+__all__ = ["RunStats", "Simulation", "simulate", "noise_floor", "divergence_bound", "compile_count",
+           "device_count", "chunk_program", "LANES", "FAST_PATH", "FAST_PATHS", "tiled", "fused"]
