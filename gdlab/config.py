@@ -13,20 +13,20 @@ such as ``run.dtype=float64`` is taken as a string.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import re
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
 from gdlab import grids, resources
 from gdlab import optimizers as optimizers_lib
 from gdlab import problems as problems_lib
+from gdlab._naming import did_you_mean
 from gdlab._sweep import DTYPES
 from gdlab.errors import GdlabError
 from gdlab.interfaces import Linear
@@ -190,10 +190,7 @@ def load(path: str | Path, overrides: list[str] = ()) -> SweepConfig | Gradients
             if not isinstance(node, dict):
                 raise ConfigError(f"{where}: --set {item}: {'.'.join(keys[:i + 1])} is not a table")
         node[keys[-1]] = value
-    v = _Validator(where)
-    if "gradients" in table:
-        return v.gradients(table)
-    return v.sweep(table)
+    return from_table(table, where)
 
 
 def config_key(cfg: SweepConfig, argument: str) -> str:
@@ -226,7 +223,46 @@ def _axis_length(spec) -> int:
     return 1
 
 
+class _Problem(NamedTuple):
+    name: str
+    spec: problems_lib.ProblemSpec
+    params: dict[str, Any]                 # validated; None keeps the problem's default
+    w0: float | tuple[float, ...]
+    value: Any                             # the problem built from params
+
+
+class _Optimizer(NamedTuple):
+    name: str
+    spec: optimizers_lib.OptimizerSpec
+    hparams: dict[str, float]              # every hyperparameter but α, defaults filled in
+
+
+class _Sweep(NamedTuple):
+    axes: dict[str, np.ndarray]            # name → float64 values; "alpha" first
+    specs: dict[str, Any]                  # the same axes as written in the file
+    shard: tuple[int, int] | None
+
+
+class _Run(NamedTuple):
+    steps: int
+    tol: float
+    dtype: str
+    unroll: int | str
+    chunk_size: int | None
+    devices: int | str
+
+
+class _Report(NamedTuple):
+    trajectories: tuple[float, ...]
+    table_steps: int
+    orbit_window: int
+    max_period: int
+
+
 class _Validator:
+    """Checks one file's tables; each method validates one key or table and returns its value,
+    or raises ConfigError naming the key."""
+
     def __init__(self, where: str):
         self.where = where
 
@@ -248,8 +284,7 @@ class _Validator:
         return t
 
     def unknown(self, key: str, name: str, known):
-        close = difflib.get_close_matches(name, list(known), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(known)}"
+        hint = did_you_mean(name, known) or f"; known: {', '.join(known)}"
         self.fail(key, f"unknown key{hint}")
 
     def number(self, key: str, value, *, positive=False) -> float:
@@ -310,10 +345,8 @@ class _Validator:
 
     def choice(self, key: str, value, choices) -> str:
         if not isinstance(value, str) or value not in choices:
-            close = difflib.get_close_matches(str(value), list(choices), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             self.fail(key, f"{show_value(value)} is not one of "
-                           f"{', '.join(map(repr, choices))}{hint}")
+                           f"{', '.join(map(repr, choices))}{did_you_mean(value, choices)}")
         return value
 
     def number_list(self, key: str, value, *, integer=False, positive=False) -> tuple:
@@ -327,49 +360,86 @@ class _Validator:
         for k in table:
             if k not in _SWEEP_SECTIONS:
                 self.unknown(k, k, _SWEEP_SECTIONS)
+        problem = self.problem_table(table)
+        optimizer = self.optimizer_table(table, problem)
+        sweep = self.sweep_table(table, problem, optimizer)
+        run = self.run_table(table)
+        report = self.report_table(table, run.steps, problem.value)
+        w0 = problem.w0
+        resolved = {
+            "problem": {"name": problem.name,
+                        **{k: v for k, v in problem.params.items() if v is not None},
+                        "w0": list(w0) if isinstance(w0, tuple) else w0},
+            "optimizer": {"name": optimizer.name, **optimizer.hparams},
+            "sweep": sweep.specs | ({"shard": f"{sweep.shard[0]}/{sweep.shard[1]}"}
+                                    if sweep.shard else {}),
+            "run": {"steps": run.steps, "tol": run.tol, "dtype": run.dtype, "unroll": run.unroll,
+                    "devices": run.devices,
+                    **({"chunk_size": run.chunk_size} if run.chunk_size else {})},
+            "report": {"trajectories": list(report.trajectories),
+                       "table_steps": report.table_steps, "orbit_window": report.orbit_window,
+                       "max_period": report.max_period},
+        }
+        return SweepConfig(
+            path=self.where, problem=problem.name, problem_params=problem.params, w0=w0,
+            optimizer=optimizer.name, hparams=optimizer.hparams, axes=sweep.axes,
+            steps=run.steps, tol=run.tol, dtype=run.dtype, unroll=run.unroll,
+            chunk_size=run.chunk_size, trajectories=report.trajectories,
+            table_steps=report.table_steps, resolved=resolved, problem_value=problem.value,
+            orbit_window=report.orbit_window, max_period=report.max_period, devices=run.devices,
+            shard=sweep.shard)
+
+    def problem_table(self, table: dict) -> _Problem:
+        """``[problem]``: the name, the problem's own parameters and w0; builds the problem."""
         prob = self.table(table, "problem", None, required=True)
         if "name" not in prob:
             self.fail("problem.name", f"missing; one of {', '.join(problems_lib.PROBLEMS)}")
-        pname = self.choice("problem.name", prob["name"], problems_lib.PROBLEMS)
-        pspec = problems_lib.get(pname)
-        self.table(table, "problem", ["name", "w0", *pspec.params])
+        name = self.choice("problem.name", prob["name"], problems_lib.PROBLEMS)
+        spec = problems_lib.get(name)
+        self.table(table, "problem", ["name", "w0", *spec.params])
         params = {k: self.param(f"problem.{k}", prob.get(k, p.default), p)
-                  for k, p in pspec.params.items()}
+                  for k, p in spec.params.items()}
         w0 = prob.get("w0", 0.0)
         w0 = (self.number_list("problem.w0", w0) if isinstance(w0, list)
               else self.number("problem.w0", w0))
-        size, size_key = pspec.size(**{k: v for k, v in params.items() if v is not None})
-        self.fits(size_key, resources.BASE_BYTES + size, f"this {pname} problem",
+        size, size_key = spec.size(**{k: v for k, v in params.items() if v is not None})
+        self.fits(size_key, resources.BASE_BYTES + size, f"this {name} problem",
                   "choose a smaller problem")
         try:
-            problem = pspec.make(**{k: v for k, v in params.items()})
+            value = spec.make(**params)
         except ValueError as e:
             raise ConfigError(f"{self.where}: problem: {e}") from None
-
-        shape = tuple(problem.param_shape)
+        shape = tuple(value.param_shape)
         if isinstance(w0, tuple) and (len(shape) != 1 or len(w0) != shape[0]):
             need = "a number" if not shape else f"a number or a list of {shape[0]} numbers"
-            self.fail("problem.w0", f"{list(w0)!r} must be {need} for {pname}")
+            self.fail("problem.w0", f"{list(w0)!r} must be {need} for {name}")
+        return _Problem(name, spec, params, w0, value)
 
+    def optimizer_table(self, table: dict, problem: _Problem) -> _Optimizer:
+        """``[optimizer]``: the name (default sgd) and its hyperparameters."""
         opt = self.table(table, "optimizer", None)
-        oname = opt.get("name", "sgd")
-        if not isinstance(oname, str):
-            self.fail("optimizer.name", f"{oname!r} must be a name, e.g. \"sgd\"")
+        name = opt.get("name", "sgd")
+        if not isinstance(name, str):
+            self.fail("optimizer.name", f"{name!r} must be a name, e.g. \"sgd\"")
         try:
-            ospec = optimizers_lib.get(oname)
+            spec = optimizers_lib.get(name)
         except ValueError as e:
-            self.fail("optimizer.name", str(e).replace(f"unknown optimizer {oname!r}",
-                                                        f"{oname!r} is not a known optimizer"))
-        self.table(table, "optimizer", ["name", *ospec.defaults])
+            self.fail("optimizer.name", str(e).replace(f"unknown optimizer {name!r}",
+                                                        f"{name!r} is not a known optimizer"))
+        self.table(table, "optimizer", ["name", *spec.defaults])
         hparams = {k: self.number(f"optimizer.{k}", opt.get(k, d))
-                   for k, d in ospec.defaults.items()}
-        if oname not in optimizers_lib.OPTIMIZERS:
+                   for k, d in spec.defaults.items()}
+        if name not in optimizers_lib.OPTIMIZERS:
             try:
-                optimizers_lib.check_fits(oname, shape)
+                optimizers_lib.check_fits(name, tuple(problem.value.param_shape))
             except ValueError as e:
                 self.fail("optimizer.name", str(e))
+        return _Optimizer(name, spec, hparams)
 
-        sweepable = ["alpha", *pspec.sweepable, *ospec.defaults, "w0"]
+    def sweep_table(self, table: dict, problem: _Problem, optimizer: _Optimizer) -> _Sweep:
+        """``[sweep]``: one axis per swept parameter (alpha required, at most two mapped) and the
+        optional shard "i/n"."""
+        sweepable = ["alpha", *problem.spec.sweepable, *optimizer.spec.defaults, "w0"]
         sw = dict(self.table(table, "sweep", None, required=True))
         shard = None
         if "shard" in sw:
@@ -380,8 +450,7 @@ class _Validator:
             shard = (int(m[1]), int(m[2]))
         for k in sw:
             if k not in sweepable:
-                close = difflib.get_close_matches(k, sweepable, n=1, cutoff=0.7)
-                hint = f"did you mean {close[0]!r}? " if close else ""
+                hint = did_you_mean(k, sweepable, cutoff=0.7, form="did you mean {!r}? ")
                 self.fail(f"sweep.{k}", f"not a sweepable parameter ({hint}sweepable here: "
                                         f"{', '.join(sweepable)})")
         if "alpha" not in sw:
@@ -404,12 +473,15 @@ class _Validator:
         if len(mapped) > 2:
             self.fail("sweep", f"{len(mapped)} axes ({', '.join(mapped)}); at most 2 can be mapped "
                                "(fix alpha to one value, e.g. alpha = [0.5], to map two others)")
-        for k, p in pspec.params.items():
+        for k, p in problem.spec.params.items():
             if k in axes and p.nonzero and np.any(axes[k] == 0.0):
                 self.fail(f"sweep.{k}", "contains 0.0; the optimum needs a nonzero value")
             if k in axes and p.positive and np.any(axes[k] <= 0.0):
                 self.fail(f"sweep.{k}", "contains a value <= 0; it must be > 0")
+        return _Sweep(axes, {k: sw[k] for k in axes}, shard)
 
+    def run_table(self, table: dict) -> _Run:
+        """``[run]``: steps, tol (representable in dtype), dtype, unroll, chunk_size, devices."""
         run = self.table(table, "run", _RUN_KEYS)
         r = {k: run.get(k, d) for k, d in _RUN_KEYS.items()}
         steps = self.integer("run.steps", r["steps"], 1, resources.MAX_STEPS)
@@ -434,7 +506,11 @@ class _Validator:
                 self.fail("run.devices", f"{show_value(devices)} must be \"all\" "
                                          "or an integer >= 1")
             devices = self.integer("run.devices", devices, 1, MAX_DEVICES)
+        return _Run(steps, tol, dtype, unroll, chunk, devices)
 
+    def report_table(self, table: dict, steps: int, problem) -> _Report:
+        """``[report]``: trajectories tabulated, table rows, and the orbit window and longest
+        period of non-quadratic losses (defaults fitted to ``steps``)."""
         rep = self.table(table, "report", _REPORT_KEYS)
         trajectories = self.number_list("report.trajectories", rep.get("trajectories", []))
         table_steps = self.integer("report.table_steps", rep.get("table_steps", 10), 1)
@@ -451,21 +527,7 @@ class _Validator:
         if max_period > max(1, orbit_window // 2):
             self.fail("report.max_period", f"{max_period} must be <= orbit_window/2 = "
                                            f"{orbit_window // 2}")
-
-        resolved = {
-            "problem": {"name": pname, **{k: v for k, v in params.items() if v is not None},
-                        "w0": list(w0) if isinstance(w0, tuple) else w0},
-            "optimizer": {"name": oname, **hparams},
-            "sweep": {k: sw[k] for k in axes} | ({"shard": f"{shard[0]}/{shard[1]}"}
-                                                 if shard else {}),
-            "run": {"steps": steps, "tol": tol, "dtype": dtype, "unroll": unroll,
-                    "devices": devices, **({"chunk_size": chunk} if chunk else {})},
-            "report": {"trajectories": list(trajectories), "table_steps": table_steps,
-                       "orbit_window": orbit_window, "max_period": max_period},
-        }
-        return SweepConfig(self.where, pname, params, w0, oname, hparams, axes, steps, tol, dtype,
-                           unroll, chunk, trajectories, table_steps, resolved, problem,
-                           orbit_window, max_period, devices, shard)
+        return _Report(trajectories, table_steps, orbit_window, max_period)
 
     def gradients(self, table: dict) -> GradientsConfig:
         for k in table:

@@ -10,10 +10,11 @@ examined (host side, float64 of the simulated values):
 * the Lyapunov exponent λ_L = mean_t log|f'(w_t)| = mean_t log|1 − α∇²L(w_t)| over the window.
   At an attracting fixed point w* it equals log|1 − α∇²L(w*)| — a closed form the tests check.
 
-Regimes: a run that left the float range keeps the engine's diverging regime; p = 1 is converging
-(monotone or oscillating, from the engine's sign flips); p ≥ 2 is ``periodic``; no period and
-λ_L > 0 is ``chaotic``; no period with λ_L ≤ 0 (slow convergence near a bifurcation, or a cycle
-longer than ``max_period``) is ``periodic`` with period 0.
+Regimes (decided by ``gdlab.regimes.decide_orbit``): a run that left the float range keeps the
+engine's diverging regime; p = 1 is converging (monotone or oscillating, from the engine's sign
+flips); p ≥ 2 is ``periodic``; no period and λ_L > 10⁻³ is ``chaotic``; no period otherwise (slow
+convergence near a bifurcation, or a cycle longer than ``max_period``) is ``periodic`` with
+period 0.
 """
 
 from __future__ import annotations
@@ -26,11 +27,9 @@ import numpy as np
 from gdlab._sweep import sweep
 from gdlab.errors import ArgumentError
 from gdlab.interfaces import WithHessian
-from gdlab.regimes import Regime
+from gdlab.regimes import decide_orbit
 
 __all__ = ["Orbits", "orbits"]
-
-_LYAPUNOV_CHAOS = 1e-3  # λ_L above this (per step) and no period: chaos
 
 
 class Orbits(NamedTuple):
@@ -87,10 +86,5 @@ def orbits(problem, alphas, *, w0=0.5, steps: int = 1200, window: int = 256,
     lyap = np.where(diverged, 0.0, lyap)
     period = np.where(diverged, -1, period)
 
-    regime = np.where(res.flips > 0, Regime.CONVERGING_OSCILLATING, Regime.CONVERGING_MONOTONE)
-    regime = np.where(period >= 2, Regime.PERIODIC, regime)
-    regime = np.where(period == 0, np.where(lyap > _LYAPUNOV_CHAOS, Regime.CHAOTIC,
-                                            Regime.PERIODIC), regime)
-    regime = np.where(diverged, res.regime, regime)
-    regime = np.where((alpha == 0) & ~diverged, Regime.STALLED, regime)
-    return Orbits(res.alpha, late, diverged, period, lyap, regime.astype(np.int8), res)
+    regime = decide_orbit(period, lyap, res.flips > 0, alpha == 0, diverged, res.regime)
+    return Orbits(res.alpha, late, diverged, period, lyap, regime, res)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from gdlab import stability
-from gdlab.regimes import Regime
+from gdlab.regimes import decide
 
 __all__ = ["ModePrediction", "evaluate"]
 
@@ -52,6 +52,11 @@ def evaluate(optimizer: str, alpha, beta, lam, c, *, steps: int, tol: float, flo
     return ModePrediction(*(np.concatenate(x) for x in zip(*parts)))
 
 
+def _norm(e: np.ndarray) -> np.ndarray:
+    """‖e‖ per run of an (n, d) array of eigen-components."""
+    return np.sqrt(np.sum(e * e, axis=1))
+
+
 def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, scale):
     M = stability.iteration_matrix(optimizer, alpha[:, None], lam, beta[:, None])  # (n, d, 2, 2)
     active = c != 0
@@ -59,7 +64,7 @@ def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, scal
     rho = np.where(active, rho_modes, 0.0).max(axis=1)
 
     e, v = c.astype(np.float64), np.zeros_like(c, dtype=np.float64)
-    norm0 = np.sqrt(np.sum(e * e, axis=1))
+    norm0 = _norm(e)
     half = steps // 2
     early, late = norm0.copy(), np.zeros_like(norm0)
     first = np.where(norm0 < tol, 0, -1)
@@ -71,7 +76,7 @@ def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, scal
         for t in range(steps):
             e_new = M[..., 0, 0] * e + M[..., 0, 1] * v
             v = M[..., 1, 0] * e + M[..., 1, 1] * v
-            norm_new = np.sqrt(np.sum(e_new * e_new, axis=1))
+            norm_new = _norm(e_new)
             negative = np.sum(e_new * e, axis=1) < 0
             for k in flips:
                 flips[k] |= negative & (norm > k * floor) & (norm_new > k * floor)
@@ -88,15 +93,8 @@ def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, scal
     with np.errstate(divide="ignore", invalid="ignore"):
         log_g = np.log(late / early)
     log_g = np.where(np.isnan(log_g), np.inf, log_g)
-    osc = flips[1.0]
-    grows, shrinks = log_g > 0, log_g < 0
-    regime = np.where(osc, Regime.BOUNDED_OSCILLATION, Regime.STALLED)
-    regime = np.where(shrinks, np.where(osc, Regime.CONVERGING_OSCILLATING,
-                                        Regime.CONVERGING_MONOTONE), regime)
-    regime = np.where(grows, np.where(osc, Regime.DIVERGING_OSCILLATING,
-                                      Regime.DIVERGING_MONOTONE), regime)
     at_optimum = norm0 <= floor
-    regime = np.where(at_optimum, Regime.CONVERGING_MONOTONE, regime).astype(np.int8)
+    regime = decide(log_g > 0, log_g < 0, flips[1.0], at_optimum)
     sensitive = ((np.abs(log_g) <= 2 * band) & (log_g != 0)) | (flips[0.25] != flips[4.0])
     sensitive = (sensitive | near_tol) & ~at_optimum
     return regime, first.astype(np.int32), sensitive, rho, np.exp(log_g)

@@ -17,7 +17,6 @@ the compiled program. A Python float baked in at trace time would recompile for 
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 import numbers
@@ -25,6 +24,7 @@ from typing import Callable, NamedTuple
 
 import optax
 
+from gdlab._naming import did_you_mean
 from gdlab.errors import ArgumentError
 
 __all__ = ["OptimizerSpec", "OPTIMIZERS", "get", "names", "check_fits"]
@@ -100,11 +100,9 @@ def get(name: str) -> OptimizerSpec:
     spec = _generic(str(name)) if isinstance(name, str) else None
     if spec is not None:
         return spec
-    close = difflib.get_close_matches(str(name), OPTIMIZERS, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ArgumentError("optimizer", f"unknown optimizer {name!r}{hint}; known: "
-                        f"{', '.join(OPTIMIZERS)} or any optax optimizer taking learning_rate",
-                        prefix=False)
+    raise ArgumentError("optimizer", f"unknown optimizer {name!r}{did_you_mean(name, OPTIMIZERS)}; "
+                        f"known: {', '.join(OPTIMIZERS)} or any optax optimizer taking "
+                        "learning_rate", prefix=False)
 
 
 def check_fits(name: str, param_shape=()) -> None:

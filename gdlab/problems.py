@@ -14,12 +14,12 @@ Every problem provides
 
 from __future__ import annotations
 
-import difflib
 from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
 from gdlab import quadratics
+from gdlab._naming import did_you_mean
 from gdlab.errors import ArgumentError
 from gdlab.quadratics import LinearRegression, Quadratic, linear_regression, quadratic
 
@@ -166,12 +166,12 @@ PROBLEMS: dict[str, ProblemSpec] = {
             else (4 * 8 * (m * d + d * d), "problem.m" if m >= d else "problem.d")),
     ),
 }
+
+
 def get(name: str) -> ProblemSpec:
     """The registered problem ``name``; ValueError with a suggestion if unknown."""
     try:
         return PROBLEMS[name]
     except KeyError:
-        close = difflib.get_close_matches(str(name), PROBLEMS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ArgumentError("problem", f"unknown problem {name!r}{hint}; "
+        raise ArgumentError("problem", f"unknown problem {name!r}{did_you_mean(name, PROBLEMS)}; "
                                        f"known: {', '.join(PROBLEMS)}", prefix=False) from None

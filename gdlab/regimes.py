@@ -18,13 +18,16 @@ stalled                r = 1       α = 0
 =====================  ==========  ===========================================
 
 Non-quadratic losses add ``periodic`` (an attracting cycle of period p ≥ 2) and ``chaotic``
-(bounded, no period, positive Lyapunov exponent); ``gdlab.dynamics`` decides those.
+(bounded, no period, positive Lyapunov exponent).
 
-:func:`classify` decides the regime from simulation statistics only (the measured growth of the
-error and the observed sign flips), never from the formula; ``gdlab.theory`` predicts it from the
-formula. Growth is measured as the largest error in the late half of the horizon over the largest in
-the early half, so it is also robust for momentum, whose error rotates rather than shrinking step by
-step.
+The decisions are made here, once: :func:`decide` maps what a run's error did (grew, shrank or
+neither; changed sign or not) to a regime, and :func:`decide_orbit` maps the period and Lyapunov
+exponent that ``gdlab.dynamics`` measures on a non-quadratic loss. :func:`classify` turns simulation
+statistics into those observations (the measured growth of the error and the observed sign flips,
+never the formula; ``gdlab.theory`` predicts from the formula), and ``gdlab.modes`` feeds
+:func:`decide` with its exact per-direction evaluation. Growth is measured as the largest error in
+the late half of the horizon over the largest in the early half, so it is also robust for momentum,
+whose error rotates rather than shrinking step by step.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Regime", "REGIME_NAMES", "REGIME_INFO", "RegimeInfo", "classify", "growth_band"]
+__all__ = ["Regime", "REGIME_NAMES", "REGIME_INFO", "RegimeInfo", "classify", "decide",
+           "decide_orbit", "growth_band"]
 
 
 class Regime(enum.IntEnum):
@@ -91,10 +95,56 @@ def growth_band(eps: float, w_star_abs, err0) -> np.ndarray:
         return 4.0 * eps * (1.0 + np.asarray(w_star_abs, np.float64) / err0)
 
 
+# The decision table: (grows, shrinks, oscillates) -> regime, indexed by
+# oscillates + 2·shrinks + 4·grows. Rows: the error's trend; columns: monotone, oscillating.
 _BY_CODE = np.array([Regime.STALLED, Regime.BOUNDED_OSCILLATION,                # neither
                      Regime.CONVERGING_MONOTONE, Regime.CONVERGING_OSCILLATING,  # shrinks
                      Regime.DIVERGING_MONOTONE, Regime.DIVERGING_OSCILLATING],   # grows
                     np.int8)
+
+_LYAPUNOV_CHAOS = 1e-3  # λ_L above this (per step) and no period: chaos
+
+
+def decide(grows, shrinks, oscillates, at_optimum) -> np.ndarray:
+    """The regime (int8) of runs from what their error did; boolean arrays that broadcast together.
+
+    ``grows`` wins over ``shrinks`` (callers pass exclusive ones); neither is "no measurable
+    change" (stalled, or the bounded period-2 cycle if it oscillates). A run started at the optimum
+    (``at_optimum``) has nothing to observe and is converged.
+    """
+    grows = np.asarray(grows, bool)
+    shrinks = np.asarray(shrinks, bool) & ~grows
+    code = (np.asarray(oscillates, bool).astype(np.int8) + 2 * shrinks.astype(np.int8)
+            + 4 * grows.astype(np.int8))
+    regime = np.array(_BY_CODE[code])                  # (a fresh array also for 0-d inputs)
+    regime[np.broadcast_to(np.asarray(at_optimum, bool), regime.shape)] = (
+        Regime.CONVERGING_MONOTONE)
+    return regime
+
+
+def decide_orbit(period, lyapunov, oscillates, stalled, diverged, diverged_regime) -> np.ndarray:
+    """The regime (int8) of runs on a non-quadratic loss from their late orbit (arrays of one
+    shape).
+
+    Args:
+      period: 1 a fixed point, p ≥ 2 a cycle, 0 none found (``gdlab.dynamics``).
+      lyapunov: the Lyapunov exponent λ_L of the late orbit, per step.
+      oscillates: the run's error changed sign (engine flips > 0).
+      stalled: α = 0, the iterate never moves.
+      diverged, diverged_regime: the run left the float range, and the engine's regime for it.
+
+    A fixed point is converging (oscillating or monotone by the sign flips); p ≥ 2 is periodic; no
+    period is chaotic if λ_L > 10⁻³, else periodic with period 0 (slow convergence near a
+    bifurcation, or a cycle longer than the longest looked for). A diverged run keeps the engine's
+    regime, and α = 0 is stalled.
+    """
+    regime = decide(False, True, oscillates, False)     # a fixed point: the error shrinks
+    regime = np.where(period >= 2, Regime.PERIODIC, regime)
+    regime = np.where(period == 0, np.where(lyapunov > _LYAPUNOV_CHAOS, Regime.CHAOTIC,
+                                            Regime.PERIODIC), regime)
+    regime = np.where(diverged, diverged_regime, regime)
+    regime = np.where(stalled & ~diverged, Regime.STALLED, regime)
+    return regime.astype(np.int8)
 
 
 def classify(growth, flips, frozen, err0, floor, band) -> np.ndarray:
@@ -110,12 +160,7 @@ def classify(growth, flips, frozen, err0, floor, band) -> np.ndarray:
     """
     with np.errstate(divide="ignore"):
         log_g = np.log(np.asarray(growth, np.float64))
-    oscillates = np.asarray(flips) > 0
     grows = np.asarray(frozen, bool) | (log_g > band)
-    shrinks = ~grows & (log_g < -band)
-    # (grows, shrinks, oscillates) -> regime, as one table lookup (grows and shrinks exclude).
-    code = oscillates.astype(np.int8) + 2 * shrinks.astype(np.int8) + 4 * grows.astype(np.int8)
-    regime = np.array(_BY_CODE[code])                  # (a fresh array also for 0-d inputs)
     # Started at the optimum (within rounding): nothing to observe, the run is converged.
-    regime[np.broadcast_to(np.asarray(err0) <= floor, regime.shape)] = Regime.CONVERGING_MONOTONE
-    return regime
+    return decide(grows, ~grows & (log_g < -band), np.asarray(flips) > 0,
+                  np.asarray(err0) <= floor)

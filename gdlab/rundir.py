@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import json
 import math
@@ -32,8 +33,8 @@ import numpy as np
 
 from gdlab.errors import OutputError
 
-__all__ = ["RunDirError", "MARKER", "check_target", "run_directory", "abandon", "write_json",
-           "write_npz", "is_gdlab_directory"]
+__all__ = ["RunDirError", "MARKER", "check_target", "run_directory", "abandon", "jsonable",
+           "write_json", "write_npz", "is_gdlab_directory"]
 
 MARKER = ".gdlab-run.json"
 _OWNER = ".owner.json"          # inside a partial directory: which host and process writes it
@@ -296,24 +297,44 @@ def abandon() -> None:
         _LOCK.release()
 
 
-def _plain(x):
-    """JSON-safe: numpy scalars to Python values; a non-finite float is a bug, never written."""
+def jsonable(x, *, nonfinite: str = "refuse"):
+    """``x`` as plain JSON values: dicts with string keys, lists (from tuples and arrays too),
+    Python numbers (from numpy scalars); a NamedTuple or a dataclass becomes a dict of its fields.
+
+    ``nonfinite`` says what a NaN or ±inf becomes. ``"refuse"`` raises FloatingPointError: a sweep's
+    results are finite by construction (a diverged run is frozen at its last finite iterate), so
+    one would be a bug. ``"null"`` writes JSON null, which a reader takes as "undefined" (the
+    gradient lab's choice, see ``gdlab.gradients.report.to_json``).
+    """
+    if nonfinite not in ("refuse", "null"):
+        raise ValueError(f"nonfinite={nonfinite!r}; use \"refuse\" or \"null\"")
+    return _plain(x, nonfinite == "null")
+
+
+def _plain(x, null: bool):
     if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
+        return {str(k): _plain(v, null) for k, v in x.items()}
+    if isinstance(x, tuple) and hasattr(x, "_asdict"):  # a NamedTuple
+        return {k: _plain(v, null) for k, v in x._asdict().items()}
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: _plain(getattr(x, f.name), null) for f in dataclasses.fields(x)}
     if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
+        return [_plain(v, null) for v in x]
     if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
+        return _plain(x.tolist(), null)
     if isinstance(x, np.generic):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
+        if null:
+            return None
         raise FloatingPointError(f"a non-finite value ({x}) would be written; this is a bug")
     return x
 
 
 def write_json(path: Path, obj) -> None:
-    Path(path).write_text(json.dumps(_plain(obj), indent=2, ensure_ascii=False, allow_nan=False)
-                          + "\n", encoding="utf-8")
+    """``obj`` as indented UTF-8 JSON; a non-finite number is refused (see :func:`jsonable`)."""
+    Path(path).write_text(json.dumps(jsonable(obj), indent=2, ensure_ascii=False,
+                                     allow_nan=False) + "\n", encoding="utf-8")
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

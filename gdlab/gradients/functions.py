@@ -15,13 +15,14 @@ logaddexp, and σ'(x) is evaluated as σ(x)σ(−x), which keeps full relative a
 """
 from __future__ import annotations
 
-import difflib
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.ad_checkpoint import checkpoint_name
+
+from gdlab._naming import did_you_mean
 
 __all__ = [
     "label",
@@ -276,6 +277,5 @@ def get_case(name: str) -> Case:
     for case in CASES:
         if case.name == name:
             return case
-    close = difflib.get_close_matches(str(name), CASE_NAMES, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(f"unknown function {name!r}{hint}; known: {', '.join(CASE_NAMES)}")
+    raise ValueError(f"unknown function {name!r}{did_you_mean(name, CASE_NAMES)}; "
+                     f"known: {', '.join(CASE_NAMES)}")

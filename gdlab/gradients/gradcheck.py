@@ -7,17 +7,26 @@ p):
    ‖g − g_ad‖∞ ≤ rtol·‖g_ad‖∞ (an atol scaled by the gradient's magnitude), rtol = 1e-5 in float32
    (~84 ulp) and 1e-12 in float64 (~4500 ulp): room for the rounding of sums of ~100 terms computed
    in a different order, and still 4-11 orders below the O(1) relative error of a wrong formula.
-2. central finite differences in float64: D_j(h) = (f(p + h e_j) − f(p − h e_j)) / 2h with
-   h_j = ε^{1/3}·max(1, |p_j|) ≈ 6e-6·max(1, |p_j|), which balances truncation h²|f'''|/6 against
-   rounding ε|f|/h (both ≈ ε^{2/3} ≈ 4e-11 at unit scale). Passes when
-   |g − D(h)| ≤ fd_rtol·‖D(h)‖∞ + e_j per entry, with fd_rtol = max(1e-6, rtol) and
-   e_j = |D(h) − D(2h)| + 16ε(|f(p+h)| + |f(p−h)|)/2h the measured FD error (Richardson: D(h)'s
-   truncation error ≈ |D(h) − D(2h)|/3, so 3x margin) plus its rounding bound. fd_rtol = 1e-6 leaves
-   four orders of margin over the ≈1e-10 expected FD error.
+2. central finite differences in float64, at the same point (the arguments as rounded to the
+   check's dtype): D_j(h) = (f(p + h e_j) − f(p − h e_j)) / 2h, with 2h the step actually taken,
+   (p_j + h) − (p_j − h) in float64. Each entry tries a ladder of steps h_k = 10^k·h_0, k = 0..3,
+   from h_0 = ε^{1/3}·max(1, |p_j|) ≈ 6e-6·max(1, |p_j|) (which balances truncation h²|f'''|/6
+   against rounding ε|f|/h, both ≈ ε^{2/3} ≈ 4e-11 at unit scale), each also at 2h_k, and keeps the
+   step with the smallest estimated error
+       e_j(h) = |D(h) − D(2h)| + 16ε(|f(p+h)| + |f(p−h)|)/2h:
+   the first term bounds the truncation error (Richardson: D(h)'s truncation error ≈
+   |D(h) − D(2h)|/3, so 3x margin), the second the rounding (an estimate that is NaN counts as
+   infinite). A step above h_0 wins only where f is large compared with its variation over the
+   step (a huge loss, a nearly linear f). Passes when |g − D| ≤ fd_tol·‖D‖∞ + e_j per entry, with
+   fd_tol = max(fd_rtol, rtol) and fd_rtol = 1e-6: four orders of margin over the ≈1e-10 expected
+   FD error. When autodiff fails too and the differences agree with it, the FD failure says so.
 3. shapes, traced: jax.make_jaxpr(grad_f) lists every equation with its output shape; intermediates
    tagged with ``label`` are named. The result must be p's shape (scalar f), the Jacobian [out × p]
    (vector f; jax layout out.shape + p.shape also accepted), or p's shape for an elementwise f. Any
    other shape raises ValueError with the trace, so a wrong shape never reaches the numbers.
+
+A check also fails when f is not finite at the inputs, or when grad_f returns p's shape for a vector
+f whose Jacobian is not diagonal (f is not elementwise).
 
 Matrix products run at "highest" precision (GPUs otherwise use ~1e-3-accurate float32 matmuls).
 """
@@ -222,10 +231,9 @@ class GradCheckResult:
 
 
 def _layout(grad: tuple, out: tuple, param: tuple) -> str | None:
-    size = lambda s: math.prod(s)  # noqa: E731
-    if size(out) == 1:  # a scalar f: the gradient has the parameter's shape, nothing else
+    if math.prod(out) == 1:  # a scalar f: the gradient has the parameter's shape, nothing else
         return "gradient" if grad == param else None
-    if len(grad) == 2 and grad == (size(out), size(param)):
+    if len(grad) == 2 and grad == (math.prod(out), math.prod(param)):
         return "jacobian"
     if grad == out + param:
         return "jacobian (jax layout)"

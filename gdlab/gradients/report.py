@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from gdlab import rundir
 from gdlab.errors import ArgumentError, ArgumentTypeError
 from gdlab.gradients.functions import CASES, get_case
 from gdlab.gradients.gradcheck import FD_RTOL, RTOL, GradCheckResult, check_gradient, fmt_shape
@@ -149,23 +150,15 @@ def render_markdown(results: Sequence[GradCheckResult]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, tuple) and hasattr(x, "_asdict"):
-        return {k: _jsonable(v) for k, v in x._asdict().items()}
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return {f.name: _jsonable(getattr(x, f.name)) for f in dataclasses.fields(x)}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, (np.integer, np.bool_)):
-        return x.item()
-    return x
-
-
 def to_json(results: Sequence[GradCheckResult]) -> dict:
-    """A JSON-serialisable dict (non-finite numbers become None)."""
+    """A JSON-serialisable dict; a non-finite number becomes None (JSON null), read "undefined".
+
+    Null, not a refusal as in a sweep's results: a non-finite number here is a measurement of a
+    failing check (the relative error against an autodiff reference that overflowed to inf, say),
+    and the report that shows the failure must still be written. The bundled
+    configs/q1_q3_gradients.toml, whose 88 checks pass, holds none (every number is finite).
+    """
     results = list(results)
     return {"passed": all(r.passed for r in results), "n_checks": len(results),
             "n_passed": sum(r.passed for r in results), "rtol": dict(RTOL), "fd_rtol": FD_RTOL,
-            "results": [_jsonable(r) for r in results]}
+            "results": [rundir.jsonable(r, nonfinite="null") for r in results]}
