@@ -19,6 +19,8 @@ _NAMES = {  # public name → the module that defines it
     "REGIME_NAMES": "gdlab.regimes",
     "Regime": "gdlab.regimes",
     "SweepResult": "gdlab._sweep",
+    "finish_sweep": "gdlab._sweep",
+    "simulate_shard": "gdlab._sweep",
     "sweep": "gdlab._sweep",
 }
 

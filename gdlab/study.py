@@ -16,6 +16,7 @@ import numpy as np
 
 import gdlab
 from gdlab import boundary, plots, quadratics, report, resources, rundir, stability, theory
+from gdlab._sweep import finish_sweep, simulate_shard
 from gdlab.config import ConfigError, SweepConfig
 from gdlab.interfaces import Linear
 from gdlab.regimes import REGIME_NAMES
@@ -91,9 +92,14 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
             f"all statistics would not fit in {resources.format_bytes(resources.memory_limit())}")
     common = dict(w0=cfg.w0, steps=cfg.steps, tol=cfg.tol, optimizer=cfg.optimizer,
                   hparams=cfg.hparams, dtype=cfg.dtype, unroll=cfg.unroll)
-    res = gdlab.sweep(problem, alpha, over=over, record_every=record_every,
-                      chunk_size=cfg.chunk_size, devices=cfg.devices, progress=progress,
-                      shard=cfg.shard, simulation=simulation, keep=keep, **common)
+    options = dict(over=over, record_every=record_every, chunk_size=cfg.chunk_size,
+                   devices=cfg.devices, progress=progress, **common)
+    if cfg.shard is not None:    # a shard keeps every statistic
+        res = simulate_shard(problem, alpha, shard=cfg.shard, **options)
+    elif simulation is not None:
+        res = finish_sweep(problem, alpha, simulation, keep=keep, **options)
+    else:
+        res = gdlab.sweep(problem, alpha, keep=keep, **options)
     traj = res if short_list else None
     if cfg.trajectories:
         traj = gdlab.sweep(problem, list(cfg.trajectories), record_every=traj_every,

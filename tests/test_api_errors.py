@@ -11,6 +11,7 @@ import pytest
 from engines import fast_path
 
 import gdlab
+from gdlab._sweep import finish_sweep, simulate_shard
 from gdlab.errors import ArgumentError, TooLargeError
 
 P = gdlab.problems.scalar_regression(x=1.0, y=100.0)
@@ -18,10 +19,16 @@ Q = gdlab.problems.quadratic(dim=3)
 
 
 def call(**kw):
-    """gdlab.sweep with small defaults; ``problem``/``alphas`` may be overridden."""
+    """gdlab.sweep with small defaults; ``problem``/``alphas`` may be overridden; with ``shard``
+    simulate_shard, with ``simulation`` finish_sweep."""
     problem = kw.pop("problem", P)
     alphas = kw.pop("alphas", [0.5])
-    return gdlab.sweep(problem, alphas, **{"steps": 5, "progress": False, **kw})
+    kw = {"steps": 5, "progress": False, **kw}
+    if "shard" in kw:
+        return simulate_shard(problem, alphas, **kw)
+    if "simulation" in kw:
+        return finish_sweep(problem, alphas, kw.pop("simulation"), **kw)
+    return gdlab.sweep(problem, alphas, **kw)
 
 
 BAD = [

@@ -1,0 +1,233 @@
+"""The argument checks of ``gdlab.sweep``: each returns the value it checked, normalised, or raises
+:class:`gdlab.errors.ArgumentError` naming the argument, with a one-line message that says what to
+do. :func:`gdlab._sweep_plan.plan` calls them in a fixed order, before any work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+from typing import Mapping
+
+import jax
+import numpy as np
+
+from gdlab import engine, grids, resources
+from gdlab import optimizers as optimizers_lib
+from gdlab.errors import ArgumentError
+from gdlab.interfaces import WithOptimum
+
+__all__ = ["DTYPES", "precision"]
+
+DTYPES = ("float32", "float64")
+
+
+def precision(dtype: str):
+    """Context in which ``dtype`` is usable: float64 turns on JAX's x64 mode for its duration."""
+    choice("dtype", dtype, DTYPES)
+    return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+
+
+def integer(name, value, minimum, maximum=None, why="", what="an integer") -> int:
+    """``value`` as an int in [minimum, maximum], else ArgumentError naming ``name``."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
+            or value < minimum):
+        raise ArgumentError(name, f"{grids.brief(value)} must be {what} >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise ArgumentError(name, f"{grids.brief(value)} exceeds {maximum}" +
+                            (f" ({why})" if why else ""))
+    return int(value)
+
+
+def tol(value, dtype) -> float:
+    """tol: a finite number > 0 that ``dtype`` holds as a normal number (not 0, not inf)."""
+    try:
+        number = float(value) if isinstance(value, numbers.Real) else math.nan
+    except OverflowError:   # an int beyond float64
+        number = math.inf
+    if isinstance(value, (bool, np.bool_)) or not math.isfinite(number) or number <= 0:
+        raise ArgumentError("tol", f"{grids.brief(value)} must be a finite number > 0")
+    info = np.finfo(dtype)
+    value = number
+    if value > float(info.max):
+        raise ArgumentError("tol", f"{value!r} is beyond the largest {dtype.name} "
+                                   f"({float(info.max):.3g}): it would be inf; use a smaller tol "
+                                   "or float64")
+    if value < float(info.tiny):
+        raise ArgumentError("tol", f"{value!r} is below the smallest normal {dtype.name} "
+                                   f"({float(info.tiny):.3g}): it would round to 0 or a subnormal; "
+                                   "use a larger tol or float64")
+    return float(value)
+
+
+def choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ArgumentError(name, f"{grids.brief(value)} must be one of "
+                                  f"{', '.join(map(repr, choices))}")
+    return value
+
+
+def flag(name, value):
+    """A tri-state switch: True, False or None (decide automatically)."""
+    if value is not None and not isinstance(value, (bool, np.bool_)):
+        raise ArgumentError(name, f"{grids.brief(value)} must be True, False or None")
+    return value
+
+
+def problem_fields(problem) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """(fields, param_shape) of a problem value (a gdlab.problems NamedTuple); else
+    ArgumentError."""
+    ok = (isinstance(problem, tuple) and isinstance(getattr(type(problem), "_fields", None), tuple)
+          and isinstance(problem, WithOptimum))
+    shape = None
+    if ok:
+        try:
+            shape = tuple(int(d) for d in problem.param_shape)
+        except (AttributeError, TypeError, ValueError):
+            ok = False
+    if not ok or any(d < 1 for d in shape):
+        raise ArgumentError("problem", f"{grids.brief(problem)} is not a problem value; build one "
+                                       "with gdlab.problems, e.g. "
+                                       "gdlab.problems.scalar_regression(x=1.0, y=100.0)")
+    return tuple(type(problem)._fields), shape
+
+
+def shared(argument, value, dtype, scalar=False) -> np.ndarray:
+    """A value every run shares, cast once to ``dtype`` (never copied per run)."""
+    arr = grids.as_numbers(value, argument)
+    if scalar and arr.ndim:
+        raise ArgumentError(argument, f"{grids.brief(value)} must be one number (shape "
+                                      f"{arr.shape}); to vary it, make it an axis with over=")
+    with np.errstate(over="ignore"):
+        cast = arr.astype(dtype)
+    if not np.all(np.isfinite(cast)):
+        raise ArgumentError(argument, f"{grids.brief(value)} overflows {dtype.name}; "
+                                      "use float64 or rescale")
+    return cast
+
+
+def w0_shape(w0: np.ndarray, param_shape) -> None:
+    try:
+        np.broadcast_to(w0, param_shape)
+    except ValueError:
+        raise ArgumentError("w0", f"shape {w0.shape} does not fit the parameter shape "
+                                  f"{param_shape}; give a scalar or an array of that "
+                                  "shape") from None
+
+
+def shard(shard, n: int) -> tuple[int, int]:
+    """``shard`` as (i, count) with 0 <= i < count <= n runs."""
+    if not (isinstance(shard, (tuple, list)) and len(shard) == 2 and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+            for v in shard)):
+        raise ArgumentError("shard", f"{grids.brief(shard)} must be a pair (i, n) of integers")
+    i, count = int(shard[0]), int(shard[1])
+    if not 0 <= i < count <= n:
+        raise ArgumentError("shard", f"{i}/{count} must be i/n with 0 <= i < n <= {n} runs")
+    return i, count
+
+
+def simulation(simulation, n: int, param_shape) -> None:
+    """``simulation`` is the engine's raw simulation of all ``n`` runs (merged shards)."""
+    if not isinstance(simulation, engine.Simulation) or simulation.stats is None:
+        raise ArgumentError("simulation", f"{grids.brief(simulation)} is not the raw "
+                                          "simulation of a sweep (gdlab merge makes one)")
+    shape = tuple(np.shape(simulation.w_final))
+    if shape[:1] != (n,) or shape[1:] != param_shape:
+        raise ArgumentError("simulation", f"holds {shape[0] if shape else 0} runs of shape "
+                                          f"{shape[1:]}, the grid has {n} runs of shape "
+                                          f"{param_shape}")
+
+
+def shapes(problem, fields, param_shape, axes, fixed, dtype) -> None:
+    """The problem's gradient, optimum and curvature fit the parameter (traced, no computation).
+
+    A field of the wrong shape (``x`` an array in a scalar problem) would otherwise surface as a
+    JAX error deep inside the compiled loop.
+    """
+    leaf = lambda f: jax.ShapeDtypeStruct((), dtype) if f in axes else jax.ShapeDtypeStruct(
+        fixed[f].shape, dtype)
+    one = type(problem)(*(leaf(f) for f in fields))
+    w = jax.ShapeDtypeStruct(param_shape, dtype)
+    name = type(problem).__name__
+    with precision(dtype.name):
+        try:
+            g, opt, lam = jax.eval_shape(lambda p, w: (p.grad(w), p.optimum(), p.curvature()),
+                                         one, w)
+        except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
+            g = opt = lam = None
+            why = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}"
+    if g is not None:
+        fits = (g.shape == param_shape and g.dtype == dtype and lam.shape == ()
+                and np.broadcast_shapes(opt.shape, param_shape) == param_shape)
+        if fits:
+            return
+        why = (f"its gradient has shape {g.shape} ({g.dtype}), optimum {opt.shape}, curvature "
+               f"{lam.shape}; the parameter is {param_shape} ({dtype.name})")
+    wide = [f for f in fields if f not in axes and fixed[f].ndim > len(param_shape)]
+    if not param_shape and wide:   # a scalar problem: every parameter is a number
+        f = wide[0]
+        raise ArgumentError(f"problem.{f}", f"shape {fixed[f].shape} does not fit {name}, whose "
+                                            "parameters are numbers; give a number (or sweep it "
+                                            "with over=)")
+    raise ArgumentError("problem", f"{name} does not fit its parameters: {why}")
+
+
+def names(problem, optimizer, hparams, over, recurrence):
+    """(optimizer spec, problem fields, param_shape, hyperparameters with their values) after
+    checking the optimizer, ``hparams`` and ``over`` name what exists, and fit the problem."""
+    try:
+        spec = optimizers_lib.get(optimizer)
+    except ValueError as e:
+        raise ArgumentError("optimizer", str(e)) from None
+    if hparams is not None and not isinstance(hparams, Mapping):
+        raise ArgumentError("hparams", f"{grids.brief(hparams)} must be a mapping "
+                                       "name → value, e.g. {'beta': 0.9}")
+    if over is not None and not isinstance(over, Mapping):
+        raise ArgumentError("over", f"{grids.brief(over)} must be a mapping name → values, "
+                                    "e.g. {'x': [0.5, 1.0]}")
+    fields, param_shape = problem_fields(problem)
+    hp = dict(spec.defaults)
+    for name, value in (hparams or {}).items():
+        if name not in spec.defaults:
+            known = ", ".join(spec.defaults) or "none besides alpha"
+            raise ArgumentError("hparams", f"{optimizer!r} has no hyperparameter {name!r}; "
+                                           f"known: {known}")
+        hp[name] = value
+    for name, _value in (over or {}).items():
+        if name == "alpha":
+            raise ArgumentError("over", "'alpha' is swept by the alphas argument")
+        if not isinstance(name, str) or (name not in fields and name not in hp and name != "w0"):
+            raise ArgumentError("over", f"{name!r} is not a parameter of {type(problem).__name__} "
+                                        f"({', '.join(fields)}), of {optimizer!r} or 'w0'")
+        if name in fields and np.ndim(getattr(problem, name)) != 0:
+            raise ArgumentError("over", f"{name!r} is not a number in {type(problem).__name__} "
+                                        f"(shape {np.shape(getattr(problem, name))}); only a "
+                                        "scalar parameter can be an axis")
+    if recurrence and not (optimizer == "sgd" and param_shape == ()):
+        raise ArgumentError("recurrence", "defined for optimizer 'sgd' on a scalar parameter only")
+    try:
+        optimizers_lib.check_fits(optimizer, param_shape)
+    except ValueError as e:
+        raise ArgumentError("optimizer", str(e)) from None
+    return spec, fields, param_shape, hp
+
+
+def memory(sizes: dict[str, int], *, runs: int, where: str, keep: str, steps: int,
+                 record_every: int | None, param_shape, dtype, shared_bytes: int) -> None:
+    """The memory the request needs fits (``resources.check_fits``), before anything per run."""
+    n = math.prod(sizes.values())
+    size_txt = " × ".join(map(str, sizes.values()))
+    snapshots = steps // record_every + 2 if record_every else 0
+    fixes = ["keep='compact'"] * (keep == "all") + ["fewer runs"] + (
+        ["a coarser record_every"] if record_every else [])
+    fix = "use " + (f"{', '.join(fixes[:-1])} or {fixes[-1]}" if len(fixes) > 1 else fixes[0])
+    resources.check_fits(
+        resources.sweep_bytes(runs, keep=keep, param_size=math.prod(param_shape),
+                              itemsize=dtype.itemsize, snapshots=snapshots,
+                              shared_bytes=shared_bytes),
+        argument="over" if len(sizes) > 1 else "alphas",
+        what=f"{where}a sweep of {n} runs" + (f" ({size_txt})" if len(sizes) > 1 else "")
+             + f" with keep={keep!r}" + (f", record_every={record_every}" if record_every else ""),
+        fix=fix)

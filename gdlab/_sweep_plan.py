@@ -1,0 +1,308 @@
+"""The plan of a sweep: every input checked once, in a fixed order, and frozen (:func:`plan`).
+
+From the plan alone follow the per-run columns of any slice of runs [lo, hi) of the flattened grid:
+the problem and w0 (:func:`problem_at`, :func:`w0_at`), the float64 geometry w*, λ_max, |w*|, |e₀|
+(:func:`geometry`), the linear contraction factor r = 1 − αλ (:func:`rate`), and all of them as
+the engine takes them (:func:`engine_inputs`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Callable
+
+import jax
+import numpy as np
+
+from gdlab import _sweep_checks as check
+from gdlab import engine, grids, resources
+from gdlab.errors import ArgumentError
+
+__all__ = ["Plan", "EngineOptions", "plan", "default_chunk", "default_unroll", "CPU_BLOCK"]
+
+_DEFAULT_CHUNK_BYTES = 256 * 2**20
+CPU_BLOCK = 4096  # runs whose carried state (~10 arrays) fits in a CPU core's L2 cache
+_GPU_UNROLL = 16  # measured best on an H200 (1/4/8/16/32: 0.57/1.9/3.2/3.8/1.1 × 10¹¹ updates/s)
+MAX_UNROLL = 1024  # unroll copies the step body that many times: compile time grows with it
+
+
+def default_unroll() -> int:
+    """``unroll="auto"``: 1 on CPU (the tiles unroll themselves), 16 on accelerators."""
+    return 1 if jax.default_backend() == "cpu" else _GPU_UNROLL
+
+
+def default_chunk(n: int, dtype, param_shape=(), steps: int = 1, record_every=None) -> int:
+    """Runs per chunk from a 256 MiB budget: per run the engine's inputs, state and outputs
+    (~100 B), the host's float64 post-processing (~100 B), and any snapshots."""
+    per_run = 200 + 4 * np.dtype(dtype).itemsize * max(1, math.prod(param_shape)) * (
+        1 + (steps // record_every + 2 if record_every else 0))
+    return max(1, min(n, _DEFAULT_CHUNK_BYTES // per_run))
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineOptions:
+    """How the runs are simulated, never what they compute: any choice gives the same results."""
+
+    unroll: int             # lax.scan unroll of the per-step loop
+    chunk: int              # runs per compiled chunk, and per slice finished on the host
+    block: int | None       # runs per cache-resident block within a chunk; None: one wide vmap
+    devices: int            # every chunk's runs are split over this many devices
+    progress: bool | None   # a progress bar; None: when the output is a terminal
+
+
+class Grid:
+    """The flattened grid: column(name, lo, hi) is that axis's value for flat runs [lo, hi)."""
+
+    def __init__(self, axes: dict[str, np.ndarray]):
+        self.axes = axes
+        self.shape = tuple(len(v) for v in axes.values())
+        self.n = math.prod(self.shape)
+        self._pos = {name: k for k, name in enumerate(axes)}
+
+    def column(self, name, lo, hi):
+        values = self.axes[name]
+        if len(self.shape) == 1:
+            return values[lo:hi]
+        idx = np.unravel_index(np.arange(lo, hi), self.shape)[self._pos[name]]
+        return values[idx]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Plan:
+    """A sweep's inputs, checked and cast to ``dtype``; what is not an axis every run shares."""
+
+    problem: object                        # as given: its type builds each slice's problem
+    fields: tuple[str, ...]                # the problem's parameters
+    param_shape: tuple[int, ...]
+    optimizer: str
+    make_optimizer: Callable
+    hparam_names: tuple[str, ...]          # the optimizer's hyperparameters besides alpha
+    grid: Grid                             # the axes (alpha first), values cast to dtype
+    fixed_problem: dict[str, np.ndarray]   # problem parameters that are not axes
+    fixed_hparams: dict[str, np.ndarray]   # hyperparameters that are not axes, each one number
+    fixed_w0: np.ndarray | None            # None where w0 is an axis
+    dtype: np.dtype
+    steps: int
+    tol: float
+    record_every: int | None
+    keep: str                              # "all" or "compact"
+    recurrence: bool                       # measure the deviation from e_{t+1} = r e_t (Q4.3)
+    runs: tuple[int, int]                  # the runs [lo, hi) simulated: all, or a shard's
+    engine: EngineOptions
+
+    @property
+    def n(self) -> int:
+        return self.grid.n
+
+    @property
+    def late_steps(self) -> int:
+        """Steps in the late half t > T // 2, over which the engine measures late growth."""
+        return self.steps - self.steps // 2
+
+
+_SIMULATE = object()  # plan(simulation=...) left out: the runs are to be simulated, not finished
+
+
+def plan(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimizer: str = "sgd",
+         hparams=None, over=None, dtype: str = "float32", unroll: int | str = "auto",
+         record_every: int | None = None, chunk_size: int | None = None,
+         block: int | None | str = "auto", devices: int | str = 1, progress: bool | None = None,
+         keep: str = "all", recurrence: bool | None = None, shard: tuple[int, int] | None = None,
+         simulation: engine.Simulation | object = _SIMULATE) -> Plan:
+    """Check every argument of ``gdlab.sweep`` before any work and freeze them in a :class:`Plan`.
+
+    ``shard`` (i, n) plans the i-th of n contiguous slices of the flattened grid; ``simulation``,
+    the raw simulation a plan is to finish, is checked to hold every run of the grid. Raises
+    ArgumentError naming the first bad argument.
+    """
+    # Arguments that need nothing else, each checked before any work.
+    steps = check.integer("steps", steps, 1, resources.MAX_STEPS, "the step counters are int32")
+    # GPUs pay ~9 µs per loop iteration; the CPU tiles and the GPU kernel (gdlab.engine.fused)
+    # unroll their own steps, so this only matters for runs outside their scope.
+    if isinstance(unroll, str) and unroll == "auto":
+        unroll = default_unroll()
+    unroll = check.integer("unroll", unroll, 1, MAX_UNROLL,
+                           "compile time grows with the unroll; 16 is the fastest measured")
+    np_dtype = np.dtype(check.choice("dtype", dtype, check.DTYPES))
+    tol = check.tol(tol, np_dtype)
+    if record_every is not None:
+        # Beyond the horizon it records w_0 and w_T only, as record_every = steps does.
+        record_every = min(check.integer("record_every", record_every, 1), steps)
+    if chunk_size is not None:
+        chunk_size = check.integer("chunk_size", chunk_size, 1)
+    if not (isinstance(block, str) and block == "auto") and block is not None:
+        block = check.integer("block", block, 1, what='"auto", None or an integer')
+    if not (isinstance(keep, str) and keep in ("all", "compact")):
+        raise ArgumentError("keep", f"{grids.brief(keep)} must be 'all' or 'compact'")
+    recurrence, progress = check.flag("recurrence", recurrence), check.flag("progress", progress)
+    n_dev = engine.device_count(devices)
+    spec, fields, param_shape, hp = check.names(problem, optimizer, hparams, over, recurrence)
+
+    # The axes' sizes (a {start, stop, num} range is not built yet), then every shared value.
+    specs = {"alpha": ("alphas", alphas),
+             **{name: (f"over[{name!r}]", values) for name, values in (over or {}).items()}}
+    sizes = {name: grids.axis_size(v, name=arg) for name, (arg, v) in specs.items()}
+    n = math.prod(sizes.values())
+    fixed_problem, fixed_hp, fixed_w0 = _shared_values(problem, fields, hp, w0, sizes, np_dtype,
+                                                       param_shape)
+    runs, where = (0, n), ""
+    if shard is not None:
+        i, count = check.shard(shard, n)
+        runs = (i * n // count, (i + 1) * n // count)
+        where = f"shard {i}/{count} ({runs[1] - runs[0]} runs) of "
+    if simulation is not _SIMULATE:
+        check.simulation(simulation, n, param_shape)
+    check.memory(sizes, runs=runs[1] - runs[0], where=where, keep=keep, steps=steps,
+                 record_every=record_every, param_shape=param_shape, dtype=np_dtype,
+                 shared_bytes=sum(a.size * 8 for a in fixed_problem.values()))
+
+    axes = {name: grids.cast_axis(grids.axis_values(v, name=arg), np_dtype, name=arg)
+            for name, (arg, v) in specs.items()}
+    check.shapes(problem, fields, param_shape, axes, fixed_problem, np_dtype)
+    if isinstance(block, str):
+        block = CPU_BLOCK if jax.default_backend() == "cpu" else None
+    chunk = min(n, chunk_size) if chunk_size else default_chunk(n, np_dtype, param_shape, steps,
+                                                                record_every)
+    # The linear contraction factor r = 1 − αλ, against which each step is checked (Q4.3);
+    # defined for plain gradient descent on a scalar parameter (not kept in compact mode).
+    linear_scalar = optimizer == "sgd" and param_shape == ()
+    out = Plan(
+        problem=problem, fields=fields, param_shape=param_shape, optimizer=optimizer,
+        make_optimizer=spec.make, hparam_names=tuple(hp), grid=Grid(axes),
+        fixed_problem=fixed_problem, fixed_hparams=fixed_hp, fixed_w0=fixed_w0, dtype=np_dtype,
+        steps=steps, tol=tol, record_every=record_every, keep=keep,
+        recurrence=linear_scalar and keep == "all" if recurrence is None else bool(recurrence),
+        runs=runs, engine=EngineOptions(unroll, chunk, block, n_dev, progress))
+    _check_geometry(out)
+    return out
+
+
+def _shared_values(problem, fields, hp, w0, swept, dtype, param_shape):
+    """The problem parameters, hyperparameters and w0 that are not axes, each checked and cast
+    once: every run shares them."""
+    fixed_problem = {f: check.shared(f"problem.{f}", getattr(problem, f), dtype) for f in fields
+                     if f not in swept}
+    fixed_hp = {k: check.shared(f"hparams[{k!r}]", v, dtype, scalar=True)
+                for k, v in hp.items() if k not in swept}
+    fixed_w0 = None if "w0" in swept else check.shared("w0", w0, dtype)
+    if fixed_w0 is not None:
+        check.w0_shape(fixed_w0, param_shape)
+    return fixed_problem, fixed_hp, fixed_w0
+
+
+def _check_geometry(p: Plan) -> None:
+    """Every run's optimum and curvature are finite and far enough inside the divergence bound,
+    checked chunk by chunk (bounded memory) before any work."""
+    bound = engine.divergence_bound(p.dtype)
+    limit = bound / 1e3
+    for lo in range(0, p.n, p.engine.chunk):
+        w_star, lam, w_abs, err0 = geometry(p, lo, min(p.n, lo + p.engine.chunk))
+        bad = ~np.isfinite(w_star.reshape(len(w_abs), -1)).all(axis=1)
+        if bad.any():
+            arg, at = _blame(p, lo, bad, "problem")
+            raise ArgumentError(arg, f"the optimum is not finite{at}; choose parameters with a "
+                                     "finite optimum (e.g. x ≠ 0 in scalar_regression)")
+        bad = ~np.isfinite(lam)
+        if bad.any():
+            arg, at = _blame(p, lo, bad, "problem")
+            raise ArgumentError(arg, f"the curvature λ_max is not finite{at}; rescale the problem")
+        bad = w_abs > limit
+        if bad.any():
+            arg, at = _blame(p, lo, bad, "problem")
+            raise ArgumentError(arg, f"|w*| = {w_abs[bad][0]:.3g}{at} exceeds {limit:.3g}, too "
+                                     f"close to the {p.dtype.name} divergence bound; rescale the "
+                                     "problem or use float64")
+        bad = w_abs + err0 > limit
+        if bad.any():
+            raise ArgumentError("w0" if p.fixed_w0 is not None else "over['w0']",
+                                f"|w*| + |w0 − w*| = {(w_abs + err0)[bad][0]:.3g} exceeds "
+                                f"{limit:.3g}, too close to the {p.dtype.name} divergence bound; "
+                                "start nearer the optimum, rescale the problem or use float64")
+
+
+def _blame(p: Plan, lo, bad, default):
+    """The argument behind the first bad run of [lo, lo + len(bad)), and where it is."""
+    swept = [f for f in p.fields if f in p.grid.axes]
+    if not swept or bad.all():
+        return default, ""
+    j = lo + int(np.flatnonzero(bad)[0])
+    at = ", ".join(f"{f} = {float(p.grid.column(f, j, j + 1)[0])!r}" for f in swept)
+    return (f"over[{swept[0]!r}]" if len(swept) == 1 else "over"), f" (at {at})"
+
+
+def problem_at(p: Plan, lo, hi):
+    """The problem of runs [lo, hi): swept parameters as columns, the others shared."""
+    return type(p.problem)(*(p.grid.column(f, lo, hi) if f in p.grid.axes else p.fixed_problem[f]
+                             for f in p.fields))
+
+
+def w0_at(p: Plan, lo, hi) -> np.ndarray:
+    """w0 of runs [lo, hi), shape (hi − lo,) + param_shape (a broadcast view, not a copy)."""
+    if p.fixed_w0 is None:  # a swept w0 moves every coordinate together
+        col = p.grid.column("w0", lo, hi).reshape((hi - lo,) + (1,) * len(p.param_shape))
+        return np.broadcast_to(col, (hi - lo,) + p.param_shape)
+    return np.broadcast_to(p.fixed_w0, (hi - lo,) + p.param_shape)
+
+
+def geometry(p: Plan, lo, hi):
+    """float64 per-run w*, λ_max, |w*|, |e₀| of runs [lo, hi)."""
+    with np.errstate(all="ignore"):
+        prob = problem_at(p, lo, hi)
+        w_star = np.broadcast_to(np.asarray(prob.optimum(), np.float64),
+                                 (hi - lo,) + p.param_shape)
+        lam = np.broadcast_to(np.asarray(prob.curvature(), np.float64), (hi - lo,))
+        return (w_star, lam, norm(w_star, p.param_shape),
+                norm(w0_at(p, lo, hi) - w_star, p.param_shape))
+
+
+def rate(p: Plan, lo, hi) -> np.ndarray:
+    """The linear contraction factor r = 1 − αλ of runs [lo, hi), in the sweep's dtype."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        lam = np.asarray(problem_at(p, lo, hi).curvature(), np.float64)
+        r = 1.0 - p.grid.column("alpha", lo, hi).astype(np.float64) * lam
+    # |r| beyond the dtype's range is held at its largest finite value: such a run leaves the
+    # divergence bound at its first step unless e_t = 0, where inf · 0 would be NaN.
+    top = float(np.finfo(p.dtype).max)
+    return np.clip(r, -top, top).astype(p.dtype)
+
+
+class Lazy:
+    """A run-indexed input computed on demand for a slice (keeps huge sweeps in bounded memory)."""
+
+    def __init__(self, fn, lo, hi):
+        self.fn, self.lo, self.hi = fn, lo, hi
+        self.shape = (hi - lo,) + np.shape(fn(lo, min(hi, lo + 1)))[1:]
+
+    def __getitem__(self, item):
+        start, stop, _ = item.indices(self.hi - self.lo)
+        return self.fn(self.lo + start, self.lo + stop)
+
+
+def engine_inputs(p: Plan, lo, hi, *, lazy: bool, with_rate: bool = True):
+    """(problem, hparams, w0, r) of runs [lo, hi) as ``engine.simulate`` takes them: swept values
+    one per run, the others shared; ``lazy``: each computed only for the chunk that needs it."""
+    at = (lambda fn: Lazy(fn, lo, hi)) if lazy else (lambda fn: fn(lo, hi))
+    column = lambda name: at(functools.partial(p.grid.column, name))
+    prob = type(p.problem)(*(column(f) if f in p.grid.axes else p.fixed_problem[f]
+                             for f in p.fields))
+    h = {"alpha": column("alpha"),
+         **{k: column(k) if k in p.grid.axes else p.fixed_hparams[k] for k in p.hparam_names}}
+    w0 = at(functools.partial(w0_at, p))
+    return prob, h, w0, at(functools.partial(rate, p)) if p.recurrence and with_rate else None
+
+
+def engine_options(p: Plan) -> dict:
+    """The keyword arguments of ``engine.simulate`` for this plan."""
+    e = p.engine
+    return dict(make_optimizer=p.make_optimizer, steps=p.steps, tol=p.tol, unroll=e.unroll,
+                record_every=p.record_every, chunk_size=e.chunk, block=e.block,
+                batched_fields=frozenset(p.grid.axes), devices=e.devices, progress=e.progress)
+
+
+def norm(e: np.ndarray, param_shape) -> np.ndarray:
+    """|e| per run over the parameter axes (the trailing ``len(param_shape)``)."""
+    if not param_shape:
+        return np.abs(e)
+    return np.sqrt(np.sum(e * e, axis=tuple(range(-len(param_shape), 0))))
