@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unroll", type=int, default=default_unroll(),
                    help="lax.scan unroll (default 1 on CPU, 16 on an accelerator, as gdlab.sweep)")
     p.add_argument("--json", default="bench.json", help="where to write the table as JSON")
-    p.add_argument("--fast-path", choices=engine.FAST_PATHS, default="auto",
+    p.add_argument("--fast-path", choices=engine.FAST_PATH_MODES, default="auto",
                    help="auto (default): the tiles of gdlab.engine.tiled on CPUs, the kernel of "
                         "gdlab.engine.fused on GPUs; tiled, fused (interpreted on a CPU) or never "
                         "(the per-step loop)")

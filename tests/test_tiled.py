@@ -130,6 +130,28 @@ def test_update_only_freezes_as_the_per_step_loop():
             np.testing.assert_array_equal(x, getattr(slow.stats, f), err_msg=f)
 
 
+def test_simulate_keeps_what_reduce_returns_in_parts():
+    a = np.linspace(-0.5, 3.5, 300).astype(np.float32)
+    args = (P._replace(x=np.float32(1.0), y=np.float32(100.0)), {"alpha": a},
+            np.zeros(a.size, np.float32))
+    kw = dict(make_optimizer=gdlab.optimizers.get("sgd").make, steps=200, tol=1.0, chunk_size=128,
+              batched_fields=frozenset({"alpha"}))
+    whole = engine.simulate(*args, **kw)
+    sim = engine.simulate(*args, reduce=lambda lo, hi, out: (lo, hi, out[1].t_freeze), **kw)
+    assert [(lo, hi) for lo, hi, _ in sim.parts] == [(0, 128), (128, 256), (256, 300)]
+    np.testing.assert_array_equal(np.concatenate([t for _, _, t in sim.parts]),
+                                  whole.stats.t_freeze)
+    assert sim.w_final is None and sim.stats is None and sim.snapshots is None
+    assert whole.parts is None
+
+
+def test_fast_paths_declare_their_interface_and_the_mode_is_checked():
+    assert [path.name for path in engine.FAST_PATHS] == ["fused", "tiled"]
+    assert all(isinstance(path, engine.FastPath) for path in engine.FAST_PATHS)
+    with fast_path("sometimes"), pytest.raises(ValueError, match="FAST_PATH.*'sometimes'"):
+        gdlab.sweep(P, [0.5], steps=10, progress=False)
+
+
 def test_double_well_bit_identical_through_chaos_and_escape():
     # A non-quadratic loss: period doubling, chaos, and escapes that freeze at different steps.
     fast, slow = both(gdlab.problems.double_well(1.0), alphas=np.linspace(0.0, 3.0, 6000), w0=0.5,

@@ -1,17 +1,22 @@
 """The simulation engine: many gradient-descent runs at once, with online statistics.
 
 ``simulate`` runs N runs in chunks (one compiled program per shape), on the per-step loop
-(:mod:`gdlab.engine._loop`), the CPU tiles (:mod:`gdlab.engine.tiled`) or the GPU kernel
-(:mod:`gdlab.engine.fused`), which give the same results; ``RunStats`` and the floor and bound they
-share live in :mod:`gdlab.engine._common`.
+(:mod:`gdlab.engine._loop`) or a fast path with the same results (``FAST_PATHS``: the GPU kernel of
+:mod:`gdlab.engine.fused`, the CPU tiles of :mod:`gdlab.engine.tiled`; ``FAST_PATH[0]`` chooses the
+mode); ``RunStats``, the floor and bound, and the ``FastPath`` interface live in
+:mod:`gdlab.engine._common`.
 """
 
 from gdlab.engine import fused as fused
 from gdlab.engine import tiled as tiled
+from gdlab.engine._common import Chunk as Chunk
+from gdlab.engine._common import ChunkSpec as ChunkSpec
+from gdlab.engine._common import FastPath as FastPath
 from gdlab.engine._common import RunStats as RunStats
 from gdlab.engine._common import divergence_bound as divergence_bound
 from gdlab.engine._common import noise_floor as noise_floor
 from gdlab.engine._loop import FAST_PATH as FAST_PATH
+from gdlab.engine._loop import FAST_PATH_MODES as FAST_PATH_MODES
 from gdlab.engine._loop import FAST_PATHS as FAST_PATHS
 from gdlab.engine._loop import LANES as LANES
 from gdlab.engine._loop import Simulation as Simulation
@@ -21,4 +26,5 @@ from gdlab.engine._loop import device_count as device_count
 from gdlab.engine._loop import simulate as simulate
 
 __all__ = ["RunStats", "Simulation", "simulate", "noise_floor", "divergence_bound", "compile_count",
-           "device_count", "chunk_program", "LANES", "FAST_PATH", "FAST_PATHS", "tiled", "fused"]
+           "device_count", "chunk_program", "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS",
+           "FastPath", "Chunk", "ChunkSpec", "tiled", "fused"]

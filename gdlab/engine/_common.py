@@ -1,14 +1,17 @@
 """What every engine path shares: the online statistics of a run, the rounding-noise floor and the
-divergence bound. A leaf module: the per-step loop, the CPU tiles and the GPU kernel import it."""
+divergence bound, a chunk of runs and the spec of its program, and the interface of a fast path. A
+leaf module: the per-step loop, the CPU tiles and the GPU kernel import it."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import abc
+from typing import Any, Callable, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["RunStats", "noise_floor", "divergence_bound", "norm"]
+__all__ = ["RunStats", "Chunk", "ChunkSpec", "FastPath", "noise_floor", "divergence_bound", "norm"]
 
 _FLOOR_ULPS = 64.0  # errors below 64 ulps of the numbers involved are rounding noise
 
@@ -44,3 +47,68 @@ def divergence_bound(dtype) -> float:
 def norm(e):
     """|e| for a scalar, the Euclidean norm for a vector (one run)."""
     return jnp.abs(e) if e.ndim == 0 else jnp.sqrt(jnp.sum(e * e))
+
+
+class Chunk(NamedTuple):
+    """The arguments of a chunk program: a batch of N runs."""
+
+    problem: Any   # problem pytree; the fields the spec marks 0 carry a leading run axis N
+    hparams: dict  # hyperparameter name → array; likewise
+    w0: Any        # (N,) + param_shape, the simulation dtype
+    r: Any         # (N,) linear contraction factors, or None (no recurrence deviation)
+    tol: Any       # shape (), the simulation dtype
+
+
+class ChunkSpec(NamedTuple):
+    """All a chunk program depends on besides its arguments' shapes and dtypes: with those, the key
+    of the engine's program cache."""
+
+    make_optimizer: Callable   # hyperparameters → optax GradientTransformation
+    steps: int                 # T
+    unroll: int                # the per-step loop's scan unroll
+    record_every: int | None   # snapshot stride, or None
+    block: int | None          # runs per cache-resident block; None: the chunk is one vmap
+    p_axes: tuple              # per problem field: 0 (one value per run) or None (shared)
+    h_axes: tuple              # sorted (hyperparameter, 0 or None) pairs
+    devices: int               # the run axis is split over this many devices
+    statistics: bool           # False: the update and the freeze alone (the benchmark's floor)
+    backend: str               # jax.default_backend()
+    x64: bool                  # jax_enable_x64
+    mode: str                  # the engine's FAST_PATH setting
+
+    def problem_axes(self, problem):
+        """``p_axes`` in the structure of ``problem`` (for ``in_axes``)."""
+        return jax.tree.unflatten(jax.tree.structure(problem), self.p_axes)
+
+    def hparam_axes(self) -> dict:
+        """``h_axes`` as a dict (for ``in_axes``)."""
+        return dict(self.h_axes)
+
+
+class FastPath(abc.ABC):
+    """A program that replaces the per-step loop for the chunks within its scope, with its results.
+
+    The engine offers a mode's fast paths in order (``gdlab.engine.FAST_PATHS``) and builds the
+    first one that is ``eligible``; none: the per-step loop.
+    """
+
+    name: str                  # recorded as the program that ran (``Simulation.path``)
+    fallible: bool = False     # a failed compile falls back to the per-step loop, with a warning
+
+    @abc.abstractmethod
+    def native(self, backend: str) -> bool:
+        """Whether the "auto" mode offers this path on ``backend``."""
+
+    @abc.abstractmethod
+    def eligible(self, chunk: Chunk, spec: ChunkSpec) -> bool:
+        """Whether this path gives the per-step loop's results for these runs."""
+
+    @abc.abstractmethod
+    def program(self, chunk: Chunk, spec: ChunkSpec) -> tuple[Callable, Callable | None]:
+        """``(run, finish)``: ``run(problem, hparams, w0, r, tol)`` takes a batch (a block of the
+        chunk) and ``finish(out, tol)``, if not None, turns the concatenated outputs into
+        (final w, RunStats, snapshots), as ``jax.vmap`` of the per-step loop returns them."""
+
+    def compiler_options(self, backend: str) -> dict | None:
+        """XLA options for every program compiled under a mode that offers this path."""
+        return None

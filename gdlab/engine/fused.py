@@ -30,13 +30,17 @@ per-step engine); lowering it for a GPU needs no GPU (``tests/test_fused.py`` lo
 
 from __future__ import annotations
 
+import functools
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from gdlab.engine import tiled
+from gdlab.engine._common import Chunk, ChunkSpec, FastPath
 
-__all__ = ["eligible", "program", "BLOCK", "TILE", "WARPS"]
+__all__ = ["PATH", "FusedPath", "eligible", "program", "BLOCK", "TILE", "WARPS"]
 
 # Measured on an H100 (benchmarks/fused_tuning.py, benchmarks/results/): one run per thread; 8 per
 # thread (1024 runs, 4 warps) spilled registers and ran 40x slower. Small blocks settle (and take
@@ -59,6 +63,35 @@ def eligible(args, p_axes, h_axes, steps: int, record_every) -> bool:
                                      schedule=False)
 
 
+class _Kernel(NamedTuple):
+    """The static configuration of a kernel (:func:`program`)."""
+
+    tile: tiled.Tile    # the steps
+    p_axes: Any         # per problem field: 0 (one value per run) or None (shared)
+    h_axes: dict        # likewise per hyperparameter
+    steps: int          # T
+    dtype: Any
+    block: int          # runs per kernel instance
+    warps: int
+    length: int         # steps per tile
+    quiet: bool         # settled blocks take quiet tiles (with statistics only)
+    interpret: bool     # Pallas' interpreter
+
+    @property
+    def axes(self):
+        """in_axes of (problem, hparams, w0, r, tol)."""
+        return (self.p_axes, self.h_axes, 0, 0 if self.tile.rate else None, None)
+
+
+class _Block(NamedTuple):
+    """One kernel instance: its runs' inputs and what every tile reads."""
+
+    kernel: _Kernel
+    args: tuple         # (problem, hparams, w0, r, tol), per run or shared
+    consts: tuple       # per run: w*, |e₀| and the noise floor (Tile.constants), once, not per tile
+    speculate: bool     # as on the CPU: stateless optimizers only
+
+
 def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
             statistics: bool = True, block: int | None = None, warps: int | None = None,
             tile: int | None = None, quiet: bool = True, interpret: bool = False):
@@ -74,109 +107,150 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
     interpreter (any backend; slow).
     """
     block, warps, tile = block or BLOCK, warps or WARPS, tile or TILE
-    from jax.experimental import pallas as pl
-
     if block < 1 or block & (block - 1):
         raise ValueError(f"fused.program: block = {block} must be a power of two")
-    steps_ = tiled.Tile(make_optimizer, dtype, statistics, rate)
-    rate = steps_.rate
-    half = steps // 2
+    kernel = _Kernel(tiled.Tile(make_optimizer, dtype, statistics, rate), p_axes, h_axes, steps,
+                     dtype, block, warps, tile, quiet and statistics, interpret)
+    return functools.partial(_run, kernel)
 
-    axes = (p_axes, h_axes, 0, 0 if rate else None, None)
 
-    def kernel(treedef, flat_axes, *refs):
-        n_in = len(flat_axes)
-        p, h, w0, r, tol = jax.tree.unflatten(treedef, [
-            ref[...] if ax == 0 else ref[0] for ref, ax in zip(refs, flat_axes)])
-        args = (p, h, w0, r, tol)
-        st, tf, ee, s = jax.vmap(steps_.init, in_axes=(p_axes, h_axes, 0, None))(p, h, w0, tol)
-        consts = jax.vmap(steps_.constants, in_axes=(p_axes, 0))(p, w0)   # once, not per tile
-        speculate = not jax.tree.leaves(s)   # as on the CPU: stateless optimizers only
+def _run(k: _Kernel, problem, hparams, w0, r, tol):
+    """The kernel over a batch: per-run inputs padded to whole blocks, one instance per block."""
+    # Imported here, on first use: ~80 ms that a CPU sweep never needs.
+    from jax.experimental import pallas as pl
 
-        w_star, _, floor = consts
-        count = lambda flags: jnp.sum(flags.astype(jnp.int32))   # over the block's runs
+    n = w0.shape[0]
+    padded = -(-n // k.block) * k.block
+    rate = k.tile.rate
+    leaves, treedef = jax.tree.flatten((problem, hparams, w0, r if rate else None,
+                                        jnp.asarray(tol, k.dtype)))
+    flat_axes = [*_leaves(k.p_axes), *_leaves(k.h_axes), 0] + [0] * rate + [None]
+    # Per-run inputs padded to whole blocks; shared scalars as one-element arrays.
+    leaves = [jnp.pad(a, (0, padded - n), mode="edge") if ax == 0 else jnp.reshape(a, (1,))
+              for a, ax in zip(leaves, flat_axes)]
+    specs = [pl.BlockSpec((k.block,), lambda i: (i,)) if ax == 0
+             else pl.BlockSpec((1,), lambda i: (0,)) for ax in flat_axes]
+    # Output structure and dtypes: (w, RunStats) from the initial state, traced abstractly.
+    steps_ = k.tile
+    out_leaves, out_tree = jax.tree.flatten(jax.eval_shape(
+        jax.vmap(lambda p, h, w0, tol: steps_.stats(*steps_.init(p, h, w0, tol)[:3], tol),
+                 in_axes=(k.p_axes, k.h_axes, 0, None)), problem, hparams, w0, tol))
+    params = None
+    if not k.interpret:
+        from jax.experimental.pallas import triton as plt
+        params = plt.CompilerParams(num_warps=k.warps, num_stages=1)
+    outs = pl.pallas_call(
+        lambda *refs: _kernel(k, treedef, flat_axes, *refs),
+        out_shape=[jax.ShapeDtypeStruct((padded,), o.dtype) for o in out_leaves],
+        grid=(padded // k.block,), in_specs=specs,
+        out_specs=[pl.BlockSpec((k.block,), lambda i: (i,))] * len(out_leaves),
+        interpret=k.interpret, compiler_params=params, name="gdlab_sweep")(*leaves)
+    return jax.tree.unflatten(out_tree, [o[:n] for o in outs])
 
-        def tiles(t0, length, carry, exact, quiet=False):
-            one = lambda p, h, w0, r, tol, c, st, s, tf: steps_(
-                p, h, w0, r, tol, st, s, tf, t0, length, exact=exact, unrolled=True, constants=c,
-                quiet=quiet)
-            return jax.vmap(one, in_axes=(*axes, 0, 0, 0, 0))(*args, consts, *carry)
 
-        def span(lo, hi, carry):
-            """Steps lo + 1 … hi: whole tiles (speculating), then the rest exactly."""
-            count_tiles, rest = divmod(hi - lo, tile)
+def _kernel(k: _Kernel, treedef, flat_axes, *refs):
+    """One kernel instance: a block of runs from step 0 to T, the running max restarting at T//2."""
+    n_in = len(flat_axes)
+    p, h, w0, r, tol = jax.tree.unflatten(treedef, [
+        ref[...] if ax == 0 else ref[0] for ref, ax in zip(refs, flat_axes)])
+    steps_ = k.tile
+    st, tf, ee, s = jax.vmap(steps_.init, in_axes=(k.p_axes, k.h_axes, 0, None))(p, h, w0, tol)
+    consts = jax.vmap(steps_.constants, in_axes=(k.p_axes, 0))(p, w0)
+    b = _Block(k, (p, h, w0, r, tol), consts, speculate=not jax.tree.leaves(s))
+    st, s, tf = _span(b, 0, k.steps // 2, (st, s, tf))
+    if steps_.statistics:                               # err_early := running max at t = T//2
+        ee = st.m
+    st = st._replace(m=jnp.zeros_like(st.m))
+    st, s, tf = _span(b, k.steps // 2, k.steps, (st, s, tf))
+    out = jax.tree.leaves(jax.vmap(steps_.stats, in_axes=(0, 0, 0, None))(st, tf, ee, tol))
+    for ref, value in zip(refs[n_in:], out):
+        ref[...] = value
 
-            def body(j, carry):
-                t0 = lo + j * tile
-                exact = lambda: tiles(t0, tile, carry, True)
-                if not speculate:
-                    return exact()
 
-                def full():                # no freeze masks; redone exactly if a run froze
-                    guess = tiles(t0, tile, carry, False)
-                    escaped = count(~(guess[0]["m"] <= steps_.bound))
-                    return lax.cond(escaped == 0, lambda: guess, exact)
+def _span(b: _Block, lo: int, hi: int, carry):
+    """Steps lo + 1 … hi: whole tiles (speculating), then the rest exactly."""
+    count_tiles, rest = divmod(hi - lo, b.kernel.length)
+    if count_tiles:
+        carry = lax.fori_loop(0, count_tiles, functools.partial(_tile, b, lo), carry)
+    if rest:
+        carry = _tiles(b, jnp.int32(lo + count_tiles * b.kernel.length), rest, carry, True)
+    return carry
 
-                if not (quiet and statistics):
-                    return full()
-                st, _, tf = carry
-                active = tf < 0
 
-                def calm():                # no counters; redone in full if a run stirred
-                    st_q, s_q, tf_q = tiles(t0, tile, carry, False, quiet=True)
-                    st_q = dict(st_q)
-                    stirred = count(active & ~(st_q.pop("q") <= floor))
-                    return lax.cond(stirred == 0, lambda: (st_q, s_q, tf_q), full)
+def _tile(b: _Block, lo: int, j, carry):
+    """Tile j of a span from lo, down the ladder quiet → full → exact: a block whose active runs
+    have settled (within tol, and within the noise floor at the tile's start) takes the quiet tile;
+    where a run stirred, the full tile; where a run froze, the exact one. Each guess is kept only
+    where checked; without speculation, the exact tile."""
+    t0 = lo + j * b.kernel.length
+    if not b.speculate:
+        return _exact(b, t0, carry)
+    if not b.kernel.quiet:
+        return _full(b, t0, carry)
+    st, _, tf = carry
+    active = tf < 0
+    w_star, _, floor = b.consts
+    unsettled = active & ~((jnp.abs(st.w - w_star) <= floor) & (st.stt >= 0))
+    return lax.cond(_count(unsettled) == 0, lambda: _calm(b, t0, carry, active),
+                    lambda: _full(b, t0, carry))
 
-                # Active runs already within tol, and within the noise floor at the tile's start.
-                unsettled = active & ~((jnp.abs(st["w"] - w_star) <= floor) & (st["stt"] >= 0))
-                return lax.cond(count(unsettled) == 0, calm, full)
 
-            if count_tiles:
-                carry = lax.fori_loop(0, count_tiles, body, carry)
-            if rest:
-                carry = tiles(jnp.int32(lo + count_tiles * tile), rest, carry, True)
-            return carry
+def _calm(b: _Block, t0, carry, active):
+    """The quiet tile (no counters); the full tile instead if an active run left the floor."""
+    st_q, s_q, tf_q = _tiles(b, t0, b.kernel.length, carry, False, quiet=True)
+    stirred = _count(active & ~(st_q.q <= b.consts[2]))
+    st_q = st_q._replace(q=None)
+    return lax.cond(stirred == 0, lambda: (st_q, s_q, tf_q), lambda: _full(b, t0, carry))
 
-        carry = span(0, half, (st, s, tf))
-        st, s, tf = carry
-        if statistics:                                   # err_early := running max at t = T//2
-            ee = st["m"]
-        st = dict(st, m=jnp.zeros_like(st["m"]))
-        st, s, tf = span(half, steps, (st, s, tf))
-        out = jax.tree.leaves(jax.vmap(steps_.stats, in_axes=(0, 0, 0, None))(st, tf, ee, tol))
-        for ref, value in zip(refs[n_in:], out):
-            ref[...] = value
 
-    def run(problem, hparams, w0, r, tol):
-        n = w0.shape[0]
-        padded = -(-n // block) * block
-        leaves, treedef = jax.tree.flatten((problem, hparams, w0, r if rate else None,
-                                            jnp.asarray(tol, dtype)))
-        flat_axes = [*_leaves(p_axes), *_leaves(h_axes), 0] + [0] * rate + [None]
-        # Per-run inputs padded to whole blocks; shared scalars as one-element arrays.
-        leaves = [jnp.pad(a, (0, padded - n), mode="edge") if ax == 0 else jnp.reshape(a, (1,))
-                  for a, ax in zip(leaves, flat_axes)]
-        specs = [pl.BlockSpec((block,), lambda i: (i,)) if ax == 0
-                 else pl.BlockSpec((1,), lambda i: (0,)) for ax in flat_axes]
-        # Output structure and dtypes: (w, RunStats) from the initial state, traced abstractly.
-        out_leaves, out_tree = jax.tree.flatten(jax.eval_shape(
-            jax.vmap(lambda p, h, w0, tol: steps_.stats(*steps_.init(p, h, w0, tol)[:3], tol),
-                     in_axes=(p_axes, h_axes, 0, None)), problem, hparams, w0, tol))
-        params = None
-        if not interpret:
-            from jax.experimental.pallas import triton as plt
-            params = plt.CompilerParams(num_warps=warps, num_stages=1)
-        outs = pl.pallas_call(
-            lambda *refs: kernel(treedef, flat_axes, *refs),
-            out_shape=[jax.ShapeDtypeStruct((padded,), o.dtype) for o in out_leaves],
-            grid=(padded // block,), in_specs=specs,
-            out_specs=[pl.BlockSpec((block,), lambda i: (i,))] * len(out_leaves),
-            interpret=interpret, compiler_params=params, name="gdlab_sweep")(*leaves)
-        return jax.tree.unflatten(out_tree, [o[:n] for o in outs])
+def _full(b: _Block, t0, carry):
+    """The tile without freeze masks; the exact tile instead if an active run froze."""
+    guess = _tiles(b, t0, b.kernel.length, carry, False)
+    escaped = _count(~(guess[0].m <= b.kernel.tile.bound))
+    return lax.cond(escaped == 0, lambda: guess, lambda: _exact(b, t0, carry))
 
-    return run
+
+def _exact(b: _Block, t0, carry):
+    return _tiles(b, t0, b.kernel.length, carry, True)
+
+
+def _tiles(b: _Block, t0, length: int, carry, exact: bool, quiet: bool = False):
+    """Steps t0 + 1 … t0 + length of every run of the block (unrolled)."""
+    one = lambda p, h, w0, r, tol, c, st, s, tf: b.kernel.tile(
+        p, h, w0, r, tol, st, s, tf, t0, length, exact=exact, unrolled=True, constants=c,
+        quiet=quiet)
+    return jax.vmap(one, in_axes=(*b.kernel.axes, 0, 0, 0, 0))(*b.args, b.consts, *carry)
+
+
+def _count(flags):
+    """How many runs of the block have ``flags`` set."""
+    return jnp.sum(flags.astype(jnp.int32))
 
 
 def _leaves(axes):
     return jax.tree.leaves(axes, is_leaf=lambda a: a is None)
+
+
+class FusedPath(FastPath):
+    """The GPU kernel as the engine's fast path: :func:`eligible` and :func:`program`, for a chunk
+    (in Pallas' interpreter on a CPU). A GPU whose Triton cannot compile the kernel gets the
+    per-step loop (``fallible``)."""
+
+    name = "fused"
+    fallible = True
+
+    def native(self, backend: str) -> bool:
+        return backend != "cpu"
+
+    def eligible(self, chunk: Chunk, spec: ChunkSpec) -> bool:
+        return eligible(chunk, spec.problem_axes(chunk.problem), spec.hparam_axes(), spec.steps,
+                        spec.record_every)
+
+    def program(self, chunk: Chunk, spec: ChunkSpec):
+        return program(spec.problem_axes(chunk.problem), spec.hparam_axes(),
+                       make_optimizer=spec.make_optimizer, steps=spec.steps, dtype=chunk.w0.dtype,
+                       rate=chunk.r is not None, statistics=spec.statistics,
+                       interpret=spec.backend == "cpu"), None
+
+
+PATH = FusedPath()

@@ -32,17 +32,19 @@ schedule); anything else runs the per-step engine. Measured by ``gdlab bench``.
 from __future__ import annotations
 
 import contextlib
+import functools
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from gdlab.engine._common import RunStats, divergence_bound, noise_floor
+from gdlab.engine._common import Chunk, ChunkSpec, FastPath, RunStats, divergence_bound, noise_floor
 from gdlab.interfaces import Modal
 
-__all__ = ["eligible", "program", "run", "Packing", "Tile", "TILE", "GROUP", "SPECULATE_MAX",
-           "SCHEDULE_MAX_STEPS", "CPU_COMPILER_OPTIONS"]
+__all__ = ["PATH", "TiledPath", "eligible", "program", "run", "Packing", "Tile", "TILE", "GROUP",
+           "SPECULATE_MAX", "SCHEDULE_MAX_STEPS", "CPU_COMPILER_OPTIONS"]
 
 TILE = 20   # steps per tile: the unrolled body; compile time grows with it
 GROUP = 5   # tiles per speculation check: fewer checks, larger redo when one fails
@@ -56,8 +58,49 @@ SCHEDULE_MAX_STEPS = 2**24
 # The tile kernels are latency-bound: 512-bit vectors carry twice the runs per dependency chain.
 CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
 
-_FLOATS = ("w", "m", "eo", "d")      # iterate, running max |e|, err_obs, rec_dev
-_INTS = ("ko", "fl", "stt")          # k_obs, flips, steps_to_tol: integers in [-1, T]
+_FLOATS = ("w", "m", "eo", "d")      # TileState fields kept as floats: w, m, err_obs, rec_dev
+_INTS = ("ko", "fl", "stt")          # and those packed as integers in [-1, T]
+
+
+class TileState(NamedTuple):
+    """The statistics of one run between tiles, as floats of the simulation dtype (the step
+    counters exactly). A field a program does not track is None (e.g. ``d`` without ``r``). The
+    fields are in alphabetical order, the leaf order the compiled programs were tuned with."""
+
+    d: Any = None     # rec_dev so far
+    eo: Any = None    # err_obs
+    fl: Any = None    # flips
+    ko: Any = None    # k_obs
+    m: Any = None     # running max |e_t| since the last reset (t = 0, then T//2)
+    q: Any = None     # quiet tiles only: max |e_t| over the tile's start and steps
+    stt: Any = None   # steps_to_tol (−1: not yet)
+    w: Any = None     # the iterate (the last in-bound one, once frozen)
+
+
+class _StepCarry(NamedTuple):
+    """What one step of :meth:`Tile.step` hands to the next."""
+
+    v: Any            # the iterate the steps compute (unmasked: it goes on past a freeze)
+    sv: Any           # its optimizer state
+    e: Any            # v − w*
+    a: Any            # |e|
+    st: TileState     # the state kept (masked by ok when exact)
+    s: Any            # the optimizer state kept
+    tf: Any           # t_freeze as a float, −1 while active
+    ok: Any           # bool: the run took every step so far (exact tiles)
+
+
+class _TileConstants(NamedTuple):
+    """What every step of a tile reads."""
+
+    p: Any
+    h: dict
+    r: Any
+    tol: Any
+    w_star: Any
+    floor: Any
+    t0: Any           # the tile takes steps t0 + 1 … t0 + length
+    n_valid: Any      # steps of the tile that count (masked tiles), else None
 
 
 def eligible(param_shape, dtype, steps, record_every, problem, *, schedule: bool = True) -> bool:
@@ -103,12 +146,12 @@ class Packing:
     def context(self):
         return jax.enable_x64(True) if self.wide else contextlib.nullcontext()
 
-    def pack(self, state: dict) -> tuple:
-        units = [state[k].astype(self.dtype) for k in self.floats]
+    def pack(self, state: TileState) -> tuple:
+        units = [getattr(state, k).astype(self.dtype) for k in self.floats]
         for group in self.int_groups:   # lax, not jnp: this is traced in every tile variant
             u = None
             for k in group:
-                digit = lax.convert_element_type(state[k], jnp.int32)
+                digit = lax.convert_element_type(getattr(state, k), jnp.int32)
                 digit = lax.convert_element_type(lax.add(digit, lax.full_like(digit, 1)), self.unit)
                 u = digit if u is None else lax.add(lax.mul(u, lax.full_like(u, self.radix)), digit)
             u = lax.add(u, lax.full_like(u, self.offset))
@@ -123,7 +166,7 @@ class Packing:
         units += [jnp.zeros_like(units[0])] * (len(units) % 2)
         return tuple(lax.complex(re, im) for re, im in zip(units[::2], units[1::2]))
 
-    def unpack(self, arrays: tuple) -> dict:
+    def unpack(self, arrays: tuple) -> TileState:
         units = [part(c) for c in arrays for part in (jnp.real, jnp.imag)]
         if self.wide:
             bits = [lax.bitcast_convert_type(u, jnp.uint64) for u in units]
@@ -141,7 +184,7 @@ class Packing:
                 state[k] = lax.convert_element_type(lax.sub(digit, lax.full_like(digit, 1)),
                                                     self.dtype)
                 u = lax.div(u, const(self.radix))
-        return state
+        return TileState(**state)
 
 
 def _schedule(steps: int, tile: int, group: int):
@@ -167,11 +210,10 @@ class Tile:
     """K steps of one run of ``gdlab.engine._loop._run`` on an unpacked state (shared by the CPU
     tiles and the GPU kernel, :mod:`gdlab.engine.fused`).
 
-    The state is a dict: ``w`` (iterate), ``m`` (running max |e| since the last reset), ``eo``
-    (err_obs), ``d`` (rec_dev) and the step counters ``ko``, ``fl``, ``stt`` as exact floats of the
-    simulation dtype; beside it the optimizer state ``s`` and ``tf`` (t_freeze as a float, −1 while
-    active). ``exact=False`` is the speculative tile: no freeze masks, so a run that leaves the
-    bound shows it by a running max beyond the bound or NaN (``max`` propagates NaN).
+    The state is a :class:`TileState`; beside it the optimizer state ``s`` and ``tf`` (t_freeze as
+    a float, −1 while active). ``exact=False`` is the speculative tile: no freeze masks, so a run
+    that leaves the bound shows it by a running max beyond the bound or NaN (``max`` propagates
+    NaN).
     """
 
     def __init__(self, make_optimizer, dtype, statistics: bool, rate: bool):
@@ -193,47 +235,50 @@ class Tile:
         """(state, t_freeze, err_early, optimizer state) before step 1."""
         f = self.f
         _, err0, _ = self.constants(p, w0)
-        state = dict(w=w0, m=err0, eo=err0, d=f(0), ko=f(0), fl=f(0),
-                     stt=jnp.where(err0 < tol, f(0), f(-1)))
+        state = TileState(w=w0, m=err0, eo=err0, d=f(0), ko=f(0), fl=f(0),
+                          stt=jnp.where(err0 < tol, f(0), f(-1)))
         return state, f(-1), err0, self.make_optimizer(**h).init(w0)
 
-    def step(self, i, c, k, exact: bool, masked: bool, quiet: bool = False):
+    def step(self, i, c: _StepCarry, k: _TileConstants, exact: bool, masked: bool,
+             quiet: bool = False) -> _StepCarry:
         """Step t0 + i, as ``gdlab.engine._loop._run`` takes it; without ``exact``, no freeze."""
-        f, bound = self.f, self.bound
-        p, h, r, tol, w_star, floor, t0, n_valid = k
-        v, sv, e, a, st, s, tf, ok = c
-        u, sv = self.make_optimizer(**h).update(p.grad(v), sv, v)
-        v = v + u
-        e_new = v - w_star
+        u, sv = self.make_optimizer(**k.h).update(k.p.grad(c.v), c.sv, c.v)
+        v = c.v + u
+        e_new = v - k.w_star
         a_new = jnp.abs(e_new)
         # Step numbers are exact floats. In a Python-unrolled tile t0 is already one and i a literal
         # (no conversion per step on a GPU); in a scan, i is traced and t0 an int.
-        ti = t0 + i if jnp.issubdtype(jnp.result_type(t0), jnp.floating) else f(t0 + i)
+        ti = k.t0 + i if jnp.issubdtype(jnp.result_type(k.t0), jnp.floating) else self.f(k.t0 + i)
+        ok, tf = c.ok, c.tf
         if exact:
             if masked:
-                ok = ok & (i <= n_valid)
-            bad = ~(a_new <= bound)                     # catches inf and NaN
+                ok = ok & (i <= k.n_valid)
+            bad = ~(a_new <= self.bound)                # catches inf and NaN
             tf = jnp.where(ok & bad, ti, tf)
             ok = ok & ~bad                              # step i taken
         only = (lambda new, old: jnp.where(ok, new, old)) if exact else (lambda new, old: new)
-        st = dict(st)
-        st["m"] = only(jnp.maximum(st["m"], a_new), st["m"])   # also the speculation's check
+        st = c.st
+        st = st._replace(m=only(jnp.maximum(st.m, a_new), st.m))  # also the speculation's check
         if quiet:                                       # see __call__
-            st["q"] = jnp.maximum(st["q"], a_new)
+            st = st._replace(q=jnp.maximum(st.q, a_new))
         elif self.statistics:
-            res = ok & (a > floor)
-            st["stt"] = jnp.where((st["stt"] < 0) & ok & (a_new < tol), ti, st["stt"])
-            st["fl"] = st["fl"] + (res & (a_new > floor) & (e_new * e < 0)).astype(self.dtype)
-            st["eo"] = jnp.where(res, a_new, st["eo"])
-            st["ko"] = jnp.where(res, ti, st["ko"])
+            st = self._counters(st, c, k, ok, ti, e_new, a_new)
         if self.rate:
-            scale = jnp.abs(w_star) + a + a_new + jnp.abs(1 - r) * a
+            scale = jnp.abs(k.w_star) + c.a + a_new + jnp.abs(1 - k.r) * c.a
             # 0 where scale = 0 (w* = e_t = e_{t+1} = 0: both sides exactly 0), as the engine.
-            dev = jnp.abs(a_new - jnp.abs(r) * a) / jnp.where(scale > 0, scale, 1)
-            st["d"] = only(jnp.maximum(st["d"], dev), st["d"])
-        st["w"] = only(v, st["w"])
-        s = jax.tree.map(only, sv, s) if exact else sv
-        return v, sv, e_new, a_new, st, s, tf, ok
+            dev = jnp.abs(a_new - jnp.abs(k.r) * c.a) / jnp.where(scale > 0, scale, 1)
+            st = st._replace(d=only(jnp.maximum(st.d, dev), st.d))
+        st = st._replace(w=only(v, st.w))
+        s = jax.tree.map(only, sv, c.s) if exact else sv
+        return _StepCarry(v, sv, e_new, a_new, st, s, tf, ok)
+
+    def _counters(self, st: TileState, c: _StepCarry, k: _TileConstants, ok, ti, e_new, a_new):
+        """steps_to_tol, flips, err_obs and k_obs after a step (``ok``: taken) to ``e_new``."""
+        res = ok & (c.a > k.floor)
+        stt = jnp.where((st.stt < 0) & ok & (a_new < k.tol), ti, st.stt)
+        fl = st.fl + (res & (a_new > k.floor) & (e_new * c.e < 0)).astype(self.dtype)
+        eo = jnp.where(res, a_new, st.eo)
+        return st._replace(stt=stt, fl=fl, eo=eo, ko=jnp.where(res, ti, st.ko))
 
     def __call__(self, p, h, w0, r, tol, st, s, tf, t0, length: int, *, exact: bool,
                  n_valid=None, unrolled: bool = False, constants=None, quiet: bool = False):
@@ -242,7 +287,7 @@ class Tile:
         ``unrolled``: a Python loop (for kernels whose compiler takes no loops with inputs);
         otherwise a fully unrolled ``lax.scan``, which traces the step once. ``constants``: those
         of :meth:`constants`, if already computed. ``quiet`` (speculative tiles only): skip the
-        step counters and err_obs, and return in ``st["q"]`` the max of |e_t| over the tile's start
+        step counters and err_obs, and return in ``st.q`` the max of |e_t| over the tile's start
         and steps. Where steps_to_tol is already set and that max is within the noise floor, no
         step of the tile would have changed them (each needs |e_{t-1}| above the floor), so the
         quiet tile *is* the exact tile; the caller checks that and redoes the tile otherwise.
@@ -250,12 +295,13 @@ class Tile:
         w_star, _, floor = constants if constants is not None else self.constants(p, w0)
         if unrolled:
             t0 = self.f(t0)                             # exact: step numbers < 2^mantissa
-        e = st["w"] - w_star
+        e = st.w - w_star
         active = tf < 0
         if quiet:
-            st = dict(st, q=jnp.abs(e))
-        c = (st["w"], s, e, jnp.abs(e), st, s, tf, jnp.ones_like(active) if not exact else active)
-        k = (p, h, r, tol, w_star, floor, t0, n_valid)
+            st = st._replace(q=jnp.abs(e))
+        c = _StepCarry(st.w, s, e, jnp.abs(e), st, s, tf,
+                       jnp.ones_like(active) if not exact else active)
+        k = _TileConstants(p, h, r, tol, w_star, floor, t0, n_valid)
         masked = n_valid is not None
         if unrolled:
             for i in range(1, length + 1):
@@ -263,7 +309,7 @@ class Tile:
         else:
             c = lax.scan(lambda c, i: (self.step(i, c, k, exact, masked, quiet), None), c,
                          jnp.arange(1, length + 1, dtype=jnp.int32), unroll=length)[0]
-        _, _, _, _, new, s_new, tf, _ = c
+        new, s_new, tf = c.st, c.s, c.tf
         if not exact:                                   # runs frozen before the tile stay put
             new = jax.tree.map(lambda x, y: jnp.where(active, x, y), new, st)
             s_new = jax.tree.map(lambda x, y: jnp.where(active, x, y), s_new, s)
@@ -273,13 +319,33 @@ class Tile:
         """(final w, RunStats, None) as ``jax.vmap(gdlab.engine._loop._run)`` returns them."""
         f = self.f
         if not self.statistics:  # as the engine's update_only: the freeze step, rest as at t = 0
-            st = dict(st, m=jnp.zeros_like(ee), eo=ee, ko=jnp.zeros_like(ee),
-                      fl=jnp.zeros_like(ee), stt=jnp.where(ee < tol, f(0), f(-1)))
+            st = st._replace(m=jnp.zeros_like(ee), eo=ee, ko=jnp.zeros_like(ee),
+                             fl=jnp.zeros_like(ee), stt=jnp.where(ee < tol, f(0), f(-1)))
         i32 = lambda v: v.astype(jnp.int32)
-        stats = RunStats(t_freeze=i32(tf), steps_to_tol=i32(st["stt"]), flips=i32(st["fl"]),
-                         err_early=ee, err_late=st["m"], err_obs=st["eo"], k_obs=i32(st["ko"]),
-                         rec_dev=st["d"] if self.rate else jnp.zeros_like(ee), mode_flips=None)
-        return st["w"], stats, None
+        stats = RunStats(t_freeze=i32(tf), steps_to_tol=i32(st.stt), flips=i32(st.fl),
+                         err_early=ee, err_late=st.m, err_obs=st.eo, k_obs=i32(st.ko),
+                         rec_dev=st.d if self.rate else jnp.zeros_like(ee), mode_flips=None)
+        return st.w, stats, None
+
+
+class _Program(NamedTuple):
+    """The static parts of a tiled program (:func:`program`)."""
+
+    tile: Tile        # the steps
+    layout: Packing   # the per-run state between tiles
+    sched: tuple      # (first step, valid steps, reset) per tile, shaped (groups, tiles per group)
+    length: int       # steps per tile
+    masked: bool      # some tile is partial: exact tiles take the per-step mask
+    axes: tuple       # in_axes of (problem, hparams, w0, r, tol)
+
+
+class _Carry(NamedTuple):
+    """One run's state between tiles (a batch's, vmapped)."""
+
+    packed: tuple     # the TileState, packed (Packing.pack)
+    tf: Any           # t_freeze as a float, −1 while active
+    ee: Any           # err_early
+    s: Any            # the optimizer state (None in a program's result)
 
 
 def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
@@ -297,67 +363,72 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
     """
     dtype = np.dtype(dtype)
     steps_ = Tile(make_optimizer, dtype, statistics, rate)
-    rate = steps_.rate
-    floats = _FLOATS if rate else _FLOATS[:3] if statistics else _FLOATS[:2]
-    layout = Packing(dtype, steps, floats, _INTS if statistics else ())
-    bound = steps_.bound
-    sched, tile, masked = _schedule(steps, tile, group)
-    axes = (p_axes, h_axes, 0, 0 if rate else None, None)
+    floats = _FLOATS if steps_.rate else _FLOATS[:3] if statistics else _FLOATS[:2]
+    sched, length, masked = _schedule(steps, tile, group)
+    prog = _Program(steps_, Packing(dtype, steps, floats, _INTS if statistics else ()), sched,
+                    length, masked, (p_axes, h_axes, 0, 0 if steps_.rate else None, None))
+    return functools.partial(_run, prog), functools.partial(_finish, prog)
 
-    def init(p, h, w0, r, tol):
-        state, tf, ee, s = steps_.init(p, h, w0, tol)
-        return layout.pack(state), tf, ee, s
 
-    def advance(p, h, w0, r, tol, carry, sched, exact: bool):
-        """One tile of one run."""
-        t0, n_valid, reset = sched
-        packed, tf, ee, s = carry
-        st = layout.unpack(packed)
-        if statistics:                                  # err_early := running max at t = T//2
-            ee = jnp.where(reset, st["m"], ee)
-        st["m"] = jnp.where(reset, 0, st["m"])
-        new, s_new, tf = steps_(p, h, w0, r, tol, st, s, tf, t0, tile, exact=exact,
-                                n_valid=n_valid if exact and masked else None)
-        return layout.pack(new), tf, ee, s_new
+def _init(prog: _Program, p, h, w0, r, tol) -> _Carry:
+    state, tf, ee, s = prog.tile.init(p, h, w0, tol)
+    return _Carry(prog.layout.pack(state), tf, ee, s)
 
-    vadvance = {ex: jax.vmap(lambda *a, ex=ex: advance(*a, exact=ex),
-                             in_axes=(*axes, (0, 0, 0, 0), None)) for ex in (False, True)}
 
-    def run(problem, hparams, w0, r, tol, count=False):
-        with layout.context():
-            args = (problem, hparams, w0, r if rate else None, tol)
-            carry = jax.vmap(init, in_axes=axes)(*args)
-            # Stateless optimizers only: with optimizer state the guessed and the exact tile are
-            # different programs that may round a multiply-add differently, and a run must not
-            # depend on whether a neighbour in its block froze.
-            speculate = w0.shape[0] <= SPECULATE_MAX and not jax.tree.leaves(carry[3])
+def _advance(prog: _Program, p, h, w0, r, tol, carry: _Carry, sched, *, exact: bool) -> _Carry:
+    """One tile of one run."""
+    t0, n_valid, reset = sched
+    st = prog.layout.unpack(carry.packed)
+    ee = carry.ee
+    if prog.tile.statistics:                            # err_early := running max at t = T//2
+        ee = jnp.where(reset, st.m, ee)
+    st = st._replace(m=jnp.where(reset, 0, st.m))
+    new, s_new, tf = prog.tile(p, h, w0, r, tol, st, carry.s, carry.tf, t0, prog.length,
+                               exact=exact, n_valid=n_valid if exact and prog.masked else None)
+    return _Carry(prog.layout.pack(new), tf, ee, s_new)
 
-            def tiles(carry, sched, exact):
-                return lax.scan(lambda c, s: (vadvance[exact](*args, c, s), None), carry, sched)[0]
 
-            def group_body(carry, sched):
-                carry, failed = carry
-                if not speculate:
-                    return (tiles(carry, sched, True), failed), None
-                guess = lax.optimization_barrier(tiles(carry, sched, False))
-                # An active run that left the bound has a running max beyond it, or NaN (also in
-                # err_early, if the group crossed T/2); partial tiles need the per-step mask.
-                worst = jnp.maximum(layout.unpack(guess[0])["m"], guess[2])
-                held = jnp.all(worst <= bound) & jnp.all(sched[1] == tile)
-                carry = lax.cond(held, lambda: guess, lambda: tiles(carry, sched, True))
-                return (carry, failed + (~held).astype(jnp.int32)), None
+def _tiles(prog: _Program, args, carry: _Carry, sched, exact: bool) -> _Carry:
+    """A group of tiles of a batch: exact, or speculated without the freeze masks."""
+    advance = jax.vmap(functools.partial(_advance, prog, exact=exact),
+                       in_axes=(*prog.axes, 0, None))
+    return lax.scan(lambda c, s: (advance(*args, c, s), None), carry, sched)[0]
 
-            (carry, failed), _ = lax.scan(group_body, (carry, jnp.int32(0)), sched)
-            state = carry[:3]                           # packed, t_freeze, err_early
-        return (state, failed, sched[0].shape[0] if speculate else 0) if count else state
 
-    def finish(state, tol):
-        packed, tf, ee = state
-        with layout.context():
-            st = layout.unpack(packed)
-        return steps_.stats(st, tf, ee, tol)
+def _group(prog: _Program, args, speculate: bool, carry_failed, sched):
+    """A group of tiles, speculated (where allowed) and redone exactly if an active run froze;
+    counts the failed checks."""
+    carry, failed = carry_failed
+    if not speculate:
+        return (_tiles(prog, args, carry, sched, True), failed), None
+    guess = lax.optimization_barrier(_tiles(prog, args, carry, sched, False))
+    # An active run that left the bound has a running max beyond it, or NaN (also in err_early, if
+    # the group crossed T/2); partial tiles need the per-step mask.
+    worst = jnp.maximum(prog.layout.unpack(guess.packed).m, guess.ee)
+    held = jnp.all(worst <= prog.tile.bound) & jnp.all(sched[1] == prog.length)
+    carry = lax.cond(held, lambda: guess, lambda: _tiles(prog, args, carry, sched, True))
+    return (carry, failed + (~held).astype(jnp.int32)), None
 
-    return run, finish
+
+def _run(prog: _Program, problem, hparams, w0, r, tol, count=False):
+    """A batch's packed result (a :class:`_Carry` without optimizer state); see :func:`program`."""
+    with prog.layout.context():
+        args = (problem, hparams, w0, r if prog.tile.rate else None, tol)
+        carry = jax.vmap(functools.partial(_init, prog), in_axes=prog.axes)(*args)
+        # Stateless optimizers only: with optimizer state the guessed and the exact tile are
+        # different programs that may round a multiply-add differently, and a run must not depend
+        # on whether a neighbour in its block froze.
+        speculate = w0.shape[0] <= SPECULATE_MAX and not jax.tree.leaves(carry.s)
+        (carry, failed), _ = lax.scan(functools.partial(_group, prog, args, speculate),
+                                      (carry, jnp.int32(0)), prog.sched)
+        state = carry._replace(s=None)
+    return (state, failed, prog.sched[0].shape[0] if speculate else 0) if count else state
+
+
+def _finish(prog: _Program, state: _Carry, tol):
+    with prog.layout.context():
+        st = prog.layout.unpack(state.packed)
+    return prog.tile.stats(st, state.tf, state.ee, tol)
 
 
 def run(problem, hparams, w0, r, tol, *, p_axes, h_axes, make_optimizer, steps, statistics=True,
@@ -368,3 +439,27 @@ def run(problem, hparams, w0, r, tol, *, p_axes, h_axes, make_optimizer, steps, 
                            dtype=w0.dtype, rate=r is not None, statistics=statistics, **kw)
     out = run_(problem, hparams, w0, r, tol, count=count)
     return (finish(out[0], tol), *out[1:]) if count else finish(out, tol)
+
+
+class TiledPath(FastPath):
+    """The CPU tiles as the engine's fast path: :func:`eligible` and :func:`program` for a chunk."""
+
+    name = "tiled"
+
+    def native(self, backend: str) -> bool:
+        return backend == "cpu"
+
+    def eligible(self, chunk: Chunk, spec: ChunkSpec) -> bool:
+        return eligible(chunk.w0.shape[1:], chunk.w0.dtype, spec.steps, spec.record_every,
+                        chunk.problem)
+
+    def program(self, chunk: Chunk, spec: ChunkSpec):
+        return program(spec.problem_axes(chunk.problem), spec.hparam_axes(),
+                       make_optimizer=spec.make_optimizer, steps=spec.steps, dtype=chunk.w0.dtype,
+                       rate=chunk.r is not None, statistics=spec.statistics)
+
+    def compiler_options(self, backend: str) -> dict | None:
+        return CPU_COMPILER_OPTIONS if backend == "cpu" else None
+
+
+PATH = TiledPath()
