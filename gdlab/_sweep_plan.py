@@ -19,6 +19,7 @@ import numpy as np
 from gdlab import _sweep_checks as check
 from gdlab import engine, grids, resources
 from gdlab.errors import ArgumentError
+from gdlab.regimes import late_window
 
 __all__ = ["Plan", "EngineOptions", "plan", "default_chunk", "default_unroll", "CPU_BLOCK"]
 
@@ -99,7 +100,7 @@ class Plan:
     @property
     def late_steps(self) -> int:
         """Steps in the late half t > T // 2, over which the engine measures late growth."""
-        return self.steps - self.steps // 2
+        return late_window(self.steps)
 
 
 _SIMULATE = object()  # plan(simulation=...) left out: the runs are to be simulated, not finished

@@ -38,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["Regime", "REGIME_NAMES", "REGIME_INFO", "RegimeInfo", "classify", "decide",
+           "late_window",
            "decide_orbit", "growth_band"]
 
 
@@ -79,6 +80,12 @@ REGIME_INFO: dict[Regime, RegimeInfo] = {
 }
 
 REGIME_NAMES: tuple[str, ...] = tuple(REGIME_INFO[r].name for r in Regime)
+
+
+def late_window(steps: int) -> int:
+    """Steps in the late half t > T // 2: the engine compares the largest error there with the
+    early half's, and the growth band of :func:`classify` is δ per step over this window."""
+    return steps - steps // 2
 
 
 def growth_band(eps: float, w_star_abs, err0) -> np.ndarray:

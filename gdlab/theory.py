@@ -26,7 +26,7 @@ import numpy as np
 from gdlab import modes, stability
 from gdlab.errors import ArgumentError
 from gdlab.interfaces import Linear
-from gdlab.regimes import Regime
+from gdlab.regimes import Regime, late_window
 
 __all__ = ["Prediction", "Agreement", "rate", "predict_regime", "predict_steps_to_tol",
            "predict", "agreement", "critical_alphas", "region_check"]
@@ -152,7 +152,7 @@ def _predict_modes(result) -> Prediction:
     scale = flat(np.sqrt(np.sum(result.w_star.reshape(len(c), -1) ** 2, axis=1)).reshape(grid)
                  + np.sqrt(np.sum(c * c, axis=1)).reshape(grid))
     eps = float(np.finfo(result.dtype).eps)
-    window = result.steps - result.steps // 2
+    window = late_window(result.steps)
     mp = modes.evaluate(result.optimizer, alpha, beta, lam, c, steps=result.steps, tol=result.tol,
                         floor=flat(result.noise_floor), band=window * flat(result.delta), eps=eps,
                         scale=scale)
@@ -199,7 +199,7 @@ def region_check(result, prediction: Prediction) -> dict:
     beta = np.broadcast_to(np.asarray(result.hparams.get("beta", 0.0), np.float64), grid)
     closed = stability.converges(result.optimizer, alpha[..., None], lam, beta[..., None]).all(-1)
     simulated = np.isin(result.regime, _CONVERGING)
-    window = result.steps - result.steps // 2
+    window = late_window(result.steps)
     with np.errstate(divide="ignore"):
         band = (np.abs(np.log(prediction.rho)) * window <= 1.0) | prediction.sensitive
     keep = ~band
