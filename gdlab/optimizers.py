@@ -22,6 +22,7 @@ import inspect
 import numbers
 from typing import Callable, NamedTuple
 
+import jax
 import optax
 
 from gdlab._naming import did_you_mean
@@ -110,11 +111,19 @@ def check_fits(name: str, param_shape=()) -> None:
     a parameter of ``param_shape`` (no computation: ``jax.eval_shape``). Some optax optimizers need
     more than the gradient (``lbfgs`` wants the loss, ``dpsgd`` per-example gradients); ValueError
     with one line says which and why, before any work."""
-    import jax
+    get(name)  # an unknown name is reported as such
+    # The registered optimizers are built for this step; optax's others are traced, once per shape.
+    why = None if name in OPTIMIZERS else _misfit(name, tuple(param_shape))
+    if why:
+        raise ArgumentError("optimizer", why, prefix=False)
 
+
+@functools.lru_cache(maxsize=None)
+def _misfit(name: str, param_shape: tuple) -> str | None:
+    """Why ``name`` does not fit gdlab's step on ``param_shape``, or None (traced once per pair)."""
     spec = get(name)
     scalar = jax.ShapeDtypeStruct((), "float32")
-    w = jax.ShapeDtypeStruct(tuple(param_shape), "float32")
+    w = jax.ShapeDtypeStruct(param_shape, "float32")
 
     def step(h, w):
         tx = spec.make(**h)
@@ -125,12 +134,10 @@ def check_fits(name: str, param_shape=()) -> None:
         out = jax.eval_shape(step, {"alpha": scalar, **{k: scalar for k in spec.defaults}}, w)
     except Exception as e:  # noqa: BLE001 — whatever optax raises, the answer is "does not fit"
         why = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise ArgumentError("optimizer", f"{name!r} does not fit gdlab's step "
-                            "w ← w + update(∇L(w)) with traced "
-                            f"hyperparameters ({type(e).__name__}: {why}); choose one whose update "
-                            "needs only the gradient, e.g. sgd, momentum, nesterov, adam, rmsprop",
-                            prefix=False) from None
+        return (f"{name!r} does not fit gdlab's step w ← w + update(∇L(w)) with traced "
+                f"hyperparameters ({type(e).__name__}: {why}); choose one whose update "
+                "needs only the gradient, e.g. sgd, momentum, nesterov, adam, rmsprop")
     if getattr(out, "shape", None) != w.shape:
-        raise ArgumentError("optimizer", f"{name!r} does not fit gdlab's step: its update has "
-                            f"shape {getattr(out, 'shape', None)}, the parameter {w.shape}; "
-                            "choose another", prefix=False)
+        return (f"{name!r} does not fit gdlab's step: its update has "
+                f"shape {getattr(out, 'shape', None)}, the parameter {w.shape}; choose another")
+    return None

@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import dataclasses
 import errno
+import functools
 import json
 import math
 import os
@@ -206,16 +207,12 @@ def _rename_noreplace(src: Path, dst: Path) -> None:
     os.rename(src, dst)
 
 
-_LIBC = []
-
-
+@functools.cache
 def _libc():
-    if not _LIBC:
-        try:
-            _LIBC.append(ctypes.CDLL(None, use_errno=True))
-        except OSError:
-            _LIBC.append(None)
-    return _LIBC[0]
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager
