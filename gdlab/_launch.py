@@ -25,7 +25,14 @@ def entry() -> None:
 
     def work():
         from gdlab.cli import main
-        status.append(main(sys.argv[1:]))
+        try:
+            status.append(main(sys.argv[1:]))
+        except SystemExit as stop:  # argparse: --help (0), a bad option (2); lost in a thread
+            code = stop.code
+            if code is not None and not isinstance(code, int):
+                print(code, file=sys.stderr)
+                code = 1
+            status.append(0 if code is None else code)
 
     worker = threading.Thread(target=work, name="gdlab", daemon=True)
     worker.start()

@@ -23,6 +23,7 @@ from typing import Mapping
 
 import jax
 import numpy as np
+from numpy.typing import ArrayLike
 
 from gdlab import engine
 from gdlab._sweep_checks import DTYPES as DTYPES
@@ -31,6 +32,7 @@ from gdlab._sweep_plan import CPU_BLOCK as CPU_BLOCK
 from gdlab._sweep_plan import Plan, engine_inputs, engine_options, geometry, norm, plan
 from gdlab._sweep_plan import default_chunk as default_chunk
 from gdlab._sweep_plan import default_unroll as default_unroll
+from gdlab.interfaces import WithOptimum
 from gdlab.regimes import classify, growth_band
 
 __all__ = ["sweep", "simulate_shard", "finish_sweep", "SweepResult", "DTYPES"]
@@ -96,7 +98,8 @@ class SweepResult:
         return self.n_runs * self.steps / max(self.run_s, 1e-12)
 
 
-def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimizer: str = "sgd",
+def sweep(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *, w0: ArrayLike = 0.0,
+          steps: int = 200, tol: float = 1.0, optimizer: str = "sgd",
           hparams: Mapping[str, float] | None = None, over: Mapping[str, object] | None = None,
           dtype: str = "float32", unroll: int | str = "auto", record_every: int | None = None,
           chunk_size: int | None = None, block: int | None | str = "auto",
@@ -142,7 +145,8 @@ def sweep(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimi
     return _result(p, finished, sim)
 
 
-def simulate_shard(problem, alphas, *, shard: tuple[int, int], **options) -> engine.Simulation:
+def simulate_shard(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *,
+                   shard: tuple[int, int], **options: object) -> engine.Simulation:
     """The engine's raw simulation of the i-th of n contiguous slices of the flattened grid.
 
     ``shard`` is (i, n); ``options`` are :func:`sweep`'s keyword arguments except ``keep`` (a
@@ -159,7 +163,8 @@ def simulate_shard(problem, alphas, *, shard: tuple[int, int], **options) -> eng
         return engine.simulate(prob, h, w, r=r, **engine_options(p))
 
 
-def finish_sweep(problem, alphas, simulation: engine.Simulation, **options) -> SweepResult:
+def finish_sweep(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object],
+                 simulation: engine.Simulation, **options: object) -> SweepResult:
     """The :class:`SweepResult` of a sweep from its raw ``simulation`` (merged shards, see
     :func:`simulate_shard`), without simulating: identical to :func:`sweep` with the same
     arguments. ``options`` are :func:`sweep`'s keyword arguments."""
@@ -182,7 +187,8 @@ def _check_options(caller: str, options: dict, **refused: str) -> None:
                             + (f" ({refused[name]})" if name in refused else ""))
 
 
-def finish_slice(p: Plan, lo: int, hi: int, out) -> dict:
+def finish_slice(p: Plan, lo: int, hi: int,
+                 out: tuple[np.ndarray, engine.RunStats, np.ndarray | None]) -> dict:
     """Per-run results of runs [lo, hi) from the engine's ``(w_final, stats, snapshots)`` of them
     (host, float64); with keep="compact" only ``regime`` and ``steps_to_tol``."""
     w_final, st, snaps = out

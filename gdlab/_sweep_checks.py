@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import jax
 import numpy as np
@@ -23,13 +23,14 @@ __all__ = ["DTYPES", "precision"]
 DTYPES = ("float32", "float64")
 
 
-def precision(dtype: str):
+def precision(dtype: str) -> contextlib.AbstractContextManager:
     """Context in which ``dtype`` is usable: float64 turns on JAX's x64 mode for its duration."""
     choice("dtype", dtype, DTYPES)
     return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
 
 
-def integer(name, value, minimum, maximum=None, why="", what="an integer") -> int:
+def integer(name: str, value: object, minimum: int, maximum: int | None = None, why: str = "",
+            what: str = "an integer") -> int:
     """``value`` as an int in [minimum, maximum], else ArgumentError naming ``name``."""
     if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
             or value < minimum):
@@ -40,7 +41,7 @@ def integer(name, value, minimum, maximum=None, why="", what="an integer") -> in
     return int(value)
 
 
-def tol(value, dtype) -> float:
+def tol(value: object, dtype: np.dtype) -> float:
     """tol: a finite number > 0 that ``dtype`` holds as a normal number (not 0, not inf)."""
     try:
         number = float(value) if isinstance(value, numbers.Real) else math.nan
@@ -61,21 +62,22 @@ def tol(value, dtype) -> float:
     return float(value)
 
 
-def choice(name, value, choices):
+def choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """``value``, one of the strings ``choices``."""
     if not isinstance(value, str) or value not in choices:
         raise ArgumentError(name, f"{grids.brief(value)} must be one of "
                                   f"{', '.join(map(repr, choices))}")
     return value
 
 
-def flag(name, value):
+def flag(name: str, value: object) -> bool | None:
     """A tri-state switch: True, False or None (decide automatically)."""
     if value is not None and not isinstance(value, (bool, np.bool_)):
         raise ArgumentError(name, f"{grids.brief(value)} must be True, False or None")
     return value
 
 
-def problem_fields(problem) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def problem_fields(problem: object) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """(fields, param_shape) of a problem value (a gdlab.problems NamedTuple); else
     ArgumentError."""
     ok = (isinstance(problem, tuple) and isinstance(getattr(type(problem), "_fields", None), tuple)
@@ -93,7 +95,7 @@ def problem_fields(problem) -> tuple[tuple[str, ...], tuple[int, ...]]:
     return tuple(type(problem)._fields), shape
 
 
-def shared(argument, value, dtype, scalar=False) -> np.ndarray:
+def shared(argument: str, value: object, dtype: np.dtype, scalar: bool = False) -> np.ndarray:
     """A value every run shares, cast once to ``dtype`` (never copied per run)."""
     arr = grids.as_numbers(value, argument)
     if scalar and arr.ndim:
@@ -107,7 +109,8 @@ def shared(argument, value, dtype, scalar=False) -> np.ndarray:
     return cast
 
 
-def w0_shape(w0: np.ndarray, param_shape) -> None:
+def w0_shape(w0: np.ndarray, param_shape: tuple[int, ...]) -> None:
+    """``w0`` broadcasts to the parameter's shape."""
     try:
         np.broadcast_to(w0, param_shape)
     except ValueError:
@@ -116,7 +119,7 @@ def w0_shape(w0: np.ndarray, param_shape) -> None:
                                   "shape") from None
 
 
-def shard(shard, n: int) -> tuple[int, int]:
+def shard(shard: object, n: int) -> tuple[int, int]:
     """``shard`` as (i, count) with 0 <= i < count <= n runs."""
     if not (isinstance(shard, (tuple, list)) and len(shard) == 2 and all(
             isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
@@ -128,7 +131,7 @@ def shard(shard, n: int) -> tuple[int, int]:
     return i, count
 
 
-def simulation(simulation, n: int, param_shape) -> None:
+def simulation(simulation: object, n: int, param_shape: tuple[int, ...]) -> None:
     """``simulation`` is the engine's raw simulation of all ``n`` runs (merged shards)."""
     if not isinstance(simulation, engine.Simulation) or simulation.stats is None:
         raise ArgumentError("simulation", f"{grids.brief(simulation)} is not the raw "
@@ -140,7 +143,9 @@ def simulation(simulation, n: int, param_shape) -> None:
                                           f"{param_shape}")
 
 
-def shapes(problem, fields, param_shape, axes, fixed, dtype) -> None:
+def shapes(problem: WithOptimum, fields: tuple[str, ...], param_shape: tuple[int, ...],
+           axes: Mapping[str, np.ndarray], fixed: Mapping[str, np.ndarray],
+           dtype: np.dtype) -> None:
     """The problem's gradient, optimum and curvature fit the parameter (traced, no computation).
 
     A field of the wrong shape (``x`` an array in a scalar problem) would otherwise surface as a
@@ -174,7 +179,9 @@ def shapes(problem, fields, param_shape, axes, fixed, dtype) -> None:
     raise ArgumentError("problem", f"{name} does not fit its parameters: {why}")
 
 
-def names(problem, optimizer, hparams, over, recurrence):
+def names(problem: object, optimizer: str, hparams: object, over: object,
+          recurrence: bool | None,
+          ) -> tuple[optimizers_lib.OptimizerSpec, tuple[str, ...], tuple[int, ...], dict]:
     """(optimizer spec, problem fields, param_shape, hyperparameters with their values) after
     checking the optimizer, ``hparams`` and ``over`` name what exists, and fit the problem."""
     try:
@@ -215,7 +222,8 @@ def names(problem, optimizer, hparams, over, recurrence):
 
 
 def memory(sizes: dict[str, int], *, runs: int, where: str, keep: str, steps: int,
-                 record_every: int | None, param_shape, dtype, shared_bytes: int) -> None:
+           record_every: int | None, param_shape: tuple[int, ...], dtype: np.dtype,
+           shared_bytes: int) -> None:
     """The memory the request needs fits (``resources.check_fits``), before anything per run."""
     n = math.prod(sizes.values())
     size_txt = " × ".join(map(str, sizes.values()))

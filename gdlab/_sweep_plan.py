@@ -11,21 +11,26 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Callable
+from typing import Callable, Mapping
 
 import jax
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from gdlab import _sweep_checks as check
 from gdlab import engine, grids, resources
 from gdlab.errors import ArgumentError
+from gdlab.interfaces import WithOptimum
 from gdlab.regimes import late_window
 
 __all__ = ["Plan", "EngineOptions", "plan", "default_chunk", "default_unroll", "CPU_BLOCK"]
 
 _DEFAULT_CHUNK_BYTES = 256 * 2**20
 CPU_BLOCK = 4096  # runs whose carried state (~10 arrays) fits in a CPU core's L2 cache
-_GPU_UNROLL = 16  # measured best on an H200 (1/4/8/16/32: 0.57/1.9/3.2/3.8/1.1 × 10¹¹ updates/s)
+# lax.scan unroll of XLA's per-step loop on accelerators: the fastest of 1, 4, 8, 16, 32 (0.57, 1.9,
+# 3.2, 3.8, 1.1 × 10¹¹ updates/s with statistics) on an H200, in an earlier GPU run not kept in
+# benchmarks/results/. The H100 runs kept there measured 16 only: 3.6 × 10¹¹ (bench_xla.json).
+_GPU_UNROLL = 16
 MAX_UNROLL = 1024  # unroll copies the step body that many times: compile time grows with it
 
 
@@ -34,7 +39,8 @@ def default_unroll() -> int:
     return 1 if jax.default_backend() == "cpu" else _GPU_UNROLL
 
 
-def default_chunk(n: int, dtype, param_shape=(), steps: int = 1, record_every=None) -> int:
+def default_chunk(n: int, dtype: DTypeLike, param_shape: tuple[int, ...] = (), steps: int = 1,
+                  record_every: int | None = None) -> int:
     """Runs per chunk from a 256 MiB budget: per run the engine's inputs, state and outputs
     (~100 B), the host's float64 post-processing (~100 B), and any snapshots."""
     per_run = 200 + 4 * np.dtype(dtype).itemsize * max(1, math.prod(param_shape)) * (
@@ -56,13 +62,13 @@ class EngineOptions:
 class Grid:
     """The flattened grid: column(name, lo, hi) is that axis's value for flat runs [lo, hi)."""
 
-    def __init__(self, axes: dict[str, np.ndarray]):
+    def __init__(self, axes: dict[str, np.ndarray]) -> None:
         self.axes = axes
         self.shape = tuple(len(v) for v in axes.values())
         self.n = math.prod(self.shape)
         self._pos = {name: k for k, name in enumerate(axes)}
 
-    def column(self, name, lo, hi):
+    def column(self, name: str, lo: int, hi: int) -> np.ndarray:
         values = self.axes[name]
         if len(self.shape) == 1:
             return values[lo:hi]
@@ -106,8 +112,10 @@ class Plan:
 _SIMULATE = object()  # plan(simulation=...) left out: the runs are to be simulated, not finished
 
 
-def plan(problem, alphas, *, w0=0.0, steps: int = 200, tol: float = 1.0, optimizer: str = "sgd",
-         hparams=None, over=None, dtype: str = "float32", unroll: int | str = "auto",
+def plan(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *, w0: ArrayLike = 0.0,
+         steps: int = 200, tol: float = 1.0, optimizer: str = "sgd",
+         hparams: Mapping[str, float] | None = None, over: Mapping[str, object] | None = None,
+         dtype: str = "float32", unroll: int | str = "auto",
          record_every: int | None = None, chunk_size: int | None = None,
          block: int | None | str = "auto", devices: int | str = 1, progress: bool | None = None,
          keep: str = "all", recurrence: bool | None = None, shard: tuple[int, int] | None = None,
@@ -233,13 +241,13 @@ def _blame(p: Plan, lo, bad, default):
     return (f"over[{swept[0]!r}]" if len(swept) == 1 else "over"), f" (at {at})"
 
 
-def problem_at(p: Plan, lo, hi):
+def problem_at(p: Plan, lo: int, hi: int) -> WithOptimum:
     """The problem of runs [lo, hi): swept parameters as columns, the others shared."""
     return type(p.problem)(*(p.grid.column(f, lo, hi) if f in p.grid.axes else p.fixed_problem[f]
                              for f in p.fields))
 
 
-def w0_at(p: Plan, lo, hi) -> np.ndarray:
+def w0_at(p: Plan, lo: int, hi: int) -> np.ndarray:
     """w0 of runs [lo, hi), shape (hi − lo,) + param_shape (a broadcast view, not a copy)."""
     if p.fixed_w0 is None:  # a swept w0 moves every coordinate together
         col = p.grid.column("w0", lo, hi).reshape((hi - lo,) + (1,) * len(p.param_shape))
@@ -247,7 +255,8 @@ def w0_at(p: Plan, lo, hi) -> np.ndarray:
     return np.broadcast_to(p.fixed_w0, (hi - lo,) + p.param_shape)
 
 
-def geometry(p: Plan, lo, hi):
+def geometry(p: Plan, lo: int, hi: int,
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """float64 per-run w*, λ_max, |w*|, |e₀| of runs [lo, hi)."""
     with np.errstate(all="ignore"):
         prob = problem_at(p, lo, hi)
@@ -258,7 +267,7 @@ def geometry(p: Plan, lo, hi):
                 norm(w0_at(p, lo, hi) - w_star, p.param_shape))
 
 
-def rate(p: Plan, lo, hi) -> np.ndarray:
+def rate(p: Plan, lo: int, hi: int) -> np.ndarray:
     """The linear contraction factor r = 1 − αλ of runs [lo, hi), in the sweep's dtype."""
     with np.errstate(over="ignore", invalid="ignore"):
         lam = np.asarray(problem_at(p, lo, hi).curvature(), np.float64)
@@ -272,16 +281,16 @@ def rate(p: Plan, lo, hi) -> np.ndarray:
 class Lazy:
     """A run-indexed input computed on demand for a slice (keeps huge sweeps in bounded memory)."""
 
-    def __init__(self, fn, lo, hi):
+    def __init__(self, fn: Callable[[int, int], np.ndarray], lo: int, hi: int) -> None:
         self.fn, self.lo, self.hi = fn, lo, hi
         self.shape = (hi - lo,) + np.shape(fn(lo, min(hi, lo + 1)))[1:]
 
-    def __getitem__(self, item):
+    def __getitem__(self, item: slice) -> np.ndarray:
         start, stop, _ = item.indices(self.hi - self.lo)
         return self.fn(self.lo + start, self.lo + stop)
 
 
-def engine_inputs(p: Plan, lo, hi, *, lazy: bool, with_rate: bool = True):
+def engine_inputs(p: Plan, lo: int, hi: int, *, lazy: bool, with_rate: bool = True) -> tuple:
     """(problem, hparams, w0, r) of runs [lo, hi) as ``engine.simulate`` takes them: swept values
     one per run, the others shared; ``lazy``: each computed only for the chunk that needs it."""
     at = (lambda fn: Lazy(fn, lo, hi)) if lazy else (lambda fn: fn(lo, hi))
@@ -302,7 +311,7 @@ def engine_options(p: Plan) -> dict:
                 batched_fields=frozenset(p.grid.axes), devices=e.devices, progress=e.progress)
 
 
-def norm(e: np.ndarray, param_shape) -> np.ndarray:
+def norm(e: np.ndarray, param_shape: tuple[int, ...]) -> np.ndarray:
     """|e| per run over the parameter axes (the trailing ``len(param_shape)``)."""
     if not param_shape:
         return np.abs(e)

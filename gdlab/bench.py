@@ -17,76 +17,28 @@ updates/s, ratio to NumPy, ratio to update-only, peak memory) and writes it as J
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Iterator, NamedTuple
 
 import jax
 import numpy as np
 
 import gdlab
 from gdlab import engine, resources
-from gdlab._args import ArgumentParser
+from gdlab._args import EXIT_BAD_INPUT, ArgumentParser
+from gdlab._references import numpy_sweep as numpy_sweep
 from gdlab._sweep import CPU_BLOCK, default_chunk, default_unroll
 
 __all__ = ["numpy_sweep", "main"]
-
-
-def numpy_sweep(alpha, x, y, w0, steps, tol, dtype=np.float32,
-                recurrence: bool = True) -> dict[str, np.ndarray]:
-    """Gradient descent on ½(xw − y)² vectorised over α in NumPy, with the engine's statistics.
-
-    ``recurrence`` adds the Q4.3 recurrence deviation, as the engine does when asked
-    (the benchmark compares both without it).
-    """
-    dtype = np.dtype(dtype).type
-    alpha = np.asarray(alpha, dtype)
-    x, y = dtype(x), dtype(y)
-    w_star = y / x
-    w = np.full(alpha.shape, w0, dtype)
-    r = (1.0 - alpha.astype(np.float64) * float(x) * float(x)).astype(dtype)
-    eps, bound = np.finfo(dtype).eps, dtype(engine.divergence_bound(dtype))
-    err0 = np.abs(w - w_star)
-    floor = engine.noise_floor(eps, abs(w_star), err0)
-    t_freeze = np.full(alpha.shape, -1, np.int32)
-    steps_to_tol = np.where(err0 < tol, 0, -1).astype(np.int32)
-    flips = np.zeros(alpha.shape, np.int32)
-    err_early, err_late, err_obs = err0.copy(), np.zeros_like(err0), err0.copy()
-    half = steps // 2
-    k_obs = np.zeros(alpha.shape, np.int32)
-    rec = np.zeros(alpha.shape, dtype)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(steps):
-            e = w - w_star
-            err = np.abs(e)
-            w_new = w - alpha * (x * (x * w - y))
-            e_new = w_new - w_star
-            err_new = np.abs(e_new)
-            active = t_freeze < 0
-            ok = active & (err_new <= bound)
-            resolvable = ok & (err > floor)
-            flips += resolvable & (err_new > floor) & (e_new * e < 0)
-            if recurrence:
-                scale = abs(w_star) + err + err_new + np.abs(1 - r) * err
-                # scale = 0 only when w* = e_t = e_{t+1} = 0: both sides are 0, no deviation
-                dev = np.abs(err_new - np.abs(r) * err) / np.where(scale > 0, scale, 1)
-                rec = np.where(ok, np.maximum(rec, dev), rec)
-            t_freeze = np.where(active & ~ok, t + 1, t_freeze)
-            steps_to_tol = np.where((steps_to_tol < 0) & ok & (err_new < tol), t + 1, steps_to_tol)
-            err_in = np.where(ok, err_new, 0)
-            if t + 1 > half:
-                err_late = np.maximum(err_late, err_in)
-            else:
-                err_early = np.maximum(err_early, err_in)
-            err_obs = np.where(resolvable, err_new, err_obs)
-            k_obs = np.where(resolvable, t + 1, k_obs)
-            w = np.where(ok, w_new, w)
-    return {"t_freeze": t_freeze, "steps_to_tol": steps_to_tol, "flips": flips, "w": w,
-            "err_early": err_early, "err_late": err_late, "rec_dev": rec}
 
 
 def _peak_rss_mib() -> float:
@@ -107,6 +59,16 @@ def _row(variant, n, steps, dtype, compile_s, times, peak) -> dict:
             "updates_per_s": n * steps / med, "peak_mib": None if peak is None else round(peak, 1)}
 
 
+class BenchmarkError(RuntimeError):
+    """The benchmark cannot give figures (the engine disagrees with NumPy, a sub-run failed)."""
+
+
+class _Variant(NamedTuple):
+    n: int                      # runs per call
+    steps: int                  # steps per run
+    once: Callable[[], float]   # one call; returns the seconds it measured
+
+
 def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll: int,
         check: bool = True, devices: int = 1) -> list[dict]:
     """Every variant timed ``repeats`` times, round-robin, so that a noisy machine slows them alike
@@ -114,97 +76,137 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
     problem = gdlab.problems.scalar_regression(1.0, 100.0)
     p32 = problem._replace(x=np.float32(1.0), y=np.float32(100.0))
     alphas = np.linspace(0.0, 3.0, n)
-    sgd = gdlab.optimizers.get("sgd").make
-    cpu = jax.default_backend() == "cpu"
-    block = CPU_BLOCK if cpu else None                # as gdlab.sweep(block="auto")
-    variants, compile_s = {}, {}
+    np_alphas = np.linspace(0.0, 3.0, numpy_n)
+    block = CPU_BLOCK if jax.default_backend() == "cpu" else None  # as gdlab.sweep(block="auto")
+    compile_s: dict[str, float] = {}
+    variants = {"gdlab": _sweep_variant(problem, alphas, steps, unroll, devices, compile_s),
+                **_kernel_variants(p32, alphas, steps, unroll, block, devices, compile_s),
+                **_engine_variants(p32, alphas, steps, unroll, block, devices, compile_s),
+                "numpy": _numpy_variant(np_alphas, numpy_steps)}
+    times = _time_round_robin(variants, repeats)
+    # engine and gdlab run the same chunk program: it compiled once, in whichever ran first.
+    compile_s["engine"] = compile_s["gdlab"] = max(compile_s.get("engine", 0.0),
+                                                   compile_s.get("gdlab", 0.0))
+    rows = _rows(variants, times, compile_s, devices)
+    if check:
+        _check_against_numpy(problem, np_alphas, numpy_steps)
+    _add_ratios(rows)
+    return rows
 
-    # gdlab: the whole sweep end to end (chunks, transfers, classification on the host).
-    def sweep():
+
+def _sweep_variant(problem, alphas, steps, unroll, devices, compile_s) -> _Variant:
+    """gdlab: the whole sweep end to end (chunks, transfers, classification on the host)."""
+    def once():
         res = gdlab.sweep(problem, alphas, steps=steps, tol=1.0, unroll=unroll, progress=False,
                           recurrence=False, devices=devices)
         compile_s["gdlab"] = compile_s.get("gdlab", 0.0) + res.compile_s
         return res.run_s
-    variants["gdlab"] = (n, steps, sweep)
+    return _Variant(len(alphas), steps, once)
 
-    # The device computation alone: one chunk on device-resident inputs, statistics kept on the
-    # device (no transfers, no host classification); with and without the statistics.
+
+def _kernel_variants(p32, alphas, steps, unroll, block, devices, compile_s) -> dict[str, _Variant]:
+    """The device computation alone: one chunk on device-resident inputs, statistics kept on the
+    device (no transfers, no host classification); with and without the statistics. Compiles
+    both programs now."""
+    n = len(alphas)
     unit = devices * (block if block and n >= devices * block else engine.LANES)
     nk = max(unit, (n // unit) * unit)                   # whole blocks (or vectors) per device
+    variants = {}
     for label, stats in (("kernel", True), ("kernel-update", False)):
         args = (p32, {"alpha": alphas[:nk].astype(np.float32)}, np.zeros(nk, np.float32), None,
                 np.float32(1.0))
         fn, compile_s[label] = engine.chunk_program(
-            *args, make_optimizer=sgd, steps=steps, unroll=unroll, block=block,
+            *args, make_optimizer=_sgd(), steps=steps, unroll=unroll, block=block,
             batched_fields=frozenset({"alpha"}), statistics=stats, devices=devices)
-        dev = jax.device_put(args)
+        variants[label] = _Variant(nk, steps, functools.partial(_time_kernel, fn,
+                                                                jax.device_put(args)))
+    return variants
 
-        def kernel(fn=fn, dev=dev):
-            # One untimed call first: after the host-bound variants a GPU is back at idle clocks,
-            # and a ~10 ms kernel would be timed mostly at those.
-            jax.block_until_ready(fn(*dev))
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn(*dev))
-            return time.perf_counter() - t0
-        variants[label] = (nk, steps, kernel)
 
-    # The engine end to end (chunks, transfers, statistics as host arrays: what NumPy returns), and
-    # the floor: the same optax step and freeze with the statistics switched off.
-    def simulate(stats, label):
-        def timed():
+def _time_kernel(fn, args) -> float:
+    # One untimed call first: after the host-bound variants a GPU is back at idle clocks, and a
+    # ~10 ms kernel would be timed mostly at those.
+    jax.block_until_ready(fn(*args))
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - t0
+
+
+def _engine_variants(p32, alphas, steps, unroll, block, devices, compile_s) -> dict[str, _Variant]:
+    """The engine end to end (chunks, transfers, statistics as host arrays: what NumPy returns), and
+    the floor: the same optax step and freeze with the statistics switched off."""
+    n = len(alphas)
+
+    def simulate(label, stats):
+        def once():
             sim = engine.simulate(p32, {"alpha": alphas.astype(np.float32)},
-                                  np.zeros(n, np.float32), make_optimizer=sgd, steps=steps,
+                                  np.zeros(n, np.float32), make_optimizer=_sgd(), steps=steps,
                                   tol=1.0, unroll=unroll, chunk_size=default_chunk(n, np.float32),
                                   block=block, batched_fields=frozenset({"alpha"}),
                                   statistics=stats, devices=devices)
             compile_s[label] = compile_s.get(label, 0.0) + sim.compile_s
             return sim.run_s
-        return timed
-    variants["engine"] = (n, steps, simulate(True, "engine"))
-    variants["update-only"] = (n, steps, simulate(False, "update-only"))
+        return _Variant(n, steps, once)
+    return {"engine": simulate("engine", True), "update-only": simulate("update-only", False)}
 
-    # NumPy, vectorised over α, same statistics.
-    np_alphas = np.linspace(0.0, 3.0, numpy_n)
 
-    def numpy_run():
+def _numpy_variant(alphas, steps) -> _Variant:
+    """NumPy, vectorised over α, same statistics."""
+    def once():
         t0 = time.perf_counter()
-        numpy_sweep(np_alphas, 1.0, 100.0, 0.0, numpy_steps, 1.0, recurrence=False)
+        numpy_sweep(alphas, 1.0, 100.0, 0.0, steps, 1.0, recurrence=False)
         return time.perf_counter() - t0
-    variants["numpy"] = (numpy_n, numpy_steps, numpy_run)
+    return _Variant(len(alphas), steps, once)
 
-    times = {k: [] for k in variants}
-    for _name, (_, _, fn) in variants.items():         # warm-up: compiles
-        fn()
+
+def _sgd():
+    """Gradient descent as the engine takes it: optax.sgd built from a traced α."""
+    return gdlab.optimizers.get("sgd").make
+
+
+def _time_round_robin(variants: dict[str, _Variant], repeats: int) -> dict[str, list[float]]:
+    """One untimed call of each variant (compiles), then ``repeats`` rounds of one call each."""
+    for variant in variants.values():
+        variant.once()
+    times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeats):
-        for name, (_, _, fn) in variants.items():
-            times[name].append(fn())
-    # engine and gdlab run the same chunk program: it compiled once, in whichever ran first.
-    compile_s["engine"] = compile_s["gdlab"] = max(compile_s.get("engine", 0.0),
-                                                   compile_s.get("gdlab", 0.0))
-    peak = _device_peak_mib() if not cpu else _peak_rss_mib()
-    rows = [_row(name, nv, tv, "float32", compile_s.get(name, 0.0), times[name],
-                 peak if name == "gdlab" else None) for name, (nv, tv, _) in variants.items()]
+        for name, variant in variants.items():
+            times[name].append(variant.once())
+    return times
+
+
+def _rows(variants, times, compile_s, devices) -> list[dict]:
+    """One row per variant; the peak memory (device, or RSS on a CPU) is the gdlab row's."""
+    peak = _peak_rss_mib() if jax.default_backend() == "cpu" else _device_peak_mib()
+    rows = [_row(name, v.n, v.steps, "float32", compile_s.get(name, 0.0), times[name],
+                 peak if name == "gdlab" else None) for name, v in variants.items()]
     for row in rows:
         row["devices"] = 1 if row["variant"] == "numpy" else devices
+    return rows
 
-    if check:
-        ref = numpy_sweep(np_alphas, 1.0, 100.0, 0.0, numpy_steps, 1.0, recurrence=False)
-        same = gdlab.sweep(problem, np_alphas, steps=numpy_steps, tol=1.0, progress=False)
-        for name, mine in (("t_freeze", same.diverged_at), ("steps_to_tol", same.steps_to_tol),
-                           ("flips", same.flips)):
-            bad = np.flatnonzero(mine != ref[name])
-            if bad.size > 0.001 * numpy_n:
-                raise BenchmarkError(f"engine and NumPy disagree on {name} for {bad.size} runs "
-                                     f"(e.g. α = {np_alphas[bad[0]]}): figures withheld")
+
+def _check_against_numpy(problem, alphas, steps) -> None:
+    """BenchmarkError unless the engine's statistics equal NumPy's (up to 0.1 % of the runs)."""
+    ref = numpy_sweep(alphas, 1.0, 100.0, 0.0, steps, 1.0, recurrence=False)
+    same = gdlab.sweep(problem, alphas, steps=steps, tol=1.0, progress=False)
+    for name, mine in (("t_freeze", same.diverged_at), ("steps_to_tol", same.steps_to_tol),
+                       ("flips", same.flips)):
+        bad = np.flatnonzero(mine != ref[name])
+        if bad.size > 0.001 * len(alphas):
+            raise BenchmarkError(f"engine and NumPy disagree on {name} for {bad.size} runs "
+                                 f"(e.g. α = {alphas[bad[0]]}): figures withheld")
+
+
+def _add_ratios(rows: list[dict]) -> None:
     base = next(r for r in rows if r["variant"] == "numpy")["updates_per_s"]
     floor = next(r for r in rows if r["variant"] == "update-only")["updates_per_s"]
     for row in rows:
         row["ratio_to_numpy"] = round(row["updates_per_s"] / base, 2)
         row["ratio_to_update_only"] = round(row["updates_per_s"] / floor, 3)
-    return rows
 
 
 def format_table(rows: list[dict]) -> str:
+    """The rows of :func:`run` as the printed table."""
     head = (f"{'variant':<12} {'N':>10} {'T':>6} {'dtype':<8} {'device':<14} {'compile s':>9} "
             f"{'median s':>9} {'updates/s':>10} {'×numpy':>7} {'×update':>8} {'peak MiB':>9}")
     lines = [head, "-" * len(head)]
@@ -233,7 +235,6 @@ def _one_compact(n: int, steps: int) -> dict:
 
 def memory_curve(ns: list[int], steps: int) -> list[dict]:
     """Each N in its own process (peak RSS is per process): time and peak memory vs N·T."""
-    import subprocess
     rows = []
     for n in ns:
         p = subprocess.run([sys.executable, "-m", "gdlab", "bench", "--one", str(n),
@@ -248,11 +249,24 @@ def memory_curve(ns: list[int], steps: int) -> list[dict]:
     return rows
 
 
-class BenchmarkError(RuntimeError):
-    """The benchmark cannot give figures (the engine disagrees with NumPy, a sub-run failed)."""
-
-
 def main(argv: list[str] | None = None) -> int:
+    """``gdlab bench`` with ``argv``; returns the exit status: 0, 2 for input refused before any
+    work (one line on stderr), 1 when the benchmark gives no figures. As for every ``gdlab``
+    command, argparse's own refusals and ``--help`` exit through SystemExit."""
+    a = _parser().parse_args(argv)
+    error = _input_error(a)
+    if error is not None:
+        print(f"gdlab bench: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if a.one is not None:
+        print(json.dumps(_one_compact(a.one, a.steps)))
+        return 0
+    if a.memory_curve:
+        return _main_memory_curve(a)
+    return _main_table(a)
+
+
+def _parser() -> ArgumentParser:
     p = ArgumentParser(prog="gdlab bench", description=__doc__.splitlines()[0])
     gpu = jax.default_backend() != "cpu"
     p.add_argument("--n", type=int, default=10_000_000 if gpu else 1_000_000,
@@ -277,71 +291,85 @@ def main(argv: list[str] | None = None) -> int:
                         "peak RSS vs N")
     p.add_argument("--max-n", type=int, default=100_000_000, help="largest N of the memory curve")
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
+    return p
+
+
+_MAXIMA = {"steps": resources.MAX_STEPS, "numpy_steps": resources.MAX_STEPS, "unroll": 1024,
+           "repeats": 1000}
+
+
+def _input_error(a: argparse.Namespace) -> str | None:
+    """Why the options are refused (every number, the memory, the --json directory), or None."""
     for name in ("n", "steps", "numpy_n", "numpy_steps", "repeats", "unroll", "max_n"):
         if getattr(a, name) is not None and getattr(a, name) < 1:
-            print(f"gdlab bench: error: --{name.replace('_', '-')} {getattr(a, name)} must be >= 1",
-                  file=sys.stderr)
-            return 2
-    limits = {"steps": resources.MAX_STEPS, "numpy_steps": resources.MAX_STEPS, "unroll": 1024,
-              "repeats": 1000}
-    for name, top in limits.items():
+            return f"--{name.replace('_', '-')} {getattr(a, name)} must be >= 1"
+    for name, top in _MAXIMA.items():
         if getattr(a, name) > top:
-            print(f"gdlab bench: error: --{name.replace('_', '-')} {getattr(a, name)} must be "
-                  f"<= {top}", file=sys.stderr)
-            return 2
+            return f"--{name.replace('_', '-')} {getattr(a, name)} must be <= {top}"
     try:
-        numpy_n = a.numpy_n or min(a.n, 1_000_000)
-        resources.check_fits(resources.sweep_bytes(a.n) + 200 * numpy_n, argument="--n",
+        resources.check_fits(resources.sweep_bytes(a.n) + 200 * _numpy_n(a), argument="--n",
                              what=f"a benchmark of {a.n} runs", fix="give a smaller --n")
         if a.memory_curve:
             resources.check_fits(resources.sweep_bytes(a.max_n, keep="compact"),
                                  argument="--max-n", what=f"a compact sweep of {a.max_n} runs",
                                  fix="give a smaller --max-n")
     except ValueError as e:
-        print(f"gdlab bench: error: {e}", file=sys.stderr)
-        return 2
+        return str(e)
     json_dir = Path(a.json).absolute().parent
     if not (json_dir.is_dir() and os.access(json_dir, os.W_OK)):
-        print(f"gdlab bench: error: --json {a.json}: {json_dir} is not a writable directory",
-              file=sys.stderr)
-        return 2
+        return f"--json {a.json}: {json_dir} is not a writable directory"
     if a.max_n < 1000 and a.memory_curve:
-        print(f"gdlab bench: error: --max-n {a.max_n} must be >= 1000 (the curve starts at 10³)",
-              file=sys.stderr)
-        return 2
-    if a.one is not None:
-        print(json.dumps(_one_compact(a.one, a.steps)))
-        return 0
-    if a.memory_curve:
-        ns = [10 ** k for k in range(3, 12) if 10 ** k <= a.max_n]
-        try:
-            rows = memory_curve(ns, a.steps)
-        except BenchmarkError as e:
-            print(f"gdlab bench: {e}", file=sys.stderr)
-            return 1
-        Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
-        print(f"written {a.json}")
-        return 0
+        return f"--max-n {a.max_n} must be >= 1000 (the curve starts at 10³)"
+    return None
+
+
+def _numpy_n(a: argparse.Namespace) -> int:
+    return a.numpy_n or min(a.n, 1_000_000)
+
+
+def _main_memory_curve(a: argparse.Namespace) -> int:
+    ns = [10 ** k for k in range(3, 12) if 10 ** k <= a.max_n]
     try:
-        devices = engine.device_count(
-            "all" if a.devices == "all" else int(a.devices) if a.devices.isdigit() else a.devices)
-    except ValueError as e:
-        print(f"gdlab bench: error: --{e}", file=sys.stderr)
-        return 2
-    saved, engine.FAST_PATH[0] = engine.FAST_PATH[0], a.fast_path
-    try:
-        rows = run(a.n, a.steps, a.numpy_n or min(a.n, 1_000_000), a.numpy_steps, a.repeats,
-                   a.unroll, devices=devices)
+        rows = memory_curve(ns, a.steps)
     except BenchmarkError as e:
         print(f"gdlab bench: {e}", file=sys.stderr)
         return 1
-    finally:
-        engine.FAST_PATH[0] = saved  # a caller's process keeps its own setting
-    print(format_table(rows))
-    Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
-    print(f"written {a.json}")
+    _write_json(a.json, rows)
     return 0
+
+
+def _main_table(a: argparse.Namespace) -> int:
+    try:
+        devices = engine.device_count(int(a.devices) if a.devices.isdecimal() else a.devices)
+    except ValueError as e:
+        print(f"gdlab bench: error: --{e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        with _fast_path(a.fast_path):
+            rows = run(a.n, a.steps, _numpy_n(a), a.numpy_steps, a.repeats, a.unroll,
+                       devices=devices)
+    except BenchmarkError as e:
+        print(f"gdlab bench: {e}", file=sys.stderr)
+        return 1
+    print(format_table(rows))
+    _write_json(a.json, rows)
+    return 0
+
+
+@contextlib.contextmanager
+def _fast_path(mode: str) -> Iterator[None]:
+    """``engine.FAST_PATH`` set to ``mode`` inside the block only: a caller's process keeps its
+    own setting."""
+    saved, engine.FAST_PATH[0] = engine.FAST_PATH[0], mode
+    try:
+        yield
+    finally:
+        engine.FAST_PATH[0] = saved
+
+
+def _write_json(path: str, rows: list[dict]) -> None:
+    Path(path).write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"written {path}")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ the closed-form edge; the report shows both.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from gdlab.regimes import REGIME_NAMES
 
@@ -33,7 +34,8 @@ class Boundary(NamedTuple):
         return self._asdict()
 
 
-def locate(run, alphas, regime, *, dtype="float32", precision: float = 1e-6,
+def locate(run: Callable[[np.ndarray], ArrayLike], alphas: ArrayLike, regime: ArrayLike, *,
+           dtype: DTypeLike = "float32", precision: float = 1e-6,
            max_rounds: int = 60) -> list[Boundary]:
     """Bisect every regime change of a sorted 1-D sweep.
 

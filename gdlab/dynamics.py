@@ -19,14 +19,15 @@ period 0.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 import jax
 import numpy as np
+from numpy.typing import ArrayLike
 
 from gdlab._sweep import sweep
 from gdlab.errors import ArgumentError
-from gdlab.interfaces import WithHessian
+from gdlab.interfaces import WithHessian, WithOptimum
 from gdlab.regimes import decide_orbit
 
 __all__ = ["Orbits", "orbits"]
@@ -50,8 +51,9 @@ def _hessian(problem):
     return lambda w: np.asarray(h(w.ravel()), np.float64).reshape(w.shape)
 
 
-def orbits(problem, alphas, *, w0=0.5, steps: int = 1200, window: int = 256,
-           max_period: int = 64, dtype: str = "float32", progress=None) -> Orbits:
+def orbits(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *,
+           w0: ArrayLike = 0.5, steps: int = 1200, window: int = 256, max_period: int = 64,
+           dtype: str = "float32", progress: bool | None = None) -> Orbits:
     """Simulate ``steps`` GD steps per α and classify the last ``window`` iterates."""
     if not 2 <= window <= steps:
         raise ArgumentError("window", f"{window!r} must be in [2, steps = {steps}]")

@@ -16,6 +16,7 @@ import warnings
 from typing import Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from gdlab import resources
 from gdlab.errors import ArgumentError
@@ -32,14 +33,14 @@ _REPR.maxstring, _REPR.maxother, _REPR.maxlong, _REPR.maxlist, _REPR.maxtuple = 
 _REPR.maxdict, _REPR.maxset = 4, 6
 
 
-def brief(value) -> str:
+def brief(value: object) -> str:
     """A short one-line repr of ``value`` for error messages (long numbers and lists cut)."""
     if isinstance(value, np.ndarray) and value.size > 6:
         return f"array of shape {value.shape} ({value.dtype})"
     return " ".join(_REPR.repr(value).split())
 
 
-def as_numbers(value, argument: str) -> np.ndarray:
+def as_numbers(value: object, argument: str) -> np.ndarray:
     """``value`` as a float64 array of finite real numbers, else ArgumentError naming ``argument``.
 
     Refused: None, strings, booleans, complex numbers, ragged nested lists, non-numeric objects,
@@ -114,7 +115,7 @@ def _explicit(spec, name: str) -> np.ndarray:
     return values
 
 
-def axis_size(spec, *, name: str = "axis") -> int:
+def axis_size(spec: ArrayLike | Mapping[str, object], *, name: str = "axis") -> int:
     """The number of values of an axis, checked as :func:`axis_values` checks it, without building
     a ``{start, stop, num}`` range (so a sweep can size itself before any allocation)."""
     if isinstance(spec, Mapping):
@@ -122,7 +123,8 @@ def axis_size(spec, *, name: str = "axis") -> int:
     return int(_explicit(spec, name).size)
 
 
-def axis_values(spec, *, name: str = "axis") -> np.ndarray:
+def axis_values(spec: ArrayLike | Mapping[str, object], *,
+                name: str = "axis") -> np.ndarray:
     """float64 values of one axis from ``{start, stop, num, scale}`` or an explicit list.
 
     ``scale = "log"`` spaces values geometrically (start and stop must then be > 0). Raises
@@ -139,7 +141,7 @@ def axis_values(spec, *, name: str = "axis") -> np.ndarray:
     return _explicit(spec, name)
 
 
-def cast_axis(values: np.ndarray, dtype, *, name: str = "axis") -> np.ndarray:
+def cast_axis(values: np.ndarray, dtype: DTypeLike, *, name: str = "axis") -> np.ndarray:
     """Cast float64 axis values to ``dtype``, warning when distinct values collapse."""
     values = np.asarray(values, np.float64)
     with np.errstate(over="ignore"):

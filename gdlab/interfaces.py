@@ -11,11 +11,17 @@ problem with that field holding one value per run. The interfaces nest:
 * :class:`Modal` — also ``modes(e)``: the error's components along the eigen-directions, whose sign
   changes the engine counts one by one.
 * :class:`WithHessian` — ``hessian(w)`` in closed form (else ``jax.grad`` of the gradient is used).
+
+The methods are written for JAX arrays, traced under ``jit``; on the host ``optimum``,
+``curvature`` and ``eigenvalues`` are also called on a problem whose fields are NumPy arrays.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import jax.numpy as jnp
 
 __all__ = ["Problem", "WithOptimum", "Linear", "Modal", "WithHessian"]
 
@@ -24,28 +30,28 @@ __all__ = ["Problem", "WithOptimum", "Linear", "Modal", "WithHessian"]
 class Problem(Protocol):
     param_shape: tuple
 
-    def loss(self, w): ...
+    def loss(self, w: jnp.ndarray) -> jnp.ndarray: ...
 
-    def grad(self, w): ...
+    def grad(self, w: jnp.ndarray) -> jnp.ndarray: ...
 
 
 @runtime_checkable
 class WithOptimum(Problem, Protocol):
-    def optimum(self): ...
+    def optimum(self) -> jnp.ndarray: ...
 
-    def curvature(self): ...
+    def curvature(self) -> jnp.ndarray: ...
 
 
 @runtime_checkable
 class Linear(WithOptimum, Protocol):
-    def eigenvalues(self): ...
+    def eigenvalues(self) -> jnp.ndarray: ...
 
 
 @runtime_checkable
 class Modal(Linear, Protocol):
-    def modes(self, e): ...
+    def modes(self, e: jnp.ndarray) -> jnp.ndarray: ...
 
 
 @runtime_checkable
 class WithHessian(Problem, Protocol):
-    def hessian(self, w): ...
+    def hessian(self, w: jnp.ndarray) -> jnp.ndarray: ...

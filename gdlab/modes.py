@@ -30,13 +30,15 @@ _MAX_ELEMENTS = 2_000_000  # runs × directions evaluated at once (bounded memor
 
 
 class ModePrediction:
-    def __init__(self, regime, steps_to_tol, sensitive, rho, growth):
+    def __init__(self, regime: np.ndarray, steps_to_tol: np.ndarray, sensitive: np.ndarray,
+                 rho: np.ndarray, growth: np.ndarray) -> None:
         self.regime, self.steps_to_tol, self.sensitive = regime, steps_to_tol, sensitive
         self.rho, self.growth = rho, growth
 
 
-def evaluate(optimizer: str, alpha, beta, lam, c, *, steps: int, tol: float, floor, band, eps,
-             scale) -> ModePrediction:
+def evaluate(optimizer: str, alpha: np.ndarray, beta: np.ndarray, lam: np.ndarray, c: np.ndarray,
+             *, steps: int, tol: float, floor: np.ndarray, band: np.ndarray, eps: float,
+             scale: np.ndarray) -> ModePrediction:
     """Predicted statistics for runs with flat inputs.
 
     Args:

@@ -106,7 +106,7 @@ def get(name: str) -> OptimizerSpec:
                         "learning_rate", prefix=False)
 
 
-def check_fits(name: str, param_shape=()) -> None:
+def check_fits(name: str, param_shape: tuple[int, ...] = ()) -> None:
     """Trace one step ``w ← w + update(∇L(w))`` of optimizer ``name`` with traced hyperparameters on
     a parameter of ``param_shape`` (no computation: ``jax.eval_shape``). Some optax optimizers need
     more than the gradient (``lbfgs`` wants the loss, ``dpsgd`` per-example gradients); ValueError

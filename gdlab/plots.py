@@ -16,12 +16,14 @@ so its edges are original edges — and inputs within the caps are drawn exactly
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Sequence
 
 import matplotlib
 import numpy as np
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from numpy.typing import ArrayLike
 
 from gdlab.regimes import REGIME_INFO, Regime
 
@@ -119,7 +121,8 @@ def _block_mode(values, starts) -> np.ndarray:
     return best
 
 
-def reduce_regimes(alpha, regime, max_cells=STRIP_MAX_CELLS, log=None):
+def reduce_regimes(alpha: ArrayLike, regime: ArrayLike, max_cells: int | None = STRIP_MAX_CELLS,
+                   log: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Reduce a regime per α (``regime``: shape (n,), or (rows, n) reduced along the last axis) to
     at most ``max_cells`` cells; return ``(edges, codes)`` for ``pcolormesh``.
 
@@ -149,7 +152,10 @@ def reduce_regimes(alpha, regime, max_cells=STRIP_MAX_CELLS, log=None):
     return _merged_edges(edges, starts), _block_mode(regime, [None] * (regime.ndim - 1) + [starts])
 
 
-def reduce_regime_map(x, y, regime, max_cells=MAP_MAX_CELLS, log=(None, None)):
+def reduce_regime_map(x: ArrayLike, y: ArrayLike, regime: ArrayLike,
+                      max_cells: tuple[int, int] | None = MAP_MAX_CELLS,
+                      log: tuple[bool | None, bool | None] = (None, None),
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Block-reduce a regime map (``regime``: shape (len(x), len(y))) to at most
     ``max_cells = (nx, ny)`` cells; return ``(x_edges, y_edges, codes)`` for ``pcolormesh``.
 
@@ -167,7 +173,10 @@ def reduce_regime_map(x, y, regime, max_cells=MAP_MAX_CELLS, log=(None, None)):
     return _merged_edges(ex, sx), _merged_edges(ey, sy), _block_mode(regime, [sx, sy])
 
 
-def reduce_log_errors(alpha, steps, z, frozen, max_cells=HEATMAP_MAX_CELLS, log=None):
+def reduce_log_errors(alpha: ArrayLike, steps: ArrayLike, z: np.ndarray, frozen: ArrayLike,
+                      max_cells: tuple[int, int] | None = HEATMAP_MAX_CELLS,
+                      log: bool | None = None,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Block-reduce log₁₀ errors ``z`` (shape (len(alpha), len(steps))) and the ``frozen`` mask to
     at most ``max_cells = (nα, nt)`` cells; return ``(alpha_edges, step_edges, z, frozen)``.
 
@@ -210,8 +219,9 @@ def _vlines(ax, boundaries: dict[str, float]):
                         bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8, "lw": 0})
 
 
-def regime_strip(alpha, regime, predicted=None, boundaries=None, title="",
-                 max_cells=STRIP_MAX_CELLS) -> Figure:
+def regime_strip(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | None = None,
+                 boundaries: dict[str, float] | None = None, title: str = "",
+                 max_cells: int | None = STRIP_MAX_CELLS) -> Figure:
     """Regime per α (top: simulated; bottom: predicted), analytic boundaries dashed.
 
     More than ``max_cells`` runs are merged to that many cells first (:func:`reduce_regimes`;
@@ -257,8 +267,9 @@ def regime_strip(alpha, regime, predicted=None, boundaries=None, title="",
     return fig
 
 
-def error_heatmap(alpha, steps, errors, diverged_at, boundaries=None, title="",
-                  max_cells=HEATMAP_MAX_CELLS) -> Figure:
+def error_heatmap(alpha: ArrayLike, steps: ArrayLike, errors: ArrayLike, diverged_at: ArrayLike,
+                  boundaries: dict[str, float] | None = None, title: str = "",
+                  max_cells: tuple[int, int] | None = HEATMAP_MAX_CELLS) -> Figure:
     """log₁₀|w_t − w*| over α × t; steps after a run was frozen (diverged) are shown hatched.
 
     Beyond ``max_cells = (nα, nt)`` blocks are merged, each showing its largest log error
@@ -287,7 +298,8 @@ def error_heatmap(alpha, steps, errors, diverged_at, boundaries=None, title="",
     return fig
 
 
-def trajectories(alphas, steps, w, w_star, diverged_at, title="") -> Figure:
+def trajectories(alphas: Sequence[float], steps: ArrayLike, w: ArrayLike, w_star: ArrayLike,
+                 diverged_at: Sequence[int], title: str = "") -> Figure:
     """w_t (left, first steps) and |w_t − w*| on a log axis (right, whole horizon) per α."""
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2)
@@ -323,8 +335,10 @@ def trajectories(alphas, steps, w, w_star, diverged_at, title="") -> Figure:
     return fig
 
 
-def phase_map(alpha, other, other_name, regime, curves=None, title="",
-              x_name="step size α", max_cells=MAP_MAX_CELLS) -> Figure:
+def phase_map(alpha: ArrayLike, other: ArrayLike, other_name: str, regime: ArrayLike,
+              curves: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+              title: str = "", x_name: str = "step size α",
+              max_cells: tuple[int, int] | None = MAP_MAX_CELLS) -> Figure:
     """Regime over α (or another x axis, ``x_name``) × another parameter, boundaries overlaid.
 
     ``curves`` maps a label to the α on the boundary for each value of ``other``. Beyond
@@ -361,8 +375,10 @@ def save(fig: Figure, directory: Path, stem: str) -> list[str]:
     return names
 
 
-def bifurcation(alpha, late, regime, lyapunov, marks=None, title="",
-                max_cells=STRIP_MAX_CELLS) -> Figure:
+def bifurcation(alpha: ArrayLike, late: ArrayLike, regime: ArrayLike, lyapunov: ArrayLike,
+                marks: dict[str, tuple[float, Callable[[np.ndarray], np.ndarray] | None]]
+                | None = None, title: str = "",
+                max_cells: int | None = STRIP_MAX_CELLS) -> Figure:
     """Late iterates vs α (top), the Lyapunov exponent vs α (bottom), regime strip between.
 
     The strip is reduced like :func:`regime_strip`'s (``max_cells``; None: never).

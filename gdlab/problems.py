@@ -42,19 +42,19 @@ class ScalarRegression(NamedTuple):
 
     param_shape = ()
 
-    def loss(self, w):
+    def loss(self, w: jnp.ndarray) -> jnp.ndarray:
         return 0.5 * (self.x * w - self.y) ** 2
 
-    def grad(self, w):
+    def grad(self, w: jnp.ndarray) -> jnp.ndarray:
         return self.x * (self.x * w - self.y)
 
-    def optimum(self):
+    def optimum(self) -> jnp.ndarray:
         return self.y / self.x
 
-    def curvature(self):
+    def curvature(self) -> jnp.ndarray:
         return self.x * self.x
 
-    def eigenvalues(self):
+    def eigenvalues(self) -> jnp.ndarray:
         return self.curvature()
 
 
@@ -88,19 +88,19 @@ class DoubleWell(NamedTuple):
 
     param_shape = ()
 
-    def loss(self, w):
+    def loss(self, w: jnp.ndarray) -> jnp.ndarray:
         return 0.25 * (w * w - self.a * self.a) ** 2
 
-    def grad(self, w):
+    def grad(self, w: jnp.ndarray) -> jnp.ndarray:
         return w * (w * w - self.a * self.a)
 
-    def hessian(self, w):
+    def hessian(self, w: jnp.ndarray) -> jnp.ndarray:
         return 3 * w * w - self.a * self.a
 
-    def optimum(self):
+    def optimum(self) -> jnp.ndarray:
         return self.a
 
-    def curvature(self):
+    def curvature(self) -> jnp.ndarray:
         return 2 * self.a * self.a
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TextIO
 
 __all__ = ["Progress"]
 
 
 class Progress:
     def __init__(self, total: int, *, enabled: bool | None = None, unit: str = "runs",
-                 work_per_unit: int = 1, stream=None):
+                 work_per_unit: int = 1, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else bool(enabled)
         self.total, self.unit, self.work_per_unit = total, unit, work_per_unit

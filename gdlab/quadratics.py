@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from gdlab.errors import ArgumentError
 
@@ -41,29 +42,29 @@ class Quadratic(NamedTuple):
     w_star: jnp.ndarray    # shape=(d,)
 
     @property
-    def param_shape(self):
+    def param_shape(self) -> tuple[int, ...]:
         return tuple(np.shape(self.w_star)[-1:])
 
-    def eigenvalues(self):
+    def eigenvalues(self) -> jnp.ndarray:
         lam_max, kappa = self.lam_max, self.kappa
         if np.ndim(lam_max) or np.ndim(kappa):  # swept (host side): one spectrum per run
             lam_max, kappa = np.asarray(lam_max)[..., None], np.asarray(kappa)[..., None]
         return lam_max * kappa ** (-self.profile)
 
-    def modes(self, e):
+    def modes(self, e: jnp.ndarray) -> jnp.ndarray:
         return _mv(self.Q.T, e)
 
-    def grad(self, w):
+    def grad(self, w: jnp.ndarray) -> jnp.ndarray:
         return _mv(self.Q, self.eigenvalues() * self.modes(w - self.w_star))
 
-    def loss(self, w):
+    def loss(self, w: jnp.ndarray) -> jnp.ndarray:
         m = self.modes(w - self.w_star)
         return 0.5 * jnp.sum(self.eigenvalues() * m * m)
 
-    def optimum(self):
+    def optimum(self) -> jnp.ndarray:
         return self.w_star
 
-    def curvature(self):
+    def curvature(self) -> jnp.ndarray:
         return self.lam_max
 
 
@@ -81,31 +82,31 @@ class LinearRegression(NamedTuple):
     w_star: jnp.ndarray   # shape=(d,)
 
     @property
-    def param_shape(self):
+    def param_shape(self) -> tuple[int, ...]:
         return tuple(np.shape(self.w_star)[-1:])
 
-    def eigenvalues(self):
+    def eigenvalues(self) -> jnp.ndarray:
         return self.lam
 
-    def modes(self, e):
+    def modes(self, e: jnp.ndarray) -> jnp.ndarray:
         return _mv(self.Q.T, e)
 
-    def grad(self, w):
+    def grad(self, w: jnp.ndarray) -> jnp.ndarray:
         m = self.X.shape[-2]
         return _mv(self.X.T, _mv(self.X, w) - self.y) / m
 
-    def loss(self, w):
+    def loss(self, w: jnp.ndarray) -> jnp.ndarray:
         r = _mv(self.X, w) - self.y
         return 0.5 * jnp.sum(r * r) / self.X.shape[-2]
 
-    def optimum(self):
+    def optimum(self) -> jnp.ndarray:
         return self.w_star
 
-    def curvature(self):
+    def curvature(self) -> jnp.ndarray:
         return np.max(self.lam) if isinstance(self.lam, np.ndarray) else jnp.max(self.lam)
 
 
-def optimal_alpha(eigenvalues) -> float:
+def optimal_alpha(eigenvalues: ArrayLike) -> float:
     """The α minimising max_i |1 − αλ_i|: 2/(λ_min + λ_max), with rate (κ − 1)/(κ + 1)."""
     lam = np.asarray(eigenvalues, np.float64)
     return 2.0 / (lam.min() + lam.max())
@@ -118,8 +119,9 @@ def _rotation(d: int, seed: int) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-def quadratic(dim: int = 10, lam_max: float = 1.0, kappa: float = 10.0, spectrum=None,
-              seed: int = 0, w_star=1.0) -> Quadratic:
+def quadratic(dim: int = 10, lam_max: float = 1.0, kappa: float = 10.0,
+              spectrum: ArrayLike | None = None, seed: int = 0,
+              w_star: ArrayLike = 1.0) -> Quadratic:
     """A d-dimensional quadratic with eigenvalues geometrically spaced from λ_max to λ_max/κ.
 
     ``spectrum`` (positive numbers) replaces the geometric spacing; ``seed`` picks the eigenvectors
@@ -145,8 +147,9 @@ def quadratic(dim: int = 10, lam_max: float = 1.0, kappa: float = 10.0, spectrum
     return Quadratic(lam_max=float(lam_max), kappa=float(kappa), profile=profile, Q=Q, w_star=w)
 
 
-def linear_regression(X=None, y=None, *, m: int = 50, d: int = 10, kappa: float = 100.0,
-                      noise: float = 0.1, seed: int = 0) -> LinearRegression:
+def linear_regression(X: ArrayLike | None = None, y: ArrayLike | None = None, *, m: int = 50,
+                      d: int = 10, kappa: float = 100.0, noise: float = 0.1,
+                      seed: int = 0) -> LinearRegression:
     """Least squares on given data (X, y), or on data generated with condition number κ of XᵀX.
 
     Generated: X = √m · U diag(s) Vᵀ with s_i² from 1 down to 1/κ (so XᵀX/m has eigenvalues in

@@ -24,10 +24,11 @@ The decisions are made here, once: :func:`decide` maps what a run's error did (g
 neither; changed sign or not) to a regime, and :func:`decide_orbit` maps the period and Lyapunov
 exponent that ``gdlab.dynamics`` measures on a non-quadratic loss. :func:`classify` turns simulation
 statistics into those observations (the measured growth of the error and the observed sign flips,
-never the formula; ``gdlab.theory`` predicts from the formula), and ``gdlab.modes`` feeds
-:func:`decide` with its exact per-direction evaluation. Growth is measured as the largest error in
-the late half of the horizon over the largest in the early half, so it is also robust for momentum,
-whose error rotates rather than shrinking step by step.
+never the formula), ``gdlab.theory`` derives them from the formula (|r| against 1, the sign of r),
+and ``gdlab.modes`` from its exact per-direction evaluation; all three decide through this table.
+Growth is measured as the largest error in the late half of the horizon over the largest in the
+early half, so it is also robust for momentum, whose error rotates rather than shrinking step by
+step.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import enum
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["Regime", "REGIME_NAMES", "REGIME_INFO", "RegimeInfo", "classify", "decide",
            "late_window",
@@ -88,7 +90,7 @@ def late_window(steps: int) -> int:
     return steps - steps // 2
 
 
-def growth_band(eps: float, w_star_abs, err0) -> np.ndarray:
+def growth_band(eps: float, w_star_abs: ArrayLike, err0: ArrayLike) -> np.ndarray:
     """Per-step relative band δ inside which a contraction factor is indistinguishable from 1.
 
     One step of GD in floating point perturbs the error by a few units of roundoff of the numbers
@@ -112,7 +114,8 @@ _BY_CODE = np.array([Regime.STALLED, Regime.BOUNDED_OSCILLATION,                
 _LYAPUNOV_CHAOS = 1e-3  # λ_L above this (per step) and no period: chaos
 
 
-def decide(grows, shrinks, oscillates, at_optimum) -> np.ndarray:
+def decide(grows: ArrayLike, shrinks: ArrayLike, oscillates: ArrayLike,
+           at_optimum: ArrayLike) -> np.ndarray:
     """The regime (int8) of runs from what their error did; boolean arrays that broadcast together.
 
     ``grows`` wins over ``shrinks`` (callers pass exclusive ones); neither is "no measurable
@@ -129,7 +132,9 @@ def decide(grows, shrinks, oscillates, at_optimum) -> np.ndarray:
     return regime
 
 
-def decide_orbit(period, lyapunov, oscillates, stalled, diverged, diverged_regime) -> np.ndarray:
+def decide_orbit(period: np.ndarray, lyapunov: np.ndarray, oscillates: np.ndarray,
+                 stalled: np.ndarray, diverged: np.ndarray,
+                 diverged_regime: np.ndarray) -> np.ndarray:
     """The regime (int8) of runs on a non-quadratic loss from their late orbit (arrays of one
     shape).
 
@@ -154,7 +159,8 @@ def decide_orbit(period, lyapunov, oscillates, stalled, diverged, diverged_regim
     return regime.astype(np.int8)
 
 
-def classify(growth, flips, frozen, err0, floor, band) -> np.ndarray:
+def classify(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, err0: ArrayLike,
+             floor: ArrayLike, band: ArrayLike) -> np.ndarray:
     """Empirical regime per run from simulation statistics (numpy, any shape).
 
     Args:

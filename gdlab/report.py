@@ -6,7 +6,10 @@ oscillate, converge or diverge, printed next to the analytic statement from r = 
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from gdlab.regimes import REGIME_NAMES, Regime
 
@@ -18,7 +21,8 @@ _CONVERGING = (Regime.CONVERGING_MONOTONE, Regime.CONVERGING_OSCILLATING)
 _DIVERGING = (Regime.DIVERGING_MONOTONE, Regime.DIVERGING_OSCILLATING)
 
 
-def trajectory_table(alpha: float, steps, w, w_star: float, rows: int,
+def trajectory_table(alpha: float, steps: Sequence[int], w: Sequence[float], w_star: float,
+                     rows: int,
                      diverged_at: int = -1) -> str:
     """Rows ``t  w_t  |w* − w_t|`` for the first ``rows`` steps of one run."""
     lines = [f"α = {alpha:g}", f"{'t':>5} {'w_t':>16} {'|w* − w_t|':>16}"]
@@ -30,13 +34,13 @@ def trajectory_table(alpha: float, steps, w, w_star: float, rows: int,
     return "\n".join(lines)
 
 
-def regime_counts(regime) -> dict[str, int]:
+def regime_counts(regime: ArrayLike) -> dict[str, int]:
     """Number of runs per regime name (every name present, zeros included)."""
     counts = np.bincount(np.ravel(regime).astype(np.int64), minlength=len(REGIME_NAMES))
     return {name: int(c) for name, c in zip(REGIME_NAMES, counts)}
 
 
-def intervals(alpha, mask) -> list[tuple[float, float]]:
+def intervals(alpha: ArrayLike, mask: ArrayLike) -> list[tuple[float, float]]:
     """Maximal runs of consecutive (sorted) grid values where ``mask`` holds, as (first, last)."""
     order = np.argsort(alpha)
     a, m = np.asarray(alpha, np.float64)[order], np.asarray(mask, bool)[order]
@@ -51,14 +55,15 @@ def intervals(alpha, mask) -> list[tuple[float, float]]:
     return out
 
 
-def format_intervals(spans) -> str:
+def format_intervals(spans: Sequence[tuple[float, float]]) -> str:
+    """``spans`` of :func:`intervals` as one line."""
     if not spans:
         return "no grid value"
     return ", ".join(f"α = {lo:.6g}" if lo == hi else f"{lo:.6g} ≤ α ≤ {hi:.6g}"
                      for lo, hi in spans)
 
 
-def q4_statement(alpha, regime, curvature: float) -> dict[str, str]:
+def q4_statement(alpha: ArrayLike, regime: ArrayLike, curvature: float) -> dict[str, str]:
     """Homework Q4.2, observed on the grid and stated from theory, for one curvature λ."""
     lam = float(curvature)
     reg = np.asarray(regime)

@@ -1,7 +1,8 @@
 """Run directories that are either complete or absent, and never replace what gdlab did not write.
 
 Everything is written into a hidden sibling ``.NAME.partial-PID`` and renamed into place only when
-the whole run succeeded, so an interrupted run never leaves a directory that looks complete. The
+the whole run succeeded, so an interrupted run never leaves a directory that looks complete
+(:func:`run_directory`; a run's whole epilogue, files then log lines, is :func:`write_run`). The
 rename refuses to land on a directory that appeared meanwhile (``renameat2(RENAME_NOREPLACE)`` on
 Linux): the results then stay in a visible sibling ``NAME.conflict-PID`` and the caller is told.
 
@@ -28,14 +29,14 @@ import shutil
 import socket
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
 from gdlab.errors import OutputError
 
-__all__ = ["RunDirError", "MARKER", "check_target", "run_directory", "abandon", "jsonable",
-           "write_json", "write_npz", "is_gdlab_directory"]
+__all__ = ["RunDirError", "MARKER", "check_target", "run_directory", "RunFiles", "write_run",
+           "abandon", "jsonable", "write_json", "write_npz", "is_gdlab_directory"]
 
 MARKER = ".gdlab-run.json"
 _OWNER = ".owner.json"          # inside a partial directory: which host and process writes it
@@ -175,7 +176,7 @@ def _remove_stale(out: Path) -> None:
     for p in siblings:
         for kind in (".partial-", ".old-"):
             prefix = f".{out.name}{kind}"
-            if not p.name.startswith(prefix) or not p.name[len(prefix):].isdigit():
+            if not p.name.startswith(prefix) or not p.name[len(prefix):].isdecimal():
                 continue
             pid = int(p.name[len(prefix):])
             try:
@@ -216,7 +217,8 @@ def _libc():
 
 
 @contextlib.contextmanager
-def run_directory(out: Path, overwrite: bool, *, protect: Iterable[Path] = ()):
+def run_directory(out: Path, overwrite: bool, *,
+                  protect: Iterable[Path] = ()) -> Iterator[Path]:
     """Yield a temporary directory that becomes ``out`` when the block ends without error.
 
     A failure while writing (a full disk, say) removes the temporary directory and raises
@@ -251,6 +253,30 @@ def run_directory(out: Path, overwrite: bool, *, protect: Iterable[Path] = ()):
             _ACTIVE.discard(tmp)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class RunFiles(NamedTuple):
+    """What a run writes: file name → content, written in this order (``.npz``: a dict of arrays,
+    ``.json``: a JSON value, any other name: text), and the lines to log once it is in place."""
+
+    files: dict[str, object]
+    lines: list[str]
+
+
+def write_run(out: Path, overwrite: bool, contents: Callable[[Path], RunFiles], *,
+              log: Callable[[str], None] = print) -> None:
+    """Every run's epilogue: write its files into the partial directory, put it in place as ``out``
+    (with gdlab's marker, see :func:`run_directory`), then ``log`` its lines.
+
+    ``contents(tmp)`` may first write files of its own into ``tmp`` (plots) and returns the
+    :class:`RunFiles`; nothing is logged unless the directory is in place.
+    """
+    with run_directory(out, overwrite) as tmp:
+        run = contents(tmp)
+        for name, content in run.files.items():
+            _WRITERS.get(Path(name).suffix, _write_text)(tmp / name, content)
+    for line in run.lines:
+        log(line)
 
 
 def _commit(tmp: Path, out: Path, overwrite: bool) -> None:
@@ -294,7 +320,7 @@ def abandon() -> None:
         _LOCK.release()
 
 
-def jsonable(x, *, nonfinite: str = "refuse"):
+def jsonable(x: object, *, nonfinite: str = "refuse") -> object:
     """``x`` as plain JSON values: dicts with string keys, lists (from tuples and arrays too),
     Python numbers (from numpy scalars); a NamedTuple or a dataclass becomes a dict of its fields.
 
@@ -328,7 +354,7 @@ def _plain(x, null: bool):
     return x
 
 
-def write_json(path: Path, obj) -> None:
+def write_json(path: Path, obj: object) -> None:
     """``obj`` as indented UTF-8 JSON; a non-finite number is refused (see :func:`jsonable`)."""
     Path(path).write_text(json.dumps(jsonable(obj), indent=2, ensure_ascii=False,
                                      allow_nan=False) + "\n", encoding="utf-8")
@@ -344,3 +370,10 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
             raise FloatingPointError(f"results.npz: {name} holds a non-finite value; this is a bug")
     np.savez_compressed(path, **arrays)
+
+
+def _write_text(path: Path, text: str) -> None:
+    Path(path).write_text(text, encoding="utf-8")
+
+
+_WRITERS: dict[str, Callable[[Path, object], None]] = {".npz": write_npz, ".json": write_json}

@@ -23,7 +23,7 @@ import sys
 import zipfile
 import zlib
 from pathlib import Path
-from typing import NamedTuple, NoReturn
+from typing import Callable, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -37,8 +37,11 @@ __all__ = ["write_shard", "merge"]
 _FIELDS = engine.RunStats._fields
 
 
-def write_shard(cfg, out: Path, sim: engine.Simulation, *, overwrite: bool, environment: dict,
-                log=print) -> dict:
+def write_shard(cfg: config_lib.SweepConfig, out: Path, sim: engine.Simulation, *,
+                overwrite: bool, environment: dict, log: Callable[[str], None] = print) -> dict:
+    """Write shard ``cfg.shard`` = (i, n) of a sweep into ``out``: the engine's raw per-run
+    statistics of its runs (shard.npz, see ``_ARRAYS``) and the resolved config with the timings
+    and ``environment`` (shard.json); return shard.json's content."""
     i, n = cfg.shard
     arrays = {"w_final": np.asarray(sim.w_final)}
     arrays.update({f"stats_{k}": np.asarray(v) for k, v in sim.stats._asdict().items()
@@ -48,11 +51,11 @@ def write_shard(cfg, out: Path, sim: engine.Simulation, *, overwrite: bool, envi
     meta = {"config_path": cfg.path, "config": cfg.resolved, "shard": [i, n],
             "runs": int(arrays["w_final"].shape[0]), "compile_s": sim.compile_s, "run_s": sim.run_s,
             **environment}
-    with rundir.run_directory(out, overwrite) as tmp:
-        rundir.write_npz(tmp / "shard.npz", arrays)
-        rundir.write_json(tmp / "shard.json", meta)
-    log(f"shard {i}/{n}: {meta['runs']} runs simulated in {sim.run_s:.3f} s → {out}/shard.npz; "
-        f"when all {n} are done: gdlab merge DIR_0 … DIR_{n - 1} --out DIR")
+    line = (f"shard {i}/{n}: {meta['runs']} runs simulated in {sim.run_s:.3f} s → "
+            f"{out}/shard.npz; when all {n} are done: gdlab merge DIR_0 … DIR_{n - 1} --out DIR")
+    rundir.write_run(out, overwrite,
+                     lambda tmp: rundir.RunFiles({"shard.npz": arrays, "shard.json": meta}, [line]),
+                     log=log)
     return meta
 
 
@@ -310,7 +313,7 @@ def _check_together(shards: list[_Shard]) -> list[_Shard]:
     return [by_index[i] for i in range(first.count)]
 
 
-def merge(directories: list[str]):
+def merge(directories: list[str]) -> tuple[config_lib.SweepConfig, engine.Simulation]:
     """The configuration and the raw simulation of the whole grid, from its shard directories.
 
     Every shard is checked first (``_load``, ``_check_together``); a bad one raises GdlabError with

@@ -27,6 +27,7 @@ gradient); gdlab shows its map empirically only.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from gdlab.errors import ArgumentError
 
@@ -42,7 +43,8 @@ def _check(optimizer: str):
                             f"region; known for {', '.join(LINEAR_OPTIMIZERS)}", prefix=False)
 
 
-def iteration_matrix(optimizer: str, alpha, lam, beta=0.0) -> np.ndarray:
+def iteration_matrix(optimizer: str, alpha: ArrayLike, lam: ArrayLike,
+                     beta: ArrayLike = 0.0) -> np.ndarray:
     """M with s_{t+1} = M s_t for s = (e, v), shape broadcast(α, λ, β) + (2, 2), float64."""
     _check(optimizer)
     a, lam, b = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (alpha, lam, beta)))
@@ -60,7 +62,8 @@ def iteration_matrix(optimizer: str, alpha, lam, beta=0.0) -> np.ndarray:
     return M
 
 
-def roots(optimizer: str, alpha, lam, beta=0.0) -> np.ndarray:
+def roots(optimizer: str, alpha: ArrayLike, lam: ArrayLike,
+          beta: ArrayLike = 0.0) -> np.ndarray:
     """The two roots of the characteristic polynomial (complex), shape broadcast + (2,)."""
     _check(optimizer)
     a, lam, b = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (alpha, lam, beta)))
@@ -75,12 +78,14 @@ def roots(optimizer: str, alpha, lam, beta=0.0) -> np.ndarray:
     return np.stack([(tr + disc) / 2, (tr - disc) / 2], axis=-1)
 
 
-def spectral_radius(optimizer: str, alpha, lam, beta=0.0) -> np.ndarray:
+def spectral_radius(optimizer: str, alpha: ArrayLike, lam: ArrayLike,
+                    beta: ArrayLike = 0.0) -> np.ndarray:
     """ρ(M) = max |root|: the asymptotic contraction factor per step."""
     return np.abs(roots(optimizer, alpha, lam, beta)).max(axis=-1)
 
 
-def converges(optimizer: str, alpha, lam, beta=0.0) -> np.ndarray:
+def converges(optimizer: str, alpha: ArrayLike, lam: ArrayLike,
+              beta: ArrayLike = 0.0) -> np.ndarray:
     """The closed-form region (Jury criterion), as inequalities — no roots computed."""
     _check(optimizer)
     a, lam, b = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (alpha, lam, beta)))
@@ -92,7 +97,7 @@ def converges(optimizer: str, alpha, lam, beta=0.0) -> np.ndarray:
     return (x > 0) & (2 * (1 + b) - x * (1 + 2 * b) > 0) & (np.abs(b * (1 - x)) < 1)
 
 
-def critical_alpha(optimizer: str, lam, beta=0.0) -> np.ndarray:
+def critical_alpha(optimizer: str, lam: ArrayLike, beta: ArrayLike = 0.0) -> np.ndarray:
     """The largest stable α for 0 ≤ β < 1: 2/λ, 2(1 + β)/λ, or 2(1 + β)/((1 + 2β)λ)."""
     _check(optimizer)
     lam, b = np.broadcast_arrays(np.asarray(lam, np.float64), np.asarray(beta, np.float64))
@@ -103,7 +108,7 @@ def critical_alpha(optimizer: str, lam, beta=0.0) -> np.ndarray:
     return 2 * (1 + b) / ((1 + 2 * b) * lam)
 
 
-def oscillation_onset(optimizer: str, lam, beta=0.0) -> np.ndarray:
+def oscillation_onset(optimizer: str, lam: ArrayLike, beta: ArrayLike = 0.0) -> np.ndarray:
     """The α above which the dominant root is not a positive real (0 ≤ β < 1)."""
     _check(optimizer)
     lam, b = np.broadcast_arrays(np.asarray(lam, np.float64), np.asarray(beta, np.float64))

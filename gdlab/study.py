@@ -9,17 +9,21 @@ import math
 import platform
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import numpy as np
 
 import gdlab
 from gdlab import boundary, plots, quadratics, report, resources, rundir, stability, theory
-from gdlab._sweep import finish_sweep, simulate_shard
+from gdlab._study_log import closing_lines, summary_lines
+from gdlab._sweep import SweepResult, finish_sweep, simulate_shard
 from gdlab.config import ConfigError, SweepConfig
+from gdlab.engine import Simulation
 from gdlab.interfaces import Linear
+from gdlab.orbit_study import run_orbit_study
 from gdlab.regimes import REGIME_NAMES
+from gdlab.shards import write_shard
 
 __all__ = ["run_sweep_study", "environment"]
 
@@ -29,13 +33,24 @@ _TRAJECTORY_LIST_MAX = 12       # an explicit α list this short is shown step b
 _TRAJECTORY_POINTS = 100_000    # iterates kept per trajectory (every k-th step beyond this)
 
 
-def _keep(cfg: SweepConfig, n: int, record_every: int | None) -> str:
-    """"all" when every statistic fits in the memory limit, else "compact" (regime and steps)."""
-    size = int(np.prod(cfg.problem_value.param_shape, dtype=np.int64))
-    snaps = cfg.steps // record_every + 2 if record_every else 0
-    full = resources.sweep_bytes(n, keep="all", param_size=size,
-                                 itemsize=np.dtype(cfg.dtype).itemsize, snapshots=snaps)
-    return "all" if full <= resources.memory_limit() else "compact"
+class _Plan(NamedTuple):
+    """What the sweep records and keeps, decided before any work."""
+
+    short_list: bool           # an explicit α list short enough to show step by step
+    record_every: int | None   # snapshot interval of the main sweep; None: no snapshots
+    traj_every: int            # snapshot interval of the trajectory sweep
+    keep: str                  # "all", or "compact" (regime and steps) where "all" would not fit
+
+
+class _Theory(NamedTuple):
+    """The closed forms the sweep is compared with; None (or empty) where they do not apply."""
+
+    linear: bool                      # a linear optimizer, every statistic kept
+    pred: theory.Prediction | None
+    agree: theory.Agreement | None
+    region: dict | None
+    const_lam: float | None           # λ_max when every run shares it
+    edges: dict[str, float]           # closed-form α of oscillation onset and divergence (1-D)
 
 
 def environment() -> dict:
@@ -56,7 +71,7 @@ def environment() -> dict:
 
 def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
                     progress: bool | None = None, log: Callable[[str], None] = print,
-                    simulation=None) -> dict:
+                    simulation: Simulation | None = None) -> dict:
     """Run ``cfg``, write ``out`` (results.npz, summary.json, plots) atomically; return the summary.
 
     With ``cfg.shard`` only that slice is simulated and written raw (see ``gdlab.shards``);
@@ -69,57 +84,112 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
         raise ConfigError(f"{cfg.path}: sweep.shard: sharding is supported for quadratic sweeps, "
                          "not for orbit studies of non-quadratic losses")
     if not isinstance(problem, Linear):  # not a quadratic: study the orbits instead
-        from gdlab.orbit_study import run_orbit_study
         return run_orbit_study(cfg, out, overwrite=overwrite, progress=progress, log=log,
                                environment=environment())
-    alpha = cfg.axes["alpha"]
-    over = {k: v for k, v in cfg.axes.items() if k != "alpha"}
-    one_d = not over
+    plan = _plan(cfg, log)
+    if cfg.shard is not None:    # a shard keeps every statistic, raw
+        sim = simulate_shard(problem, cfg.axes["alpha"], shard=cfg.shard,
+                             **_options(cfg, plan, progress))
+        return write_shard(cfg, out, sim, overwrite=overwrite, environment=environment(), log=log)
+    res, traj = _simulate(cfg, plan, progress, simulation)
+    th = _theory(cfg, res, plan.keep)
+    found = _bisect(cfg, res)
+    summary = _summary(cfg, res, plan.keep, th, found)
+    _write(out, overwrite, cfg, res, th, traj, summary, t_start=t_start, log=log)
+    return summary
+
+
+def _plan(cfg: SweepConfig, log: Callable[[str], None]) -> _Plan:
+    """Snapshots for the heatmap or the trajectories, and keep = "all" when every statistic fits
+    in the memory limit (a shard's always does), else "compact" with no snapshots."""
+    alpha, one_d = cfg.axes["alpha"], len(cfg.axes) == 1
     short_list = one_d and alpha.size <= _TRAJECTORY_LIST_MAX and not cfg.trajectories
-    record_every = None
     traj_every = max(1, math.ceil(cfg.steps / _TRAJECTORY_POINTS))
+    record_every = None
     if short_list:
         record_every = traj_every
     elif one_d:
         record_every = max(1, math.ceil(cfg.steps / _HEATMAP_COLUMNS))
         if alpha.size * (cfg.steps // record_every + 2) > _HEATMAP_MAX_VALUES:
             record_every = None
-    n = int(np.prod([v.size for v in cfg.axes.values()], dtype=np.int64))
-    keep = _keep(cfg, n, record_every) if cfg.shard is None else "all"
-    if keep == "compact":
-        record_every, short_list = None, False
-        log(f"{cfg.path}: {n} runs: keeping regime and steps-to-tol only (keep = \"compact\"): "
-            f"all statistics would not fit in {resources.format_bytes(resources.memory_limit())}")
-    common = dict(w0=cfg.w0, steps=cfg.steps, tol=cfg.tol, optimizer=cfg.optimizer,
-                  hparams=cfg.hparams, dtype=cfg.dtype, unroll=cfg.unroll)
-    options = dict(over=over, record_every=record_every, chunk_size=cfg.chunk_size,
-                   devices=cfg.devices, progress=progress, **common)
-    if cfg.shard is not None:    # a shard keeps every statistic
-        res = simulate_shard(problem, alpha, shard=cfg.shard, **options)
-    elif simulation is not None:
-        res = finish_sweep(problem, alpha, simulation, keep=keep, **options)
-    else:
-        res = gdlab.sweep(problem, alpha, keep=keep, **options)
-    traj = res if short_list else None
-    if cfg.trajectories:
-        traj = gdlab.sweep(problem, list(cfg.trajectories), record_every=traj_every,
-                           progress=False, **common)
     if cfg.shard is not None:
-        from gdlab.shards import write_shard
-        return write_shard(cfg, out, res, overwrite=overwrite, environment=environment(), log=log)
+        return _Plan(short_list, record_every, traj_every, "all")
+    n = int(np.prod([v.size for v in cfg.axes.values()], dtype=np.int64))
+    size = int(np.prod(cfg.problem_value.param_shape, dtype=np.int64))
+    snaps = cfg.steps // record_every + 2 if record_every else 0
+    full = resources.sweep_bytes(n, keep="all", param_size=size,
+                                 itemsize=np.dtype(cfg.dtype).itemsize, snapshots=snaps)
+    limit = resources.memory_limit()
+    if full <= limit:
+        return _Plan(short_list, record_every, traj_every, "all")
+    log(f"{cfg.path}: {n} runs: keeping regime and steps-to-tol only (keep = \"compact\"): "
+        f"all statistics would not fit in {resources.format_bytes(limit)}")
+    return _Plan(False, None, traj_every, "compact")
 
-    linear = (cfg.optimizer in stability.LINEAR_OPTIMIZERS and isinstance(problem, Linear)
-              and keep == "all")
-    pred = agree = region = None
-    if linear:
-        pred = theory.predict(res)
-        agree = theory.agreement(res, pred)
-        region = theory.region_check(res, pred)
+
+def _common(cfg: SweepConfig) -> dict:
+    """The sweep arguments the main sweep, the trajectories and the bisection share."""
+    return dict(w0=cfg.w0, steps=cfg.steps, tol=cfg.tol, optimizer=cfg.optimizer,
+                hparams=cfg.hparams, dtype=cfg.dtype, unroll=cfg.unroll)
+
+
+def _options(cfg: SweepConfig, plan: _Plan, progress: bool | None) -> dict:
+    """The main sweep's arguments besides the problem, α and ``keep``."""
+    return dict(over={k: v for k, v in cfg.axes.items() if k != "alpha"},
+                record_every=plan.record_every, chunk_size=cfg.chunk_size, devices=cfg.devices,
+                progress=progress, **_common(cfg))
+
+
+def _simulate(cfg: SweepConfig, plan: _Plan, progress: bool | None,
+              simulation: Simulation | None) -> tuple[SweepResult, SweepResult | None]:
+    """The main sweep (finished from ``simulation`` when given), and the runs shown step by step:
+    the main sweep's own for a short α list, else those of ``cfg.trajectories`` (or none)."""
+    problem, alpha, options = cfg.problem_value, cfg.axes["alpha"], _options(cfg, plan, progress)
+    if simulation is not None:
+        res = finish_sweep(problem, alpha, simulation, keep=plan.keep, **options)
+    else:
+        res = gdlab.sweep(problem, alpha, keep=plan.keep, **options)
+    traj = res if plan.short_list else None
+    if cfg.trajectories:
+        traj = gdlab.sweep(problem, list(cfg.trajectories), record_every=plan.traj_every,
+                           progress=False, **_common(cfg))
+    return res, traj
+
+
+def _theory(cfg: SweepConfig, res: SweepResult, keep: str) -> _Theory:
+    """Predictions of the closed forms for a linear optimizer, and the closed-form edges in α
+    where every run of a 1-D sweep shares one curvature λ."""
+    linear = cfg.optimizer in stability.LINEAR_OPTIMIZERS and keep == "all"
     lam = res.curvature
     const_lam = float(lam.ravel()[0]) if lam is not None and np.ptp(lam) == 0 else None
-    scalar_w = res.w_star is not None and res.w_star.ndim == len(res.grid_shape)
-    beta = cfg.hparams.get("beta", 0.0)
+    edges = {}
+    if linear and const_lam is not None and len(res.axes) == 1:
+        beta = cfg.hparams.get("beta", 0.0)
+        edges = {"oscillation_onset": float(stability.oscillation_onset(cfg.optimizer, const_lam,
+                                                                        beta)),
+                 "divergence": float(stability.critical_alpha(cfg.optimizer, const_lam, beta))}
+    if not linear:
+        return _Theory(False, None, None, None, const_lam, edges)
+    pred = theory.predict(res)
+    return _Theory(True, pred, theory.agreement(res, pred), theory.region_check(res, pred),
+                   const_lam, edges)
 
+
+def _bisect(cfg: SweepConfig, res: SweepResult) -> list[boundary.Boundary] | None:
+    """The regime boundaries of a 1-D α grid, bisected between grid points; None for other grids."""
+    if len(res.axes) != 1 or res.alpha.size <= 1:
+        return None
+    problem, common = cfg.problem_value, _common(cfg)
+
+    def rerun(alphas):
+        return gdlab.sweep(problem, alphas, progress=False, **common).regime
+
+    return boundary.locate(rerun, res.alpha, res.regime, dtype=res.dtype)
+
+
+def _summary(cfg: SweepConfig, res: SweepResult, keep: str, th: _Theory,
+             found: list[boundary.Boundary] | None) -> dict:
+    """summary.json, less its timings and files (added once the plots are written)."""
     summary = {
         "config_path": cfg.path, "config": cfg.resolved, **environment(),
         "dtype": res.dtype, "n_runs": res.n_runs, "grid_shape": list(res.grid_shape),
@@ -131,96 +201,78 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
         summary["compact"] = ("only regime and steps_to_tol were kept (every statistic would not "
                               "fit in the memory limit): no theory comparison; run a smaller "
                               f"grid, or raise ${resources.ENV_LIMIT}, for the agreement figures")
-    lines = [f"gdlab {gdlab.__version__}: {cfg.path}: {res.n_runs} runs × {res.steps} steps, "
-             f"{cfg.optimizer}, {res.dtype}, {jax.default_backend()}"]
-    if traj is not None:
-        w_star = traj.w_star.reshape(len(traj.alpha), -1)
-        for i, a in enumerate(traj.alpha):
-            if traj.w_star.ndim == 1:  # scalar parameter: a step-by-step table
-                lines.append(report.trajectory_table(float(a), traj.snapshot_steps,
-                                                     traj.trajectory[i], float(w_star[i, 0]),
-                                                     cfg.table_steps, int(traj.diverged_at[i])))
-    if res.w_star is not None and not scalar_w and isinstance(problem, Linear):
-        ev = np.asarray(problem.eigenvalues(), np.float64)
-        if ev.ndim == 1:
-            summary["spectrum"] = {"lam_min": ev.min(), "lam_max": ev.max(),
-                                   "kappa": ev.max() / ev.min(),
-                                   "optimal_alpha_gd": quadratics.optimal_alpha(ev),
-                                   "optimal_rate_gd": (ev.max() - ev.min()) / (ev.max() + ev.min())}
-            lines.append(f"spectrum: λ in [{ev.min():.4g}, {ev.max():.4g}] (κ = "
-                         f"{ev.max() / ev.min():.4g}); GD converges iff 0 < α < 2/λ_max = "
-                         f"{2 / ev.max():.6g}, fastest at α = 2/(λ_min + λ_max) = "
-                         f"{quadratics.optimal_alpha(ev):.6g}")
-    if pred is not None:
-        summary["predicted_regime_counts"] = report.regime_counts(pred.regime)
-        summary["agreement"] = agree.as_dict()
-        summary["region"] = region
-        if res.recurrence_dev is not None:
-            rec = float(res.recurrence_dev.max())
-            eps = float(np.finfo(res.dtype).eps)
-            summary["recurrence"] = {
-                "claim": "|w* − w_{t+1}| = |1 − αλ|·|w* − w_t| at every step of every run",
-                "max_dev": rec, "max_dev_in_eps": rec / eps,
-                "measure": "max over runs and steps of ||e_{t+1}| − |r||e_t|| / "
-                           "(|w*| + |e_t| + |e_{t+1}| + |αλ e_t|), r = 1 − αλ, e_t = w_t − w*"}
-        if one_d and const_lam is not None and cfg.optimizer == "sgd" and scalar_w:
-            summary["q4_answer"] = report.q4_statement(res.alpha, res.regime, const_lam)
-            lines.append("Q4.2 from the sweep:")
-            lines += [f"  {k:>13}: {v}" for k, v in summary["q4_answer"].items()]
-        lines.append(f"agreement with theory: {agree.fraction:.6f} "
-                     f"({agree.n_compared} runs compared, {agree.n_sensitive} rounding-sensitive "
-                     f"runs reported separately, {agree.regime_mismatches} regime and "
-                     f"{agree.steps_mismatches} steps-to-tol mismatches)")
-        dist = region["max_boundary_distance"]
-        lines.append(f"closed-form stability region ({cfg.optimizer}): agreement "
-                     f"{region['fraction']:.6f} on {region['n_compared']} cells outside the band "
-                     f"({region['band']}: {region['n_band']} cells)"
-                     + ("" if dist is None else f"; largest |simulated − closed-form edge| "
-                        f"{dist:.3g} (α grid step {region['alpha_grid_step']:.3g})"))
-        if "recurrence" in summary:
-            r_ = summary["recurrence"]
-            lines.append(f"recurrence check (Q4.3): max deviation {r_['max_dev']:.3g} = "
-                         f"{r_['max_dev_in_eps']:.2f} eps")
-    if one_d and res.alpha.size > 1:
-        def rerun(alphas):
-            return gdlab.sweep(problem, alphas, progress=False, **common).regime
-        found = boundary.locate(rerun, res.alpha, res.regime, dtype=res.dtype)
-        closed = {}
-        if linear and const_lam is not None:
-            closed = {"oscillation_onset": float(stability.oscillation_onset(
-                          cfg.optimizer, const_lam, beta)),
-                      "divergence": float(stability.critical_alpha(cfg.optimizer, const_lam, beta))}
-        summary["boundaries"] = {"bisected": [b.as_dict() for b in found], "closed_form": closed,
+    spectrum = _spectrum(cfg.problem_value, res)
+    if spectrum is not None:
+        summary["spectrum"] = spectrum
+    if th.pred is not None:
+        summary.update(_theory_summary(cfg, res, th))
+    if found is not None:
+        summary["boundaries"] = {"bisected": [b.as_dict() for b in found],
+                                 "closed_form": th.edges,
                                  "precision": "bracket ≤ 1e-6·max(1, |α|) or float resolution"}
-        if found:
-            lines.append("regime boundaries (bisection on the grid): " + "; ".join(
-                f"{b.below} → {b.above} at α = {b.alpha:.7g}" for b in found))
-        if closed:
-            lines.append("closed form: " + ", ".join(f"{k} α = {v:.7g}" for k, v in closed.items()))
-    counts = {k: v for k, v in summary["regime_counts"].items() if v}
-    lines.append("simulated regimes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return summary
 
-    arrays = _result_arrays(res, pred, traj)
+
+def _scalar_w(res: SweepResult) -> bool:
+    """Is the parameter a scalar (w* has the grid's shape)?"""
+    return res.w_star is not None and res.w_star.ndim == len(res.grid_shape)
+
+
+def _spectrum(problem: Linear, res: SweepResult) -> dict | None:
+    """The Hessian's spectrum and GD's optimal step for a vector parameter with one spectrum."""
+    if res.w_star is None or _scalar_w(res):
+        return None
+    ev = np.asarray(problem.eigenvalues(), np.float64)
+    if ev.ndim != 1:
+        return None
+    return {"lam_min": ev.min(), "lam_max": ev.max(), "kappa": ev.max() / ev.min(),
+            "optimal_alpha_gd": quadratics.optimal_alpha(ev),
+            "optimal_rate_gd": (ev.max() - ev.min()) / (ev.max() + ev.min())}
+
+
+def _theory_summary(cfg: SweepConfig, res: SweepResult, th: _Theory) -> dict:
+    """The comparison with theory: predicted regimes, agreement, stability region, the Q4.3
+    recurrence check and, for GD on one scalar curvature over α, the Q4.2 answer."""
+    out = {"predicted_regime_counts": report.regime_counts(th.pred.regime),
+           "agreement": th.agree.as_dict(), "region": th.region}
+    if res.recurrence_dev is not None:
+        rec = float(res.recurrence_dev.max())
+        eps = float(np.finfo(res.dtype).eps)
+        out["recurrence"] = {
+            "claim": "|w* − w_{t+1}| = |1 − αλ|·|w* − w_t| at every step of every run",
+            "max_dev": rec, "max_dev_in_eps": rec / eps,
+            "measure": "max over runs and steps of ||e_{t+1}| − |r||e_t|| / "
+                       "(|w*| + |e_t| + |e_{t+1}| + |αλ e_t|), r = 1 − αλ, e_t = w_t − w*"}
+    if (len(res.axes) == 1 and th.const_lam is not None and cfg.optimizer == "sgd"
+            and _scalar_w(res)):
+        out["q4_answer"] = report.q4_statement(res.alpha, res.regime, th.const_lam)
+    return out
+
+
+def _write(out: Path, overwrite: bool, cfg: SweepConfig, res: SweepResult, th: _Theory,
+           traj: SweepResult | None, summary: dict, *, t_start: float,
+           log: Callable[[str], None]) -> None:
+    """results.npz, summary.json (with its timings and files) and the plots, then the log."""
+    lines = summary_lines(cfg, res, traj, summary)
+    arrays = _result_arrays(res, th.pred, traj)
     t_plot = time.perf_counter()
-    with rundir.run_directory(out, overwrite) as tmp:
-        files = _plots(tmp, res, pred, traj, const_lam, problem, cfg, linear)
+
+    def contents(tmp: Path) -> rundir.RunFiles:
+        files = _plots(tmp, res, th, traj, cfg)
         summary["timings"] = {"compile_s": res.compile_s, "run_s": res.run_s,
                               "updates_per_s": res.updates_per_s,
                               "plot_s": time.perf_counter() - t_plot,
                               "total_s": time.perf_counter() - t_start}
         summary["files"] = ["results.npz", "summary.json", *files]
-        rundir.write_npz(tmp / "results.npz", arrays)
-        rundir.write_json(tmp / "summary.json", summary)
-    lines.append(f"compile {res.compile_s:.2f} s, run {res.run_s:.3f} s "
-                 f"({res.updates_per_s / 1e9:.3f} G updates/s)")
-    lines.append(f"results: {out}/results.npz, {out}/summary.json; plots: "
-                 + ", ".join(f"{out}/{f}" for f in files if f.endswith(".png")))
-    for line in lines:
-        log(line)
-    return summary
+        return rundir.RunFiles({"results.npz": arrays, "summary.json": summary},
+                               [*lines, *closing_lines(out, res, files)])
+
+    rundir.write_run(out, overwrite, contents, log=log)
 
 
-def _result_arrays(res, pred, traj) -> dict[str, np.ndarray]:
+def _result_arrays(res: SweepResult, pred: theory.Prediction | None,
+                   traj: SweepResult | None) -> dict[str, np.ndarray]:
+    """results.npz: the axes, the per-run results kept, the predictions and the snapshots."""
     arrays = {name: values for name, values in res.axes.items()}
     arrays.update(axis_names=np.array(list(res.axes)), regime=res.regime,
                   regime_names=np.array(REGIME_NAMES), steps_to_tol=res.steps_to_tol)
@@ -244,20 +296,20 @@ def _result_arrays(res, pred, traj) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _plots(directory: Path, res, pred, traj, const_lam, problem, cfg, linear) -> list[str]:
+def _plots(directory: Path, res: SweepResult, th: _Theory, traj: SweepResult | None,
+           cfg: SweepConfig) -> list[str]:
+    """Write the plots of this grid into ``directory``; return their file names."""
     files = []
     fixed = lambda d: {k: v for k, v in d.items() if k not in res.axes}
     hp = _params(fixed(cfg.hparams))
     title = (f"{cfg.problem} {_params(fixed(cfg.problem_params))}, {cfg.optimizer}"
              f"{' ' + hp if hp else ''}, T = {res.steps}")
-    beta = cfg.hparams.get("beta", 0.0)
+    pred = th.pred
     if len(res.axes) == 1:
         bounds = {}
-        if linear and const_lam is not None:
-            bounds = {"oscillation starts":
-                          float(stability.oscillation_onset(cfg.optimizer, const_lam, beta)),
-                      "divergence starts":
-                          float(stability.critical_alpha(cfg.optimizer, const_lam, beta))}
+        if th.edges:
+            bounds = {"oscillation starts": th.edges["oscillation_onset"],
+                      "divergence starts": th.edges["divergence"]}
         files += plots.save(plots.regime_strip(res.alpha, res.regime,
                                                None if pred is None else pred.regime, bounds,
                                                title=f"Regime per step size — {title}"),
@@ -271,7 +323,7 @@ def _plots(directory: Path, res, pred, traj, const_lam, problem, cfg, linear) ->
                                 directory, "error_heatmap")
     elif len(res.axes) == 2:
         (_, a), (o_name, o) = res.axes.items()
-        curves = _overlays(problem, cfg, o_name) if linear else {}
+        curves = _overlays(cfg.problem_value, cfg, o_name) if th.linear else {}
         files += plots.save(plots.phase_map(a, o, o_name, res.regime, curves,
                                             title=f"Regime over α × {o_name} — {title}"),
                             directory, "phase_map")
@@ -289,7 +341,7 @@ def _plots(directory: Path, res, pred, traj, const_lam, problem, cfg, linear) ->
     return files
 
 
-def _overlays(problem, cfg, other: str) -> dict:
+def _overlays(problem: Linear, cfg: SweepConfig, other: str) -> dict:
     """Closed-form edges as α(other): oscillation onset and divergence, for linear optimizers."""
     beta0 = cfg.hparams.get("beta", 0.0)
 

@@ -19,14 +19,18 @@ reported and left out of the agreement fraction, never silently counted either w
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from gdlab import modes, stability
 from gdlab.errors import ArgumentError
 from gdlab.interfaces import Linear
-from gdlab.regimes import Regime, late_window
+from gdlab.regimes import Regime, decide, late_window
+
+if TYPE_CHECKING:
+    from gdlab._sweep import SweepResult
 
 __all__ = ["Prediction", "Agreement", "rate", "predict_regime", "predict_steps_to_tol",
            "predict", "agreement", "critical_alphas", "region_check"]
@@ -52,26 +56,24 @@ class Agreement(NamedTuple):
         return self._asdict()
 
 
-def rate(alpha, curvature) -> np.ndarray:
+def rate(alpha: ArrayLike, curvature: ArrayLike) -> np.ndarray:
     """r = 1 − αλ in float64."""
     return 1.0 - np.asarray(alpha, np.float64) * np.asarray(curvature, np.float64)
 
 
-def critical_alphas(curvature) -> dict[str, np.ndarray]:
+def critical_alphas(curvature: ArrayLike) -> dict[str, np.ndarray]:
     """The α at which the regime changes: oscillation starts at 1/λ, divergence at 2/λ."""
     lam = np.asarray(curvature, np.float64)
     return {"oscillation": 1.0 / lam, "divergence": 2.0 / lam}
 
 
-def predict_regime(r, err0) -> np.ndarray:
-    """Regime from r = 1 − αλ; a run started at the optimum (|e_0| = 0) is converged."""
-    r = np.asarray(r, np.float64)
-    regime = np.select(
-        [r == 1.0, r > 1.0, r >= 0.0, r > -1.0, r == -1.0],
-        [Regime.STALLED, Regime.DIVERGING_MONOTONE, Regime.CONVERGING_MONOTONE,
-         Regime.CONVERGING_OSCILLATING, Regime.BOUNDED_OSCILLATION],
-        default=Regime.DIVERGING_OSCILLATING)
-    return np.where(np.asarray(err0) == 0.0, Regime.CONVERGING_MONOTONE, regime).astype(np.int8)
+def predict_regime(r: ArrayLike, err0: ArrayLike) -> np.ndarray:
+    """Regime from r = 1 − αλ through the table of ``gdlab.regimes.decide``: |e_t| = |r|^t |e_0|
+    grows for |r| > 1, shrinks for |r| < 1 and changes sign each step for r < 0; a run started at
+    the optimum (|e_0| = 0) is converged. A NaN r counts as growing and oscillating."""
+    r, at_optimum = np.broadcast_arrays(np.asarray(r, np.float64), np.asarray(err0) == 0.0)
+    q = np.abs(r)
+    return decide(~(q <= 1.0), q < 1.0, ~(r >= 0.0), at_optimum)
 
 
 def _err_at(q, err0, t):
@@ -80,7 +82,7 @@ def _err_at(q, err0, t):
         return np.where(t == 0, err0, q ** t * err0)
 
 
-def predict_steps_to_tol(r, err0, tol: float, steps: int) -> np.ndarray:
+def predict_steps_to_tol(r: ArrayLike, err0: ArrayLike, tol: float, steps: int) -> np.ndarray:
     """Smallest t in [0, steps] with |r|^t |e_0| < tol, else −1."""
     q, err0 = np.abs(np.asarray(r, np.float64)), np.asarray(err0, np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -96,7 +98,7 @@ def predict_steps_to_tol(r, err0, tol: float, steps: int) -> np.ndarray:
     return t.astype(np.int32)
 
 
-def predict(result) -> Prediction:
+def predict(result: SweepResult) -> Prediction:
     """Theory for a :class:`gdlab.SweepResult` of a linear optimizer on a quadratic.
 
     Scalar gradient descent uses the closed forms above; n-D problems and momentum evaluate the
@@ -137,7 +139,7 @@ def predict(result) -> Prediction:
                       sensitive=near_one | unobservable | near_tol | underflow, rho=np.abs(r))
 
 
-def _predict_modes(result) -> Prediction:
+def _predict_modes(result: SweepResult) -> Prediction:
     grid = result.grid_shape
     nd = result.w_star.ndim > len(grid)
     lam = np.asarray(result.problem.eigenvalues(), np.float64)
@@ -163,7 +165,7 @@ def _predict_modes(result) -> Prediction:
                       sensitive=(mp.sensitive | underflow).reshape(grid), rho=mp.rho.reshape(grid))
 
 
-def agreement(result, prediction: Prediction) -> Agreement:
+def agreement(result: SweepResult, prediction: Prediction) -> Agreement:
     """Fraction of comparable runs whose simulated regime *and* steps-to-tol equal the
     prediction."""
     keep = ~prediction.sensitive
@@ -181,7 +183,7 @@ def agreement(result, prediction: Prediction) -> Agreement:
 _CONVERGING = (Regime.CONVERGING_MONOTONE, Regime.CONVERGING_OSCILLATING)
 
 
-def region_check(result, prediction: Prediction) -> dict:
+def region_check(result: SweepResult, prediction: Prediction) -> dict:
     """The closed-form stability region (``gdlab.stability.converges``) against the simulation.
 
     A cell is in the *band* around the boundary when its asymptotic factor ρ cannot be told from 1

@@ -89,3 +89,14 @@ def test_two_runs_to_one_target_lose_nothing(tmp_path):
     assert (len(kept) == ("appeared while" in err[0])
             and all((k / "results.npz").exists() for k in kept))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("argv,status", [(["--help"], 0), (["run", "--bogus"], 2),
+                                         (["bench", "--steps", "x"], 2)])
+def test_the_console_script_keeps_argparse_exit_status(argv, status):
+    """argparse's SystemExit is raised in the worker thread; the process still ends with it."""
+    code = f"import sys; sys.argv = ['gdlab', *{argv!r}]; from gdlab._launch import entry; entry()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == status, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -100,7 +100,7 @@ def test_speculation_holds_without_freezes_and_fails_on_one():
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_a_run_does_not_depend_on_the_runs_beside_it(optimizer):
     # Shards and sub-sweeps must reproduce the whole sweep bit for bit: batch sizes are padded to
-    # whole vectors so that every batch is compiled the same way (see engine._loop._layout).
+    # whole vectors so that every batch is compiled the same way (see engine._program._layout).
     alphas = np.random.default_rng(0).uniform(0.0, 4.0, 37)
     over = {"sgd": {"x": [0.5, 1.0, 1.5]}, "momentum": {"beta": np.linspace(0.0, 0.9, 7)},
             "adam": {"b1": [0.0, 0.5, 0.9]}}[optimizer]

@@ -1,10 +1,10 @@
 """The simulation engine: many gradient-descent runs at once, with online statistics.
 
-``simulate`` runs N runs in chunks (one compiled program per shape), on the per-step loop
-(:mod:`gdlab.engine._loop`) or a fast path with the same results (``FAST_PATHS``: the GPU kernel of
-:mod:`gdlab.engine.fused`, the CPU tiles of :mod:`gdlab.engine.tiled`; ``FAST_PATH[0]`` chooses the
-mode); ``RunStats``, the floor and bound, and the ``FastPath`` interface live in
-:mod:`gdlab.engine._common`.
+``simulate`` (:mod:`gdlab.engine._simulate`) runs N runs in chunks, one compiled program per shape
+(:mod:`gdlab.engine._program`), on the per-step loop (:mod:`gdlab.engine._loop`) or a fast path
+with the same results (``FAST_PATHS``: the GPU kernel of :mod:`gdlab.engine.fused`, the CPU tiles
+of :mod:`gdlab.engine.tiled`; ``FAST_PATH[0]`` chooses the mode); ``RunStats``, the floor and
+bound, and the ``FastPath`` interface live in :mod:`gdlab.engine._common`.
 """
 
 from gdlab.engine import fused as fused
@@ -15,15 +15,15 @@ from gdlab.engine._common import FastPath as FastPath
 from gdlab.engine._common import RunStats as RunStats
 from gdlab.engine._common import divergence_bound as divergence_bound
 from gdlab.engine._common import noise_floor as noise_floor
-from gdlab.engine._loop import FAST_PATH as FAST_PATH
-from gdlab.engine._loop import FAST_PATH_MODES as FAST_PATH_MODES
-from gdlab.engine._loop import FAST_PATHS as FAST_PATHS
-from gdlab.engine._loop import LANES as LANES
-from gdlab.engine._loop import Simulation as Simulation
-from gdlab.engine._loop import chunk_program as chunk_program
-from gdlab.engine._loop import compile_count as compile_count
-from gdlab.engine._loop import device_count as device_count
-from gdlab.engine._loop import simulate as simulate
+from gdlab.engine._program import FAST_PATH as FAST_PATH
+from gdlab.engine._program import FAST_PATH_MODES as FAST_PATH_MODES
+from gdlab.engine._program import FAST_PATHS as FAST_PATHS
+from gdlab.engine._program import LANES as LANES
+from gdlab.engine._program import chunk_program as chunk_program
+from gdlab.engine._program import compile_count as compile_count
+from gdlab.engine._simulate import Simulation as Simulation
+from gdlab.engine._simulate import device_count as device_count
+from gdlab.engine._simulate import simulate as simulate
 
 __all__ = ["RunStats", "Simulation", "simulate", "noise_floor", "divergence_bound", "compile_count",
            "device_count", "chunk_program", "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS",

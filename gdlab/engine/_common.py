@@ -10,6 +10,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = ["RunStats", "Chunk", "ChunkSpec", "FastPath", "noise_floor", "divergence_bound", "norm"]
 
@@ -34,17 +35,17 @@ class RunStats(NamedTuple):
                                # has modes
 
 
-def noise_floor(eps, w_star_abs, err0):
+def noise_floor(eps: Any, w_star_abs: jax.Array, err0: jax.Array) -> jax.Array:
     """|e| below which rounding noise dominates: 64 ulps of |w*| + |e₀|."""
     return _FLOOR_ULPS * eps * (w_star_abs + err0)
 
 
-def divergence_bound(dtype) -> float:
+def divergence_bound(dtype: DTypeLike) -> float:
     """|e| beyond which a run is frozen: √(largest finite), so squares and products stay finite."""
     return float(np.sqrt(np.finfo(dtype).max))
 
 
-def norm(e):
+def norm(e: jax.Array) -> jax.Array:
     """|e| for a scalar, the Euclidean norm for a vector (one run)."""
     return jnp.abs(e) if e.ndim == 0 else jnp.sqrt(jnp.sum(e * e))
 
@@ -76,7 +77,7 @@ class ChunkSpec(NamedTuple):
     x64: bool                  # jax_enable_x64
     mode: str                  # the engine's FAST_PATH setting
 
-    def problem_axes(self, problem):
+    def problem_axes(self, problem: Any) -> Any:
         """``p_axes`` in the structure of ``problem`` (for ``in_axes``)."""
         return jax.tree.unflatten(jax.tree.structure(problem), self.p_axes)
 

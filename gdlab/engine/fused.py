@@ -6,7 +6,7 @@ carried arrays. Here one Pallas (Triton) kernel gives each block of :data:`BLOCK
 loops over all T steps with the iterate, the optimizer state and the statistics in registers, and
 writes the results once: the sweep costs its arithmetic, not its memory traffic.
 
-The steps are those of the CPU tiles (:class:`gdlab.engine.tiled.Tile`, the same operations in the
+The steps are those of the CPU tiles (:class:`gdlab.engine._tile.Tile`, the same operations in the
 same order as ``gdlab.engine._loop._run``), in tiles of :data:`TILE` steps. With a stateless
 optimizer each tile is speculated and checked by one reduction over the block:
 
@@ -31,14 +31,16 @@ per-step engine); lowering it for a GPU needs no GPU (``tests/test_fused.py`` lo
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+from numpy.typing import DTypeLike
 
 from gdlab.engine import tiled
 from gdlab.engine._common import Chunk, ChunkSpec, FastPath
+from gdlab.engine._tile import Tile
 
 __all__ = ["PATH", "FusedPath", "eligible", "program", "BLOCK", "TILE", "WARPS"]
 
@@ -51,7 +53,7 @@ TILE = 20     # steps per tile: unrolled in the kernel; one speculation check ea
               # (50: 16 s compile)
 
 
-def eligible(args, p_axes, h_axes, steps: int, record_every) -> bool:
+def eligible(args: tuple, p_axes: Any, h_axes: dict, steps: int, record_every: int | None) -> bool:
     """The CPU tiles' scope, and every input one scalar per run (axis 0) or a shared scalar."""
     problem, hparams, w0, r, _ = args
     n = w0.shape[0]
@@ -66,7 +68,7 @@ def eligible(args, p_axes, h_axes, steps: int, record_every) -> bool:
 class _Kernel(NamedTuple):
     """The static configuration of a kernel (:func:`program`)."""
 
-    tile: tiled.Tile    # the steps
+    tile: Tile          # the steps
     p_axes: Any         # per problem field: 0 (one value per run) or None (shared)
     h_axes: dict        # likewise per hyperparameter
     steps: int          # T
@@ -78,7 +80,7 @@ class _Kernel(NamedTuple):
     interpret: bool     # Pallas' interpreter
 
     @property
-    def axes(self):
+    def axes(self) -> tuple:
         """in_axes of (problem, hparams, w0, r, tol)."""
         return (self.p_axes, self.h_axes, 0, 0 if self.tile.rate else None, None)
 
@@ -92,9 +94,10 @@ class _Block(NamedTuple):
     speculate: bool     # as on the CPU: stateless optimizers only
 
 
-def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
-            statistics: bool = True, block: int | None = None, warps: int | None = None,
-            tile: int | None = None, quiet: bool = True, interpret: bool = False):
+def program(p_axes: Any, h_axes: dict, *, make_optimizer: Callable, steps: int, dtype: DTypeLike,
+            rate: bool, statistics: bool = True, block: int | None = None,
+            warps: int | None = None, tile: int | None = None, quiet: bool = True,
+            interpret: bool = False) -> Callable:
     """``run(problem, hparams, w0, r, tol) -> (final w, RunStats, None)`` for a batch of runs.
 
     Same signature and results as ``jax.vmap(gdlab.engine._loop._run)`` over the leading axis of
@@ -103,13 +106,13 @@ def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
     registers). The batch is padded to a multiple of ``block`` (a power of two) inside. ``block``,
     ``warps``, ``tile``: default :data:`BLOCK`, :data:`WARPS`, :data:`TILE`. ``quiet``: blocks whose
     active runs have settled (within tol and the noise floor) take tiles without the counters,
-    checked (:class:`gdlab.engine.tiled.Tile`, ``quiet``). ``interpret``: run the kernel in Pallas'
+    checked (:class:`gdlab.engine._tile.Tile`, ``quiet``). ``interpret``: run the kernel in Pallas'
     interpreter (any backend; slow).
     """
     block, warps, tile = block or BLOCK, warps or WARPS, tile or TILE
     if block < 1 or block & (block - 1):
         raise ValueError(f"fused.program: block = {block} must be a power of two")
-    kernel = _Kernel(tiled.Tile(make_optimizer, dtype, statistics, rate), p_axes, h_axes, steps,
+    kernel = _Kernel(Tile(make_optimizer, dtype, statistics, rate), p_axes, h_axes, steps,
                      dtype, block, warps, tile, quiet and statistics, interpret)
     return functools.partial(_run, kernel)
 
@@ -246,7 +249,7 @@ class FusedPath(FastPath):
         return eligible(chunk, spec.problem_axes(chunk.problem), spec.hparam_axes(), spec.steps,
                         spec.record_every)
 
-    def program(self, chunk: Chunk, spec: ChunkSpec):
+    def program(self, chunk: Chunk, spec: ChunkSpec) -> tuple[Callable, None]:
         return program(spec.problem_axes(chunk.problem), spec.hparam_axes(),
                        make_optimizer=spec.make_optimizer, steps=spec.steps, dtype=chunk.w0.dtype,
                        rate=chunk.r is not None, statistics=spec.statistics,

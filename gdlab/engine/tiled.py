@@ -1,50 +1,54 @@
 """The CPU fast path of the engine: tiles of K steps, packed state, speculation on freezes.
 
-Same results as the per-step loop ``gdlab.engine._loop._run``, several times faster on CPUs. XLA:CPU
-emits one loop kernel per carried output array and recomputes, inside each kernel, every
+Same results as the per-step loop ``gdlab.engine._loop._run``, for the runs within its scope.
+XLA:CPU emits one loop kernel per carried output array and recomputes, inside each kernel, every
 intermediate that output depends on (no multi-output fusion), so a step costs in proportion to the
 number of carried arrays times the work each one redoes. Here
 
-* one scan iteration is a *tile* of K optimizer steps (a fully unrolled scan: the step is traced
-  once), so the K-step recurrence streams through registers and the carried arrays are written once
-  per K steps instead of once per step;
-* the per-run state is packed as tightly as exactness allows (:class:`Packing`): in float32 the
-  iterate, the running max |e|, err_obs and the three step counters k_obs, flips and steps_to_tol
-  fill one complex128, so a tile of the canonical sweep is a single loop kernel;
-* **speculation** (stateless optimizers): the tiles run without the freeze logic (no per-step
-  masks, about half the work of a step). A run that leaves the divergence bound or becomes inf/NaN
-  makes its running max exceed the bound (``max`` propagates NaN), so one reduction per block and
-  :data:`GROUP` tiles tells whether the guess held; where an active run froze, the block redoes
-  those tiles with the exact masked step. On the canonical sweep 3.6 % of the checks fail;
-* err_early/err_late: the running max is moved to ``err_early`` at the tile starting at T//2 (the
-  static schedule makes T//2 a tile boundary); partial tiles take the exact step, with a per-step
-  mask.
+* one scan iteration is a *tile* of K = :data:`TILE` optimizer steps (a fully unrolled scan of
+  :class:`~gdlab.engine._tile.Tile`: the step is traced once), so the carried arrays are written
+  once per K steps instead of once per step;
+* the per-run state between tiles is packed as tightly as exactness allows
+  (:class:`~gdlab.engine._packing.Packing`): in float32 the iterate, the running max |e|, err_obs
+  and the three step counters k_obs, flips and steps_to_tol fill one complex128, so a tile of the
+  canonical sweep is a single loop kernel;
+* **speculation** (stateless optimizers, batches of at most :data:`SPECULATE_MAX` runs): a group of
+  :data:`GROUP` tiles runs without the freeze logic (no per-step masks). A run that leaves the
+  divergence bound or becomes inf/NaN makes its running max exceed the bound (``max`` propagates
+  NaN), so one reduction over the batch per group tells whether the guess held; where an active
+  run froze, the group is redone with the exact masked step;
+* the schedule (:func:`_schedule`) is static, one row per tile: tiles cover [0, T//2), then
+  [T//2, T), so T//2 is a tile boundary, where the running max moves to ``err_early`` (the rest
+  becomes ``err_late``); a partial tile takes the exact step, with a per-step mask.
 
-Each step does the same operations in the same order as ``gdlab.engine._loop._run``, so for plain
-gradient descent the results are bit-identical (tests check it); with stateful optimizers XLA may
+Each step does the same operations in the same order as the per-step loop, so for plain gradient
+descent the results are bit-identical (``tests/test_tiled.py``); with stateful optimizers XLA may
 contract multiply-adds differently, a last-bit difference. A run's result never depends on the runs
 beside it (the engine pads batches to whole vectors; speculation is off where optimizer state could
-round differently). Scope (``eligible``): a scalar parameter, no strided snapshots, no eigen-modes,
-and step numbers exact in the dtype (T < 2²⁴ in float32; T ≤ 2²⁴ in float64, which bounds the
-schedule); anything else runs the per-step engine. Measured by ``gdlab bench``.
+round differently). Scope (:func:`eligible`): a scalar parameter, no strided snapshots, no
+eigen-modes, step numbers exact in the dtype (T + 2 < 2²⁴ in float32) and T ≤
+:data:`SCHEDULE_MAX_STEPS`; anything else runs the per-step loop. Speed and compile time: ``gdlab
+bench``, and the README's measurements.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from numpy.typing import DTypeLike
 
-from gdlab.engine._common import Chunk, ChunkSpec, FastPath, RunStats, divergence_bound, noise_floor
+from gdlab.engine._common import Chunk, ChunkSpec, FastPath, RunStats
+from gdlab.engine._packing import Packing
+from gdlab.engine._tile import Tile, TileState
 from gdlab.interfaces import Modal
 
-__all__ = ["PATH", "TiledPath", "eligible", "program", "run", "Packing", "Tile", "TILE", "GROUP",
-           "SPECULATE_MAX", "SCHEDULE_MAX_STEPS", "CPU_COMPILER_OPTIONS"]
+__all__ = ["PATH", "TiledPath", "eligible", "program", "run", "Packing", "Tile", "TileState",
+           "TILE", "GROUP", "SPECULATE_MAX", "SCHEDULE_MAX_STEPS", "CPU_COMPILER_OPTIONS"]
 
 TILE = 20   # steps per tile: the unrolled body; compile time grows with it
 GROUP = 5   # tiles per speculation check: fewer checks, larger redo when one fails
@@ -62,48 +66,8 @@ _FLOATS = ("w", "m", "eo", "d")      # TileState fields kept as floats: w, m, er
 _INTS = ("ko", "fl", "stt")          # and those packed as integers in [-1, T]
 
 
-class TileState(NamedTuple):
-    """The statistics of one run between tiles, as floats of the simulation dtype (the step
-    counters exactly). A field a program does not track is None (e.g. ``d`` without ``r``). The
-    fields are in alphabetical order, the leaf order the compiled programs were tuned with."""
-
-    d: Any = None     # rec_dev so far
-    eo: Any = None    # err_obs
-    fl: Any = None    # flips
-    ko: Any = None    # k_obs
-    m: Any = None     # running max |e_t| since the last reset (t = 0, then T//2)
-    q: Any = None     # quiet tiles only: max |e_t| over the tile's start and steps
-    stt: Any = None   # steps_to_tol (−1: not yet)
-    w: Any = None     # the iterate (the last in-bound one, once frozen)
-
-
-class _StepCarry(NamedTuple):
-    """What one step of :meth:`Tile.step` hands to the next."""
-
-    v: Any            # the iterate the steps compute (unmasked: it goes on past a freeze)
-    sv: Any           # its optimizer state
-    e: Any            # v − w*
-    a: Any            # |e|
-    st: TileState     # the state kept (masked by ok when exact)
-    s: Any            # the optimizer state kept
-    tf: Any           # t_freeze as a float, −1 while active
-    ok: Any           # bool: the run took every step so far (exact tiles)
-
-
-class _TileConstants(NamedTuple):
-    """What every step of a tile reads."""
-
-    p: Any
-    h: dict
-    r: Any
-    tol: Any
-    w_star: Any
-    floor: Any
-    t0: Any           # the tile takes steps t0 + 1 … t0 + length
-    n_valid: Any      # steps of the tile that count (masked tiles), else None
-
-
-def eligible(param_shape, dtype, steps, record_every, problem, *, schedule: bool = True) -> bool:
+def eligible(param_shape: tuple[int, ...], dtype: DTypeLike, steps: int, record_every: int | None,
+             problem: Any, *, schedule: bool = True) -> bool:
     """Scalar parameter, no snapshots, no modes, and step numbers exact in dtype.
 
     ``schedule``: the CPU tiles' static schedule (:func:`_schedule`, a constant of the program with
@@ -115,79 +79,7 @@ def eligible(param_shape, dtype, steps, record_every, problem, *, schedule: bool
             and steps + 2 < 2 ** mant and (not schedule or steps <= SCHEDULE_MAX_STEPS))
 
 
-class Packing:
-    """Per-run state ↔ a few complex arrays: each carried array costs one kernel per tile.
-
-    Float fields keep their values; the integer fields (values in [-1, T]) are the digits of one
-    radix-(T + 2) number per unit, stored by its bits in a float of the same width (offset so the
-    pattern is a normal number, never a subnormal, inf or NaN). Units pair up as complex numbers of
-    the simulation dtype, except in float32 with more than two units: there two 32-bit units make
-    one 64-bit word and two words one complex128, so the canonical sweep's state, (w, m, err_obs,
-    counters), is a single array. That halves the kernels but makes the loop 64-bit (8 runs per
-    vector instead of 16): measured faster for three or four units, slower for two. The running
-    max ``m`` sits in a low half, so it reads back exactly even when a speculative tile left NaN
-    bits beside it. Wide packing needs 64-bit types: trace under :attr:`context`.
-    """
-
-    def __init__(self, dtype, steps: int, floats: tuple[str, ...], ints: tuple[str, ...]):
-        self.dtype = np.dtype(dtype)
-        finfo = np.finfo(self.dtype)
-        self.unit = {32: jnp.uint32, 64: jnp.uint64}[finfo.bits]
-        self.offset = 1 << finfo.nmant                        # exponent field 1: a normal number
-        top = ((1 << finfo.nexp) - 1) << finfo.nmant          # inf/NaN patterns start here
-        self.radix = steps + 2
-        per = 1
-        while self.offset + self.radix ** (per + 1) <= top:
-            per += 1
-        self.floats = floats
-        self.int_groups = [ints[i:i + per] for i in range(0, len(ints), per)]
-        self.wide = finfo.bits == 32 and len(floats) + len(self.int_groups) > 2
-
-    def context(self):
-        return jax.enable_x64(True) if self.wide else contextlib.nullcontext()
-
-    def pack(self, state: TileState) -> tuple:
-        units = [getattr(state, k).astype(self.dtype) for k in self.floats]
-        for group in self.int_groups:   # lax, not jnp: this is traced in every tile variant
-            u = None
-            for k in group:
-                digit = lax.convert_element_type(getattr(state, k), jnp.int32)
-                digit = lax.convert_element_type(lax.add(digit, lax.full_like(digit, 1)), self.unit)
-                u = digit if u is None else lax.add(lax.mul(u, lax.full_like(u, self.radix)), digit)
-            u = lax.add(u, lax.full_like(u, self.offset))
-            units.append(lax.bitcast_convert_type(u, self.dtype))
-        if self.wide:                                       # (hi, lo) float32 bits -> one float64
-            units += [jnp.zeros_like(units[0])] * (-len(units) % 4)
-            bits = [lax.convert_element_type(lax.bitcast_convert_type(u, jnp.uint32), jnp.uint64)
-                    for u in units]
-            units = [lax.bitcast_convert_type(
-                lax.bitwise_or(lax.shift_left(hi, lax.full_like(hi, 32)), lo), jnp.float64)
-                for hi, lo in zip(bits[::2], bits[1::2])]
-        units += [jnp.zeros_like(units[0])] * (len(units) % 2)
-        return tuple(lax.complex(re, im) for re, im in zip(units[::2], units[1::2]))
-
-    def unpack(self, arrays: tuple) -> TileState:
-        units = [part(c) for c in arrays for part in (jnp.real, jnp.imag)]
-        if self.wide:
-            bits = [lax.bitcast_convert_type(u, jnp.uint64) for u in units]
-            halves = lambda b: (lax.shift_right_logical(b, lax.full_like(b, 32)),
-                                lax.bitwise_and(b, lax.full_like(b, 0xFFFFFFFF)))
-            units = [lax.bitcast_convert_type(lax.convert_element_type(h, jnp.uint32), self.dtype)
-                     for b in bits for h in halves(b)]
-        state = dict(zip(self.floats, units))
-        for group, x in zip(self.int_groups, units[len(self.floats):]):
-            u = lax.bitcast_convert_type(x, self.unit)
-            const = lambda c, u=u: lax.full_like(u, c)   # u's shape and dtype: fixed per group
-            u = lax.sub(u, const(self.offset))
-            for k in reversed(group):   # unsigned: lax.rem / lax.div are floor mod / floor div
-                digit = lax.convert_element_type(lax.rem(u, const(self.radix)), jnp.int32)
-                state[k] = lax.convert_element_type(lax.sub(digit, lax.full_like(digit, 1)),
-                                                    self.dtype)
-                u = lax.div(u, const(self.radix))
-        return TileState(**state)
-
-
-def _schedule(steps: int, tile: int, group: int):
+def _schedule(steps: int, tile: int, group: int) -> tuple[tuple, int, bool]:
     """Tiles covering [0, T//2) then [T//2, T), in groups of at most ``group`` tiles.
 
     Returns ((first step, valid steps, reset) per tile, shaped (groups, tiles per group)), the tile
@@ -204,128 +96,6 @@ def _schedule(steps: int, tile: int, group: int):
     group = max(g for g in range(1, group + 1) if len(rows) % g == 0)
     t0, nv, reset = (np.array(c).reshape(-1, group) for c in zip(*rows))
     return (t0.astype(np.int32), nv.astype(np.int32), reset), tile, bool((nv < tile).any())
-
-
-class Tile:
-    """K steps of one run of ``gdlab.engine._loop._run`` on an unpacked state (shared by the CPU
-    tiles and the GPU kernel, :mod:`gdlab.engine.fused`).
-
-    The state is a :class:`TileState`; beside it the optimizer state ``s`` and ``tf`` (t_freeze as
-    a float, −1 while active). ``exact=False`` is the speculative tile: no freeze masks, so a run
-    that leaves the bound shows it by a running max beyond the bound or NaN (``max`` propagates
-    NaN).
-    """
-
-    def __init__(self, make_optimizer, dtype, statistics: bool, rate: bool):
-        self.make_optimizer, self.dtype = make_optimizer, np.dtype(dtype)
-        self.statistics, self.rate = statistics, rate and statistics
-        self.bound = divergence_bound(self.dtype)
-
-    def f(self, i):
-        """Step numbers (and other small integers) as exact floats."""
-        return jnp.asarray(i, self.dtype)
-
-    def constants(self, p, w0):
-        """w*, |e₀| and the noise floor of one run."""
-        w_star = jnp.asarray(p.optimum(), self.dtype)
-        err0 = jnp.abs(w0 - w_star)
-        return w_star, err0, noise_floor(jnp.finfo(self.dtype).eps, jnp.abs(w_star), err0)
-
-    def init(self, p, h, w0, tol):
-        """(state, t_freeze, err_early, optimizer state) before step 1."""
-        f = self.f
-        _, err0, _ = self.constants(p, w0)
-        state = TileState(w=w0, m=err0, eo=err0, d=f(0), ko=f(0), fl=f(0),
-                          stt=jnp.where(err0 < tol, f(0), f(-1)))
-        return state, f(-1), err0, self.make_optimizer(**h).init(w0)
-
-    def step(self, i, c: _StepCarry, k: _TileConstants, exact: bool, masked: bool,
-             quiet: bool = False) -> _StepCarry:
-        """Step t0 + i, as ``gdlab.engine._loop._run`` takes it; without ``exact``, no freeze."""
-        u, sv = self.make_optimizer(**k.h).update(k.p.grad(c.v), c.sv, c.v)
-        v = c.v + u
-        e_new = v - k.w_star
-        a_new = jnp.abs(e_new)
-        # Step numbers are exact floats. In a Python-unrolled tile t0 is already one and i a literal
-        # (no conversion per step on a GPU); in a scan, i is traced and t0 an int.
-        ti = k.t0 + i if jnp.issubdtype(jnp.result_type(k.t0), jnp.floating) else self.f(k.t0 + i)
-        ok, tf = c.ok, c.tf
-        if exact:
-            if masked:
-                ok = ok & (i <= k.n_valid)
-            bad = ~(a_new <= self.bound)                # catches inf and NaN
-            tf = jnp.where(ok & bad, ti, tf)
-            ok = ok & ~bad                              # step i taken
-        only = (lambda new, old: jnp.where(ok, new, old)) if exact else (lambda new, old: new)
-        st = c.st
-        st = st._replace(m=only(jnp.maximum(st.m, a_new), st.m))  # also the speculation's check
-        if quiet:                                       # see __call__
-            st = st._replace(q=jnp.maximum(st.q, a_new))
-        elif self.statistics:
-            st = self._counters(st, c, k, ok, ti, e_new, a_new)
-        if self.rate:
-            scale = jnp.abs(k.w_star) + c.a + a_new + jnp.abs(1 - k.r) * c.a
-            # 0 where scale = 0 (w* = e_t = e_{t+1} = 0: both sides exactly 0), as the engine.
-            dev = jnp.abs(a_new - jnp.abs(k.r) * c.a) / jnp.where(scale > 0, scale, 1)
-            st = st._replace(d=only(jnp.maximum(st.d, dev), st.d))
-        st = st._replace(w=only(v, st.w))
-        s = jax.tree.map(only, sv, c.s) if exact else sv
-        return _StepCarry(v, sv, e_new, a_new, st, s, tf, ok)
-
-    def _counters(self, st: TileState, c: _StepCarry, k: _TileConstants, ok, ti, e_new, a_new):
-        """steps_to_tol, flips, err_obs and k_obs after a step (``ok``: taken) to ``e_new``."""
-        res = ok & (c.a > k.floor)
-        stt = jnp.where((st.stt < 0) & ok & (a_new < k.tol), ti, st.stt)
-        fl = st.fl + (res & (a_new > k.floor) & (e_new * c.e < 0)).astype(self.dtype)
-        eo = jnp.where(res, a_new, st.eo)
-        return st._replace(stt=stt, fl=fl, eo=eo, ko=jnp.where(res, ti, st.ko))
-
-    def __call__(self, p, h, w0, r, tol, st, s, tf, t0, length: int, *, exact: bool,
-                 n_valid=None, unrolled: bool = False, constants=None, quiet: bool = False):
-        """Steps t0 + 1 … t0 + length (only the first ``n_valid`` count, if given) of one run.
-
-        ``unrolled``: a Python loop (for kernels whose compiler takes no loops with inputs);
-        otherwise a fully unrolled ``lax.scan``, which traces the step once. ``constants``: those
-        of :meth:`constants`, if already computed. ``quiet`` (speculative tiles only): skip the
-        step counters and err_obs, and return in ``st.q`` the max of |e_t| over the tile's start
-        and steps. Where steps_to_tol is already set and that max is within the noise floor, no
-        step of the tile would have changed them (each needs |e_{t-1}| above the floor), so the
-        quiet tile *is* the exact tile; the caller checks that and redoes the tile otherwise.
-        """
-        w_star, _, floor = constants if constants is not None else self.constants(p, w0)
-        if unrolled:
-            t0 = self.f(t0)                             # exact: step numbers < 2^mantissa
-        e = st.w - w_star
-        active = tf < 0
-        if quiet:
-            st = st._replace(q=jnp.abs(e))
-        c = _StepCarry(st.w, s, e, jnp.abs(e), st, s, tf,
-                       jnp.ones_like(active) if not exact else active)
-        k = _TileConstants(p, h, r, tol, w_star, floor, t0, n_valid)
-        masked = n_valid is not None
-        if unrolled:
-            for i in range(1, length + 1):
-                c = self.step(i, c, k, exact, masked, quiet)
-        else:
-            c = lax.scan(lambda c, i: (self.step(i, c, k, exact, masked, quiet), None), c,
-                         jnp.arange(1, length + 1, dtype=jnp.int32), unroll=length)[0]
-        new, s_new, tf = c.st, c.s, c.tf
-        if not exact:                                   # runs frozen before the tile stay put
-            new = jax.tree.map(lambda x, y: jnp.where(active, x, y), new, st)
-            s_new = jax.tree.map(lambda x, y: jnp.where(active, x, y), s_new, s)
-        return new, s_new, tf
-
-    def stats(self, st, tf, ee, tol):
-        """(final w, RunStats, None) as ``jax.vmap(gdlab.engine._loop._run)`` returns them."""
-        f = self.f
-        if not self.statistics:  # as the engine's update_only: the freeze step, rest as at t = 0
-            st = st._replace(m=jnp.zeros_like(ee), eo=ee, ko=jnp.zeros_like(ee),
-                             fl=jnp.zeros_like(ee), stt=jnp.where(ee < tol, f(0), f(-1)))
-        i32 = lambda v: v.astype(jnp.int32)
-        stats = RunStats(t_freeze=i32(tf), steps_to_tol=i32(st.stt), flips=i32(st.fl),
-                         err_early=ee, err_late=st.m, err_obs=st.eo, k_obs=i32(st.ko),
-                         rec_dev=st.d if self.rate else jnp.zeros_like(ee), mode_flips=None)
-        return st.w, stats, None
 
 
 class _Program(NamedTuple):
@@ -348,8 +118,9 @@ class _Carry(NamedTuple):
     s: Any            # the optimizer state (None in a program's result)
 
 
-def program(p_axes, h_axes, *, make_optimizer, steps: int, dtype, rate: bool,
-            statistics: bool = True, tile: int = TILE, group: int = GROUP):
+def program(p_axes: Any, h_axes: dict, *, make_optimizer: Callable, steps: int, dtype: DTypeLike,
+            rate: bool, statistics: bool = True, tile: int = TILE,
+            group: int = GROUP) -> tuple[Callable, Callable]:
     """The tiled engine for batches of runs: ``(run, finish)``.
 
     ``run(problem, hparams, w0, r, tol)`` simulates a batch (leading axis on ``w0``, ``r`` and on
@@ -410,7 +181,8 @@ def _group(prog: _Program, args, speculate: bool, carry_failed, sched):
     return (carry, failed + (~held).astype(jnp.int32)), None
 
 
-def _run(prog: _Program, problem, hparams, w0, r, tol, count=False):
+def _run(prog: _Program, problem: Any, hparams: dict, w0: jax.Array, r: Any, tol: Any,
+         count: bool = False) -> _Carry | tuple[_Carry, jax.Array, int]:
     """A batch's packed result (a :class:`_Carry` without optimizer state); see :func:`program`."""
     with prog.layout.context():
         args = (problem, hparams, w0, r if prog.tile.rate else None, tol)
@@ -425,14 +197,15 @@ def _run(prog: _Program, problem, hparams, w0, r, tol, count=False):
     return (state, failed, prog.sched[0].shape[0] if speculate else 0) if count else state
 
 
-def _finish(prog: _Program, state: _Carry, tol):
+def _finish(prog: _Program, state: _Carry, tol: Any) -> tuple[jax.Array, RunStats, None]:
     with prog.layout.context():
         st = prog.layout.unpack(state.packed)
     return prog.tile.stats(st, state.tf, state.ee, tol)
 
 
-def run(problem, hparams, w0, r, tol, *, p_axes, h_axes, make_optimizer, steps, statistics=True,
-        count=False, **kw):
+def run(problem: Any, hparams: dict, w0: jax.Array, r: Any, tol: Any, *, p_axes: Any,
+        h_axes: dict, make_optimizer: Callable, steps: int, statistics: bool = True,
+        count: bool = False, **kw: int) -> tuple:
     """One batch through :func:`program`: (final w, RunStats, None), and with ``count`` the
     speculation's (failed checks, checks)."""
     run_, finish = program(p_axes, h_axes, make_optimizer=make_optimizer, steps=steps,
@@ -453,7 +226,7 @@ class TiledPath(FastPath):
         return eligible(chunk.w0.shape[1:], chunk.w0.dtype, spec.steps, spec.record_every,
                         chunk.problem)
 
-    def program(self, chunk: Chunk, spec: ChunkSpec):
+    def program(self, chunk: Chunk, spec: ChunkSpec) -> tuple[Callable, Callable]:
         return program(spec.problem_axes(chunk.problem), spec.hparam_axes(),
                        make_optimizer=spec.make_optimizer, steps=spec.steps, dtype=chunk.w0.dtype,
                        rate=chunk.r is not None, statistics=spec.statistics)

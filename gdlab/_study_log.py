@@ -1,0 +1,91 @@
+"""What a sweep study logs, each line read from its summary (the content of summary.json).
+
+``gdlab.study`` computes the summary; these functions only word it: the header, the step-by-step
+tables of a scalar parameter, the spectrum, the comparison with theory, the regime boundaries and
+the regime counts (:func:`summary_lines`), and, once the run directory is in place, the timings
+and the files written (:func:`closing_lines`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+
+import gdlab
+from gdlab import report
+from gdlab._sweep import SweepResult
+from gdlab.config import SweepConfig
+
+__all__ = ["summary_lines", "closing_lines"]
+
+
+def summary_lines(cfg: SweepConfig, res: SweepResult, traj: SweepResult | None,
+                  summary: dict) -> list[str]:
+    """Every line the study logs before its files are written."""
+    out = [f"gdlab {gdlab.__version__}: {cfg.path}: {res.n_runs} runs × {res.steps} steps, "
+           f"{cfg.optimizer}, {res.dtype}, {jax.default_backend()}"]
+    if traj is not None and traj.w_star.ndim == 1:  # scalar parameter: a step-by-step table
+        w_star = traj.w_star.reshape(len(traj.alpha), -1)
+        for i, a in enumerate(traj.alpha):
+            out.append(report.trajectory_table(float(a), traj.snapshot_steps,
+                                               traj.trajectory[i], float(w_star[i, 0]),
+                                               cfg.table_steps, int(traj.diverged_at[i])))
+    if "spectrum" in summary:
+        s = summary["spectrum"]
+        out.append(f"spectrum: λ in [{s['lam_min']:.4g}, {s['lam_max']:.4g}] (κ = "
+                   f"{s['kappa']:.4g}); GD converges iff 0 < α < 2/λ_max = "
+                   f"{2 / s['lam_max']:.6g}, fastest at α = 2/(λ_min + λ_max) = "
+                   f"{s['optimal_alpha_gd']:.6g}")
+    if "agreement" in summary:
+        out += _theory_lines(cfg, summary)
+    if "boundaries" in summary:
+        out += _boundary_lines(summary["boundaries"])
+    counts = {k: v for k, v in summary["regime_counts"].items() if v}
+    out.append("simulated regimes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return out
+
+
+def closing_lines(out: Path, res: SweepResult, files: list[str]) -> list[str]:
+    """The timings, and where the results and the plots (``files``, written) are."""
+    return [f"compile {res.compile_s:.2f} s, run {res.run_s:.3f} s "
+            f"({res.updates_per_s / 1e9:.3f} G updates/s)",
+            f"results: {out}/results.npz, {out}/summary.json; plots: "
+            + ", ".join(f"{out}/{f}" for f in files if f.endswith(".png"))]
+
+
+def _theory_lines(cfg: SweepConfig, summary: dict) -> list[str]:
+    """The Q4.2 answer, the agreement with theory, the stability region and the recurrence."""
+    out = []
+    if "q4_answer" in summary:
+        out.append("Q4.2 from the sweep:")
+        out += [f"  {k:>13}: {v}" for k, v in summary["q4_answer"].items()]
+    agree, region = summary["agreement"], summary["region"]
+    out.append(f"agreement with theory: {agree['fraction']:.6f} "
+               f"({agree['n_compared']} runs compared, {agree['n_sensitive']} rounding-sensitive "
+               f"runs reported separately, {agree['regime_mismatches']} regime and "
+               f"{agree['steps_mismatches']} steps-to-tol mismatches)")
+    dist = region["max_boundary_distance"]
+    out.append(f"closed-form stability region ({cfg.optimizer}): agreement "
+               f"{region['fraction']:.6f} on {region['n_compared']} cells outside the band "
+               f"({region['band']}: {region['n_band']} cells)"
+               + ("" if dist is None else f"; largest |simulated − closed-form edge| "
+                  f"{dist:.3g} (α grid step {region['alpha_grid_step']:.3g})"))
+    if "recurrence" in summary:
+        r_ = summary["recurrence"]
+        out.append(f"recurrence check (Q4.3): max deviation {r_['max_dev']:.3g} = "
+                   f"{r_['max_dev_in_eps']:.2f} eps")
+    return out
+
+
+def _boundary_lines(boundaries: dict) -> list[str]:
+    """The regime boundaries bisected on a 1-D α grid, and the closed-form edges."""
+    out = []
+    if boundaries["bisected"]:
+        out.append("regime boundaries (bisection on the grid): " + "; ".join(
+            f"{b['below']} → {b['above']} at α = {b['alpha']:.7g}"
+            for b in boundaries["bisected"]))
+    if boundaries["closed_form"]:
+        out.append("closed form: " + ", ".join(
+            f"{k} α = {v:.7g}" for k, v in boundaries["closed_form"].items()))
+    return out
