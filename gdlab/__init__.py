@@ -11,8 +11,9 @@ which must handle Ctrl-C from its first moment — does not wait for JAX until J
 
 import importlib as _importlib
 
-_MODULES = ("boundary", "dynamics", "engine", "errors", "gradients", "grids", "interfaces", "modes",
-            "optimizers", "problems", "quadratics", "regimes", "resources", "stability", "theory")
+_MODULES = ("boundary", "curvature", "custom", "dynamics", "engine", "errors", "fractal",
+            "gradients", "grids", "interfaces", "modes", "networks", "optimizers", "problems",
+            "quadratics", "regimes", "resources", "stability", "theory")
 _NAMES = {  # public name → the module that defines it
     "check_gradient": "gdlab.gradients.gradcheck",
     "REGIME_INFO": "gdlab.regimes",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -14,13 +15,17 @@ from gdlab import optimizers as optimizers_lib
 from gdlab import problems as problems_lib
 from gdlab._config_messages import ConfigError, show_value
 from gdlab._config_values import Validator
+from gdlab._imports import resolve as import_path
 from gdlab._naming import did_you_mean
 from gdlab._sweep import DTYPES
-from gdlab.interfaces import Linear
+from gdlab.errors import ArgumentError
+from gdlab.interfaces import Layered, Linear, WithInit
+from gdlab.problems import Param
 
 __all__ = ["MAX_UNROLL", "MAX_DEVICES", "ProblemSection", "OptimizerSection", "SweepSection",
            "RunSection", "ReportSection", "GradientsSection", "problem_table", "optimizer_table",
-           "sweep_table", "run_table", "report_table", "gradients_table"]
+           "sweep_table", "run_table", "report_table", "gradients_table", "zoom_table",
+           "ZoomSection"]
 
 MAX_UNROLL = 1024        # compile time grows with the unroll; beyond this it is minutes
 MAX_DEVICES = 2**16
@@ -38,6 +43,7 @@ class ProblemSection(NamedTuple):
     params: dict[str, Any]                 # validated; None keeps the problem's default
     w0: float | tuple[float, ...]
     value: Any                             # the problem built from params
+    extra: dict[str, Any] = {}             # a custom loss's keys as written (loss, optimum, w0)
 
 
 class OptimizerSection(NamedTuple):
@@ -80,15 +86,18 @@ def problem_table(v: Validator, table: dict) -> ProblemSection:
     """``[problem]``: the name, the problem's own parameters and w0; builds the problem."""
     prob = v.table(table, "problem", None, required=True)
     if "name" not in prob:
-        v.fail("problem.name", f"missing; one of {', '.join(problems_lib.PROBLEMS)}")
-    name = v.choice("problem.name", prob["name"], problems_lib.PROBLEMS)
+        v.fail("problem.name", f"missing; one of {', '.join(problems_lib.PROBLEMS)} or custom")
+    if prob["name"] == "custom":
+        return _custom_problem(v, prob)
+    name = v.choice("problem.name", prob["name"], [*problems_lib.PROBLEMS, "custom"])
     spec = problems_lib.get(name)
     v.table(table, "problem", ["name", "w0", *spec.params])
     params = {k: v.param(f"problem.{k}", prob.get(k, p.default), p)
               for k, p in spec.params.items()}
-    w0 = prob.get("w0", 0.0)
-    w0 = (v.number_list("problem.w0", w0) if isinstance(w0, list)
-          else v.number("problem.w0", w0))
+    w0 = prob.get("w0")   # absent: 0, or the problem's own initial weights (a network's)
+    if w0 is not None:
+        w0 = (v.number_list("problem.w0", w0) if isinstance(w0, list)
+              else v.number("problem.w0", w0))
     size, size_key = spec.size(**{k: x for k, x in params.items() if x is not None})
     v.fits(size_key, resources.BASE_BYTES + size, f"this {name} problem",
            "choose a smaller problem")
@@ -96,11 +105,71 @@ def problem_table(v: Validator, table: dict) -> ProblemSection:
         value = spec.make(**params)
     except ValueError as e:
         raise ConfigError(f"{v.where}: problem: {e}") from None
+    if w0 is None and not isinstance(value, WithInit):
+        w0 = 0.0
     shape = tuple(value.param_shape)
     if isinstance(w0, tuple) and (len(shape) != 1 or len(w0) != shape[0]):
         need = "a number" if not shape else f"a number or a list of {shape[0]} numbers"
         v.fail("problem.w0", f"{list(w0)!r} must be {need} for {name}")
     return ProblemSection(name, spec, params, w0, value)
+
+
+def _custom_problem(v: Validator, prob: dict) -> ProblemSection:
+    """``[problem] name = "custom"``: ``loss = "module:function"`` (next to the config first),
+    ``optimum`` (an import path, a number or a list; optional), ``w0`` (a number, a list, or an
+    import path to a pytree), and every other key a parameter of the loss (a number — sweepable —
+    a list, or a list of rows)."""
+    base = Path(v.where).parent
+    if "loss" not in prob:
+        v.fail("problem.loss", "missing; name the loss by import path, e.g. "
+                               "loss = \"my_losses:rosenbrock\" (my_losses.py next to the config)")
+    loss = _imported(v, prob["loss"], base, "problem.loss")
+    if not callable(loss):
+        v.fail("problem.loss", f"{prob['loss']!r} is not callable; name a function "
+                               "loss(w, **params) returning a scalar")
+    optimum = prob.get("optimum")
+    if isinstance(optimum, str):
+        optimum = _imported(v, optimum, base, "problem.optimum")
+    elif optimum is not None:
+        optimum = (v.number_list("problem.optimum", optimum) if isinstance(optimum, list)
+                   else v.number("problem.optimum", optimum))
+    params = {}
+    for k, x in prob.items():
+        if k in ("name", "loss", "optimum", "w0"):
+            continue
+        kind = "float" if not isinstance(x, list) else (
+            "matrix" if x and all(isinstance(r, list) for r in x) else "vector")
+        params[k] = Param(x, kind, sweepable=kind == "float")
+    values = {k: v.param(f"problem.{k}", prob[k], p) for k, p in params.items()}
+    w0 = prob.get("w0", 0.0)
+    w0 = (_imported(v, w0, base, "problem.w0") if isinstance(w0, str)
+          else v.number_list("problem.w0", w0) if isinstance(w0, list)
+          else v.number("problem.w0", w0))
+    w0 = w0() if callable(w0) else w0
+    try:
+        value, flat = problems_lib.custom(loss, optimum=optimum, **values).bind(w0)
+    except ValueError as e:
+        v.fail(config_key_of(e), e.detail if isinstance(e, ArgumentError) else str(e))
+    spec = problems_lib.ProblemSpec(
+        make=lambda **p: problems_lib.custom(loss, optimum=optimum, **p).bind(w0)[0],
+        params=params, summary=f"the user loss {prob['loss']}")
+    extra = {k: prob[k] for k in ("loss", "optimum") if k in prob}
+    if isinstance(prob.get("w0"), str):
+        extra["w0"] = prob["w0"]
+    return ProblemSection("custom", spec, values, tuple(float(x) for x in np.ravel(flat))
+                          if np.ndim(flat) else float(flat), value, extra)
+
+
+def config_key_of(e: ValueError) -> str:
+    arg = e.argument if isinstance(e, ArgumentError) else "problem"
+    return arg if arg.startswith("problem.") else f"problem.{arg.split('[')[0]}"
+
+
+def _imported(v: Validator, spec: object, base: Path, key: str) -> object:
+    try:
+        return import_path(spec, base, key)
+    except ArgumentError as e:
+        v.fail(key, e.detail)
 
 
 def optimizer_table(v: Validator, table: dict, problem: ProblemSection) -> OptimizerSection:
@@ -140,7 +209,8 @@ def sweep_table(v: Validator, table: dict, problem: ProblemSection,
                 optimizer: OptimizerSection) -> SweepSection:
     """``[sweep]``: one axis per swept parameter (alpha required, at most two mapped) and the
     optional shard "i/n"."""
-    sweepable = ["alpha", *problem.spec.sweepable, *optimizer.spec.defaults, "w0"]
+    rates = problem.value.rate_names if isinstance(problem.value, Layered) else ()
+    sweepable = ["alpha", *problem.spec.sweepable, *optimizer.spec.defaults, *rates, "w0"]
     sw = dict(v.table(table, "sweep", None, required=True))
     shard = None
     if "shard" in sw:
@@ -182,10 +252,44 @@ def sweep_table(v: Validator, table: dict, problem: ProblemSection,
     return SweepSection(axes, {k: sw[k] for k in axes}, shard)
 
 
-def run_table(v: Validator, table: dict) -> RunSection:
-    """``[run]``: steps, tol (representable in dtype), dtype, unroll, chunk_size, devices."""
+class ZoomSection(NamedTuple):
+    center: tuple[float, float]   # (α, the other axis): the point zoomed into
+    frames: int
+    factor: float                 # each frame's window is this fraction of the one before
+
+
+def zoom_table(v: Validator, table: dict, axes: dict[str, np.ndarray]) -> ZoomSection:
+    """``[zoom]``: ``center = [α, other]`` on a 2-D α × other map, ``frames`` (default 4) and
+    ``factor`` (default 0.5)."""
+    z = v.table(table, "zoom", ["center", "frames", "factor"])
+    mapped = [k for k, x in axes.items() if x.size > 1]
+    if len(axes) != 2 or len(mapped) != 2:
+        v.fail("zoom", f"needs a 2-D map of alpha × one other axis; this sweep maps "
+                       f"{', '.join(mapped) or 'nothing'}")
+    if "center" not in z:
+        v.fail("zoom.center", "missing; e.g. center = [300.0, 150.0], a point on the boundary")
+    center = v.number_list("zoom.center", z["center"])
+    if len(center) != 2:
+        v.fail("zoom.center", f"{list(center)!r} must be two numbers [alpha, {mapped[1]}]")
+    frames = v.integer("zoom.frames", z.get("frames", 4), 1, 64)
+    factor = v.number("zoom.factor", z.get("factor", 0.5), positive=True)
+    if not factor < 1:
+        v.fail("zoom.factor", f"{factor!r} must be below 1: each frame shrinks the window")
+    for value, (name, values) in zip(center, axes.items()):
+        if not min(values[0], values[-1]) <= value <= max(values[0], values[-1]):
+            v.fail("zoom.center", f"{value!r} lies outside sweep.{name} "
+                                  f"[{values[0]:g}, {values[-1]:g}]")
+    return ZoomSection((center[0], center[1]), frames, factor)
+
+
+def run_table(v: Validator, table: dict, problem: ProblemSection) -> RunSection:
+    """``[run]``: steps, tol (representable in dtype), dtype (default float32; a network's
+    float64), unroll, chunk_size, devices."""
     run = v.table(table, "run", _RUN_KEYS)
-    r = {k: run.get(k, d) for k, d in _RUN_KEYS.items()}
+    defaults = dict(_RUN_KEYS)
+    if isinstance(problem.value, WithInit):
+        defaults["dtype"] = problem.value.default_dtype
+    r = {k: run.get(k, d) for k, d in defaults.items()}
     steps = v.integer("run.steps", r["steps"], 1, resources.MAX_STEPS)
     tol = v.number("run.tol", r["tol"], positive=True)
     dtype = v.choice("run.dtype", r["dtype"], DTYPES)

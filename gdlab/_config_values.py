@@ -83,6 +83,8 @@ class Validator:
             v = self.integer(key, value, 1 if spec.positive else -2**31)
         elif spec.kind == "float":
             v = self.number(key, value, positive=spec.positive)
+        elif spec.kind == "choice":
+            return self.choice(key, value, spec.choices)
         elif spec.kind == "vector":
             if not isinstance(value, list):
                 return self.number(key, value, positive=spec.positive)

@@ -25,7 +25,7 @@ def summary_lines(cfg: SweepConfig, res: SweepResult, traj: SweepResult | None,
     """Every line the study logs before its files are written."""
     out = [f"gdlab {gdlab.__version__}: {cfg.path}: {res.n_runs} runs × {res.steps} steps, "
            f"{cfg.optimizer}, {res.dtype}, {jax.default_backend()}"]
-    if traj is not None and traj.w_star.ndim == 1:  # scalar parameter: a step-by-step table
+    if traj is not None and traj.w_star is not None and traj.w_star.ndim == 1:  # a scalar w
         w_star = traj.w_star.reshape(len(traj.alpha), -1)
         for i, a in enumerate(traj.alpha):
             out.append(report.trajectory_table(float(a), traj.snapshot_steps,
@@ -43,13 +43,36 @@ def summary_lines(cfg: SweepConfig, res: SweepResult, traj: SweepResult | None,
         out += _boundary_lines(summary["boundaries"])
     counts = {k: v for k, v in summary["regime_counts"].items() if v}
     out.append("simulated regimes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if "trainability" in summary:
+        out += _trainability_lines(summary["trainability"])
+    if "zoom" in summary:
+        z = summary["zoom"]
+        dims = ", ".join("n/a" if d is None else f"{d:.3f}" for d in z["dimensions"])
+        out.append(f"zoom series: {z['frames']} frames, boundary dimension per frame {dims}"
+                   + (f" (median {z['median']:.3f})" if z["median"] is not None else ""))
+    return out
+
+
+def _trainability_lines(t: dict) -> list[str]:
+    """Runs judged by their loss: the rules, the trained fraction and the boundary's dimension."""
+    out = [f"judged by {t['judged_by']}: converged = {t['rules']['converged']}; "
+           f"trained {100 * t['trained_fraction']:.1f} % of runs"]
+    dim = t.get("boundary_dimension")
+    if dim is not None and dim.get("dimension") is not None:
+        sizes = dim["fit_sizes"]
+        out.append(f"trainability boundary: box-counting dimension {dim['dimension']:.3f} ± "
+                   f"{dim['stderr']:.3f} ({dim['n_boundary']} boundary pixels, boxes "
+                   f"{min(sizes)}–{max(sizes)} px)")
+    elif dim is not None:
+        out.append(f"trainability boundary: no dimension ({dim['why']})")
     return out
 
 
 def closing_lines(out: Path, res: SweepResult, files: list[str]) -> list[str]:
     """The timings, and where the results and the plots (``files``, written) are."""
+    rate = res.n_runs / max(res.run_s, 1e-12)
     return [f"compile {res.compile_s:.2f} s, run {res.run_s:.3f} s "
-            f"({res.updates_per_s / 1e9:.3f} G updates/s)",
+            f"({res.updates_per_s / 1e9:.3f} G updates/s, {rate:,.0f} runs/s)",
             f"results: {out}/results.npz, {out}/summary.json; plots: "
             + ", ".join(f"{out}/{f}" for f in files if f.endswith(".png"))]
 

@@ -32,8 +32,9 @@ from gdlab._sweep_plan import CPU_BLOCK as CPU_BLOCK
 from gdlab._sweep_plan import Plan, engine_inputs, engine_options, geometry, norm, plan
 from gdlab._sweep_plan import default_chunk as default_chunk
 from gdlab._sweep_plan import default_unroll as default_unroll
-from gdlab.interfaces import WithOptimum
-from gdlab.regimes import classify, growth_band
+from gdlab.interfaces import Problem, WithOptimum
+from gdlab.regimes import classify, growth_band, judge_by_loss
+from gdlab.regimes import score as trainability_score
 
 __all__ = ["sweep", "simulate_shard", "finish_sweep", "SweepResult", "DTYPES"]
 
@@ -48,7 +49,10 @@ class SweepResult:
     ``axes`` maps each swept name to its values as simulated (cast to ``dtype``), in grid order.
     ``problem``/``hparams``/``w0`` hold every run's inputs on the grid, so theory can be evaluated
     on exactly the numbers the simulation used. With ``keep="compact"`` only ``regime`` and
-    ``steps_to_tol`` are kept; the other per-run fields are None.
+    ``steps_to_tol`` are kept (and ``score`` for runs judged by their loss); the other per-run
+    fields are None. Runs of a problem without a known optimum are judged by their loss ratios
+    L_t/L_0: ``steps_to_tol`` is then the first t with L_t/L_0 < tol, the distance-based fields are
+    None and ``score``, ``loss_ratio``, ``min_loss_ratio`` are set.
     """
 
     axes: dict[str, np.ndarray]
@@ -80,6 +84,10 @@ class SweepResult:
     w0: np.ndarray | None = None
     noise_floor: np.ndarray | None = None
     delta: np.ndarray | None = None
+    # Runs judged by their loss (a problem without a known optimum; see gdlab.engine._by_loss):
+    score: np.ndarray | None = None          # float64, Sohl-Dickstein's trainability score
+    loss_ratio: np.ndarray | None = None     # float64, L_T/L_0 (last in-bound ratio if frozen)
+    min_loss_ratio: np.ndarray | None = None  # float64, min_t L_t/L_0
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -98,28 +106,33 @@ class SweepResult:
         return self.n_runs * self.steps / max(self.run_s, 1e-12)
 
 
-def sweep(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *, w0: ArrayLike = 0.0,
-          steps: int = 200, tol: float = 1.0, optimizer: str = "sgd",
+def sweep(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
+          w0: ArrayLike | None = None, steps: int = 200, tol: float = 1.0, optimizer: str = "sgd",
           hparams: Mapping[str, float] | None = None, over: Mapping[str, object] | None = None,
-          dtype: str = "float32", unroll: int | str = "auto", record_every: int | None = None,
+          dtype: str | None = None, unroll: int | str = "auto", record_every: int | None = None,
           chunk_size: int | None = None, block: int | None | str = "auto",
           devices: int | str = 1, progress: bool | None = None, keep: str = "all",
           recurrence: bool | None = None) -> SweepResult:
     """Simulate gradient descent for every combination of ``alphas`` × the ``over`` axes.
 
     Args:
-      problem: a problem value, e.g. ``gdlab.problems.scalar_regression(x=1.0, y=100.0)``.
+      problem: a problem value, e.g. ``gdlab.problems.scalar_regression(x=1.0, y=100.0)``, a
+        user's loss (``gdlab.problems.custom``) or a network (``gdlab.problems.mlp``).
       alphas: 1-D step sizes (any finite values; α ≤ 0 is simulated too).
-      w0: initial point (scalar, or shaped like the parameter).
-      steps: horizon T ≥ 1; tol > 0: the "reached the optimum" distance.
-      optimizer: a name in ``gdlab.optimizers.OPTIMIZERS``; hparams: its fixed hyperparameters.
+      w0: initial point (scalar, shaped like the parameter, or for a user's loss any pytree);
+        None: the problem's own initial weights (a network's), else 0.
+      steps: horizon T ≥ 1; tol > 0: the "reached the optimum" distance (for a problem without
+        a known optimum, the loss ratio L_t/L_0 that ``steps_to_tol`` waits for).
+      optimizer: a name in ``gdlab.optimizers.OPTIMIZERS``; hparams: its fixed hyperparameters
+        (and a network's per-layer step sizes ``alpha_2``, …).
       over: further axes, name → values: a problem parameter, a hyperparameter, or ``"w0"``.
-      dtype: "float32" (default) or "float64".
+      dtype: "float32" or "float64"; None: float64 for a network, else float32.
       unroll: ``lax.scan`` unroll of the per-step loop; "auto": 1 on CPU, 16 on accelerators.
       record_every: keep w_t every k steps (and w_0, w_T) as ``trajectory``; None keeps none.
       chunk_size: runs per compiled chunk (default: from a 256 MiB budget).
-      block: runs per cache-resident block within a chunk; "auto" is 4096 on CPU and none (one
-        wide vmap) on accelerators.
+      block: runs per cache-resident block within a chunk; "auto" on CPU is 4096 scalar runs
+        (fewer for larger parameters, see ``_sweep_plan.cpu_block``), none (one wide vmap) on
+        accelerators.
       devices: split every chunk's runs over this many devices ("all": every visible one);
         results are identical to one device.
       keep: "all" (every statistic, inputs and theory-ready fields) or "compact" (only ``regime``
@@ -191,6 +204,8 @@ def finish_slice(p: Plan, lo: int, hi: int,
                  out: tuple[np.ndarray, engine.RunStats, np.ndarray | None]) -> dict:
     """Per-run results of runs [lo, hi) from the engine's ``(w_final, stats, snapshots)`` of them
     (host, float64); with keep="compact" only ``regime`` and ``steps_to_tol``."""
+    if not isinstance(p.problem, WithOptimum):
+        return _finish_by_loss(p, out)
     w_final, st, snaps = out
     w_star, lam, w_abs, err0 = geometry(p, lo, hi)
     eps = float(np.finfo(p.dtype).eps)
@@ -216,6 +231,20 @@ def finish_slice(p: Plan, lo: int, hi: int,
         "noise_floor": floor, "delta": delta}
 
 
+def _finish_by_loss(p: Plan, out) -> dict:
+    """Per-run results of runs judged by their loss ratios ρ_t = L_t/L_0 (``engine.LossStats``)."""
+    w_final, st, snaps = out
+    last_mean = st.last_sum.astype(np.float64) / min(engine.SCORE_WINDOW, p.steps)
+    regime = judge_by_loss(st.t_freeze >= 0, last_mean)
+    score = trainability_score(st.ratio_sum, st.inv_sum, last_mean)
+    if p.keep == "compact":
+        return {"regime": regime, "steps_to_tol": st.steps_to_tol, "score": score}
+    return {"regime": regime, "steps_to_tol": st.steps_to_tol, "score": score,
+            "diverged_at": st.t_freeze, "loss_ratio": st.final_ratio.astype(np.float64),
+            "min_loss_ratio": st.min_ratio.astype(np.float64), "w_final": np.asarray(w_final),
+            "trajectory": snaps}
+
+
 def _contraction(st: engine.RunStats, err0: np.ndarray) -> np.ndarray:
     """The mean per-step factor (|e_k|/|e₀|)^(1/k) over the k observed steps; 1 where k = 0."""
     k = np.maximum(st.k_obs.astype(np.float64), 1.0)
@@ -237,8 +266,12 @@ class _Finished:
 
     def __init__(self, p: Plan):
         self.plan, self.parts = p, []
-        self.compact = ({"regime": np.empty(p.n, np.int8), "steps_to_tol": np.empty(p.n, np.int32)}
-                        if p.keep == "compact" else None)
+        self.compact = None
+        if p.keep == "compact":
+            self.compact = {"regime": np.empty(p.n, np.int8),
+                            "steps_to_tol": np.empty(p.n, np.int32)}
+            if not isinstance(p.problem, WithOptimum):
+                self.compact["score"] = np.empty(p.n, np.float64)
 
     def add(self, lo: int, hi: int, out) -> None:
         part = finish_slice(self.plan, lo, hi, out)
@@ -268,8 +301,7 @@ def _result(p: Plan, finished: _Finished, sim: engine.Simulation) -> SweepResult
                   engine_path=sim.path)
     arrays = finished.arrays()
     if p.keep == "compact":
-        return SweepResult(regime=on_grid(arrays["regime"]),
-                           steps_to_tol=on_grid(arrays["steps_to_tol"]), **common)
+        return SweepResult(**{k: on_grid(v) for k, v in arrays.items()}, **common)
     snapshot_steps = None
     if p.record_every is not None:
         snapshot_steps = np.arange(0, p.steps + 1, p.record_every)

@@ -11,12 +11,13 @@ import numbers
 from typing import Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gdlab import engine, grids, resources
 from gdlab import optimizers as optimizers_lib
 from gdlab.errors import ArgumentError
-from gdlab.interfaces import WithOptimum
+from gdlab.interfaces import Bindable, Layered, Problem, WithInit, WithOptimum
 
 __all__ = ["DTYPES", "precision"]
 
@@ -77,11 +78,21 @@ def flag(name: str, value: object) -> bool | None:
     return value
 
 
+def bind(problem, w0, over) -> tuple[Problem, object]:
+    """w0 (None: the problem's ``init()``, else 0.0) and a :class:`~gdlab.interfaces.Bindable`
+    problem bound to its layout: (the problem to simulate, w0 as the engine takes it)."""
+    if w0 is None:
+        w0 = problem.init() if isinstance(problem, WithInit) else 0.0
+    if isinstance(problem, Bindable):
+        problem, w0 = problem.bind(w0)
+    return problem, w0
+
+
 def problem_fields(problem: object) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """(fields, param_shape) of a problem value (a gdlab.problems NamedTuple); else
     ArgumentError."""
     ok = (isinstance(problem, tuple) and isinstance(getattr(type(problem), "_fields", None), tuple)
-          and isinstance(problem, WithOptimum))
+          and isinstance(problem, Problem))
     shape = None
     if ok:
         try:
@@ -143,40 +154,62 @@ def simulation(simulation: object, n: int, param_shape: tuple[int, ...]) -> None
                                           f"{param_shape}")
 
 
-def shapes(problem: WithOptimum, fields: tuple[str, ...], param_shape: tuple[int, ...],
+def shapes(problem: Problem, fields: tuple[str, ...], param_shape: tuple[int, ...],
            axes: Mapping[str, np.ndarray], fixed: Mapping[str, np.ndarray],
            dtype: np.dtype) -> None:
-    """The problem's gradient, optimum and curvature fit the parameter (traced, no computation).
+    """The problem's loss is one number and its gradient (and optimum and curvature, when known)
+    fit the parameter (traced, no computation).
 
-    A field of the wrong shape (``x`` an array in a scalar problem) would otherwise surface as a
-    JAX error deep inside the compiled loop.
+    A field of the wrong shape (``x`` an array in a scalar problem), or a user's loss that returns
+    a vector or cannot be differentiated, would otherwise surface as a JAX error deep inside the
+    compiled loop.
     """
     leaf = lambda f: jax.ShapeDtypeStruct((), dtype) if f in axes else jax.ShapeDtypeStruct(
         fixed[f].shape, dtype)
     one = type(problem)(*(leaf(f) for f in fields))
     w = jax.ShapeDtypeStruct(param_shape, dtype)
     name = type(problem).__name__
+    known = isinstance(problem, WithOptimum)
     with precision(dtype.name):
         try:
-            g, opt, lam = jax.eval_shape(lambda p, w: (p.grad(w), p.optimum(), p.curvature()),
-                                         one, w)
+            loss = jax.eval_shape(lambda p, w: p.loss(w), one, w)
+        except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
+            loss, why = None, _why(e)
+        if (loss is not None and isinstance(problem, Bindable)   # a user's loss
+                and (loss.shape != () or not jnp.issubdtype(loss.dtype, jnp.floating))):
+            raise ArgumentError("problem.loss", f"{name}'s loss returns shape {loss.shape} "
+                                                f"({loss.dtype}); a loss must return one real "
+                                                "number, e.g. a sum or a mean")
+        try:
+            g, opt, lam = jax.eval_shape(
+                lambda p, w: (p.grad(w), *((p.optimum(), p.curvature()) if known else (w, w))),
+                one, w)
         except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
             g = opt = lam = None
-            why = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}"
+            why = why if loss is None else _why(e)
+            if loss is not None and isinstance(problem, Bindable):
+                raise ArgumentError("problem.loss", f"{name}'s loss cannot be differentiated by "
+                                                    f"jax.grad ({why})") from None
     if g is not None:
-        fits = (g.shape == param_shape and g.dtype == dtype and lam.shape == ()
-                and np.broadcast_shapes(opt.shape, param_shape) == param_shape)
+        fits = (g.shape == param_shape and g.dtype == dtype and (not known or (
+            lam.shape == () and np.broadcast_shapes(opt.shape, param_shape) == param_shape)))
         if fits:
             return
-        why = (f"its gradient has shape {g.shape} ({g.dtype}), optimum {opt.shape}, curvature "
-               f"{lam.shape}; the parameter is {param_shape} ({dtype.name})")
+        why = (f"its gradient has shape {g.shape} ({g.dtype})" + (
+            f", optimum {opt.shape}, curvature {lam.shape}" if known else "")
+            + f"; the parameter is {param_shape} ({dtype.name})")
     wide = [f for f in fields if f not in axes and fixed[f].ndim > len(param_shape)]
-    if not param_shape and wide:   # a scalar problem: every parameter is a number
-        f = wide[0]
+    if not param_shape and wide and not isinstance(problem, Bindable):
+        f = wide[0]   # a built-in scalar problem: every parameter is a number
         raise ArgumentError(f"problem.{f}", f"shape {fixed[f].shape} does not fit {name}, whose "
                                             "parameters are numbers; give a number (or sweep it "
                                             "with over=)")
-    raise ArgumentError("problem", f"{name} does not fit its parameters: {why}")
+    raise ArgumentError("problem.loss" if isinstance(problem, Bindable) else "problem",
+                        f"{name} does not fit its parameters: {why}")
+
+
+def _why(e: Exception) -> str:
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}"
 
 
 def names(problem: object, optimizer: str, hparams: object, over: object,
@@ -196,24 +229,33 @@ def names(problem: object, optimizer: str, hparams: object, over: object,
                                     "e.g. {'x': [0.5, 1.0]}")
     fields, param_shape = problem_fields(problem)
     hp = dict(spec.defaults)
+    # a layered problem's per-layer step sizes: hyperparameters too (absent: alpha)
+    rates = problem.rate_names if isinstance(problem, Layered) else ()
     for name, value in (hparams or {}).items():
-        if name not in spec.defaults:
-            known = ", ".join(spec.defaults) or "none besides alpha"
+        if name not in spec.defaults and name not in rates:
+            known = ", ".join([*spec.defaults, *rates]) or "none besides alpha"
             raise ArgumentError("hparams", f"{optimizer!r} has no hyperparameter {name!r}; "
                                            f"known: {known}")
         hp[name] = value
     for name, _value in (over or {}).items():
         if name == "alpha":
             raise ArgumentError("over", "'alpha' is swept by the alphas argument")
-        if not isinstance(name, str) or (name not in fields and name not in hp and name != "w0"):
+        if not isinstance(name, str) or (name not in fields and name not in hp
+                                         and name not in rates and name != "w0"):
+            layers = f", a layer's step size ({', '.join(rates)})" if rates else ""
             raise ArgumentError("over", f"{name!r} is not a parameter of {type(problem).__name__} "
-                                        f"({', '.join(fields)}), of {optimizer!r} or 'w0'")
+                                        f"({', '.join(fields)}), of {optimizer!r}{layers} or "
+                                        "'w0'")
+        if name in rates:
+            hp[name] = None   # swept: one value per run
         if name in fields and np.ndim(getattr(problem, name)) != 0:
             raise ArgumentError("over", f"{name!r} is not a number in {type(problem).__name__} "
                                         f"(shape {np.shape(getattr(problem, name))}); only a "
                                         "scalar parameter can be an axis")
-    if recurrence and not (optimizer == "sgd" and param_shape == ()):
-        raise ArgumentError("recurrence", "defined for optimizer 'sgd' on a scalar parameter only")
+    if recurrence and not (optimizer == "sgd" and param_shape == ()
+                           and isinstance(problem, WithOptimum)):
+        raise ArgumentError("recurrence", "defined for optimizer 'sgd' on a scalar parameter "
+                                          "with a known optimum only")
     try:
         optimizers_lib.check_fits(optimizer, param_shape)
     except ValueError as e:

@@ -14,19 +14,21 @@ import math
 from typing import Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from gdlab import _sweep_checks as check
 from gdlab import engine, grids, resources
 from gdlab.errors import ArgumentError
-from gdlab.interfaces import WithOptimum
+from gdlab.interfaces import Problem, WithInit, WithOptimum, WithWorkingSet
 from gdlab.regimes import late_window
 
 __all__ = ["Plan", "EngineOptions", "plan", "default_chunk", "default_unroll", "CPU_BLOCK"]
 
 _DEFAULT_CHUNK_BYTES = 256 * 2**20
 CPU_BLOCK = 4096  # runs whose carried state (~10 arrays) fits in a CPU core's L2 cache
+_CPU_CACHE_BYTES = 2**20
 # lax.scan unroll of XLA's per-step loop on accelerators: the fastest of 1, 4, 8, 16, 32 (0.57, 1.9,
 # 3.2, 3.8, 1.1 × 10¹¹ updates/s with statistics) on an H200, in an earlier GPU run not kept in
 # benchmarks/results/. The H100 runs kept there measured 16 only: 3.6 × 10¹¹ (bench_xla.json).
@@ -112,10 +114,10 @@ class Plan:
 _SIMULATE = object()  # plan(simulation=...) left out: the runs are to be simulated, not finished
 
 
-def plan(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *, w0: ArrayLike = 0.0,
-         steps: int = 200, tol: float = 1.0, optimizer: str = "sgd",
+def plan(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
+         w0: ArrayLike | None = None, steps: int = 200, tol: float = 1.0, optimizer: str = "sgd",
          hparams: Mapping[str, float] | None = None, over: Mapping[str, object] | None = None,
-         dtype: str = "float32", unroll: int | str = "auto",
+         dtype: str | None = None, unroll: int | str = "auto",
          record_every: int | None = None, chunk_size: int | None = None,
          block: int | None | str = "auto", devices: int | str = 1, progress: bool | None = None,
          keep: str = "all", recurrence: bool | None = None, shard: tuple[int, int] | None = None,
@@ -134,6 +136,9 @@ def plan(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *, w0: 
         unroll = default_unroll()
     unroll = check.integer("unroll", unroll, 1, MAX_UNROLL,
                            "compile time grows with the unroll; 16 is the fastest measured")
+    problem, w0 = check.bind(problem, w0, over)
+    if dtype is None:   # a network is simulated in float64 unless asked otherwise
+        dtype = problem.default_dtype if isinstance(problem, WithInit) else "float32"
     np_dtype = np.dtype(check.choice("dtype", dtype, check.DTYPES))
     tol = check.tol(tol, np_dtype)
     if record_every is not None:
@@ -171,12 +176,14 @@ def plan(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *, w0: 
             for name, (arg, v) in specs.items()}
     check.shapes(problem, fields, param_shape, axes, fixed_problem, np_dtype)
     if isinstance(block, str):
-        block = CPU_BLOCK if jax.default_backend() == "cpu" else None
+        block = (cpu_block(problem, param_shape, np_dtype.itemsize)
+                 if jax.default_backend() == "cpu" else None)
     chunk = min(n, chunk_size) if chunk_size else default_chunk(n, np_dtype, param_shape, steps,
                                                                 record_every)
     # The linear contraction factor r = 1 − αλ, against which each step is checked (Q4.3);
     # defined for plain gradient descent on a scalar parameter (not kept in compact mode).
-    linear_scalar = optimizer == "sgd" and param_shape == ()
+    linear_scalar = (optimizer == "sgd" and param_shape == ()
+                     and isinstance(problem, WithOptimum))
     out = Plan(
         problem=problem, fields=fields, param_shape=param_shape, optimizer=optimizer,
         make_optimizer=spec.make, hparam_names=tuple(hp), grid=Grid(axes),
@@ -186,6 +193,24 @@ def plan(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *, w0: 
         runs=runs, engine=EngineOptions(unroll, chunk, block, n_dev, progress))
     _check_geometry(out)
     return out
+
+
+def cpu_block(problem: Problem, param_shape: tuple[int, ...], itemsize: int) -> int:
+    """``block="auto"`` on a CPU: runs whose working set stays in a core's cache for all T steps —
+    ``CPU_BLOCK`` runs of a problem with a known optimum; for a network, as many as keep its
+    activations (points × width per layer, a few copies) within ~1 MiB, at least 8; for another
+    problem judged by its loss at most ``LANES``.
+
+    A problem judged by its loss always runs in blocks of this many runs, whatever the chunk size
+    or device count: XLA's vectorised and scalar transcendental functions (cos, tanh, …) differ in
+    the last bit, and the loss value is fused apart from the gradient, so a batch of another width
+    would change a score's last bit (measured: 62 of 144 network scores with one wide vmap).
+    """
+    if isinstance(problem, WithWorkingSet):
+        return max(8, min(CPU_BLOCK, _CPU_CACHE_BYTES // max(1, problem.run_bytes(itemsize))))
+    if not isinstance(problem, WithOptimum):
+        return max(8, min(engine.LANES, CPU_BLOCK // max(1, math.prod(param_shape))))
+    return CPU_BLOCK
 
 
 def _shared_values(problem, fields, hp, w0, swept, dtype, param_shape):
@@ -202,8 +227,11 @@ def _shared_values(problem, fields, hp, w0, swept, dtype, param_shape):
 
 
 def _check_geometry(p: Plan) -> None:
-    """Every run's optimum and curvature are finite and far enough inside the divergence bound,
-    checked chunk by chunk (bounded memory) before any work."""
+    """Every run's optimum and curvature are finite and far enough inside the divergence bound
+    (judged by the loss: its initial loss is finite and positive), checked chunk by chunk (bounded
+    memory) before any work."""
+    if not isinstance(p.problem, WithOptimum):
+        return _check_initial_loss(p)
     bound = engine.divergence_bound(p.dtype)
     limit = bound / 1e3
     for lo in range(0, p.n, p.engine.chunk):
@@ -229,6 +257,41 @@ def _check_geometry(p: Plan) -> None:
                                 f"|w*| + |w0 − w*| = {(w_abs + err0)[bad][0]:.3g} exceeds "
                                 f"{limit:.3g}, too close to the {p.dtype.name} divergence bound; "
                                 "start nearer the optimum, rescale the problem or use float64")
+
+
+def _check_initial_loss(p: Plan) -> None:
+    """L(w₀) of every run is finite and > 0: the runs are judged by the ratio L_t / L_0."""
+    for lo in range(0, p.n, p.engine.chunk):
+        loss0 = initial_loss(p, lo, min(p.n, lo + p.engine.chunk))
+        bad = ~(np.isfinite(loss0) & (loss0 > 0))
+        if bad.any():
+            arg, at = _blame(p, lo, bad, "w0" if p.fixed_w0 is not None else "over['w0']")
+            raise ArgumentError(arg, f"the initial loss L(w0) = {float(loss0[bad][0])!r}{at}; runs "
+                                     "without a known optimum are judged by L_t/L_0, which needs "
+                                     "a finite L_0 > 0 (give optimum= if it is known, or start "
+                                     "elsewhere)")
+
+
+def initial_loss(p: Plan, lo: int, hi: int) -> np.ndarray:
+    """L(w₀) of runs [lo, hi) in the sweep's dtype, as float64 (one evaluation when nothing that
+    it depends on is swept)."""
+    swept = [f in p.grid.axes for f in p.fields]
+    w_swept = p.fixed_w0 is None
+    with check.precision(p.dtype.name):
+        prob = problem_at(p, lo, hi if (any(swept) or w_swept) else lo + 1)
+        w0 = w0_at(p, lo, hi) if w_swept else p.fixed_w0
+        axes = type(p.problem)(*(0 if b else None for b in swept))
+        fn = _loss_map(type(p.problem), axes, 0 if w_swept else None)
+        loss = np.asarray(fn(prob, jnp.asarray(w0, p.dtype)), np.float64)
+    return np.broadcast_to(loss, (hi - lo,))
+
+
+@functools.lru_cache(maxsize=64)
+def _loss_map(cls: type, axes, w_axis):
+    loss = lambda prob, w: prob.loss(w)
+    if all(a is None for a in axes) and w_axis is None:
+        return jax.jit(loss)
+    return jax.jit(jax.vmap(loss, in_axes=(axes, w_axis)))
 
 
 def _blame(p: Plan, lo, bad, default):

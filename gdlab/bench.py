@@ -12,6 +12,11 @@ reference returns), ``kernel`` (the compiled chunk alone on device-resident inpu
 the device), ``kernel-update`` (the same without statistics), ``update-only`` (end to end without
 statistics) and ``numpy``. Prints one table (variant, N, T, dtype, device, compile s, median run s,
 updates/s, ratio to NumPy, ratio to update-only, peak memory) and writes it as JSON.
+
+``gdlab bench --mlp``: Sohl-Dickstein's trainability map of ``gdlab.problems.mlp()`` (float64),
+gdlab's documented call beside his notebook's code (``gdlab._references.mlp_run``): runs (pairs)
+per second, their ratio, the agreement of the two maps and the fraction of the machine's float64
+matmul peak reached.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Iterator
 
 import jax
 import numpy as np
@@ -35,10 +40,11 @@ import numpy as np
 import gdlab
 from gdlab import engine, resources
 from gdlab._args import EXIT_BAD_INPUT, ArgumentParser
+from gdlab._references import Variant, check_map_fits, mlp_run, time_round_robin
 from gdlab._references import numpy_sweep as numpy_sweep
 from gdlab._sweep import CPU_BLOCK, default_chunk, default_unroll
 
-__all__ = ["numpy_sweep", "main"]
+__all__ = ["numpy_sweep", "main", "format_mlp_table"]
 
 
 def _peak_rss_mib() -> float:
@@ -63,12 +69,6 @@ class BenchmarkError(RuntimeError):
     """The benchmark cannot give figures (the engine disagrees with NumPy, a sub-run failed)."""
 
 
-class _Variant(NamedTuple):
-    n: int                      # runs per call
-    steps: int                  # steps per run
-    once: Callable[[], float]   # one call; returns the seconds it measured
-
-
 def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll: int,
         check: bool = True, devices: int = 1) -> list[dict]:
     """Every variant timed ``repeats`` times, round-robin, so that a noisy machine slows them alike
@@ -83,7 +83,7 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
                 **_kernel_variants(p32, alphas, steps, unroll, block, devices, compile_s),
                 **_engine_variants(p32, alphas, steps, unroll, block, devices, compile_s),
                 "numpy": _numpy_variant(np_alphas, numpy_steps)}
-    times = _time_round_robin(variants, repeats)
+    times = time_round_robin(variants, repeats)
     # engine and gdlab run the same chunk program: it compiled once, in whichever ran first.
     compile_s["engine"] = compile_s["gdlab"] = max(compile_s.get("engine", 0.0),
                                                    compile_s.get("gdlab", 0.0))
@@ -94,17 +94,17 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
     return rows
 
 
-def _sweep_variant(problem, alphas, steps, unroll, devices, compile_s) -> _Variant:
+def _sweep_variant(problem, alphas, steps, unroll, devices, compile_s) -> Variant:
     """gdlab: the whole sweep end to end (chunks, transfers, classification on the host)."""
     def once():
         res = gdlab.sweep(problem, alphas, steps=steps, tol=1.0, unroll=unroll, progress=False,
                           recurrence=False, devices=devices)
         compile_s["gdlab"] = compile_s.get("gdlab", 0.0) + res.compile_s
         return res.run_s
-    return _Variant(len(alphas), steps, once)
+    return Variant(len(alphas), steps, once)
 
 
-def _kernel_variants(p32, alphas, steps, unroll, block, devices, compile_s) -> dict[str, _Variant]:
+def _kernel_variants(p32, alphas, steps, unroll, block, devices, compile_s) -> dict[str, Variant]:
     """The device computation alone: one chunk on device-resident inputs, statistics kept on the
     device (no transfers, no host classification); with and without the statistics. Compiles
     both programs now."""
@@ -118,8 +118,8 @@ def _kernel_variants(p32, alphas, steps, unroll, block, devices, compile_s) -> d
         fn, compile_s[label] = engine.chunk_program(
             *args, make_optimizer=_sgd(), steps=steps, unroll=unroll, block=block,
             batched_fields=frozenset({"alpha"}), statistics=stats, devices=devices)
-        variants[label] = _Variant(nk, steps, functools.partial(_time_kernel, fn,
-                                                                jax.device_put(args)))
+        variants[label] = Variant(nk, steps, functools.partial(_time_kernel, fn,
+                                                               jax.device_put(args)))
     return variants
 
 
@@ -132,7 +132,7 @@ def _time_kernel(fn, args) -> float:
     return time.perf_counter() - t0
 
 
-def _engine_variants(p32, alphas, steps, unroll, block, devices, compile_s) -> dict[str, _Variant]:
+def _engine_variants(p32, alphas, steps, unroll, block, devices, compile_s) -> dict[str, Variant]:
     """The engine end to end (chunks, transfers, statistics as host arrays: what NumPy returns), and
     the floor: the same optax step and freeze with the statistics switched off."""
     n = len(alphas)
@@ -146,33 +146,22 @@ def _engine_variants(p32, alphas, steps, unroll, block, devices, compile_s) -> d
                                   statistics=stats, devices=devices)
             compile_s[label] = compile_s.get(label, 0.0) + sim.compile_s
             return sim.run_s
-        return _Variant(n, steps, once)
+        return Variant(n, steps, once)
     return {"engine": simulate("engine", True), "update-only": simulate("update-only", False)}
 
 
-def _numpy_variant(alphas, steps) -> _Variant:
+def _numpy_variant(alphas, steps) -> Variant:
     """NumPy, vectorised over α, same statistics."""
     def once():
         t0 = time.perf_counter()
         numpy_sweep(alphas, 1.0, 100.0, 0.0, steps, 1.0, recurrence=False)
         return time.perf_counter() - t0
-    return _Variant(len(alphas), steps, once)
+    return Variant(len(alphas), steps, once)
 
 
 def _sgd():
     """Gradient descent as the engine takes it: optax.sgd built from a traced α."""
     return gdlab.optimizers.get("sgd").make
-
-
-def _time_round_robin(variants: dict[str, _Variant], repeats: int) -> dict[str, list[float]]:
-    """One untimed call of each variant (compiles), then ``repeats`` rounds of one call each."""
-    for variant in variants.values():
-        variant.once()
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(repeats):
-        for name, variant in variants.items():
-            times[name].append(variant.once())
-    return times
 
 
 def _rows(variants, times, compile_s, devices) -> list[dict]:
@@ -249,11 +238,46 @@ def memory_curve(ns: list[int], steps: int) -> list[dict]:
     return rows
 
 
+def _checked(rows: list[dict]) -> list[dict]:
+    """``mlp_run``'s rows, unless the maps differ on more than 5 % of the pairs other than by the
+    freeze at a loss ratio of 10⁶ (BenchmarkError: figures withheld)."""
+    r = rows[0]
+    if r["differ_other"] > 0.05 * r["pairs"]:
+        raise BenchmarkError(f"gdlab and the notebook classify {r['differ_other']} of "
+                             f"{r['pairs']} pairs differently: figures withheld")
+    return rows
+
+
+def format_mlp_table(rows: list[dict]) -> str:
+    """The rows of :func:`mlp_run` as the printed table (runs are (lr1, lr2) pairs)."""
+    r0 = rows[0]
+    head = (f"{'variant':<12} {'N pairs':>9} {'T':>6} {'dtype':<8} {'compile s':>9} "
+            f"{'median s':>9} {'runs/s':>9} {'×notebook':>9} {'agree':>13} {'of peak':>8}")
+    lines = [f"float64 matmul peak {r0['peak_gflops']:.1f} GFLOP/s; "
+             f"{r0['flops_per_run_step']} flops per run-step; {r0['device']}", head,
+             "-" * len(head)]
+    for r in rows:
+        agree = f"{r['agree']}/{r['pairs']}"
+        lines.append(f"{r['variant']:<12} {r['N']:>9} {r['T']:>6} {r['dtype']:<8} "
+                     f"{r['compile_s']:>9.3f} {r['median_run_s']:>9.3f} {r['runs_per_s']:>9.4g} "
+                     f"{r['ratio_to_notebook']:>9.2f} {agree:>13} "
+                     f"{100 * r['peak_fraction']:>7.1f}%")
+    lines.append(f"differing pairs: {r0['pairs'] - r0['agree']} (at the boundary, where one "
+                 f"rounding decides: the notebook's own map moves on about as many when the rates "
+                 f"move by one ulp; {r0['differ_blowup']} of them passed a loss ratio of 10⁶); max "
+                 f"relative score difference where they agree: "
+                 f"{r0['score_rel_diff_converged']:.2g} (converged), "
+                 f"{r0['score_rel_diff_not_converged']:.2g} (not)")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``gdlab bench`` with ``argv``; returns the exit status: 0, 2 for input refused before any
     work (one line on stderr), 1 when the benchmark gives no figures. As for every ``gdlab``
     command, argparse's own refusals and ``--help`` exit through SystemExit."""
     a = _parser().parse_args(argv)
+    if a.steps is None:   # the notebook's reference costs the same per step at any T
+        a.steps = 100 if a.mlp and jax.default_backend() == "cpu" else 1000
     error = _input_error(a)
     if error is not None:
         print(f"gdlab bench: error: {error}", file=sys.stderr)
@@ -271,7 +295,8 @@ def _parser() -> ArgumentParser:
     gpu = jax.default_backend() != "cpu"
     p.add_argument("--n", type=int, default=10_000_000 if gpu else 1_000_000,
                    help="step sizes (default 10⁶ on CPU, 10⁷ on an accelerator)")
-    p.add_argument("--steps", type=int, default=1000, help="steps per run (default 1000)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps per run (default 1000; with --mlp on a CPU 100)")
     p.add_argument("--numpy-n", type=int, default=None,
                    help="NumPy step sizes (default: --n, at most 10⁶)")
     p.add_argument("--numpy-steps", type=int, default=100, help="NumPy steps (default 100)")
@@ -290,25 +315,42 @@ def _parser() -> ArgumentParser:
                    help="compact sweeps for N = 10³ … --max-n, each in its own process: time and "
                         "peak RSS vs N")
     p.add_argument("--max-n", type=int, default=100_000_000, help="largest N of the memory curve")
+    p.add_argument("--mlp", action="store_true",
+                   help="Sohl-Dickstein's trainability map of gdlab.problems.mlp() (float64), "
+                        "gdlab's documented call against his notebook's code, on --grid² pairs")
+    p.add_argument("--grid", type=int, default=64, help="--mlp: lr pairs per side (default 64)")
+    p.add_argument("--ref-grid", type=int, default=None,
+                   help="--mlp: the notebook's pairs per side (default --grid; its runs/s hardly "
+                        "depend on it beyond its chunk)")
+    p.add_argument("--ref-chunk", type=int, default=50_000,
+                   help="--mlp: the notebook's configurations per batch (default 50 000, his)")
+    p.add_argument("--peak-size", type=int, default=2048,
+                   help="--mlp: matrix size of the float64 matmul peak (default 2048)")
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     return p
 
 
 _MAXIMA = {"steps": resources.MAX_STEPS, "numpy_steps": resources.MAX_STEPS, "unroll": 1024,
-           "repeats": 1000}
+           "repeats": 1000, "peak_size": 16384}   # 16384²: three float64 matrices of 2 GiB
 
 
 def _input_error(a: argparse.Namespace) -> str | None:
     """Why the options are refused (every number, the memory, the --json directory), or None."""
-    for name in ("n", "steps", "numpy_n", "numpy_steps", "repeats", "unroll", "max_n"):
+    for name in ("n", "steps", "numpy_n", "numpy_steps", "repeats", "unroll", "max_n", "grid",
+                 "ref_grid", "ref_chunk", "peak_size"):
         if getattr(a, name) is not None and getattr(a, name) < 1:
             return f"--{name.replace('_', '-')} {getattr(a, name)} must be >= 1"
     for name, top in _MAXIMA.items():
         if getattr(a, name) > top:
             return f"--{name.replace('_', '-')} {getattr(a, name)} must be <= {top}"
+    if a.mlp and a.memory_curve:
+        return "--mlp and --memory-curve are separate benchmarks; give one"
     try:
-        resources.check_fits(resources.sweep_bytes(a.n) + 200 * _numpy_n(a), argument="--n",
-                             what=f"a benchmark of {a.n} runs", fix="give a smaller --n")
+        if a.mlp:
+            check_map_fits(a.grid, a.ref_grid or a.grid, a.ref_chunk, a.steps)
+        else:
+            resources.check_fits(resources.sweep_bytes(a.n) + 200 * _numpy_n(a), argument="--n",
+                                 what=f"a benchmark of {a.n} runs", fix="give a smaller --n")
         if a.memory_curve:
             resources.check_fits(resources.sweep_bytes(a.max_n, keep="compact"),
                                  argument="--max-n", what=f"a compact sweep of {a.max_n} runs",
@@ -346,12 +388,17 @@ def _main_table(a: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         with _fast_path(a.fast_path):
-            rows = run(a.n, a.steps, _numpy_n(a), a.numpy_steps, a.repeats, a.unroll,
-                       devices=devices)
+            if a.mlp:
+                rows = _checked(mlp_run(a.grid, a.steps, a.repeats, ref_grid=a.ref_grid,
+                                        ref_chunk=a.ref_chunk, devices=devices,
+                                        peak_size=a.peak_size))
+            else:
+                rows = run(a.n, a.steps, _numpy_n(a), a.numpy_steps, a.repeats, a.unroll,
+                           devices=devices)
     except BenchmarkError as e:
         print(f"gdlab bench: {e}", file=sys.stderr)
         return 1
-    print(format_table(rows))
+    print(format_mlp_table(rows) if a.mlp else format_table(rows))
     _write_json(a.json, rows)
     return 0
 

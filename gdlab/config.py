@@ -61,6 +61,7 @@ class SweepConfig:
     max_period: int = 64             # longest cycle looked for
     devices: int | str = 1           # "all" or a count: the run axis is split over devices
     shard: tuple[int, int] | None = None  # (i, n): simulate only slice i of n, for `gdlab merge`
+    zoom: Any = None                 # sections.ZoomSection: a zoom series of the 2-D map
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +77,7 @@ class GradientsConfig:
     resolved: dict[str, Any]
 
 
-_SWEEP_SECTIONS = ("problem", "optimizer", "sweep", "run", "report")
+_SWEEP_SECTIONS = ("problem", "optimizer", "sweep", "run", "report", "zoom")
 
 
 def load(path: str | Path, overrides: Iterable[str] = ()) -> SweepConfig | GradientsConfig:
@@ -102,13 +103,15 @@ def _sweep(v: Validator, table: dict) -> SweepConfig:
     problem = sections.problem_table(v, table)
     optimizer = sections.optimizer_table(v, table, problem)
     sweep = sections.sweep_table(v, table, problem, optimizer)
-    run = sections.run_table(v, table)
+    run = sections.run_table(v, table, problem)
     report = sections.report_table(v, table, run.steps, problem.value)
+    zoom = sections.zoom_table(v, table, sweep.axes) if "zoom" in table else None
     w0 = problem.w0
     resolved = {
-        "problem": {"name": problem.name,
+        "problem": {"name": problem.name, **problem.extra,
                     **{k: x for k, x in problem.params.items() if x is not None},
-                    "w0": list(w0) if isinstance(w0, tuple) else w0},
+                    **({} if w0 is None or "w0" in problem.extra
+                       else {"w0": list(w0) if isinstance(w0, tuple) else w0})},
         "optimizer": {"name": optimizer.name, **optimizer.hparams},
         "sweep": sweep.specs | ({"shard": f"{sweep.shard[0]}/{sweep.shard[1]}"}
                                 if sweep.shard else {}),
@@ -118,6 +121,8 @@ def _sweep(v: Validator, table: dict) -> SweepConfig:
         "report": {"trajectories": list(report.trajectories),
                    "table_steps": report.table_steps, "orbit_window": report.orbit_window,
                    "max_period": report.max_period},
+        **({"zoom": {"center": list(zoom.center), "frames": zoom.frames,
+                     "factor": zoom.factor}} if zoom else {}),
     }
     return SweepConfig(
         path=v.where, problem=problem.name, problem_params=problem.params, w0=w0,
@@ -126,7 +131,7 @@ def _sweep(v: Validator, table: dict) -> SweepConfig:
         chunk_size=run.chunk_size, trajectories=report.trajectories,
         table_steps=report.table_steps, resolved=resolved, problem_value=problem.value,
         orbit_window=report.orbit_window, max_period=report.max_period, devices=run.devices,
-        shard=sweep.shard)
+        shard=sweep.shard, zoom=zoom)
 
 
 def _gradients(v: Validator, table: dict) -> GradientsConfig:

@@ -12,6 +12,18 @@ problem with that field holding one value per run. The interfaces nest:
   changes the engine counts one by one.
 * :class:`WithHessian` — ``hessian(w)`` in closed form (else ``jax.grad`` of the gradient is used).
 
+A problem without :class:`WithOptimum` (a user's loss, a network) is judged by its loss: the ratio
+L_t/L_0 (``gdlab.engine``, ``gdlab.regimes``). Three more capabilities are independent of these:
+
+* :class:`Bindable` — ``bind(w0)``: the parameter's layout comes from w0 (any pytree); returns the
+  problem for that layout and w0 as the flat vector the engine steps (``gdlab.custom``).
+* :class:`WithInit` — ``init()``: the w0 every run starts from when the sweep is given none, and
+  ``default_dtype`` (a network is simulated in float64 unless asked otherwise).
+* :class:`Layered` — ``rate_names`` and ``step_sizes(alpha, rates)``: each layer its own step size,
+  hyperparameters ``alpha`` (layer 1), ``alpha_2``, … (``gdlab.networks``).
+* :class:`WithWorkingSet` — ``run_bytes(itemsize)``: memory one run touches per step (a network's
+  activations), from which the CPU engine sizes its cache-resident blocks of runs.
+
 The methods are written for JAX arrays, traced under ``jit``; on the host ``optimum``,
 ``curvature`` and ``eigenvalues`` are also called on a problem whose fields are NumPy arrays.
 """
@@ -23,7 +35,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import jax.numpy as jnp
 
-__all__ = ["Problem", "WithOptimum", "Linear", "Modal", "WithHessian"]
+__all__ = ["Problem", "WithOptimum", "Linear", "Modal", "WithHessian", "Bindable", "WithInit",
+           "Layered", "WithWorkingSet", "studied_as_map"]
 
 
 @runtime_checkable
@@ -55,3 +68,34 @@ class Modal(Linear, Protocol):
 @runtime_checkable
 class WithHessian(Problem, Protocol):
     def hessian(self, w: jnp.ndarray) -> jnp.ndarray: ...
+
+
+@runtime_checkable
+class Bindable(Protocol):
+    def bind(self, w0: object) -> tuple[Problem, object]: ...
+
+
+@runtime_checkable
+class WithInit(Protocol):
+    default_dtype: str
+
+    def init(self) -> jnp.ndarray: ...
+
+
+@runtime_checkable
+class Layered(Protocol):
+    rate_names: tuple[str, ...]
+
+    def step_sizes(self, alpha: jnp.ndarray, rates: dict) -> jnp.ndarray: ...
+
+
+@runtime_checkable
+class WithWorkingSet(Protocol):
+    def run_bytes(self, itemsize: int) -> int: ...
+
+
+def studied_as_map(problem: object) -> bool:
+    """Whether a config's problem is studied as a regime map of its sweep: a quadratic (closed
+    forms to check it against) or a problem judged by its loss (no optimum); the other
+    non-quadratic losses are studied through their orbits (``gdlab.orbit_study``)."""
+    return isinstance(problem, Linear) or not isinstance(problem, WithOptimum)

@@ -10,6 +10,10 @@ Every problem provides
 * ``optimum()`` — w*, and ``curvature()`` — λ_max of the Hessian, from which theory gives the
   gradient-descent threshold α < 2/λ_max;
 * ``param_shape`` — the shape of w (``()`` for a scalar parameter).
+
+Beyond the catalogue: ``custom(loss, optimum=None, **params)`` makes a problem of any
+differentiable loss (:mod:`gdlab.custom`), and ``mlp(...)`` is Sohl-Dickstein's network
+(:mod:`gdlab.networks`); without a known optimum both are judged by their loss.
 """
 
 from __future__ import annotations
@@ -18,14 +22,16 @@ from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
-from gdlab import quadratics
+from gdlab import networks, quadratics
 from gdlab._naming import did_you_mean
+from gdlab.custom import CustomProblem, custom
 from gdlab.errors import ArgumentError
+from gdlab.networks import MLP, mlp
 from gdlab.quadratics import LinearRegression, Quadratic, linear_regression, quadratic
 
-__all__ = ["ScalarRegression", "scalar_regression", "Quadratic", "quadratic", "LinearRegression",
-           "linear_regression", "DoubleWell", "double_well", "PROBLEMS", "ProblemSpec", "Param",
-           "get"]
+__all__ = ["custom", "CustomProblem", "mlp", "MLP", "ScalarRegression", "scalar_regression",
+           "Quadratic", "quadratic", "LinearRegression", "linear_regression", "DoubleWell",
+           "double_well", "PROBLEMS", "ProblemSpec", "Param", "get"]
 
 
 class ScalarRegression(NamedTuple):
@@ -67,10 +73,11 @@ class Param(NamedTuple):
     """One config key of a problem: its default, its kind, and whether it can be a sweep axis."""
 
     default: object
-    kind: str = "float"      # "float" | "int" | "vector" | "matrix"
+    kind: str = "float"      # "float" | "int" | "vector" | "matrix" | "choice"
     sweepable: bool = False
     nonzero: bool = False    # 0 is not allowed (e.g. x: the optimum y/x would not exist)
     positive: bool = False
+    choices: tuple[str, ...] = ()   # kind "choice": the allowed names
 
 
 class DoubleWell(NamedTuple):
@@ -164,6 +171,20 @@ PROBLEMS: dict[str, ProblemSpec] = {
         size=lambda m, d, X=None, **_: (
             (4 * 8 * (len(X) * len(X[0]) + len(X[0]) ** 2), "problem.X") if X is not None
             else (4 * 8 * (m * d + d * d), "problem.m" if m >= d else "problem.d")),
+    ),
+    "mlp": ProblemSpec(
+        make=mlp,
+        params={"width": Param(16, "int", positive=True), "depth": Param(1, "int", positive=True),
+                "nonlinearity": Param("tanh", "choice", choices=networks.NONLINEARITIES),
+                "parameterization": Param("mean_field", "choice",
+                                          choices=networks.PARAMETERIZATIONS),
+                "points": Param(None, "int", positive=True), "seed": Param(0, "int")},
+        summary="Sohl-Dickstein's network: depth × width tanh/relu/identity MLP, MSE on random "
+                "data (no known optimum: judged by the loss; float64)",
+        # the data, weights and one run's working set, float64
+        size=lambda width, depth, points=None, **_: (
+            8 * ((points or (depth + 1) * width * width) * width * 4
+                 + (depth + 1) * width * width), "problem.width"),
     ),
 }
 

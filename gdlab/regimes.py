@@ -18,7 +18,9 @@ stalled                r = 1       α = 0
 =====================  ==========  ===========================================
 
 Non-quadratic losses add ``periodic`` (an attracting cycle of period p ≥ 2) and ``chaotic``
-(bounded, no period, positive Lyapunov exponent).
+(bounded, no period, positive Lyapunov exponent). A loss without a known optimum (a network) is
+judged by its loss ratios ρ_t = L_t/L_0 instead (:func:`judge_by_loss`): ``converged``, ``diverged``
+or ``undecided``, with Sohl-Dickstein's (2024) continuous trainability score (:func:`score`).
 
 The decisions are made here, once: :func:`decide` maps what a run's error did (grew, shrank or
 neither; changed sign or not) to a regime, and :func:`decide_orbit` maps the period and Lyapunov
@@ -40,8 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = ["Regime", "REGIME_NAMES", "REGIME_INFO", "RegimeInfo", "classify", "decide",
-           "late_window",
-           "decide_orbit", "growth_band"]
+           "late_window", "decide_orbit", "growth_band", "judge_by_loss", "score"]
 
 
 class Regime(enum.IntEnum):
@@ -53,6 +54,9 @@ class Regime(enum.IntEnum):
     STALLED = 5
     PERIODIC = 6
     CHAOTIC = 7
+    CONVERGED = 8
+    DIVERGED = 9
+    UNDECIDED = 10
 
 
 class RegimeInfo(NamedTuple):
@@ -79,6 +83,16 @@ REGIME_INFO: dict[Regime, RegimeInfo] = {
         "#1f78b4"),
     Regime.CHAOTIC: RegimeInfo(
         "chaotic", "non-quadratic loss: bounded, aperiodic, positive Lyapunov exponent", "#6a3d9a"),
+    Regime.CONVERGED: RegimeInfo(
+        "converged", "no known optimum: mean loss ratio L_t/L_0 over the last 20 steps below 1",
+        "#2166ac"),
+    Regime.DIVERGED: RegimeInfo(
+        "diverged", "no known optimum: the loss blew up (L_t/L_0 beyond the float range's "
+        "square root, or not finite)",
+        "#b2182b"),
+    Regime.UNDECIDED: RegimeInfo(
+        "undecided", "no known optimum: neither converged nor blew up within the horizon",
+        "#f4a582"),
 }
 
 REGIME_NAMES: tuple[str, ...] = tuple(REGIME_INFO[r].name for r in Regime)
@@ -177,3 +191,24 @@ def classify(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, err0: Array
     # Started at the optimum (within rounding): nothing to observe, the run is converged.
     return decide(grows, ~grows & (log_g < -band), np.asarray(flips) > 0,
                   np.asarray(err0) <= floor)
+
+
+def judge_by_loss(frozen: ArrayLike, last_mean: ArrayLike) -> np.ndarray:
+    """The regime (int8) of runs judged by their loss ratios ρ_t = L_t/L_0.
+
+    ``diverged``: the loss blew up (the run was frozen); ``converged``: the mean of the last
+    (clipped) ratios, ``last_mean``, is below 1 — Sohl-Dickstein's criterion, so the regime and the
+    sign of :func:`score` always agree; ``undecided``: neither within the horizon.
+    """
+    frozen = np.asarray(frozen, bool)
+    converged = ~frozen & (np.asarray(last_mean) < 1)
+    return np.where(frozen, Regime.DIVERGED,
+                    np.where(converged, Regime.CONVERGED, Regime.UNDECIDED)).astype(np.int8)
+
+
+def score(ratio_sum: ArrayLike, inv_sum: ArrayLike, last_mean: ArrayLike) -> np.ndarray:
+    """Sohl-Dickstein's trainability score from the clipped ratios ρ_0 … ρ_{T−1}: −Σρ_t where the
+    mean of the last 20 is below 1 (trained: the more negative, the slower), else Σ1/ρ_t (not
+    trained: the larger, the later it blew up). The sign is the trainability boundary."""
+    return np.where(np.asarray(last_mean) < 1, -np.asarray(ratio_sum, np.float64),
+                    np.asarray(inv_sum, np.float64))

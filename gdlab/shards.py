@@ -9,9 +9,9 @@ to see another, so this works across hosts with nothing but a shared (or copied)
 
 Merge trusts nothing it reads: each shard.json key is type- and range-checked and its config
 validated again, and each array of shard.npz must be whole, have the dtype and shape the config
-implies, and hold only values the engine can produce (``_ARRAYS``). A bad shard is one GdlabError
-line naming the directory, the file, the key or array (with an index and value) and the fix, raised
-before anything is written.
+implies, and hold only values the engine can produce (``_DISTANCE``, ``_BY_LOSS``). A bad shard
+is one GdlabError line naming the directory, the file, the key or array (with an index and value)
+and the fix, raised before anything is written.
 """
 
 from __future__ import annotations
@@ -30,17 +30,16 @@ import numpy as np
 from gdlab import config as config_lib
 from gdlab import engine, rundir
 from gdlab.errors import GdlabError
-from gdlab.interfaces import Linear, Modal
+from gdlab.interfaces import Modal, WithOptimum, studied_as_map
 
 __all__ = ["write_shard", "merge"]
-
-_FIELDS = engine.RunStats._fields
 
 
 def write_shard(cfg: config_lib.SweepConfig, out: Path, sim: engine.Simulation, *,
                 overwrite: bool, environment: dict, log: Callable[[str], None] = print) -> dict:
     """Write shard ``cfg.shard`` = (i, n) of a sweep into ``out``: the engine's raw per-run
-    statistics of its runs (shard.npz, see ``_ARRAYS``) and the resolved config with the timings
+    statistics of its runs (shard.npz, see ``_DISTANCE`` or ``_BY_LOSS``) and the resolved config
+    with the timings
     and ``environment`` (shard.json); return shard.json's content."""
     i, n = cfg.shard
     arrays = {"w_final": np.asarray(sim.w_final)}
@@ -73,7 +72,7 @@ class _Spec(NamedTuple):
 
 
 _INF = float("inf")
-_ARRAYS = {   # every array write_shard writes
+_DISTANCE = {   # every array write_shard writes for a problem with a known optimum
     "w_final": _Spec("float", -_INF, _INF, tail=("w",)),
     "stats_t_freeze": _Spec("int", 1, "T", also=-1),
     "stats_steps_to_tol": _Spec("int", -1, "T"),
@@ -86,6 +85,26 @@ _ARRAYS = {   # every array write_shard writes
     "stats_mode_flips": _Spec("int", 0, "T", tail=("w",)),   # exactly when the problem has modes
     "snapshots": _Spec("float", -_INF, _INF, tail=(None, "w")),  # in every shard or in none
 }
+_BY_LOSS = {   # … and for one judged by its loss (engine.LossStats)
+    "w_final": _Spec("float", -_INF, _INF, tail=("w",)),
+    "stats_t_freeze": _Spec("int", 0, "T", also=-1),
+    "stats_steps_to_tol": _Spec("int", -1, "T"),
+    "stats_ratio_sum": _Spec("float", -_INF, _INF),
+    "stats_inv_sum": _Spec("float", -_INF, _INF),
+    "stats_last_sum": _Spec("float", -_INF, _INF),
+    "stats_final_ratio": _Spec("float", -_INF, _INF),
+    "stats_min_ratio": _Spec("float", -_INF, _INF),
+    "snapshots": _Spec("float", -_INF, _INF, tail=(None, "w")),
+}
+
+
+def _arrays_of(problem) -> dict[str, _Spec]:
+    """The arrays of a shard of ``problem``: its statistics are judged by distance or by loss."""
+    return _DISTANCE if isinstance(problem, WithOptimum) else _BY_LOSS
+
+
+def _stats_type(problem) -> type:
+    return engine.RunStats if isinstance(problem, WithOptimum) else engine.LossStats
 # shard.json: key → (accepted types, what it must be).
 _META = {"config_path": ((str,), "a string (the config's path)"),
          "config": ((dict,), "an object (the resolved config)"),
@@ -99,7 +118,7 @@ _NPZ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, Me
 
 
 class _Shard(NamedTuple):
-    """One validated shard: its directory, config, index i of n, and arrays (per ``_ARRAYS``)."""
+    """One validated shard: its directory, config, index i of n, and arrays (``_arrays_of``)."""
 
     directory: str
     cfg: config_lib.SweepConfig
@@ -187,8 +206,9 @@ def _check_meta(directory: Path, meta: dict) -> tuple:
         cfg = config_lib.from_table(meta["config"], meta["config_path"])
     except ValueError as e:
         fail("config", str(e), spec)
-    if not isinstance(cfg, config_lib.SweepConfig) or not isinstance(cfg.problem_value, Linear):
-        fail("config", "not a quadratic sweep config; only those are sharded", spec)
+    if not isinstance(cfg, config_lib.SweepConfig) or not studied_as_map(cfg.problem_value):
+        fail("config", "not a quadratic or loss-judged sweep config; only those are sharded",
+             spec)
     if cfg.shard != (i, n):
         fail("config", f"sweep.shard = {cfg.resolved['sweep'].get('shard')!r} disagrees with "
                        f"shard = [{i}, {n}]", spec)
@@ -231,12 +251,14 @@ def _allowed(s: _Spec, steps: int) -> str:
 
 
 def _check_arrays(directory: Path, arrays: dict, cfg, runs: int, spec: str) -> None:
-    """Check shard.npz against ``_ARRAYS``: every required array present (stats_mode_flips exactly
-    when the problem has eigen-modes, snapshots optional) and no other; each array's dtype, its
-    shape (runs, *tail) and its values; name the first offending array and an index and value."""
+    """Check shard.npz against ``_arrays_of(problem)``: every array present (stats_mode_flips
+    exactly when the problem has eigen-modes, snapshots optional) and no other; each array's
+    dtype, its shape (runs, *tail) and its values; name the first offending array and an index
+    and value."""
     fail = lambda problem: _fail(directory, "shard.npz", problem, spec)
     problem = cfg.problem_value
-    expected = [k for k in _ARRAYS if k != "stats_mode_flips" or isinstance(problem, Modal)]
+    specs = _arrays_of(problem)
+    expected = [k for k in specs if k != "stats_mode_flips" or isinstance(problem, Modal)]
     for name in expected:
         if name not in arrays and name != "snapshots":
             fail(f"array {name} is missing")
@@ -244,7 +266,7 @@ def _check_arrays(directory: Path, arrays: dict, cfg, runs: int, spec: str) -> N
         if name not in expected:
             fail(f"unexpected array {name!r}; a shard of this config holds {', '.join(expected)}")
     w_shape = tuple(problem.param_shape)
-    for name, s in _ARRAYS.items():
+    for name, s in specs.items():
         if name not in arrays:
             continue
         a = arrays[name]
@@ -326,7 +348,8 @@ def merge(directories: list[str]) -> tuple[config_lib.SweepConfig, engine.Simula
     parts = _check_together([_load(d) for d in directories])
     cat = lambda key: (np.concatenate([p.arrays[key] for p in parts]) if key in parts[0].arrays
                        else None)
-    stats = engine.RunStats(**{k: cat(f"stats_{k}") for k in _FIELDS})
+    stats_type = _stats_type(parts[0].cfg.problem_value)
+    stats = stats_type(**{k: cat(f"stats_{k}") for k in stats_type._fields})
     sim = engine.Simulation(cat("w_final"), stats, cat("snapshots"),
                             sum(p.compile_s for p in parts), sum(p.run_s for p in parts),
                             path="merged shards")

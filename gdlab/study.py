@@ -15,12 +15,23 @@ import jax
 import numpy as np
 
 import gdlab
-from gdlab import boundary, plots, quadratics, report, resources, rundir, stability, theory
+from gdlab import (
+    boundary,
+    plots,
+    quadratics,
+    report,
+    resources,
+    rundir,
+    stability,
+    theory,
+    trainability,
+    zoom,
+)
 from gdlab._study_log import closing_lines, summary_lines
 from gdlab._sweep import SweepResult, finish_sweep, simulate_shard
 from gdlab.config import ConfigError, SweepConfig
 from gdlab.engine import Simulation
-from gdlab.interfaces import Linear
+from gdlab.interfaces import Linear, WithOptimum, studied_as_map
 from gdlab.orbit_study import run_orbit_study
 from gdlab.regimes import REGIME_NAMES
 from gdlab.shards import write_shard
@@ -80,10 +91,10 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     t_start = time.perf_counter()
     rundir.check_target(out, overwrite)
     problem = cfg.problem_value
-    if cfg.shard is not None and not isinstance(problem, Linear):
-        raise ConfigError(f"{cfg.path}: sweep.shard: sharding is supported for quadratic sweeps, "
-                         "not for orbit studies of non-quadratic losses")
-    if not isinstance(problem, Linear):  # not a quadratic: study the orbits instead
+    if cfg.shard is not None and not studied_as_map(problem):
+        raise ConfigError(f"{cfg.path}: sweep.shard: sharding is supported for quadratic and "
+                         "loss-judged sweeps, not for orbit studies of non-quadratic losses")
+    if not studied_as_map(problem):  # a non-quadratic loss with an optimum: study the orbits
         return run_orbit_study(cfg, out, overwrite=overwrite, progress=progress, log=log,
                                environment=environment())
     plan = _plan(cfg, log)
@@ -95,7 +106,10 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     th = _theory(cfg, res, plan.keep)
     found = _bisect(cfg, res)
     summary = _summary(cfg, res, plan.keep, th, found)
-    _write(out, overwrite, cfg, res, th, traj, summary, t_start=t_start, log=log)
+    zs = _zoom(cfg, progress) if cfg.zoom is not None else None
+    if zs is not None:
+        summary["zoom"] = zs.summary()
+    _write(out, overwrite, cfg, res, th, traj, summary, zs, t_start=t_start, log=log)
     return summary
 
 
@@ -159,7 +173,8 @@ def _simulate(cfg: SweepConfig, plan: _Plan, progress: bool | None,
 def _theory(cfg: SweepConfig, res: SweepResult, keep: str) -> _Theory:
     """Predictions of the closed forms for a linear optimizer, and the closed-form edges in α
     where every run of a 1-D sweep shares one curvature λ."""
-    linear = cfg.optimizer in stability.LINEAR_OPTIMIZERS and keep == "all"
+    linear = (cfg.optimizer in stability.LINEAR_OPTIMIZERS and keep == "all"
+              and isinstance(cfg.problem_value, Linear))
     lam = res.curvature
     const_lam = float(lam.ravel()[0]) if lam is not None and np.ptp(lam) == 0 else None
     edges = {}
@@ -206,6 +221,8 @@ def _summary(cfg: SweepConfig, res: SweepResult, keep: str, th: _Theory,
         summary["spectrum"] = spectrum
     if th.pred is not None:
         summary.update(_theory_summary(cfg, res, th))
+    if not isinstance(cfg.problem_value, WithOptimum):
+        summary["trainability"] = trainability.summary(res)
     if found is not None:
         summary["boundaries"] = {"bisected": [b.as_dict() for b in found],
                                  "closed_form": th.edges,
@@ -249,8 +266,17 @@ def _theory_summary(cfg: SweepConfig, res: SweepResult, th: _Theory) -> dict:
     return out
 
 
+def _zoom(cfg: SweepConfig, progress: bool | None) -> zoom.ZoomSeries:
+    """The zoom series of ``[zoom]``: the map again on windows shrinking around its center."""
+    (_, alpha), (other, values) = cfg.axes.items()
+    return zoom.series(cfg.problem_value, alpha, other, values, cfg.zoom.center,
+                       frames=cfg.zoom.frames, factor=cfg.zoom.factor, chunk_size=cfg.chunk_size,
+                       devices=cfg.devices, progress=progress, **_common(cfg))
+
+
 def _write(out: Path, overwrite: bool, cfg: SweepConfig, res: SweepResult, th: _Theory,
-           traj: SweepResult | None, summary: dict, *, t_start: float,
+           traj: SweepResult | None, summary: dict, zs: zoom.ZoomSeries | None, *,
+           t_start: float,
            log: Callable[[str], None]) -> None:
     """results.npz, summary.json (with its timings and files) and the plots, then the log."""
     lines = summary_lines(cfg, res, traj, summary)
@@ -259,12 +285,17 @@ def _write(out: Path, overwrite: bool, cfg: SweepConfig, res: SweepResult, th: _
 
     def contents(tmp: Path) -> rundir.RunFiles:
         files = _plots(tmp, res, th, traj, cfg)
+        extra = {}
+        if zs is not None:
+            files += plots.save(zoom.frames_figure(zs), tmp, "zoom_frames")
+            extra["zoom.npz"] = {"x": zs.x, "y": zs.y, "regime": zs.regime,
+                                 **({"score": zs.score} if zs.score is not None else {})}
         summary["timings"] = {"compile_s": res.compile_s, "run_s": res.run_s,
                               "updates_per_s": res.updates_per_s,
                               "plot_s": time.perf_counter() - t_plot,
                               "total_s": time.perf_counter() - t_start}
-        summary["files"] = ["results.npz", "summary.json", *files]
-        return rundir.RunFiles({"results.npz": arrays, "summary.json": summary},
+        summary["files"] = ["results.npz", "summary.json", *extra, *files]
+        return rundir.RunFiles({"results.npz": arrays, **extra, "summary.json": summary},
                                [*lines, *closing_lines(out, res, files)])
 
     rundir.write_run(out, overwrite, contents, log=log)
@@ -278,7 +309,8 @@ def _result_arrays(res: SweepResult, pred: theory.Prediction | None,
                   regime_names=np.array(REGIME_NAMES), steps_to_tol=res.steps_to_tol)
     arrays.update({k: v for k, v in dict(
         contraction=res.contraction, flips=res.flips, diverged_at=res.diverged_at,
-        final_error=res.final_error, max_error=res.max_error, w0=res.w0).items() if v is not None})
+        final_error=res.final_error, max_error=res.max_error, w0=res.w0, score=res.score,
+        loss_ratio=res.loss_ratio, min_loss_ratio=res.min_loss_ratio).items() if v is not None})
     if res.recurrence_dev is not None:
         arrays["recurrence_dev"] = res.recurrence_dev
     if pred is not None:
@@ -314,7 +346,7 @@ def _plots(directory: Path, res: SweepResult, th: _Theory, traj: SweepResult | N
                                                None if pred is None else pred.regime, bounds,
                                                title=f"Regime per step size — {title}"),
                             directory, "regime_strip")
-        if res.trajectory is not None and res.alpha.size > 1:
+        if res.trajectory is not None and res.alpha.size > 1 and res.w_star is not None:
             err = res.trajectory.astype(np.float64) - res.w_star[:, None]
             err = np.abs(err) if err.ndim == 2 else np.sqrt(np.sum(err * err, axis=-1))
             files += plots.save(plots.error_heatmap(res.alpha, res.snapshot_steps, err,
@@ -327,13 +359,18 @@ def _plots(directory: Path, res: SweepResult, th: _Theory, traj: SweepResult | N
         files += plots.save(plots.phase_map(a, o, o_name, res.regime, curves,
                                             title=f"Regime over α × {o_name} — {title}"),
                             directory, "phase_map")
+        if res.score is not None:
+            files += plots.save(trainability.score_image(
+                a, o, res.score, x_name="step size α", y_name=o_name,
+                title=f"Trainability score — {title}"),
+                directory, "score_map")
     else:  # α fixed to one value, two other axes mapped
         (_, _), (x_name, x), (o_name, o) = res.axes.items()
         files += plots.save(plots.phase_map(x, o, o_name, res.regime[0], None, x_name=x_name,
                                             title=f"Regime over {x_name} × {o_name} at α = "
                                                   f"{float(res.alpha[0]):g} — {title}"),
                             directory, "phase_map")
-    if traj is not None and traj.w_star.ndim == 1:
+    if traj is not None and traj.w_star is not None and traj.w_star.ndim == 1:
         files += plots.save(plots.trajectories(traj.alpha, traj.snapshot_steps, traj.trajectory,
                                                traj.w_star, traj.diverged_at,
                                                title=f"Trajectories — {title}"),

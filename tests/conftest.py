@@ -5,6 +5,8 @@ raises instead of producing a plausible-looking wrong map.
 """
 
 import os
+import runpy
+import sys
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Tests keep off the user's persistent compilation cache (gdlab.cli.compile_cache); the cache has
@@ -22,3 +24,22 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture
 def repo_root():
     return REPO
+
+
+@pytest.fixture
+def run_script(capsys, monkeypatch):
+    """``run_script(name, *args)`` → (exit status, what it printed): experiments/NAME run in this
+    process as ``python experiments/NAME ARGS`` runs it (as ``__main__``, with that argv), without
+    an interpreter and JAX start-up per script, sharing the programs this process compiled."""
+    def run(name, *args):
+        path = os.path.join(REPO, "experiments", name)
+        monkeypatch.setattr(sys, "argv", [path, *map(str, args)])
+        monkeypatch.syspath_prepend(os.path.dirname(path))
+        try:
+            runpy.run_path(path, run_name="__main__")
+            status = 0
+        except SystemExit as stop:
+            status = 0 if stop.code is None else stop.code
+        out, err = capsys.readouterr()
+        return status, out + err
+    return run

@@ -51,7 +51,6 @@ BAD = [
     ("w0 complex", dict(w0=1 + 2j), "w0"),
     ("w0 text", dict(w0="0"), "w0"),
     ("w0 bool", dict(w0=True), "w0"),
-    ("w0 None", dict(w0=None), "w0"),
     ("w0 ragged", dict(problem=Q, w0=[[1.0], [2.0, 3.0]]), "w0"),
     ("w0 inf", dict(w0=float("inf")), "w0"),
     ("w0 overflows", dict(w0=1e40), "w0"),

@@ -1,5 +1,5 @@
-"""The benchmark's NumPy reference computes the engine's statistics (figures are only comparable
-then)."""
+"""The benchmark's references compute what gdlab computes (figures are only comparable then): the
+NumPy sweep the engine's statistics, the notebook's code the trainability map of a network."""
 
 import json
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gdlab
-from gdlab import bench, cli
+from gdlab import _references, bench, cli
 
 
 def test_numpy_reference_matches_engine():
@@ -55,10 +55,49 @@ def test_bench_rejects_bad_devices(capsys):
                                       (["--memory-curve", "--steps", "0"],
                                        "--steps 0 must be >= 1"),
                                       (["--memory-curve", "--max-n", "10"],
-                                       "--max-n 10 must be >= 1000")])
+                                       "--max-n 10 must be >= 1000"),
+                                      (["--mlp", "--grid", "0"], "--grid 0 must be >= 1"),
+                                      (["--mlp", "--ref-chunk", "0"], "--ref-chunk 0 must be >= 1"),
+                                      (["--mlp", "--memory-curve"],
+                                       "--mlp and --memory-curve are separate benchmarks"),
+                                      (["--mlp", "--grid", "100000"],
+                                       "--grid: a map of 10000000000 pairs needs about")])
 def test_bench_checks_every_number_before_any_work(argv, msg, capsys, tmp_path):
     out = tmp_path / "bench.json"
     assert cli.main(["bench", *argv, "--json", str(out)]) == 2
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("nonlinearity,parameterization", [("tanh", "mean_field"),
+                                                           ("relu", "standard")])
+def test_notebook_map_matches_sweep_away_from_the_boundary(nonlinearity, parameterization):
+    # small rates: no chaos to amplify rounding, so the scores agree to float64 rounding
+    net = gdlab.problems.mlp(width=4, nonlinearity=nonlinearity,
+                             parameterization=parameterization)
+    lr1, lr2 = np.array([0.1, 1.0]), np.array([0.1, 1.0, 1e4])
+    ref = _references.notebook_mlp_map(net, lr1, lr2, 30)
+    res = gdlab.sweep(net, lr1, over={"alpha_2": lr2}, steps=30, keep="compact")
+    np.testing.assert_array_equal(res.regime == gdlab.Regime.CONVERGED, ref.converged)
+    assert ref.converged[:, :2].all() and not ref.converged[:, 2].any()
+    np.testing.assert_allclose(res.score[:, :2], ref.score[:, :2], rtol=1e-12)
+
+
+def test_bench_mlp_prints_table_and_agrees(tmp_path, capsys):
+    out = tmp_path / "m.json"
+    assert cli.main(["bench", "--mlp", "--grid", "4", "--steps", "20", "--repeats", "1",
+                     "--peak-size", "128", "--devices", "1", "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = json.loads(out.read_text())
+    assert [r["variant"] for r in rows] == ["gdlab", "notebook"]
+    assert lines[0].startswith("float64 matmul peak") and lines[1].split()[0] == "variant"
+    for r, line in zip(rows, lines[3:5]):   # every row printed with the figures written
+        cells = line.split()
+        assert cells[:4] == [r["variant"], "16", "20", "float64"]
+        assert float(cells[7]) == pytest.approx(r["ratio_to_notebook"], abs=0.006)
+        assert cells[8] == "16/16"   # the 4 × 4 map across the boundary: every pair agrees
+        assert r["runs_per_s"] > 0 and 0 < r["peak_fraction"] and r["compile_s"] >= 0
+    assert rows[0]["agree"] == rows[0]["pairs"] == 16 and rows[1]["ratio_to_notebook"] == 1.0
+    assert 0 < rows[0]["converged"] < 16   # the grid spans the boundary
+    assert rows[0]["flops_per_run_step"] == 4 * 272 * 16**2 + 5 * 272 * 16 + 2 * 272

@@ -32,7 +32,8 @@ def test_main_job_writes_a_complete_run_directory(tmp_path, capsys):
         assert z["alpha"].shape == (3001,) and z["regime"].dtype == np.int8
         assert list(z["regime_names"]) == ["converging_monotone", "converging_oscillating",
                                            "bounded_oscillation", "diverging_oscillating",
-                                           "diverging_monotone", "stalled", "periodic", "chaotic"]
+                                           "diverging_monotone", "stalled", "periodic", "chaotic",
+                                           "converged", "diverged", "undecided"]
         assert np.all(np.isfinite(z["final_error"]))
         i = {a: int(np.argmin(np.abs(z["alpha"] - a))) for a in (0.5, 1.5, 2.0, 2.5)}
         assert z["steps_to_tol"][i[0.5]] == 7 and z["steps_to_tol"][i[1.5]] == 7
@@ -96,14 +97,16 @@ def test_list_shows_configs_problems_optimizers(capsys):
 
 
 def test_python_dash_m_and_console_script(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "gdlab", "list"], capture_output=True, text=True)
-    assert p.returncode == 0 and "scalar_regression" in p.stdout
-    p = subprocess.run([sys.executable, "-m", "gdlab", "run", "nope.toml"], capture_output=True,
-                       text=True, cwd=tmp_path)
-    assert p.returncode == 2
-    assert p.stderr.strip().splitlines() == [
+    listing, nope = (subprocess.Popen([sys.executable, "-m", "gdlab", *argv], cwd=cwd, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                     for argv, cwd in ((["list"], None), (["run", "nope.toml"], tmp_path)))
+    out, _ = listing.communicate(timeout=120)
+    assert listing.returncode == 0 and "scalar_regression" in out
+    _, err = nope.communicate(timeout=120)
+    assert nope.returncode == 2
+    assert err.strip().splitlines() == [
         "gdlab: error: nope.toml: no such config file; `gdlab list` shows the bundled configs"]
-    assert "Traceback" not in p.stderr and list(tmp_path.iterdir()) == []
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []
 
 
 SMALL = {
@@ -155,27 +158,34 @@ def test_two_non_alpha_axes_with_fixed_alpha(tmp_path, capsys):
 
 def test_persistent_compile_cache_changes_no_result(tmp_path):
     # gdlab run keeps compiled programs in GDLAB_CACHE_DIR; a second process loads them and must
-    # produce the same results. GDLAB_CACHE_DIR= (empty) switches the cache off.
-    cache = tmp_path / "cache"
+    # produce the same results. GDLAB_CACHE_DIR= (empty) switches the cache off: a third process,
+    # run beside the first.
+    cache, off = tmp_path / "cache", tmp_path / "off"
     cfg = os.path.join(CONFIGS, "q4_alpha_sweep.toml")
     argv = [sys.executable, "-m", "gdlab", "run", cfg, "--set", "sweep.alpha.num=301",
             "--set", "report.trajectories=[]", "--no-progress", "--overwrite"]
+
+    def start(i, **env):
+        return subprocess.Popen(argv + ["--out", str(tmp_path / f"run{i}")], text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=dict(os.environ, **env))
+
+    def finish(p):
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+
+    first, uncached = start(0, GDLAB_CACHE_DIR=str(cache)), start(2, GDLAB_CACHE_DIR="",
+                                                                  XDG_CACHE_HOME=str(off))
+    finish(first)
+    assert any(cache.iterdir())                           # programs written on the first run
+    finish(start(1, GDLAB_CACHE_DIR=str(cache)))
+    finish(uncached)
     results = []
     for i in range(2):
-        out = tmp_path / f"run{i}"
-        p = subprocess.run(argv + ["--out", str(out)], capture_output=True, text=True,
-                           env=dict(os.environ, GDLAB_CACHE_DIR=str(cache)))
-        assert p.returncode == 0, p.stderr
-        if i == 0:
-            assert any(cache.iterdir())                   # programs written on the first run
-        with np.load(out / "results.npz", allow_pickle=False) as z:
+        with np.load(tmp_path / f"run{i}" / "results.npz", allow_pickle=False) as z:
             results.append({k: z[k] for k in z.files})
     for k in results[0]:
         np.testing.assert_array_equal(results[0][k], results[1][k], err_msg=k)
-    off = tmp_path / "off"
-    p = subprocess.run(argv + ["--out", str(tmp_path / "run2")], capture_output=True, text=True,
-                       env=dict(os.environ, GDLAB_CACHE_DIR="", XDG_CACHE_HOME=str(off)))
-    assert p.returncode == 0, p.stderr
     assert not (off / "gdlab").exists()           # (matplotlib may cache its fonts there)
 
 

@@ -18,8 +18,8 @@ import sys, numpy as np, jax, gdlab
 assert len(jax.devices()) == 4, jax.devices()
 p = gdlab.problems.scalar_regression(1.0, 100.0)
 before = gdlab.engine.compile_count()
-res = gdlab.sweep(p, np.linspace(0.0, 3.0, 1001), steps=200, tol=1.0, devices="all", chunk_size=96)
-res2 = gdlab.sweep(p, np.linspace(0.1, 2.9, 1001), steps=200, tol=1.0, devices=4, chunk_size=96)
+res = gdlab.sweep(p, np.linspace(0.0, 3.0, 3001), steps=200, tol=1.0, devices="all", chunk_size=96)
+res2 = gdlab.sweep(p, np.linspace(0.1, 2.9, 3001), steps=200, tol=1.0, devices=4, chunk_size=96)
 q = gdlab.problems.quadratic(dim=4, seed=0)
 resq = gdlab.sweep(q, np.linspace(0.0, 2.5, 37), over={"kappa": [1.0, 10.0, 100.0]}, steps=150,
                    tol=1e-2, optimizer="momentum", hparams={"beta": 0.5}, devices=4)
@@ -32,22 +32,25 @@ np.savez(sys.argv[1], regime=res.regime, steps=res.steps_to_tol, w=res.w_final,
 def test_four_devices_equal_one(tmp_path):
     out = tmp_path / "sharded.npz"
     env = dict(os.environ, JAX_NUM_CPU_DEVICES="4", JAX_PLATFORMS="cpu")
-    p = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], env=env, capture_output=True,
-                       text=True, timeout=600)
-    assert p.returncode == 0, p.stderr
+    with subprocess.Popen([sys.executable, "-c", SCRIPT, str(out)], env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+        # The single-device sweeps meanwhile, here; the default grid of Q4
+        # (configs/q4_alpha_sweep.toml), whose program other tests share.
+        P = gdlab.problems.scalar_regression(1.0, 100.0)
+        one = gdlab.sweep(P, np.linspace(0.0, 3.0, 3001), steps=200, tol=1.0)
+        q = gdlab.problems.quadratic(dim=4, seed=0)
+        oneq = gdlab.sweep(q, np.linspace(0.0, 2.5, 37), over={"kappa": [1.0, 10.0, 100.0]},
+                           steps=150, tol=1e-2, optimizer="momentum", hparams={"beta": 0.5})
+        _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err
     z = np.load(out, allow_pickle=False)
-    P = gdlab.problems.scalar_regression(1.0, 100.0)
-    one = gdlab.sweep(P, np.linspace(0.0, 3.0, 1001), steps=200, tol=1.0)
     np.testing.assert_array_equal(z["regime"], one.regime)
     np.testing.assert_array_equal(z["steps"], one.steps_to_tol)
     np.testing.assert_array_equal(z["w"], one.w_final)
-    q = gdlab.problems.quadratic(dim=4, seed=0)
-    oneq = gdlab.sweep(q, np.linspace(0.0, 2.5, 37), over={"kappa": [1.0, 10.0, 100.0]}, steps=150,
-                       tol=1e-2, optimizer="momentum", hparams={"beta": 0.5})
     np.testing.assert_array_equal(z["regime_q"], oneq.regime)
     np.testing.assert_array_equal(z["steps_q"], oneq.steps_to_tol)
-    # 1001 runs in chunks of 96 (not a multiple of... the padded remainder): one program for the
-    # two scalar sweeps, one for the quadratic.
+    # 3001 runs in chunks of 96 (the last one, of 25, padded): one program for the two scalar
+    # sweeps, one for the quadratic.
     assert int(z["compiles"]) == 2
 
 
@@ -58,13 +61,18 @@ def test_device_count_errors():
         gdlab.sweep(gdlab.problems.scalar_regression(), [0.5], steps=3, devices=64)
 
 
-@pytest.mark.parametrize("env, expected", [({}, None), ({"JAX_NUM_CPU_DEVICES": "1"}, 1)])
-def test_the_command_line_gives_one_cpu_device_per_core(env, expected):
-    # `gdlab` (cli.main) exposes every available core as a CPU device unless the user chose.
+def test_the_command_line_gives_one_cpu_device_per_core():
+    # `gdlab` (cli.main) exposes every available core as a CPU device unless the user chose
+    # (JAX_NUM_CPU_DEVICES=1); both cases at once, in two processes.
     code = ("import os, jax; from gdlab import cli; cli.cpu_device_per_core(); "
             "print(len(jax.devices()), len(os.sched_getaffinity(0)))")
     base = {k: v for k, v in os.environ.items() if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
-    out = subprocess.run([sys.executable, "-c", code], env={**base, "JAX_PLATFORMS": "cpu", **env},
-                         capture_output=True, text=True, check=True).stdout.split()
-    devices, cores = map(int, out)
-    assert devices == (cores if expected is None else expected)
+    cases = [({}, None), ({"JAX_NUM_CPU_DEVICES": "1"}, 1)]
+    procs = [subprocess.Popen([sys.executable, "-c", code], text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env={**base, "JAX_PLATFORMS": "cpu", **env})
+             for env, _ in cases]
+    for (env, expected), p in zip(cases, procs):
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        devices, cores = map(int, out.split())
+        assert devices == (cores if expected is None else expected), env

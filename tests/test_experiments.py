@@ -1,24 +1,16 @@
-"""The research scripts in experiments/ run top to bottom against the public API."""
-
-import os
-import subprocess
-import sys
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""The research scripts in experiments/ run top to bottom against the public API (in this process:
+the ``run_script`` fixture of conftest.py)."""
 
 
-def test_q4_gd_dynamics_script(tmp_path):
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "q4_gd_dynamics.py"),
-                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert "agreement: 1.0000" in p.stdout
-    assert "converging_oscillating, steps to |w − 100| < 1: 7" in p.stdout
+def test_q4_gd_dynamics_script(run_script, tmp_path):
+    status, out = run_script("q4_gd_dynamics.py", "--out", tmp_path)
+    assert status == 0, out
+    assert "agreement: 1.0000" in out
+    assert "converging_oscillating, steps to |w − 100| < 1: 7" in out
     assert (tmp_path / "q4_trajectories.png").exists() and (tmp_path / "q4_regimes.svg").exists()
 
 
-def test_momentum_condition_number_script():
-    p = subprocess.run([sys.executable,
-                        os.path.join(ROOT, "experiments", "momentum_condition_number.py")],
-                       capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert "momentum's advantage grows like √κ, as predicted" in p.stdout
+def test_momentum_condition_number_script(run_script):
+    status, out = run_script("momentum_condition_number.py")
+    assert status == 0, out
+    assert "momentum's advantage grows like √κ, as predicted" in out

@@ -18,16 +18,22 @@ P32 = P._replace(x=np.float32(1.0), y=np.float32(100.0))
 P_AXES = P._replace(x=None, y=None)
 
 
+# Gradient descent below (and in test_tiled.py) runs N step sizes for T steps: the kernel takes
+# seconds to compile in Pallas' interpreter, and the engine keeps one program per (N, T, dtype).
+N, T = 1001, 203
+
+
 def fused_both(problem=P, **kw):
     return both(problem, mode="fused", **kw)
 
 
-@pytest.mark.parametrize("steps", [1, 7, 23, 50, 203])
+@pytest.mark.parametrize("steps", [1, 7, T])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_gradient_descent_bit_identical(steps, dtype):
-    # T = 1 and 7: shorter than a tile; 23 and 203: halves that are no multiple of the tile, so a
-    # partial tile ends each half; α beyond 2 freezes inside speculated tiles, which are redone.
-    fast, slow = fused_both(alphas=np.linspace(-0.2, 4.2, 1001), steps=steps, tol=1.0,
+    # T = 1 (an empty first half) and 7: shorter than a tile, each half one partial tile; 203:
+    # several whole tiles, then a partial tile ends each half (halves of 101 and 102 steps); α
+    # beyond 2 freezes inside speculated tiles, which are redone.
+    fast, slow = fused_both(alphas=np.linspace(-0.2, 4.2, N), steps=steps, tol=1.0,
                             dtype=dtype)
     if steps >= 50 and dtype == "float32":     # |1 − α|^t · 100 passes √max f32 by t ≈ 35
         assert (fast.diverged_at > 0).sum() > 100
@@ -38,12 +44,12 @@ def test_runs_that_leave_the_noise_floor_are_redone():
     # w₀ within the noise floor of w* (64 ulps of 100 ≈ 7.6e-4) and within tol: every block starts
     # settled and takes quiet tiles (no counters). For α > 2 the error then grows by |1 − α| per
     # step past the floor inside a tile, so those tiles must be redone with the counters.
-    fast, slow = fused_both(alphas=np.linspace(0.0, 3.0, 1001), w0=100.0001, steps=120, tol=1.0)
+    fast, slow = fused_both(alphas=np.linspace(0.0, 3.0, N), w0=100.0001, steps=T, tol=1.0)
     assert (slow.flips > 10).sum() > 100 and (slow.diverged_at > 0).sum() > 100
     assert_same(fast, slow)
     # tol below the floor: runs sit within the floor before steps_to_tol is set, and must not take
     # quiet tiles then (they would miss the step that sets it).
-    fast, slow = fused_both(alphas=np.linspace(0.0, 2.0, 1001), steps=120, tol=2e-5)
+    fast, slow = fused_both(alphas=np.linspace(0.0, 2.0, N), steps=T, tol=2e-5)
     assert (slow.steps_to_tol > 0).sum() > 300
     assert_same(fast, slow)
 
@@ -59,9 +65,11 @@ def test_double_well_bit_identical_through_chaos_and_escape():
                                             ("adam", {"b1": [0.0, 0.9]})])
 def test_stateful_optimizers_same_regimes_and_freezes(optimizer, over):
     # No speculation with optimizer state (exact tiles only). Compare what results are made of:
-    # a multiply-add may be contracted differently in the two programs (last bits of w).
+    # a multiply-add may be contracted differently in the two programs (last bits of w). Halves of
+    # whole tiles (T = 160): a partial tile would add a second unrolled exact tile to compile (the
+    # gradient-descent tests cover partial tiles).
     fast, slow = fused_both(alphas=np.linspace(0.0, 4.0, 201), optimizer=optimizer, over=over,
-                            steps=150, tol=1.0)
+                            steps=160, tol=1.0)
     np.testing.assert_array_equal(fast.diverged_at, slow.diverged_at)
     assert np.mean(fast.regime == slow.regime) >= 0.995
     assert np.mean(fast.steps_to_tol == slow.steps_to_tol) >= 0.995
@@ -84,16 +92,37 @@ def test_update_only_as_the_per_step_loop():
 
 def test_a_run_does_not_depend_on_the_runs_beside_it():
     # Blocks of 64 runs speculate on their own: a freeze in one block must not change another, and
-    # padding the last block must not change it either.
+    # padding the last block must not change it either. 150 runs: blocks [0, 64), [64, 128) and
+    # [128, 150) padded with 42 copies of the last run. One batch size, so one compiled kernel:
+    # the runs move instead, to other lanes, blocks and neighbours, in and out of the padded block.
     a = np.random.default_rng(0).uniform(0.0, 3.0, 150).astype(np.float32)
     run = jax.jit(fused.program(P_AXES, {"alpha": 0}, make_optimizer=SGD.make, steps=80,
                                 dtype=np.float32, rate=False, interpret=True, block=64))
-    call = lambda a: run(P32, {"alpha": a}, np.zeros(a.size, np.float32), None, np.float32(1.0))
+
+    def call(alphas):
+        w, st, _ = run(P32, {"alpha": alphas}, np.zeros(alphas.size, np.float32), None,
+                       np.float32(1.0))
+        return {"w": np.asarray(w), **{k: np.asarray(v) for k, v in st._asdict().items()
+                                       if v is not None}}
+
+    def assert_equal(got, want):
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
     full = call(a)
-    for lo, hi in ((0, 64), (10, 11), (37, 150)):
-        part = call(a[lo:hi])
-        for x, y in zip(jax.tree.leaves(part), jax.tree.leaves(full)):
-            np.testing.assert_array_equal(x, np.asarray(y)[lo:hi])
+    t = full["t_freeze"]
+    assert (t[:64] > 0).any() and (t[:64] < 0).any()     # runs freeze beside live ones
+    # shifted by 37 (the block boundaries fall elsewhere, a[113:] fills the first block) and by 64
+    for shift in (37, 64):
+        assert_equal(call(np.roll(a, shift)), {k: np.roll(v, shift) for k, v in full.items()})
+    # a run with no other run beside it: every lane, padding included, holds its α
+    assert_equal(call(np.full_like(a, a[10])), {k: np.full_like(v, v[10]) for k, v in full.items()})
+    # the runs [37, 100) among runs that all freeze early (α = 2.9) or that all settle (α = 0.5)
+    for other in (2.9, 0.5):
+        b = np.full_like(a, other)
+        b[37:100] = a[37:100]
+        assert_equal({k: v[37:100] for k, v in call(b).items()},
+                     {k: v[37:100] for k, v in full.items()})
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])

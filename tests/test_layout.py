@@ -97,7 +97,7 @@ def test_every_bundled_problem_declares_its_interfaces():
     assert not isinstance(problems.double_well(), i.Linear)   # studied through its orbits
 
 
-def test_a_value_without_an_optimum_is_refused_by_the_sweep():
+def test_a_value_without_an_optimum_is_judged_by_its_loss():
     from typing import NamedTuple
 
     import pytest
@@ -114,6 +114,10 @@ def test_a_value_without_an_optimum_is_refused_by_the_sweep():
         def grad(self, w):
             return 2 * self.a * w
 
-    with pytest.raises(ArgumentError) as err:
+    # Declares Problem but not WithOptimum: judged by L_t/L_0 (w_t = (1 − 2α)^t w0).
+    res = gdlab.sweep(LossOnly(1.0), [0.1, 1.1], w0=1.0, steps=30)
+    assert res.regime.tolist() == [gdlab.Regime.CONVERGED, gdlab.Regime.UNDECIDED]
+    assert res.curvature is None and res.score is not None
+    with pytest.raises(ArgumentError) as err:     # L(0) = 0: no ratio to judge by
         gdlab.sweep(LossOnly(1.0), [0.1])
-    assert err.value.argument == "problem"
+    assert err.value.argument == "w0"

@@ -180,7 +180,7 @@ CASES = {
     "config with null": (edit_json(lambda m: m["config"]["problem"].__setitem__("d", None)),
                          "shard.json: config: problem.d: null is not a config value"),
     "config of another kind": (set_key("config", {"gradients": {}}),
-                               "shard.json: config: not a quadratic sweep config"),
+                               "shard.json: config: not a quadratic or loss-judged sweep config"),
     "newline in a value": (set_key("config_path", ["a\nb"]),
                            "shard.json: config_path: ['a\\nb'] must be a string"),
     "newline in a message": (edit_json(lambda m: m.update(config_path="a\nb", config={})),
@@ -213,7 +213,8 @@ def test_shard_directory_that_is_not_one(copies, capsys, name):
 
 
 def test_every_engine_statistic_is_checked():
-    assert {f"stats_{f}" for f in engine.RunStats._fields} <= set(shards._ARRAYS)
+    assert {f"stats_{f}" for f in engine.RunStats._fields} <= set(shards._DISTANCE)
+    assert {f"stats_{f}" for f in engine.LossStats._fields} <= set(shards._BY_LOSS)
 
 
 def test_valid_shards_still_merge(copies, capsys):

@@ -24,12 +24,20 @@ def shard(tmp_path, i, n, extra=()):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_two_processes_merge_to_the_single_run(tmp_path, capsys):
-    procs = [shard(tmp_path, i, 2) for i in (0, 1)]       # two processes at once
+@pytest.fixture(scope="module")
+def halves(tmp_path_factory):
+    """Shards 0/2 and 1/2 of one sweep, made by two processes at once (shared by the tests here,
+    which only read them)."""
+    root = tmp_path_factory.mktemp("shards")
+    procs = [shard(root, i, 2) for i in (0, 1)]
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
-    assert cli.main(["merge", str(tmp_path / "s1"), str(tmp_path / "s0"), "--out",
+    return root
+
+
+def test_two_processes_merge_to_the_single_run(halves, tmp_path, capsys):
+    assert cli.main(["merge", str(halves / "s1"), str(halves / "s0"), "--out",
                      str(tmp_path / "merged")]) == 0
     assert cli.main(["run", CFG, *SMALL, "--out", str(tmp_path / "single")]) == 0
     a = np.load(tmp_path / "merged" / "results.npz", allow_pickle=False)
@@ -42,22 +50,22 @@ def test_two_processes_merge_to_the_single_run(tmp_path, capsys):
     assert [k for k in sa if sa[k] != sb[k]] == ["timings"]
 
 
-def test_merge_refuses_missing_duplicate_and_foreign_shards(tmp_path, capsys):
-    for p in [shard(tmp_path, i, 3) for i in (0, 1)]:
-        assert p.wait(timeout=300) == 0
+def test_merge_refuses_missing_duplicate_and_foreign_shards(halves, tmp_path, capsys):
+    s0, s1 = halves / "s0", halves / "s1"
     args = lambda *dirs: ["merge", *map(str, dirs), "--out", str(tmp_path / "m")]
-    assert cli.main(args(tmp_path / "s0", tmp_path / "s1")) == 2
-    assert "merge: shards 2/3 are missing" in capsys.readouterr().err
-    assert cli.main(args(tmp_path / "s0", tmp_path / "s0", tmp_path / "s1")) == 2
-    assert "shard 0/3 given twice" in capsys.readouterr().err
-    assert cli.main(args(tmp_path / "s0", tmp_path)) == 2
+    assert cli.main(args(s0)) == 2
+    assert "merge: shards 1/2 are missing" in capsys.readouterr().err
+    assert cli.main(args(s0, s0, s1)) == 2
+    assert "shard 0/2 given twice" in capsys.readouterr().err
+    assert cli.main(args(s0, halves)) == 2
     assert "not a shard directory (no shard.json)" in capsys.readouterr().err
+    # shard 1/2 of another sweep (one more step), made in this process
     other = tmp_path / "other"
-    p = subprocess.run([sys.executable, "-m", "gdlab", "run", CFG, *SMALL, "--set", "run.steps=301",
-                        "--set", "sweep.shard=2/3", "--out", str(other)], capture_output=True)
-    assert p.returncode == 0
-    assert cli.main(args(tmp_path / "s0", tmp_path / "s1", other)) == 2
-    assert re.search(r"shard 2/3 belongs to a different sweep", capsys.readouterr().err)
+    assert cli.main(["run", CFG, *SMALL, "--set", "run.steps=301", "--set", "sweep.shard=1/2",
+                     "--out", str(other)]) == 0
+    capsys.readouterr()
+    assert cli.main(args(s0, other)) == 2
+    assert re.search(r"shard 1/2 belongs to a different sweep", capsys.readouterr().err)
     assert not (tmp_path / "m").exists()
 
 

@@ -30,9 +30,8 @@ def start(tmp_path, *extra):
 
 @pytest.mark.parametrize("sig, delay", [
     (signal.SIGINT, 0.3),    # while Python imports JAX
-    (signal.SIGINT, 2.5),    # compiling or inside the compiled loop
+    (signal.SIGTERM, 2.5),   # compiling or inside the compiled loop
     (signal.SIGINT, 6.0),    # deep inside one long chunk (2·10⁹ steps)
-    (signal.SIGTERM, 4.0),
 ])
 def test_a_signal_ends_a_long_run_at_once(tmp_path, sig, delay):
     proc = start(tmp_path, "--set", "run.steps=2000000000")
@@ -49,13 +48,6 @@ def test_a_signal_ends_a_long_run_at_once(tmp_path, sig, delay):
     assert proc.returncode == 128 + sig, (proc.returncode, err)
     assert err.strip().splitlines() == [f"gdlab: interrupted ({sig.name}); nothing was written"]
     assert sorted(p.name for p in tmp_path.iterdir()) == []   # no run directory, no partial one
-
-
-def test_a_run_left_alone_still_finishes(tmp_path):
-    proc = start(tmp_path)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert (tmp_path / "out" / "results.npz").exists() and "Traceback" not in err
 
 
 def test_abandon_removes_the_partial_directory_and_refuses_the_commit(tmp_path):
@@ -75,16 +67,19 @@ def test_abandon_removes_the_partial_directory_and_refuses_the_commit(tmp_path):
 
 def test_two_runs_to_one_target_lose_nothing(tmp_path):
     """Started 0.5 s apart with the same --out: one lands, the other is refused (up front, or at
-    the rename, its results then kept beside) — never a silent replacement."""
+    the rename, its results then kept beside) — never a silent replacement. Neither is signalled:
+    a run left alone still finishes (the one that lands)."""
     first = start(tmp_path)
     time.sleep(0.5)
     second = start(tmp_path)
     results = [p.communicate(timeout=300) + (p.returncode,) for p in (first, second)]
     codes = sorted(rc for _, _, rc in results)
     assert codes == [0, 2], results
+    assert not [e for _, e, _ in results if "Traceback" in e], results
     err = next(e for _, e, rc in results if rc == 2).strip().splitlines()
     assert len(err) == 1 and ("already exists" in err[0] or "appeared while" in err[0]), err
     assert rundir.is_gdlab_directory(tmp_path / "out")
+    assert (tmp_path / "out" / "results.npz").exists()
     kept = [p for p in tmp_path.iterdir() if ".conflict-" in p.name]
     assert (len(kept) == ("appeared while" in err[0])
             and all((k / "results.npz").exists() for k in kept))

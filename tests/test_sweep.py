@@ -110,11 +110,11 @@ def test_contraction_and_flips_measured():
 def test_float64_resolves_what_float32_cannot():
     alphas = [2.0 - 1e-9, 2.0, 2.0 + 1e-9]
     with pytest.warns(gdlab.grids.DuplicateGridWarning):
-        r32 = gdlab.sweep(P, alphas, steps=100, tol=1.0)
+        r32 = gdlab.sweep(P, alphas, steps=50, tol=1.0)      # the program of the test above
     assert len(set(r32.alpha.tolist())) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        r64 = gdlab.sweep(P, alphas, steps=100, tol=1.0, dtype="float64")
+        r64 = gdlab.sweep(P, alphas, steps=50, tol=1.0, dtype="float64")
     assert r64.dtype == "float64" and r64.w_final.dtype == np.float64
     assert r64.regime[1] == Regime.BOUNDED_OSCILLATION
 
@@ -132,7 +132,7 @@ def test_two_parameter_grid_over_alpha_and_x():
 
 
 def test_w0_axis_and_start_at_optimum():
-    res = gdlab.sweep(P, [0.5, 2.5], over={"w0": [0.0, 100.0]}, steps=20, tol=1.0)
+    res = gdlab.sweep(P, [0.5, 2.5], over={"w0": [0.0, 100.0]}, steps=50, tol=1.0)  # as above
     assert res.grid_shape == (2, 2)
     assert list(res.steps_to_tol[:, 1]) == [0, 0]
     assert list(res.regime[:, 1]) == [Regime.CONVERGING_MONOTONE] * 2
@@ -183,9 +183,10 @@ def test_compact_mode_keeps_regime_and_steps_only():
 
 def test_two_axis_grid_columns_match_meshgrid():
     xs, ys = np.array([0.5, 1.0, 2.0]), np.array([-3.0, 7.0])
-    res = gdlab.sweep(P, [0.1, 0.2, 0.3, 0.4], over={"x": xs}, steps=5, chunk_size=5)
+    # (60 steps, as test_sweep_stages.py's α × x grid, and 50 below: programs other tests compile)
+    res = gdlab.sweep(P, [0.1, 0.2, 0.3, 0.4], over={"x": xs}, steps=60, chunk_size=5)
     A, X = np.meshgrid(res.alpha, xs.astype(np.float32), indexing="ij")
     np.testing.assert_array_equal(res.hparams["alpha"], A)
     np.testing.assert_array_equal(res.problem.x, X)
-    res2 = gdlab.sweep(P, [0.5, 1.5], over={"w0": ys}, steps=5)
+    res2 = gdlab.sweep(P, [0.5, 1.5], over={"w0": ys}, steps=50)
     np.testing.assert_array_equal(res2.w0, np.broadcast_to(ys.astype(np.float32), (2, 2)))

@@ -4,11 +4,16 @@
 (:mod:`gdlab.engine._program`), on the per-step loop (:mod:`gdlab.engine._loop`) or a fast path
 with the same results (``FAST_PATHS``: the GPU kernel of :mod:`gdlab.engine.fused`, the CPU tiles
 of :mod:`gdlab.engine.tiled`; ``FAST_PATH[0]`` chooses the mode); ``RunStats``, the floor and
-bound, and the ``FastPath`` interface live in :mod:`gdlab.engine._common`.
+bound, and the ``FastPath`` interface live in :mod:`gdlab.engine._common`. A problem without a
+known optimum is judged by its loss (:mod:`gdlab.engine._by_loss`, ``LossStats``).
 """
 
 from gdlab.engine import fused as fused
 from gdlab.engine import tiled as tiled
+from gdlab.engine._by_loss import SCORE_CLIP as SCORE_CLIP
+from gdlab.engine._by_loss import SCORE_WINDOW as SCORE_WINDOW
+from gdlab.engine._by_loss import LossStats as LossStats
+from gdlab.engine._by_loss import blowup as loss_blowup
 from gdlab.engine._common import Chunk as Chunk
 from gdlab.engine._common import ChunkSpec as ChunkSpec
 from gdlab.engine._common import FastPath as FastPath
@@ -25,6 +30,8 @@ from gdlab.engine._simulate import Simulation as Simulation
 from gdlab.engine._simulate import device_count as device_count
 from gdlab.engine._simulate import simulate as simulate
 
-__all__ = ["RunStats", "Simulation", "simulate", "noise_floor", "divergence_bound", "compile_count",
-           "device_count", "chunk_program", "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS",
-           "FastPath", "Chunk", "ChunkSpec", "tiled", "fused"]
+__all__ = ["RunStats", "LossStats", "SCORE_CLIP", "loss_blowup", "SCORE_WINDOW", "Simulation",
+           "simulate",
+           "noise_floor", "divergence_bound", "compile_count", "device_count", "chunk_program",
+           "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS", "FastPath", "Chunk", "ChunkSpec",
+           "tiled", "fused"]

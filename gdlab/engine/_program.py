@@ -21,9 +21,10 @@ import numpy as np
 from jax.sharding import AxisType, Mesh
 from jax.sharding import PartitionSpec as P
 
-from gdlab.engine import fused, tiled
+from gdlab.engine import _by_loss, fused, tiled
 from gdlab.engine._common import Chunk, ChunkSpec, FastPath
 from gdlab.engine._loop import _run
+from gdlab.interfaces import WithOptimum
 
 __all__ = ["compile_count", "chunk_program", "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS"]
 
@@ -100,7 +101,9 @@ def _build(path: FastPath | None, chunk: Chunk, spec: ChunkSpec) -> Callable:
     """The chunk program, to be jitted: ``path``'s batch program (None: the per-step loop, vmapped)
     over blocks of runs (:func:`_blocks`), on each device's slice of the runs."""
     if path is None:
-        one_run = functools.partial(_run, make_optimizer=spec.make_optimizer, steps=spec.steps,
+        # a problem without a known optimum is judged by its loss (gdlab.engine._by_loss)
+        body = _run if isinstance(chunk.problem, WithOptimum) else _by_loss.run
+        one_run = functools.partial(body, make_optimizer=spec.make_optimizer, steps=spec.steps,
                                     unroll=spec.unroll, record_every=spec.record_every,
                                     statistics=spec.statistics)
         vrun, finish = jax.vmap(one_run, in_axes=(spec.problem_axes(chunk.problem),
@@ -161,7 +164,10 @@ def _layout(problem: Any, hparams: dict, n: int, chunk_size: int, *, block: int 
     """Chunk size (a multiple of devices × block) and the spec of the chunk program."""
     chunk = max(1, min(int(chunk_size), n))
     per_device = -(-chunk // devices)
-    if block is not None and per_device > block:
+    # A run judged by its loss is always computed in a block of exactly ``block`` runs (its score
+    # would otherwise depend on the batch width, see gdlab._sweep_plan.cpu_block).
+    by_loss = block is not None and not isinstance(problem, WithOptimum)
+    if block is not None and (per_device > block or by_loss):
         per_device = -(-per_device // block) * block
     else:
         block = None

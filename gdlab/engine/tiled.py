@@ -45,7 +45,7 @@ from numpy.typing import DTypeLike
 from gdlab.engine._common import Chunk, ChunkSpec, FastPath, RunStats
 from gdlab.engine._packing import Packing
 from gdlab.engine._tile import Tile, TileState
-from gdlab.interfaces import Modal
+from gdlab.interfaces import Modal, WithOptimum
 
 __all__ = ["PATH", "TiledPath", "eligible", "program", "run", "Packing", "Tile", "TileState",
            "TILE", "GROUP", "SPECULATE_MAX", "SCHEDULE_MAX_STEPS", "CPU_COMPILER_OPTIONS"]
@@ -68,7 +68,8 @@ _INTS = ("ko", "fl", "stt")          # and those packed as integers in [-1, T]
 
 def eligible(param_shape: tuple[int, ...], dtype: DTypeLike, steps: int, record_every: int | None,
              problem: Any, *, schedule: bool = True) -> bool:
-    """Scalar parameter, no snapshots, no modes, and step numbers exact in dtype.
+    """Scalar parameter with a known optimum, no snapshots, no modes, and step numbers exact in
+    dtype.
 
     ``schedule``: the CPU tiles' static schedule (:func:`_schedule`, a constant of the program with
     one row per tile) is also bounded, to :data:`SCHEDULE_MAX_STEPS` steps; longer runs (float64
@@ -76,6 +77,7 @@ def eligible(param_shape: tuple[int, ...], dtype: DTypeLike, steps: int, record_
     """
     mant = np.finfo(dtype).nmant + 1
     return (tuple(param_shape) == () and record_every is None and not isinstance(problem, Modal)
+            and isinstance(problem, WithOptimum)
             and steps + 2 < 2 ** mant and (not schedule or steps <= SCHEDULE_MAX_STEPS))
 
 
