@@ -40,7 +40,7 @@ def test_lanczos_converges_with_the_iterations():
     loss = _quadratic(spectrum, seed=1)
     w = jnp.zeros(400)
     errors = [float(spectrum[0] - curvature.lanczos_eigenvalues(loss, w, 1, iters=m)[0])
-              for m in (5, 10, 20, 40, 80)]
+              for m in (5, 20, 80)]
     assert all(e >= -1e-12 for e in errors)          # Ritz values never exceed λ_max
     assert errors[0] > 1e-3 and errors[-1] < 1e-9    # 5 steps are far, 80 are exact to 1e-9
     assert all(b <= a + 1e-12 for a, b in zip(errors, errors[1:]))
