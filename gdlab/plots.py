@@ -57,7 +57,8 @@ def cell_edges(centers: np.ndarray, log: bool = False) -> np.ndarray:
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
 
 
-def _is_log(values) -> bool:
+def is_log_spaced(values: ArrayLike) -> bool:
+    """Whether ``values`` are geometrically (and not also linearly) spaced: at least 3, all > 0."""
     v = np.asarray(values, np.float64)
     if v.size < 3 or np.any(v <= 0):
         return False
@@ -143,7 +144,7 @@ def reduce_regimes(alpha: ArrayLike, regime: ArrayLike, max_cells: int | None = 
     ``(cell_edges(alpha, log), regime)``.
     """
     alpha = np.asarray(alpha)
-    log = _is_log(alpha) if log is None else log
+    log = is_log_spaced(alpha) if log is None else log
     edges = cell_edges(alpha, log)
     starts = _cell_groups(edges, max_cells, log)
     if starts is None:
@@ -163,8 +164,8 @@ def reduce_regime_map(x: ArrayLike, y: ArrayLike, regime: ArrayLike,
     the plotted axis; an axis within its cap is kept) and each block gets its most frequent regime,
     ties to the lower code, for the same reasons. Within both caps the input comes back unchanged.
     """
-    log_x = _is_log(x) if log[0] is None else log[0]
-    log_y = _is_log(y) if log[1] is None else log[1]
+    log_x = is_log_spaced(x) if log[0] is None else log[0]
+    log_y = is_log_spaced(y) if log[1] is None else log[1]
     ex, ey = cell_edges(x, log_x), cell_edges(y, log_y)
     cap_x, cap_y = (None, None) if max_cells is None else max_cells
     sx, sy = _cell_groups(ex, cap_x, log_x), _cell_groups(ey, cap_y, log_y)
@@ -189,7 +190,7 @@ def reduce_log_errors(alpha: ArrayLike, steps: ArrayLike, z: np.ndarray, frozen:
     comes back unchanged.
     """
     alpha = np.asarray(alpha)
-    log = _is_log(alpha) if log is None else log
+    log = is_log_spaced(alpha) if log is None else log
     ea, et = cell_edges(alpha, log), cell_edges(steps)
     cap_a, cap_t = (None, None) if max_cells is None else max_cells
     sa, st = _cell_groups(ea, cap_a, log), _cell_groups(et, cap_t)
@@ -230,7 +231,7 @@ def regime_strip(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | Non
     rows = [regime] if predicted is None else [regime, predicted]
     fig = Figure(figsize=(9, 2.4 + 0.6 * len(rows)), layout="constrained")
     ax = fig.add_subplot()
-    log = _is_log(alpha)
+    log = is_log_spaced(alpha)
     edges = cell_edges(alpha, log)
     starts = _cell_groups(edges, max_cells, log)
     if starts is None:
@@ -281,7 +282,7 @@ def error_heatmap(alpha: ArrayLike, steps: ArrayLike, errors: ArrayLike, diverge
               & (steps[None, :] >= np.asarray(diverged_at)[:, None]))
     with np.errstate(divide="ignore"):
         z = np.log10(np.maximum(errors, 1e-300))
-    log = _is_log(alpha)
+    log = is_log_spaced(alpha)
     a_edges, t_edges, z, frozen = reduce_log_errors(alpha, steps, np.clip(z, -12, None), frozen,
                                                     max_cells, log)
     z = np.ma.masked_where(frozen, z)
@@ -347,7 +348,7 @@ def phase_map(alpha: ArrayLike, other: ArrayLike, other_name: str, regime: Array
     """
     fig = Figure(figsize=(8, 6), layout="constrained")
     ax = fig.add_subplot()
-    log_a, log_o = _is_log(alpha), _is_log(other)
+    log_a, log_o = is_log_spaced(alpha), is_log_spaced(other)
     a_edges, o_edges, cells = reduce_regime_map(alpha, other, regime, max_cells, (log_a, log_o))
     ax.pcolormesh(a_edges, o_edges, np.asarray(cells).T, cmap=_CMAP, norm=_NORM, rasterized=True)
     fine = (np.geomspace if log_o else np.linspace)(np.min(other), np.max(other), 400)

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from gdlab import engine, fractal
+from gdlab import engine, fractal, plots
 from gdlab.errors import ArgumentError
 from gdlab.regimes import Regime
 
@@ -77,10 +77,11 @@ def score_image(x: ArrayLike, y: ArrayLike, score: ArrayLike, *, x_name: str, y_
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     fig = Figure(figsize=(7, 6), layout="constrained")
     ax = fig.add_subplot()
-    mesh = ax.pcolormesh(_edges(x), _edges(y), score_colours(score).T, cmap="Spectral",
-                         vmin=-1, vmax=1, rasterized=True)
-    for axis, values in (("x", x), ("y", y)):
-        if _log_spaced(values):
+    log_x, log_y = plots.is_log_spaced(x), plots.is_log_spaced(y)
+    mesh = ax.pcolormesh(plots.cell_edges(x, log_x), plots.cell_edges(y, log_y),
+                         score_colours(score).T, cmap="Spectral", vmin=-1, vmax=1, rasterized=True)
+    for axis, log in (("x", log_x), ("y", log_y)):
+        if log:
             getattr(ax, f"set_{axis}scale")("log")
     ax.set_xlabel(x_name)
     ax.set_ylabel(y_name)
@@ -91,22 +92,3 @@ def score_image(x: ArrayLike, y: ArrayLike, score: ArrayLike, *, x_name: str, y_
                             "trained:\nslowly"])
     ax.set_title(title or "Trainability score", fontsize=10)
     return fig
-
-
-def _log_spaced(v: np.ndarray) -> bool:
-    if v.size < 3 or np.any(v <= 0):
-        return False
-    r = np.diff(np.log(v))
-    return bool(np.allclose(r, r[0], rtol=1e-6)) and not np.allclose(np.diff(v), np.diff(v)[0])
-
-
-def _edges(c: np.ndarray) -> np.ndarray:
-    """Cell edges around centres (geometric midpoints on a log-spaced axis)."""
-    if c.size == 1:
-        return np.array([c[0] * 0.9, c[0] * 1.1]) if c[0] > 0 else np.array([c[0] - 1, c[0] + 1])
-    if _log_spaced(c):
-        lc = np.log(c)
-        mid = 0.5 * (lc[1:] + lc[:-1])
-        return np.exp(np.concatenate([[2 * lc[0] - mid[0]], mid, [2 * lc[-1] - mid[-1]]]))
-    mid = 0.5 * (c[1:] + c[:-1])
-    return np.concatenate([[2 * c[0] - mid[0]], mid, [2 * c[-1] - mid[-1]]])

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from matplotlib.figure import Figure
 
-from gdlab import trainability
+from gdlab import plots, trainability
 from gdlab._sweep import sweep
 from gdlab.errors import ArgumentError
 from gdlab.regimes import Regime
@@ -53,8 +53,7 @@ def windows(values: np.ndarray, center: float, frames: int, factor: float) -> np
     """(frames, n) axis values: ``values``'s spacing (linear or log) on windows shrinking by
     ``factor`` per frame around ``center``."""
     values = np.asarray(values, np.float64)
-    log = values.size > 2 and np.all(values > 0) and not np.allclose(
-        np.diff(values), values[1] - values[0])
+    log = plots.is_log_spaced(values)
     if log and center <= 0:
         raise ArgumentError("zoom.center", f"{center!r} must be > 0 on a log-spaced axis")
     f = np.log10 if log else (lambda v: v)
