@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from gdlab.errors import ArgumentError
+from gdlab.errors import ArgumentError, one_line
 
 __all__ = ["resolve"]
 
@@ -51,9 +51,9 @@ def _module(name: str, base: Path, argument: str):
         if e.name is not None and name.startswith(e.name):
             raise ArgumentError(argument, f"no module {name!r}: neither {path} nor one on the "
                                           "Python path; put it next to the config") from None
-        raise ArgumentError(argument, f"importing {name!r} failed: {_one_line(e)}") from None
+        raise ArgumentError(argument, f"importing {name!r} failed: {one_line(e)}") from None
     except Exception as e:  # noqa: BLE001 — whatever the user's module raises on import
-        raise ArgumentError(argument, f"importing {name!r} failed: {_one_line(e)}") from None
+        raise ArgumentError(argument, f"importing {name!r} failed: {one_line(e)}") from None
 
 
 def _from_file(path: Path):
@@ -74,7 +74,3 @@ def _from_file(path: Path):
 
 def _where(module) -> str:
     return getattr(module, "__file__", None) or module.__name__
-
-
-def _one_line(e: BaseException) -> str:
-    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}"

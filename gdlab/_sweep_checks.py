@@ -16,7 +16,7 @@ import numpy as np
 
 from gdlab import engine, grids, resources
 from gdlab import optimizers as optimizers_lib
-from gdlab.errors import ArgumentError
+from gdlab.errors import ArgumentError, one_line
 from gdlab.interfaces import Bindable, Layered, Problem, WithInit, WithOptimum
 
 __all__ = ["DTYPES", "precision"]
@@ -78,7 +78,7 @@ def flag(name: str, value: object) -> bool | None:
     return value
 
 
-def bind(problem, w0, over) -> tuple[Problem, object]:
+def bind(problem, w0) -> tuple[Problem, object]:
     """w0 (None: the problem's ``init()``, else 0.0) and a :class:`~gdlab.interfaces.Bindable`
     problem bound to its layout: (the problem to simulate, w0 as the engine takes it)."""
     if w0 is None:
@@ -174,7 +174,7 @@ def shapes(problem: Problem, fields: tuple[str, ...], param_shape: tuple[int, ..
         try:
             loss = jax.eval_shape(lambda p, w: p.loss(w), one, w)
         except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
-            loss, why = None, _why(e)
+            loss, why = None, one_line(e)
         if (loss is not None and isinstance(problem, Bindable)   # a user's loss
                 and (loss.shape != () or not jnp.issubdtype(loss.dtype, jnp.floating))):
             raise ArgumentError("problem.loss", f"{name}'s loss returns shape {loss.shape} "
@@ -186,7 +186,7 @@ def shapes(problem: Problem, fields: tuple[str, ...], param_shape: tuple[int, ..
                 one, w)
         except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
             g = opt = lam = None
-            why = why if loss is None else _why(e)
+            why = why if loss is None else one_line(e)
             if loss is not None and isinstance(problem, Bindable):
                 raise ArgumentError("problem.loss", f"{name}'s loss cannot be differentiated by "
                                                     f"jax.grad ({why})") from None
@@ -206,10 +206,6 @@ def shapes(problem: Problem, fields: tuple[str, ...], param_shape: tuple[int, ..
                                             "with over=)")
     raise ArgumentError("problem.loss" if isinstance(problem, Bindable) else "problem",
                         f"{name} does not fit its parameters: {why}")
-
-
-def _why(e: Exception) -> str:
-    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}"
 
 
 def names(problem: object, optimizer: str, hparams: object, over: object,

@@ -136,7 +136,7 @@ def plan(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
         unroll = default_unroll()
     unroll = check.integer("unroll", unroll, 1, MAX_UNROLL,
                            "compile time grows with the unroll; 16 is the fastest measured")
-    problem, w0 = check.bind(problem, w0, over)
+    problem, w0 = check.bind(problem, w0)
     if dtype is None:   # a network is simulated in float64 unless asked otherwise
         dtype = problem.default_dtype if isinstance(problem, WithInit) else "float32"
     np_dtype = np.dtype(check.choice("dtype", dtype, check.DTYPES))
@@ -288,6 +288,7 @@ def initial_loss(p: Plan, lo: int, hi: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def _loss_map(cls: type, axes, w_axis):
+    """``cls`` is part of the cache key: axes of two problem classes can be equal tuples."""
     loss = lambda prob, w: prob.loss(w)
     if all(a is None for a in axes) and w_axis is None:
         return jax.jit(loss)

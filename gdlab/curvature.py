@@ -59,15 +59,15 @@ def lanczos_eigenvalues(loss: Callable, w: jnp.ndarray, k: int = 1,
         v = basis[j]
         u = mv(v)
         a = jnp.vdot(v, u)
-        # full reorthogonalisation against every basis vector so far (twice is enough)
-        mask = (jnp.arange(m) <= j)[:, None]
+        # full reorthogonalisation against every basis vector so far (twice is enough; the rows
+        # not yet filled are zero)
         for _ in range(2):
-            u = u - (basis * mask).T @ ((basis * mask) @ u)
+            u = u - basis.T @ (basis @ u)
         b = jnp.linalg.norm(u)
         scale = jnp.maximum(jnp.abs(a), jnp.max(jnp.abs(alphas)))
         alive_next = alive & (b > tiny * jnp.maximum(scale, 1.0) * 10)
         nxt = jnp.where(alive_next, u / jnp.where(b > 0, b, 1.0), 0.0)
-        basis = jnp.where(j + 1 < m, basis.at[jnp.minimum(j + 1, m - 1)].set(nxt), basis)
+        basis = basis.at[jnp.minimum(j + 1, m - 1)].set(nxt)   # (after the last step: unused)
         alphas = alphas.at[j].set(jnp.where(alive, a, alphas[0]))
         betas = betas.at[j].set(jnp.where(alive_next, b, 0.0))
         return basis, alphas, betas, alive_next

@@ -84,7 +84,7 @@ def layout_of(w0, argument: str = "w0") -> tuple[Layout, np.ndarray]:
                                       "an array or a pytree of arrays)")
     arrays = [grids.as_numbers(a, argument) for a in leaves]
     layout = Layout(treedef, tuple(tuple(int(d) for d in a.shape) for a in arrays))
-    return layout, layout.ravel(arrays if not layout.is_leaf else arrays[0:1])
+    return layout, layout.ravel(arrays)
 
 
 class _Constant:
@@ -109,6 +109,7 @@ class CustomProblem:
     """Methods shared by every custom problem class (the fields are the loss's parameters)."""
 
     _loss: Callable
+    _optimum: Callable | None = None   # set on the classes whose optimum is known
     _ndims: tuple[int, ...]           # each parameter's own ndim (a swept one has one more)
     layout: Layout | None              # None until bound to a w0
     param_shape: tuple[int, ...] | None
@@ -133,7 +134,7 @@ class CustomProblem:
         if self.layout is not None and np.shape(w0) == self.layout.param_shape:
             return self, np.asarray(grids.as_numbers(w0, "w0"), np.float64)
         layout, flat = layout_of(w0)
-        cls = _problem_class(self._loss, getattr(self, "_optimum", None), self._fields,
+        cls = _problem_class(self._loss, self._optimum, self._fields,
                              self._ndims, layout)
         return cls(*self), flat
 
@@ -153,8 +154,6 @@ def _host_map(fn, batched):
 
 class _WithOptimum(CustomProblem):
     """A custom problem whose optimum is known: judged by the distance to it."""
-
-    _optimum: Callable
 
     def optimum(self):
         if _traced(self):   # inside the engine: the run's own parameters, in its dtype

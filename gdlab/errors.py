@@ -7,7 +7,14 @@ output path. All derive from ``ValueError``, so ``except ValueError`` keeps work
 
 from __future__ import annotations
 
-__all__ = ["GdlabError", "ArgumentError", "ArgumentTypeError", "OutputError", "TooLargeError"]
+__all__ = ["one_line", "GdlabError", "ArgumentError", "ArgumentTypeError", "OutputError",
+           "TooLargeError"]
+
+
+def one_line(e: BaseException) -> str:
+    """``Type: first line of the message`` (at most 160 characters): someone else's exception
+    inside one of gdlab's one-line errors."""
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}"
 
 
 class GdlabError(ValueError):

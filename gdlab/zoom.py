@@ -19,7 +19,6 @@ from matplotlib.figure import Figure
 from gdlab import plots, trainability
 from gdlab._sweep import sweep
 from gdlab.errors import ArgumentError
-from gdlab.regimes import Regime
 
 __all__ = ["ZoomSeries", "windows", "series", "frames_figure"]
 
@@ -97,7 +96,7 @@ def frames_figure(zs: ZoomSeries, title: str = "") -> Figure:
     fig = Figure(figsize=(3.2 * cols, 3.0 * rows + 0.4), layout="constrained")
     for k in range(n):
         ax = fig.add_subplot(rows, cols, k + 1)
-        trained = (zs.regime[k] == Regime.CONVERGED).T
+        trained = trainability.trained(zs.regime[k]).T
         ax.imshow(trained, origin="lower", cmap="coolwarm_r", vmin=0, vmax=1, aspect="auto",
                   interpolation="nearest")
         d = zs.dimensions[k]["dimension"]

@@ -24,10 +24,9 @@ import jax
 import jax.numpy as jnp
 
 from gdlab.engine import _loop
-from gdlab.engine._common import divergence_bound
-from gdlab.interfaces import Layered
+from gdlab.engine._common import divergence_bound, step_sizes
 
-__all__ = ["LossStats", "run", "SCORE_CLIP", "SCORE_WINDOW", "blowup", "step_sizes"]
+__all__ = ["LossStats", "run", "SCORE_CLIP", "SCORE_WINDOW", "blowup"]
 
 SCORE_CLIP = 1e6    # the notebook's clip of the ratios in the score
 SCORE_WINDOW = 20   # the notebook's "mean of the last 20 ratios"
@@ -58,15 +57,6 @@ class _Carry(NamedTuple):
     tol: jnp.ndarray
 
 
-def step_sizes(problem, hparams: dict) -> dict:
-    """A layered problem's per-layer step sizes folded into one per-entry ``alpha`` vector."""
-    if not isinstance(problem, Layered):
-        return hparams
-    rates = {k: hparams[k] for k in problem.rate_names if k in hparams}
-    rest = {k: v for k, v in hparams.items() if k not in rates}
-    return {**rest, "alpha": problem.step_sizes(hparams["alpha"], rates)}
-
-
 def _in_bound(loss, loss0, w, active):
     """(ρ = L/L₀, live): the run is active and both ρ and w are finite, ρ ≤ blowup (L₀ > 0 is
     checked by the sweep's plan)."""
@@ -88,10 +78,9 @@ def _step(problem, tx, loss0, steps, carry: _Carry, t):
         inv_sum=st.inv_sum + 1 / clipped,
         last_sum=st.last_sum + jnp.where(t >= steps - SCORE_WINDOW, clipped, 0))
     updates, new_state = tx.update(g, carry.opt_state, carry.w)
-    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(live, a, b), new, old)
     w = jnp.where(live, carry.w + updates, jnp.where(active, carry.w_prev, carry.w))
-    return carry._replace(w=w, opt_state=keep(new_state, carry.opt_state),
-                          w_prev=keep(carry.w, carry.w_prev), stats=st), None
+    # w_prev and the optimizer state are read only while the run is active: no select needed
+    return carry._replace(w=w, opt_state=new_state, w_prev=carry.w, stats=st), None
 
 
 def _seen(st: LossStats, ratio, live, active, t, tol) -> LossStats:
@@ -136,8 +125,8 @@ def run(problem, hparams: dict, w0, r, tol, *, make_optimizer: Callable, steps: 
     check = functools.partial(_check, problem, loss0)
     snaps = None
     if record_every is None:
-        carry = _loop._steps(body, carry, 0, steps, unroll)
-    else:
+        carry = check(_loop._steps(body, carry, 0, steps, unroll), steps)
+    else:   # every stride ends with a check, the last one at T
         n_outer, rest = divmod(steps, record_every)
         carry, snaps = jax.lax.scan(
             functools.partial(_checked_stride, body, check, record_every, unroll), carry,
@@ -147,5 +136,4 @@ def run(problem, hparams: dict, w0, r, tol, *, make_optimizer: Callable, steps: 
             carry = check(_loop._steps(body, carry, n_outer * record_every, rest, unroll), steps)
             parts.append(carry.w[None])
         snaps = jnp.concatenate(parts)
-    carry = check(carry, steps)
     return carry.w, carry.stats, snaps

@@ -12,7 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import DTypeLike
 
-__all__ = ["RunStats", "Chunk", "ChunkSpec", "FastPath", "noise_floor", "divergence_bound", "norm"]
+from gdlab.interfaces import Layered
+
+__all__ = ["step_sizes", "RunStats", "Chunk", "ChunkSpec", "FastPath", "noise_floor",
+           "divergence_bound", "norm"]
 
 _FLOOR_ULPS = 64.0  # errors below 64 ulps of the numbers involved are rounding noise
 
@@ -113,3 +116,12 @@ class FastPath(abc.ABC):
     def compiler_options(self, backend: str) -> dict | None:
         """XLA options for every program compiled under a mode that offers this path."""
         return None
+
+
+def step_sizes(problem, hparams: dict) -> dict:
+    """A layered problem's per-layer step sizes folded into one per-entry ``alpha`` vector."""
+    if not isinstance(problem, Layered):
+        return hparams
+    rates = {k: hparams[k] for k in problem.rate_names if k in hparams}
+    rest = {k: v for k, v in hparams.items() if k not in rates}
+    return {**rest, "alpha": problem.step_sizes(hparams["alpha"], rates)}

@@ -18,7 +18,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gdlab.engine._common import RunStats, divergence_bound, noise_floor
+from gdlab.engine._common import RunStats, divergence_bound, noise_floor, step_sizes
 from gdlab.engine._common import norm as _norm
 from gdlab.interfaces import Modal
 
@@ -152,7 +152,7 @@ def _run(problem: Any, hparams: dict, w0: jax.Array, r: Any, tol: Any, *,
     w_star_abs = _norm(w_star)
     err0 = _norm(w0 - w_star)
     floor = noise_floor(eps, w_star_abs, err0)
-    tx = make_optimizer(**hparams)
+    tx = make_optimizer(**step_sizes(problem, hparams))
     c = _Constants(problem, tx, w_star, w_star_abs, floor, bound, tol, r, steps // 2)
 
     stats0 = RunStats(
