@@ -65,6 +65,7 @@ def numpy_sweep(alpha: ArrayLike, x: float, y: float, w0: float, steps: int, tol
     t_freeze = np.full(alpha.shape, -1, np.int32)
     steps_to_tol = np.where(err0 < tol, 0, -1).astype(np.int32)
     flips = np.zeros(alpha.shape, np.int32)
+    e_ref = w - w_star   # the last resolvable observation (e₀ to start with)
     err_early, err_late, err_obs = err0.copy(), np.zeros_like(err0), err0.copy()
     half = steps // 2
     k_obs = np.zeros(alpha.shape, np.int32)
@@ -79,7 +80,10 @@ def numpy_sweep(alpha: ArrayLike, x: float, y: float, w0: float, steps: int, tol
             active = t_freeze < 0
             ok = active & (err_new <= bound)
             resolvable = ok & (err > floor)
-            flips += resolvable & (err_new > floor) & (e_new * e < 0)
+            # A sign change between resolvable observations, even across steps below the floor.
+            seen = ok & (err_new > floor) & (e_new * e_ref != 0)
+            flips += seen & (e_new * e_ref < 0)
+            e_ref = np.where(seen, e_new, e_ref)
             if recurrence:
                 scale = abs(w_star) + err + err_new + np.abs(1 - r) * err
                 # scale = 0 only when w* = e_t = e_{t+1} = 0: both sides are 0, no deviation

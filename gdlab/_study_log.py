@@ -35,12 +35,20 @@ def summary_lines(cfg: SweepConfig, res: SweepResult, traj: SweepResult | None,
         s = summary["spectrum"]
         out.append(f"spectrum: λ in [{s['lam_min']:.4g}, {s['lam_max']:.4g}] (κ = "
                    f"{s['kappa']:.4g}); GD converges iff 0 < α < 2/λ_max = "
-                   f"{2 / s['lam_max']:.6g}, fastest at α = 2/(λ_min + λ_max) = "
-                   f"{s['optimal_alpha_gd']:.6g}")
+                   f"{2 / s['lam_max']:.6g}; its stiffest direction oscillates from α = 1/λ_max"
+                   f" = {s['oscillation_onset_stiffest_mode_gd']:.6g}, the error as a whole "
+                   f"from α = 2/(λ_min + λ_max) = {s['oscillation_dominates_gd']:.6g} (where "
+                   "that direction outlasts the slowest; GD is also fastest there)")
     if "agreement" in summary:
         out += _theory_lines(cfg, summary)
     if "boundaries" in summary:
         out += _boundary_lines(summary["boundaries"])
+    if "rounding_check" in summary:
+        rc = summary["rounding_check"]
+        out.append(f"rounding-sensitive (no closed form for this optimizer; {rc['rule']}): "
+                   f"{rc['n_flagged']} of {rc['n_runs']} runs")
+    for name, why in summary.get("plots_not_drawn", {}).items():
+        out.append(f"{name}.png {why}")
     counts = {k: v for k, v in summary["regime_counts"].items() if v}
     out.append("simulated regimes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if "trainability" in summary:
@@ -77,23 +85,37 @@ def closing_lines(out: Path, res: SweepResult, files: list[str]) -> list[str]:
             + ", ".join(f"{out}/{f}" for f in files if f.endswith(".png"))]
 
 
+_CLOSED_FORM = {
+    "converges": "converges ({opt}: Jury region on every direction)",
+    "oscillates": "oscillates (the dominant root not a positive real)",
+    "rate": "contraction (ρ, the largest root modulus)",
+}
+
+
 def _theory_lines(cfg: SweepConfig, summary: dict) -> list[str]:
     """The Q4.2 answer, the agreement with theory, the stability region and the recurrence."""
     out = []
     if "q4_answer" in summary:
         out.append("Q4.2 from the sweep:")
         out += [f"  {k:>13}: {v}" for k, v in summary["q4_answer"].items()]
-    agree, region = summary["agreement"], summary["region"]
-    out.append(f"agreement with theory: {agree['fraction']:.6f} "
-               f"({agree['n_compared']} runs compared, {agree['n_sensitive']} rounding-sensitive "
-               f"runs reported separately, {agree['regime_mismatches']} regime and "
-               f"{agree['steps_mismatches']} steps-to-tol mismatches)")
-    dist = region["max_boundary_distance"]
-    out.append(f"closed-form stability region ({cfg.optimizer}): agreement "
-               f"{region['fraction']:.6f} on {region['n_compared']} cells outside the band "
-               f"({region['band']}: {region['n_band']} cells)"
-               + ("" if dist is None else f"; largest |simulated − closed-form edge| "
-                  f"{dist:.3g} (α grid step {region['alpha_grid_step']:.3g})"))
+    agree = summary["agreement"]
+    why = ", ".join(f"{k} {v}" for k, v in agree["sensitive_why"].items() if v)
+    out.append(f"agreement with theory (the exact linear map, under the simulation's flip rule, "
+               f"floor and growth test): "
+               f"{agree['fraction']:.6f} on {agree['n_compared']} of {agree['n_runs']} runs; "
+               f"{agree['n_sensitive']} left out as rounding-sensitive"
+               + (f" ({why})" if why else "") + f"; {agree['regime_mismatches']} regime and "
+               f"{agree['steps_mismatches']} steps-to-tol mismatches")
+    for name, c in summary["closed_form"].items():
+        dist = c.get("max_boundary_distance")
+        dev = c.get("max_relative_deviation_from_rho")
+        why = "; ".join(f"{k}: {v}" for k, v in c["band_why"].items() if v)
+        out.append(f"closed form, {_CLOSED_FORM[name].format(opt=cfg.optimizer)}: agreement "
+                   f"{c['fraction']:.6f} on {c['n_compared']} runs; {c['n_band']} left out"
+                   + (f" ({why})" if why else "")
+                   + ("" if dist is None else f"; largest |simulated − closed-form edge| "
+                      f"{dist:.3g} (α grid step {c['alpha_grid_step']:.3g})")
+                   + ("" if dev is None else f"; largest |contraction/ρ − 1| {dev:.3g}"))
     if "recurrence" in summary:
         r_ = summary["recurrence"]
         out.append(f"recurrence check (Q4.3): max deviation {r_['max_dev']:.3g} = "
@@ -102,12 +124,24 @@ def _theory_lines(cfg: SweepConfig, summary: dict) -> list[str]:
 
 
 def _boundary_lines(boundaries: dict) -> list[str]:
-    """The regime boundaries bisected on a 1-D α grid, and the closed-form edges."""
+    """The regime boundaries bisected on a 1-D α grid (those between the same two grid values
+    together: the grid does not resolve the regimes between them), and the closed-form edges."""
     out = []
-    if boundaries["bisected"]:
-        out.append("regime boundaries (bisection on the grid): " + "; ".join(
-            f"{b['below']} → {b['above']} at α = {b['alpha']:.7g}"
-            for b in boundaries["bisected"]))
+    cells: dict[tuple, list[dict]] = {}
+    for b in boundaries["bisected"]:
+        cells.setdefault((b["grid_lo"], b["grid_hi"]), []).append(b)
+    parts = []
+    for (lo, hi), edges in cells.items():
+        found = ", ".join(f"{b['below']} → {b['above']} at α = {b['alpha']:.7g}" for b in edges)
+        parts.append(found if len(edges) == 1 else
+                     f"grid values α = {lo:.7g} ({edges[0]['below']}) and {hi:.7g} "
+                     f"({edges[-1]['above']}) do not resolve what lies between them: {found}")
+    if parts:
+        out.append(f"regime boundaries (bisected, {boundaries['precision']}): "
+                   + "; ".join(parts))
+    if boundaries.get("grid_changes_not_in_float64"):
+        out.append(f"{boundaries['grid_changes_not_in_float64']} regime change(s) of the grid "
+                   "not seen in float64 between the same grid values (rounding decides them)")
     if boundaries["closed_form"]:
         out.append("closed form: " + ", ".join(
             f"{k} α = {v:.7g}" for k, v in boundaries["closed_form"].items()))

@@ -29,17 +29,24 @@ from gdlab import engine
 from gdlab._sweep_checks import DTYPES as DTYPES
 from gdlab._sweep_checks import precision as precision
 from gdlab._sweep_plan import CPU_BLOCK as CPU_BLOCK
-from gdlab._sweep_plan import Plan, engine_inputs, engine_options, geometry, norm, plan
+from gdlab._sweep_plan import Plan, engine_inputs, engine_options, geometry, norm, plan, widened
 from gdlab._sweep_plan import default_chunk as default_chunk
 from gdlab._sweep_plan import default_unroll as default_unroll
 from gdlab.interfaces import Problem, WithOptimum
-from gdlab.regimes import classify, growth_band, judge_by_loss
+from gdlab.regimes import Regime, classify, growth_band, judge_by_loss
 from gdlab.regimes import score as trainability_score
 
 __all__ = ["sweep", "simulate_shard", "finish_sweep", "SweepResult", "DTYPES"]
 
 DELTA_MAX = float(np.finfo(np.float64).max) / 2**32  # growth band where e₀ = 0 (see finish_slice)
 _TINY, _HUGE = float(np.finfo(np.float64).tiny), float(np.finfo(np.float64).max)
+# A regime's trend, what rounding_check compares: the error shrinks (1), grows (2) or neither (0);
+# whether it oscillates is left out (sign changes count above the noise floor, which float64
+# resolves far below float32's). The other regimes are their own trend.
+_TREND = np.array([{Regime.CONVERGING_MONOTONE: 1, Regime.CONVERGING_OSCILLATING: 1,
+                    Regime.BOUNDED_OSCILLATION: 0, Regime.STALLED: 0,
+                    Regime.DIVERGING_OSCILLATING: 2, Regime.DIVERGING_MONOTONE: 2}.get(r, int(r))
+                   for r in Regime], np.int8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +95,9 @@ class SweepResult:
     score: np.ndarray | None = None          # float64, Sohl-Dickstein's trainability score
     loss_ratio: np.ndarray | None = None     # float64, L_T/L_0 (last in-bound ratio if frozen)
     min_loss_ratio: np.ndarray | None = None  # float64, min_t L_t/L_0
+    # rounding_check=True: the same run simulated in float64 (its float32 inputs widened) has
+    # another trend or steps_to_tol, so rounding decides it (see gdlab._sweep.rounding_sensitive)
+    rounding_sensitive: np.ndarray | None = None
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -112,7 +122,7 @@ def sweep(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
           dtype: str | None = None, unroll: int | str = "auto", record_every: int | None = None,
           chunk_size: int | None = None, block: int | None | str = "auto",
           devices: int | str = 1, progress: bool | None = None, keep: str = "all",
-          recurrence: bool | None = None) -> SweepResult:
+          recurrence: bool | None = None, rounding_check: bool = False) -> SweepResult:
     """Simulate gradient descent for every combination of ``alphas`` × the ``over`` axes.
 
     Args:
@@ -140,6 +150,9 @@ def sweep(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
       recurrence: measure the Q4.3 recurrence deviation at every step (``recurrence_dev``); None: on
         for gradient descent on a scalar parameter with keep="all". It costs one more carried
         statistic (about 2× on a CPU).
+      rounding_check: also simulate every run in float64 and set ``rounding_sensitive`` where that
+        changes its trend or steps_to_tol (:func:`rounding_sensitive`); float32 sweeps only. For
+        optimizers without a closed form (Adam, …), whose labels nothing else can check.
 
     Raises:
       gdlab.errors.ArgumentError (a ValueError), before any work, for any bad argument; its
@@ -150,12 +163,36 @@ def sweep(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
     p = plan(problem, alphas, w0=w0, steps=steps, tol=tol, optimizer=optimizer, hparams=hparams,
              over=over, dtype=dtype, unroll=unroll, record_every=record_every,
              chunk_size=chunk_size, block=block, devices=devices, progress=progress, keep=keep,
-             recurrence=recurrence)
+             recurrence=recurrence, rounding_check=rounding_check)
     finished = _Finished(p)
     prob, h, w, r = engine_inputs(p, 0, p.n, lazy=True)
     with precision(p.dtype.name):
         sim = engine.simulate(prob, h, w, r=r, reduce=finished.add, **engine_options(p))
-    return _result(p, finished, sim)
+    res = _result(p, finished, sim)
+    if p.rounding_check:
+        res = dataclasses.replace(res, rounding_sensitive=rounding_sensitive(p, res))
+    return res
+
+
+def rounding_sensitive(p: Plan, res: SweepResult) -> np.ndarray:
+    """Runs of the float32 sweep ``p`` (its result ``res``) that rounding decides: simulated in
+    float64 from the same inputs (the float32 values, widened), their trend — shrinks, grows or
+    neither, :data:`_TREND` — or their steps_to_tol differs.
+
+    The float64 statistics are judged at float32's resolution (the same noise floor and growth
+    band, from ``p``), so what differs is what the arithmetic's precision changed, not what
+    float64 can resolve. A lower bound: a run that both precisions get wrong alike (rounding noise
+    amplified the same way) is not flagged. Costs a second simulation, in float64 (about 2× the
+    float32 one on a CPU), and its compilation.
+    """
+    wide, judge = widened(p), dataclasses.replace(p, keep="compact")
+    finished = _Finished(judge)
+    prob, h, w, _ = engine_inputs(wide, 0, wide.n, lazy=True)
+    with precision("float64"):
+        engine.simulate(prob, h, w, reduce=finished.add, **engine_options(wide))
+    other = {k: v.reshape(p.grid.shape) for k, v in finished.arrays().items()}
+    return ((_TREND[res.regime] != _TREND[other["regime"]])
+            | (res.steps_to_tol != other["steps_to_tol"]))
 
 
 def simulate_shard(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *,
@@ -168,7 +205,8 @@ def simulate_shard(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object
     same result as :func:`sweep`, bit for bit (``gdlab run --set sweep.shard=i/n``, then
     ``gdlab merge``).
     """
-    _check_options("simulate_shard", options, keep="a shard keeps every statistic")
+    _check_options("simulate_shard", options, keep="a shard keeps every statistic",
+                   rounding_check=_MERGED_ONLY)
     p = plan(problem, alphas, shard=shard, keep="all", **options)
     lo, hi = p.runs
     prob, h, w, r = engine_inputs(p, lo, hi, lazy=False)
@@ -181,13 +219,16 @@ def finish_sweep(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object],
     """The :class:`SweepResult` of a sweep from its raw ``simulation`` (merged shards, see
     :func:`simulate_shard`), without simulating: identical to :func:`sweep` with the same
     arguments. ``options`` are :func:`sweep`'s keyword arguments."""
-    _check_options("finish_sweep", options)
+    _check_options("finish_sweep", options, rounding_check=_MERGED_ONLY)
     p = plan(problem, alphas, simulation=simulation, **options)
     finished, n, chunk = _Finished(p), p.n, p.engine.chunk
     raw = (simulation.w_final, simulation.stats, simulation.snapshots)
     for lo in range(0, n, chunk):
         finished.add(lo, min(n, lo + chunk), jax.tree.map(lambda a, lo=lo: a[lo:lo + chunk], raw))
     return _result(p, finished, simulation)
+
+
+_MERGED_ONLY = "sweep() of the whole grid checks rounding"
 
 
 def _check_options(caller: str, options: dict, **refused: str) -> None:

@@ -71,6 +71,16 @@ def choice(name: str, value: object, choices: Sequence[str]) -> str:
     return value
 
 
+def rounding_check(value: object, dtype: np.dtype) -> bool:
+    """rounding_check: True or False; True compares float32 runs with float64 ones."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentError("rounding_check", f"{grids.brief(value)} must be True or False")
+    if value and dtype != np.float32:
+        raise ArgumentError("rounding_check", "compares each run with its float64 simulation: "
+                                              "it needs dtype='float32'")
+    return bool(value)
+
+
 def flag(name: str, value: object) -> bool | None:
     """A tri-state switch: True, False or None (decide automatically)."""
     if value is not None and not isinstance(value, (bool, np.bool_)):

@@ -24,7 +24,8 @@ from gdlab.errors import ArgumentError
 from gdlab.interfaces import Problem, WithInit, WithOptimum, WithWorkingSet
 from gdlab.regimes import late_window
 
-__all__ = ["Plan", "EngineOptions", "plan", "default_chunk", "default_unroll", "CPU_BLOCK"]
+__all__ = ["Plan", "EngineOptions", "plan", "widened", "default_chunk", "default_unroll",
+           "CPU_BLOCK"]
 
 _DEFAULT_CHUNK_BYTES = 256 * 2**20
 CPU_BLOCK = 4096  # runs whose carried state (~10 arrays) fits in a CPU core's L2 cache
@@ -98,6 +99,7 @@ class Plan:
     record_every: int | None
     keep: str                              # "all" or "compact"
     recurrence: bool                       # measure the deviation from e_{t+1} = r e_t (Q4.3)
+    rounding_check: bool                   # also simulate in float64 (gdlab._sweep)
     runs: tuple[int, int]                  # the runs [lo, hi) simulated: all, or a shard's
     engine: EngineOptions
 
@@ -120,7 +122,8 @@ def plan(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
          dtype: str | None = None, unroll: int | str = "auto",
          record_every: int | None = None, chunk_size: int | None = None,
          block: int | None | str = "auto", devices: int | str = 1, progress: bool | None = None,
-         keep: str = "all", recurrence: bool | None = None, shard: tuple[int, int] | None = None,
+         keep: str = "all", recurrence: bool | None = None, rounding_check: bool = False,
+         shard: tuple[int, int] | None = None,
          simulation: engine.Simulation | object = _SIMULATE) -> Plan:
     """Check every argument of ``gdlab.sweep`` before any work and freeze them in a :class:`Plan`.
 
@@ -141,6 +144,7 @@ def plan(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
         dtype = problem.default_dtype if isinstance(problem, WithInit) else "float32"
     np_dtype = np.dtype(check.choice("dtype", dtype, check.DTYPES))
     tol = check.tol(tol, np_dtype)
+    rounding_check = check.rounding_check(rounding_check, np_dtype)
     if record_every is not None:
         # Beyond the horizon it records w_0 and w_T only, as record_every = steps does.
         record_every = min(check.integer("record_every", record_every, 1), steps)
@@ -190,9 +194,24 @@ def plan(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
         fixed_problem=fixed_problem, fixed_hparams=fixed_hp, fixed_w0=fixed_w0, dtype=np_dtype,
         steps=steps, tol=tol, record_every=record_every, keep=keep,
         recurrence=linear_scalar and keep == "all" if recurrence is None else bool(recurrence),
-        runs=runs, engine=EngineOptions(unroll, chunk, block, n_dev, progress))
+        rounding_check=rounding_check, runs=runs,
+        engine=EngineOptions(unroll, chunk, block, n_dev, progress))
     _check_geometry(out)
     return out
+
+
+def widened(p: Plan) -> Plan:
+    """The plan of the same runs in float64, to simulate (not to finish): every input exactly as
+    the sweep's dtype holds it, widened (grid values, shared values, tol), so that only the
+    arithmetic's precision differs; regimes and steps to tol only, no snapshots."""
+    f64 = np.dtype(np.float64)
+    wide = lambda values: {k: np.asarray(v).astype(f64) for k, v in values.items()}
+    return dataclasses.replace(
+        p, dtype=f64, grid=Grid(wide(p.grid.axes)), fixed_problem=wide(p.fixed_problem),
+        fixed_hparams=wide(p.fixed_hparams),
+        fixed_w0=None if p.fixed_w0 is None else np.asarray(p.fixed_w0).astype(f64),
+        tol=float(np.asarray(p.tol, p.dtype)), record_every=None, keep="compact",
+        recurrence=False, rounding_check=False)
 
 
 def cpu_block(problem: Problem, param_shape: tuple[int, ...], itemsize: int) -> int:

@@ -43,7 +43,7 @@ def run_orbit_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     lines = _lines(cfg, summary)
     arrays = {"alpha": orb.alpha, "axis_names": np.array(["alpha"]), "regime": orb.regime,
               "regime_names": np.array(REGIME_NAMES), "period": orb.period,
-              "lyapunov": orb.lyapunov,
+              "lyapunov": np.where(orb.diverged, 0.0, orb.lyapunov),  # undefined: diverged_at ≥ 0
               "late_iterates": np.where(orb.diverged[:, None], 0.0, orb.late),
               "diverged_at": orb.result.diverged_at, "steps_to_tol": orb.result.steps_to_tol}
 
@@ -81,6 +81,14 @@ def _summary(cfg: SweepConfig, orb: dynamics.Orbits, found: list[boundary.Bounda
         "chaos_first_alpha": float(chaos.min()) if chaos.size else None,
         "escape_first_alpha": float(escape.min()) if escape.size else None,
         "lyapunov_check": _lyapunov_check(cfg, orb, lam_star),
+        "lyapunov_estimate": {
+            "method": f"mean log|f'(w)| over {dynamics.LYAPUNOV_STEPS} float64 steps continuing "
+                      "each orbit from its last simulated iterate",
+            "error_bound": dynamics.LYAPUNOV_ERROR,
+            "bound_from": "max |λ_L − λ_ref| = 0.013 over the 641 chaotic α of "
+                          "configs/quartic_bifurcation.toml, λ_ref from 10⁶ float64 steps",
+            "escaped_runs": "undefined: NaN in the plot, 0 in results.npz (diverged_at ≥ 0)"},
+        "cycles": _cycle_check(orb),
         "boundaries": [b.as_dict() for b in found],
     }
 
@@ -101,6 +109,18 @@ def _lyapunov_check(cfg: SweepConfig, orb: dynamics.Orbits, lam_star: float) -> 
             "max_abs_dev": lyap_dev, "cells": int(comparable.sum())}
 
 
+def _cycle_check(orb: dynamics.Orbits) -> dict:
+    """Detected cycles rejected as not attracting, and what they were labelled instead."""
+    rejected = np.isfinite(orb.multiplier) & (orb.period == 0)
+    return {"claim": "a detected cycle attracts iff log|Π f'(w_i)| ≤ p·"
+                     f"{dynamics.CYCLE_TOL:g} over one period (float64)",
+            "rejected": int(rejected.sum()),
+            "rejected_as": {k: v for k, v in report.regime_counts(orb.regime[rejected]).items()
+                            if v},
+            "periodic_with_positive_lyapunov": int(np.sum((orb.regime == Regime.PERIODIC)
+                                                          & (orb.lyapunov > 0)))}
+
+
 def _lines(cfg: SweepConfig, summary: dict) -> list[str]:
     """The log: header, period doubling, periods, chaos and escape, the Lyapunov check, regimes."""
     doubling = summary["period_doubling"]["closed_form_alpha"]
@@ -116,6 +136,12 @@ def _lines(cfg: SweepConfig, summary: dict) -> list[str]:
                                                for p, c in summary["periods"].items()) or "none"))
     lines.append(f"chaos from α ≈ {summary['chaos_first_alpha']}; escape from α ≈ "
                  f"{summary['escape_first_alpha']}")
+    est, cyc = summary["lyapunov_estimate"], summary["cycles"]
+    lines.append(f"Lyapunov exponents: {est['method']}; error ≤ {est['error_bound']:g} on "
+                 "chaotic orbits (vs 10⁶-step float64 references)")
+    rejected_as = ", ".join(f"{k} {v}" for k, v in cyc["rejected_as"].items())
+    lines.append(f"cycles: {cyc['rejected']} detected cycles rejected as not attracting "
+                 f"({cyc['claim']})" + (f": now {rejected_as}" if rejected_as else ""))
     if lyap["max_abs_dev"] is not None:
         lines.append(f"Lyapunov exponent at the fixed point vs log|1 − αλ*|: max deviation "
                      f"{lyap['max_abs_dev']:.3g} over {lyap['cells']} runs")

@@ -2,8 +2,10 @@
 
 Object-oriented matplotlib (``Figure``, no pyplot state), so library use never opens a window.
 Cells are drawn with ``pcolormesh`` on explicit edges (correct on log axes, unlike ``imshow``),
-regimes with a ``ListedColormap`` + ``BoundaryNorm`` and a legend of patches from the shared regime
-table, analytic boundaries as overlaid lines. Meshes are rasterized so SVGs stay small; SVG/PDF
+regimes with a ``ListedColormap`` + ``BoundaryNorm`` in colour-blind-safe colours
+(:data:`REGIME_COLORS`) and a legend of patches named from the shared regime table, placed where it
+covers no data; analytic boundaries as overlaid lines, each labelled by what it means. Parameter
+names are drawn as their symbols (:func:`symbol`). Meshes are rasterized so SVGs stay small; SVG/PDF
 output carries no date and a fixed hash salt, so it is byte-reproducible.
 
 Plots cost O(pixels), not O(runs): a sweep with more runs than the figure can show is first reduced
@@ -15,239 +17,180 @@ so its edges are original edges — and inputs within the caps are drawn exactly
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import matplotlib
 import numpy as np
-from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
 
+from gdlab._cells import (
+    HEATMAP_MAX_CELLS,
+    HEATMAP_MIN_ALPHA,
+    MAP_MAX_CELLS,
+    STRIP_MAX_CELLS,
+    block_mode,
+    cell_edges,
+    cell_groups,
+    code_counts,
+    is_log_spaced,
+    merged_edges,
+    reduce_log_errors,
+    reduce_regime_map,
+    reduce_regimes,
+)
+from gdlab.errors import ArgumentError
 from gdlab.regimes import REGIME_INFO, Regime
 
 __all__ = ["cell_edges", "regime_strip", "error_heatmap", "trajectories", "phase_map", "save",
            "reduce_regimes", "reduce_regime_map", "reduce_log_errors", "STRIP_MAX_CELLS",
-           "MAP_MAX_CELLS", "HEATMAP_MAX_CELLS"]
+           "MAP_MAX_CELLS", "HEATMAP_MAX_CELLS", "HEATMAP_MIN_ALPHA", "REGIME_COLORS", "symbol",
+           "CLOSED_FORM_EDGES", "closed_form_lines", "closed_form_regime"]
 
 matplotlib.rcParams["svg.hashsalt"] = "gdlab"
-_CMAP = ListedColormap([REGIME_INFO[r].color for r in Regime])
+
+# Regime colours: the shared table's (colour-blind safe, see gdlab.regimes.REGIME_INFO).
+REGIME_COLORS: dict[Regime, str] = {r: REGIME_INFO[r].color for r in Regime}
+_CMAP = ListedColormap([REGIME_COLORS[r] for r in Regime])
 _NORM = BoundaryNorm(np.arange(len(Regime) + 1) - 0.5, len(Regime))
 _BOUNDARY_STYLE = {"color": "black", "lw": 1.2, "ls": "--"}
+_LINE_STYLES = ("--", ":", "-.", (0, (6, 2, 1, 2, 1, 2)))   # one per labelled edge or curve
+_FROZEN_COLOR = "#400000"    # error heatmap: steps after a run was frozen (diverged)
+_BELOW_COLOR = "#c8c8c8"     # error heatmap: |e| at or below the noise floor (rounding)
 
-# Most cells drawn along an axis. The figures are 8–11 in wide and saved at 130 dpi (≈ 1000–1400
-# pixel columns, fewer inside the axes), so these caps stay at or above the pixel resolution:
-# merging beyond them is invisible, drawing beyond them only costs time and memory. 4096 along α
-# also keeps every bundled config (≤ 3001 α) below the cap, so its plots are drawn unreduced,
-# exactly as before.
-STRIP_MAX_CELLS = 4096
-MAP_MAX_CELLS = (1000, 1000)        # (x, y) of a phase map: 8 × 6 in at 130 dpi is 1040 × 780 px
-HEATMAP_MAX_CELLS = (4096, 1024)    # (α, t) of an error heatmap
-
-
-def cell_edges(centers: np.ndarray, log: bool = False) -> np.ndarray:
-    """Edges of cells around sorted centers: midpoints (geometric midpoints on a log axis)."""
-    c = np.asarray(centers, np.float64)
-    if c.size == 1:
-        return np.array([c[0] / 1.1, c[0] * 1.1]) if log else np.array([c[0] - 0.5, c[0] + 0.5])
-    if log:
-        return np.exp(cell_edges(np.log(c)))
-    mid = 0.5 * (c[1:] + c[:-1])
-    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+# Parameter names drawn as their symbols on axes, titles and legends; others keep their names.
+_SYMBOLS = {"alpha": "α", "beta": "β", "b1": "β₁", "b2": "β₂", "lam": "λ", "lam_max": "λ_max",
+            "kappa": "κ", "eps": "ε"}
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
-def is_log_spaced(values: ArrayLike) -> bool:
-    """Whether ``values`` are geometrically (and not also linearly) spaced: at least 3, all > 0."""
-    v = np.asarray(values, np.float64)
-    if v.size < 3 or np.any(v <= 0):
-        return False
-    ratios = v[1:] / v[:-1]
-    return bool(np.ptp(ratios) < 1e-6 * ratios.mean()
-                and np.ptp(np.diff(v)) > 1e-6 * np.abs(v).max())
+def symbol(name: str) -> str:
+    """The symbol of a parameter name: ``beta`` → β, ``b1`` → β₁, ``alpha_2`` → α₂ (a per-layer
+    step size); a name without one comes back unchanged."""
+    if name in _SYMBOLS:
+        return _SYMBOLS[name]
+    m = re.fullmatch(r"alpha_(\d+)", name)
+    return "α" + m.group(1).translate(_SUBSCRIPT) if m else name
 
 
-def _cell_groups(edges: np.ndarray, max_cells, log: bool = False) -> np.ndarray | None:
-    """Start indices of the groups of consecutive cells that are merged, or None: no merging.
-
-    ``edges`` are the n + 1 edges of n cells. With n ≤ ``max_cells`` (or ``max_cells`` None) nothing
-    is merged. Otherwise the axis — in display coordinates, log10 on a log axis — is cut into
-    ``max_cells`` equal slices and a group starts at the first cell edge at or after each cut, so a
-    group spans about one slice (or a single cell wider than a slice) and there are at most
-    ``max_cells`` groups. Equal slices, not equal run counts, so a non-uniform grid is reduced to
-    the screen's resolution everywhere. Edges that are not increasing (or not finite) fall back to
-    groups of equal run counts.
-    """
-    n = edges.size - 1
-    if max_cells is None or n <= max_cells:
-        return None
-    max_cells = max(1, int(max_cells))
-    t = np.log10(edges) if log else np.asarray(edges, np.float64)
-    if np.all(np.isfinite(t[[0, -1]])) and t[-1] > t[0] and np.all(np.diff(t) >= 0):
-        cuts = np.searchsorted(t, np.linspace(t[0], t[-1], max_cells + 1)[1:-1], side="left")
-    else:
-        cuts = np.arange(1, max_cells) * n // max_cells
-    return np.unique(np.concatenate([[0], cuts[(cuts > 0) & (cuts < n)]])).astype(np.intp)
+class ClosedFormEdge(NamedTuple):
+    label: str                 # what the line means, as drawn
+    above: Regime | None       # the closed-form regime just above this edge; None: unchanged
 
 
-def _merged_edges(edges: np.ndarray, starts: np.ndarray | None) -> np.ndarray:
-    return edges if starts is None else edges[np.append(starts, edges.size - 1)]
+# The closed-form edges in α, keyed as ``gdlab.study`` names them (``_Theory.edges``). Along
+# α > 0 a linear optimizer on a quadratic goes converging_monotone → converging_oscillating (at
+# the oscillation onset; on an n-D problem where the oscillating stiffest mode starts to dominate
+# the error, 2/(λ_min + λ_max) for GD) → bounded_oscillation exactly at the divergence edge →
+# diverging_oscillating; α = 0 is stalled and α < 0 diverging_monotone. The stiffest mode's own
+# onset, 1/λ_max, changes no regime of the whole error while the slow mode dominates: a line only.
+CLOSED_FORM_EDGES: dict[str, ClosedFormEdge] = {
+    "oscillation_onset": ClosedFormEdge("oscillation starts", Regime.CONVERGING_OSCILLATING),
+    "oscillation_onset_stiffest_mode": ClosedFormEdge(
+        "stiffest mode starts to oscillate (1/λ_max)", None),
+    "oscillation_dominates": ClosedFormEdge(
+        "oscillating mode dominates (2/(λ_min+λ_max))", Regime.CONVERGING_OSCILLATING),
+    "divergence": ClosedFormEdge("divergence starts", Regime.DIVERGING_OSCILLATING),
+}
+_ND_DIVERGENCE_LABEL = "divergence (2/λ_max)"   # beside the n-D keys, which are GD's
 
 
-def _code_counts(values) -> tuple[np.ndarray, np.ndarray]:
-    """The regime codes present (ascending) and how often: one O(n) pass, no sort."""
-    v = np.ravel(values)
-    if v.size and v.dtype.kind in "iu" and v.min() >= 0 and v.max() < 4096:
-        counts = np.bincount(v)
-        codes = np.flatnonzero(counts)
-        return codes, counts[codes]
-    return np.unique(v, return_counts=True)
+def closed_form_lines(edges: dict[str, float] | None) -> dict[str, float]:
+    """The finite closed-form ``edges`` (keys of :data:`CLOSED_FORM_EDGES`) as label → α lines;
+    other keys are taken as labels already."""
+    n_d = bool({"oscillation_dominates", "oscillation_onset_stiffest_mode"} & set(edges or {}))
+    out = {}
+    for key, a in (edges or {}).items():
+        if a is None or not np.isfinite(a):
+            continue
+        label = CLOSED_FORM_EDGES[key].label if key in CLOSED_FORM_EDGES else key
+        out[_ND_DIVERGENCE_LABEL if n_d and key == "divergence" else label] = float(a)
+    return out
 
 
-def _block_mode(values, starts) -> np.ndarray:
-    """Most frequent code per block, ties to the lower code; ``starts[axis]`` None: axis kept."""
-    values = np.asarray(values)
-    best = best_count = None
-    for code in _code_counts(values)[0]:           # ascending: a later code must beat, not tie
-        count = values == code
-        for axis, st in enumerate(starts):
-            if st is not None:
-                count = np.add.reduceat(count, st, axis=axis, dtype=np.int64)
-        if best is None:
-            best, best_count = np.full(count.shape, code, values.dtype), count
-        else:
-            better = count > best_count
-            best[better] = code
-            best_count = np.where(better, count, best_count)
-    return best
+def closed_form_regime(alpha: ArrayLike, edges: dict[str, float]) -> np.ndarray:
+    """The closed-form regime (int8) at each α from the edges alone (see
+    :data:`CLOSED_FORM_EDGES`): a step function of α, exact at any α, not only on a grid."""
+    alpha = np.asarray(alpha, np.float64)
+    regime = np.full(alpha.shape, Regime.CONVERGING_MONOTONE, np.int8)
+    changes = sorted((a, CLOSED_FORM_EDGES[k].above) for k, a in edges.items()
+                     if k in CLOSED_FORM_EDGES and CLOSED_FORM_EDGES[k].above is not None
+                     and a is not None and np.isfinite(a))
+    for a, above in changes:
+        regime[alpha > a] = above
+    if "divergence" in edges:
+        regime[alpha == edges["divergence"]] = Regime.BOUNDED_OSCILLATION
+    regime[alpha == 0] = Regime.STALLED
+    regime[alpha < 0] = Regime.DIVERGING_MONOTONE
+    return regime
 
 
-def reduce_regimes(alpha: ArrayLike, regime: ArrayLike, max_cells: int | None = STRIP_MAX_CELLS,
-                   log: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Reduce a regime per α (``regime``: shape (n,), or (rows, n) reduced along the last axis) to
-    at most ``max_cells`` cells; return ``(edges, codes)`` for ``pcolormesh``.
-
-    Consecutive runs are merged into cells of about equal width on the plotted axis (log10 α when
-    ``log``; None: detected as the plots do), see :func:`_cell_groups`. Each merged cell is the
-    union of the original cells, so its edges are original :func:`cell_edges` (the geometric
-    midpoints before its first and after its last run on a log axis): a class boundary that falls on
-    a merged cell's edge is drawn exactly where the unreduced plot draws it, and one inside a cell
-    moves by less than that cell (≈ a pixel).
-
-    Each cell gets its most frequent regime, ties to the lower code. The mode never invents a
-    regime — the colour is one that occurs in the cell — and it is what the pixel mostly covers,
-    so a regime's drawn extent is right to within a cell. (A priority rule, "rarest wins", would
-    instead widen single-α regimes such as the αλ = 2 cycle to whole pixels and shift boundaries;
-    :func:`regime_strip` flags those rare regimes with markers at their exact α instead.)
-
-    With n ≤ ``max_cells`` (or ``max_cells`` None) the input is returned unchanged:
-    ``(cell_edges(alpha, log), regime)``.
-    """
-    alpha = np.asarray(alpha)
-    log = is_log_spaced(alpha) if log is None else log
-    edges = cell_edges(alpha, log)
-    starts = _cell_groups(edges, max_cells, log)
-    if starts is None:
-        return edges, regime
-    regime = np.asarray(regime)
-    return _merged_edges(edges, starts), _block_mode(regime, [None] * (regime.ndim - 1) + [starts])
+def _has_closed_form(edges: dict[str, float] | None) -> bool:
+    """Do ``edges`` fix the closed-form regime at every α? They need the divergence edge and, on
+    an n-D problem (a stiffest-mode onset given), the edge where oscillation dominates."""
+    return (bool(edges) and np.isfinite(edges.get("divergence", np.nan))
+            and ("oscillation_onset_stiffest_mode" not in edges
+                 or np.isfinite(edges.get("oscillation_dominates", np.nan))))
 
 
-def reduce_regime_map(x: ArrayLike, y: ArrayLike, regime: ArrayLike,
-                      max_cells: tuple[int, int] | None = MAP_MAX_CELLS,
-                      log: tuple[bool | None, bool | None] = (None, None),
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Block-reduce a regime map (``regime``: shape (len(x), len(y))) to at most
-    ``max_cells = (nx, ny)`` cells; return ``(x_edges, y_edges, codes)`` for ``pcolormesh``.
-
-    Each axis is grouped as in :func:`reduce_regimes` (exact original edges, about equal width on
-    the plotted axis; an axis within its cap is kept) and each block gets its most frequent regime,
-    ties to the lower code, for the same reasons. Within both caps the input comes back unchanged.
-    """
-    log_x = is_log_spaced(x) if log[0] is None else log[0]
-    log_y = is_log_spaced(y) if log[1] is None else log[1]
-    ex, ey = cell_edges(x, log_x), cell_edges(y, log_y)
-    cap_x, cap_y = (None, None) if max_cells is None else max_cells
-    sx, sy = _cell_groups(ex, cap_x, log_x), _cell_groups(ey, cap_y, log_y)
-    if sx is None and sy is None:
-        return ex, ey, regime
-    return _merged_edges(ex, sx), _merged_edges(ey, sy), _block_mode(regime, [sx, sy])
-
-
-def reduce_log_errors(alpha: ArrayLike, steps: ArrayLike, z: np.ndarray, frozen: ArrayLike,
-                      max_cells: tuple[int, int] | None = HEATMAP_MAX_CELLS,
-                      log: bool | None = None,
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Block-reduce log₁₀ errors ``z`` (shape (len(alpha), len(steps))) and the ``frozen`` mask to
-    at most ``max_cells = (nα, nt)`` cells; return ``(alpha_edges, step_edges, z, frozen)``.
-
-    Axes are grouped as in :func:`reduce_regimes`. A block shows the **maximum** of its log₁₀
-    errors (log is monotone, so this is log₁₀ of the largest error): the worst run in a block stays
-    visible — a slow or diverging α next to fast ones is not averaged away as a mean of logs
-    (a geometric mean) would do, so the edge of convergence and the divergence boundary keep their
-    place. In the same worst-case spirit a block counts as frozen (diverged) when any of its entries
-    is. NaN propagates (drawn as "bad", like an unreduced NaN cell). Within both caps the input
-    comes back unchanged.
-    """
-    alpha = np.asarray(alpha)
-    log = is_log_spaced(alpha) if log is None else log
-    ea, et = cell_edges(alpha, log), cell_edges(steps)
-    cap_a, cap_t = (None, None) if max_cells is None else max_cells
-    sa, st = _cell_groups(ea, cap_a, log), _cell_groups(et, cap_t)
-    if sa is None and st is None:
-        return ea, et, z, frozen
-    z = np.ma.getdata(z)
-    frozen = np.asarray(frozen, bool)
-    for axis, s in enumerate((sa, st)):
-        if s is not None:
-            z = np.maximum.reduceat(z, s, axis=axis)
-            frozen = np.logical_or.reduceat(frozen, s, axis=axis)
-    return _merged_edges(ea, sa), _merged_edges(et, st), z, frozen
+def _regime_handles(codes) -> list[Patch]:
+    """Legend patches of the regimes in ``codes``, ascending."""
+    return [Patch(color=REGIME_COLORS[Regime(r)], label=REGIME_INFO[Regime(r)].name)
+            for r in sorted(set(int(x) for x in np.ravel(codes)))]
 
 
 def _legend(ax, present, **kw):
-    handles = [Patch(color=REGIME_INFO[Regime(r)].color, label=REGIME_INFO[Regime(r)].name)
-               for r in sorted(set(int(x) for x in np.unique(present)))]
-    ax.legend(handles=handles, **kw)
+    ax.legend(handles=_regime_handles(np.unique(present)), **kw)
 
 
-def _vlines(ax, boundaries: dict[str, float]):
-    for label, a in boundaries.items():
-        if np.isfinite(a):
-            ax.axvline(a, **_BOUNDARY_STYLE)
-            ax.annotate(label, (a, 0.03), xycoords=("data", "axes fraction"), xytext=(3, 0),
-                        textcoords="offset points", fontsize=8, va="bottom", ha="left",
-                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8, "lw": 0})
+def _boundary_lines(ax, boundaries: dict[str, float]) -> list[Line2D]:
+    """The edges (label → α) as black vertical lines, one dash style each (so labels sit in the
+    legend, never on top of each other where edges are close); returns the legend handles."""
+    finite = [(label, a) for label, a in boundaries.items() if np.isfinite(a)]
+    return [ax.axvline(a, color="black", lw=1.2, ls=_LINE_STYLES[i % len(_LINE_STYLES)],
+                       label=label, zorder=3)
+            for i, (label, a) in enumerate(finite)]
 
 
-def regime_strip(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | None = None,
-                 boundaries: dict[str, float] | None = None, title: str = "",
-                 max_cells: int | None = STRIP_MAX_CELLS) -> Figure:
-    """Regime per α (top: simulated; bottom: predicted), analytic boundaries dashed.
+def _padded(lo: float, hi: float, log: bool, frac: float = 0.02) -> tuple[float, float]:
+    """(lo, hi) widened by ``frac`` of the span on each side (of log10 on a log axis): room for a
+    9-pt marker at either end of a ~7.5-in axis, which needs ≈ 0.9 %."""
+    if log:
+        lo_l, hi_l = _padded(np.log10(lo), np.log10(hi), False, frac)
+        return 10 ** lo_l, 10 ** hi_l
+    pad = frac * (hi - lo)
+    return lo - pad, hi + pad
 
-    More than ``max_cells`` runs are merged to that many cells first (:func:`reduce_regimes`;
-    None: never), so the cost is O(pixels), not O(runs).
-    """
-    rows = [regime] if predicted is None else [regime, predicted]
-    fig = Figure(figsize=(9, 2.4 + 0.6 * len(rows)), layout="constrained")
-    ax = fig.add_subplot()
-    log = is_log_spaced(alpha)
-    edges = cell_edges(alpha, log)
-    starts = _cell_groups(edges, max_cells, log)
+
+def _markers(ax, xs, y: float, code: int) -> None:
+    """Triangles at ``xs`` in a strip row for a regime too narrow to see (drawn above the lines)."""
+    ax.plot(xs, np.full(np.size(xs), y), "v", ms=9, color=REGIME_COLORS[Regime(int(code))],
+            mec="black", mew=0.8, zorder=4, gid="regime_marker")
+
+
+def _grid_rows(ax, alpha, rows, edges, starts) -> np.ndarray:
+    """Strip rows per grid cell (merged beyond the cap), row i at y = i … i + 1, in one mesh; the
+    codes present.
+
+    Regimes that hold only a few grid cells (α = 0, the cycle at αλ = 2) would be invisible
+    slivers: each such cell is marked (one marker per merged cell: same pixel)."""
+    rows = [np.asarray(r) for r in rows]
     if starts is None:
-        ax.pcolormesh(edges, np.arange(len(rows) + 1), np.stack(rows),
-                      cmap=_CMAP, norm=_NORM, rasterized=True)
+        ax.pcolormesh(edges, np.arange(len(rows) + 1), np.stack(rows), cmap=_CMAP, norm=_NORM,
+                      rasterized=True)
     else:
-        ax.pcolormesh(_merged_edges(edges, starts), np.arange(len(rows) + 1),
-                      np.stack([_block_mode(r, [starts]) for r in rows]),
+        ax.pcolormesh(merged_edges(edges, starts), np.arange(len(rows) + 1),
+                      np.stack([block_mode(r, [starts]) for r in rows]),
                       cmap=_CMAP, norm=_NORM, rasterized=True)
-    # Regimes that hold only a few grid cells (α = 0, the cycle at αλ = 2) would be invisible
-    # slivers: mark each such cell with a triangle above the strip (one per merged cell: same
-    # pixel).
     present = []
     for i, row in enumerate(rows):
-        row = np.asarray(row)
-        codes, counts = _code_counts(row)
+        codes, counts = code_counts(row)
         present.append(codes)
         for code, count in zip(codes, counts):
             if count <= max(1, row.size // 200):
@@ -256,58 +199,157 @@ def regime_strip(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | Non
                     _, first = np.unique(np.searchsorted(starts, cells, side="right"),
                                          return_index=True)
                     cells = cells[first]
-                ax.plot(np.asarray(alpha)[cells], np.full(cells.size, i + 0.85), "v", ms=9,
-                        color=REGIME_INFO[Regime(int(code))].color, mec="black", mew=0.8)
-    ax.set_yticks(np.arange(len(rows)) + 0.5, ["simulated", "theory"][: len(rows)])
+                _markers(ax, np.asarray(alpha)[cells], i + 0.5, code)
+    return np.concatenate(present)
+
+
+def _closed_form_row(ax, lo: float, hi: float, edges: dict[str, float], y0: float,
+                     log: bool) -> np.ndarray:
+    """The theory row from the closed-form ``edges``: one cell per interval between them over
+    [lo, hi], coloured by :func:`closed_form_regime` at its middle, and the single-α regimes
+    (α = 0 stalled, the cycle at the divergence edge) marked at their exact α; the codes drawn."""
+    cuts = sorted({float(a) for a in (0.0, *edges.values())
+                   if a is not None and np.isfinite(a) and lo < a < hi})
+    xs = np.array([lo, *cuts, hi])
+    mids = np.sqrt(xs[1:] * xs[:-1]) if log else 0.5 * (xs[1:] + xs[:-1])
+    codes = closed_form_regime(mids, edges)
+    ax.pcolormesh(xs, [y0, y0 + 1], codes[None, :], cmap=_CMAP, norm=_NORM, rasterized=True)
+    points = np.array([a for a in (0.0, edges["divergence"]) if lo <= a <= hi])
+    point_codes = closed_form_regime(points, edges)
+    for x, code in zip(points, point_codes):
+        _markers(ax, [x], y0 + 0.5, code)
+    return np.concatenate([codes, point_codes])
+
+
+def regime_strip(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | None = None,
+                 boundaries: dict[str, float] | None = None, title: str = "",
+                 max_cells: int | None = STRIP_MAX_CELLS,
+                 closed_form: dict[str, float] | None = None) -> Figure:
+    """Regime per α: simulated (bottom row, one cell per grid α) and theory (top row), separated
+    and labelled, with closed-form edges as labelled vertical lines.
+
+    ``closed_form`` holds closed-form edges in α keyed as :data:`CLOSED_FORM_EDGES`. With a finite
+    ``divergence`` among them the theory row is drawn from them — intervals between the edges,
+    each in its closed-form regime (:func:`closed_form_regime`) over the swept range, right
+    wherever the grid points lie — else from ``predicted`` per grid cell. ``boundaries``
+    (label → α) adds lines. Regimes that hold only a few cells are marked by triangles at their
+    α; the α axis is padded so that a marker at either end of the grid is drawn whole.
+
+    More than ``max_cells`` runs are merged to that many cells first (:func:`reduce_regimes`;
+    None: never), so the cost is O(pixels), not O(runs).
+    """
+    alpha = np.asarray(alpha)
+    log = is_log_spaced(alpha)
+    edges = cell_edges(alpha, log)
+    starts = cell_groups(edges, max_cells, log)
+    exact = _has_closed_form(closed_form)
+    theory = exact or predicted is not None
+    fig = Figure(figsize=(9, 3.0 + 0.8 * theory), layout="constrained")
+    ax = fig.add_subplot()
+    grid_rows = [regime] if exact or predicted is None else [regime, predicted]
+    present = [_grid_rows(ax, alpha, grid_rows, edges, starts)]
+    if exact:
+        # The closed form is drawn over the swept range [min α, max α] only: beyond it (half a
+        # grid cell at each end) it would show regimes that no run was asked about.
+        lo, hi = (alpha.min(), alpha.max()) if np.ptp(alpha) > 0 else edges[[0, -1]]
+        present.append(_closed_form_row(ax, float(lo), float(hi), closed_form, 1.0, log))
+    labels = ["simulated\n(per grid α)",
+              "theory\n(closed form)" if exact else "theory\n(per grid α)"][: 1 + theory]
+    if theory:   # the separator: a white band between the rows
+        ax.axhline(1.0, color="white", lw=6, zorder=2.5, gid="row_separator")
+    ax.set_ylim(0, len(labels))
+    ax.set_yticks(np.arange(len(labels)) + 0.5, labels)
+    ax.tick_params(axis="y", length=0)
     ax.set_xscale("log" if log else "linear")
+    ax.set_xlim(*_padded(edges[0], edges[-1], log))
     ax.set_xlabel("step size α")
-    _vlines(ax, boundaries or {})
-    _legend(ax, np.concatenate(present), loc="upper center",
-            bbox_to_anchor=(0.5, -0.3), ncol=3, fontsize=8, frameon=False)
+    lines = _boundary_lines(ax, {**closed_form_lines(closed_form), **(boundaries or {})})
+    fig.legend(handles=_regime_handles(np.concatenate(present)) + lines,
+               loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     ax.set_title(title or "Gradient-descent regime per step size", fontsize=10)
     return fig
 
 
 def error_heatmap(alpha: ArrayLike, steps: ArrayLike, errors: ArrayLike, diverged_at: ArrayLike,
                   boundaries: dict[str, float] | None = None, title: str = "",
-                  max_cells: tuple[int, int] | None = HEATMAP_MAX_CELLS) -> Figure:
-    """log₁₀|w_t − w*| over α × t; steps after a run was frozen (diverged) are shown hatched.
+                  max_cells: tuple[int, int] | None = HEATMAP_MAX_CELLS,
+                  floor: ArrayLike | None = None) -> Figure:
+    """log₁₀‖w_t − w*‖ over α × t, for at least :data:`HEATMAP_MIN_ALPHA` values of α.
 
-    Beyond ``max_cells = (nα, nt)`` blocks are merged, each showing its largest log error
-    (:func:`reduce_log_errors`; None: never).
+    Two kinds of cells are not measurements and get colours of their own, at the ends of the
+    colour bar and in the legend: steps at and after a run was frozen (diverged; what is stored
+    there is the last in-bound iterate), and errors at or below ``floor`` (per α: the noise floor,
+    below which rounding rather than the dynamics sets the error — a float32 iterate that lands
+    exactly on w* has error 0; None: exact zeros only). ``boundaries`` (label → α) are drawn as
+    labelled lines. Beyond ``max_cells = (nα, nt)`` blocks are merged, each showing its largest
+    log error (:func:`reduce_log_errors`; None: never): a block is frozen if any of its cells is,
+    below rounding only if all are.
     """
+    alpha = np.asarray(alpha)
+    if alpha.size < HEATMAP_MIN_ALPHA:
+        raise ArgumentError("alpha", f"{alpha.size} values: an α × t heatmap needs at least "
+                                     f"{HEATMAP_MIN_ALPHA} (show a few α with trajectories())")
     errors = np.asarray(errors, np.float64)
     steps = np.asarray(steps)
-    frozen = ((np.asarray(diverged_at)[:, None] >= 0)
-              & (steps[None, :] >= np.asarray(diverged_at)[:, None]))
+    d = np.asarray(diverged_at)[:, None]
+    frozen = (d >= 0) & (steps[None, :] >= d)
+    floor = np.zeros(alpha.size) if floor is None else np.broadcast_to(floor, alpha.shape)
     with np.errstate(divide="ignore"):
-        z = np.log10(np.maximum(errors, 1e-300))
+        z = np.where(errors > np.asarray(floor, np.float64)[:, None], np.log10(errors), -np.inf)
     log = is_log_spaced(alpha)
-    a_edges, t_edges, z, frozen = reduce_log_errors(alpha, steps, np.clip(z, -12, None), frozen,
-                                                    max_cells, log)
-    z = np.ma.masked_where(frozen, z)
-    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    a_edges, t_edges, z, frozen = reduce_log_errors(alpha, steps, z, frozen, max_cells, log)
+    below = ~frozen & (z == -np.inf)
+    data = ~frozen & ~below
+    lo, hi = (float(z[data].min()), float(z[data].max())) if data.any() else (0.0, 1.0)
+    hi = max(hi, lo + 1e-3)
+    shown = np.where(frozen, hi + 1.0, np.where(below, lo - 1.0, z))
+    cmap = matplotlib.colormaps["viridis"].with_extremes(under=_BELOW_COLOR, over=_FROZEN_COLOR)
+    fig = Figure(figsize=(9, 5.2), layout="constrained")
     ax = fig.add_subplot()
-    ax.set_facecolor("#400000")
-    mesh = ax.pcolormesh(a_edges, t_edges, z.T, cmap="viridis", rasterized=True)
-    fig.colorbar(mesh, ax=ax, label="log₁₀ |w_t − w*|  (dark red: diverged, frozen)")
+    mesh = ax.pcolormesh(a_edges, t_edges, shown.T, cmap=cmap, norm=Normalize(lo, hi),
+                         rasterized=True)
+    fig.colorbar(mesh, ax=ax, extend="both",
+                 label="log₁₀ ‖w_t − w*‖   (▲ diverged, frozen;  ▼ below rounding)")
     ax.set_xscale("log" if log else "linear")
     ax.set_xlabel("step size α")
     ax.set_ylabel("step t")
-    _vlines(ax, boundaries or {})
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    lines = _boundary_lines(ax, boundaries or {})
+    floors = np.unique(floor)
+    below_label = ("below rounding: error at or below the noise floor"
+                   + (f" ({floors[0]:.2g})" if floors.size == 1 and floors[0] > 0 else "")
+                   + ", or exactly 0")
+    fig.legend(handles=[Patch(color=_FROZEN_COLOR, label="diverged: frozen (the stored iterate is "
+                                                        "the last in-bound one)"),
+                        Patch(color=_BELOW_COLOR, label=below_label), *lines],
+               loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     ax.set_title(title or "Distance to the optimum over step size and time", fontsize=10)
     return fig
 
 
+def _closed_form_errors(rate: float, err0: float, steps: np.ndarray) -> np.ndarray:
+    """|e_t| = |r|^t·|e₀|: the error of e_{t+1} = r e_t (GD on a scalar quadratic, r = 1 − αλ)."""
+    with np.errstate(under="ignore", over="ignore"):
+        return np.abs(rate) ** np.asarray(steps, np.float64) * err0
+
+
 def trajectories(alphas: Sequence[float], steps: ArrayLike, w: ArrayLike, w_star: ArrayLike,
-                 diverged_at: Sequence[int], title: str = "") -> Figure:
-    """w_t (left, first steps) and |w_t − w*| on a log axis (right, whole horizon) per α."""
+                 diverged_at: Sequence[int], title: str = "",
+                 rates: Sequence[float] | None = None) -> Figure:
+    """w_t (left, first steps) and |w_t − w*| on a log axis (right, whole horizon) per α; steps
+    have integer ticks.
+
+    ``rates``: the closed-form per-step factor r = 1 − αλ of each α where the error obeys
+    e_{t+1} = r e_t (gradient descent on a scalar quadratic): |w* − w_t| = |r|^t·|w* − w₀| is then
+    drawn as a thin dashed black line over each simulated one, up to where the run was frozen.
+    """
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2)
     steps = np.asarray(steps)
+    if rates is not None and (steps.size == 0 or steps[0] != 0):
+        raise ArgumentError("rates", "the closed-form overlay needs w₀: steps must start at 0")
     first = steps <= min(steps[-1], 20)
     lowest = np.inf
-    styles = ("-", "--", ":", "-.")
     for i, (a, wt, ws, d) in enumerate(zip(alphas, np.asarray(w, np.float64), np.ravel(w_star),
                                            diverged_at)):
         live = steps < d if d >= 0 else np.ones_like(steps, bool)
@@ -316,9 +358,13 @@ def trajectories(alphas: Sequence[float], steps: ArrayLike, w: ArrayLike, w_star
         err = np.abs(wt - ws)
         shown = live & (err > 0)  # an exact hit of w* has no logarithm; the line just ends
         lowest = min(lowest, err[shown].min(initial=np.inf))
-        right.semilogy(steps[shown], err[shown], color=line.get_color(), ls=styles[i % 4],
-                       lw=2.5 - 0.4 * (i % 4),
+        # Solid lines, each thinner than the one before: coinciding ones stay visible.
+        right.semilogy(steps[shown], err[shown], color=line.get_color(), lw=(4, 2.5, 1.5)[i % 3],
                        label=f"α = {a:g}" + (f" (diverged at t = {d})" if d >= 0 else ""))
+        if rates is not None:
+            ref = _closed_form_errors(rates[i], err[0], steps[live])
+            right.semilogy(steps[live][ref > 0], ref[ref > 0], color="black", lw=0.9,
+                           ls=(0, (3, 2)), zorder=3, gid="closed_form")
     left.axhline(float(np.ravel(w_star)[0]), color="black", lw=1, ls=":", label="w*")
     ymax = 3 * abs(float(np.ravel(w_star)[0])) + 1
     left.set_ylim(-ymax, ymax)
@@ -330,8 +376,14 @@ def trajectories(alphas: Sequence[float], steps: ArrayLike, w: ArrayLike, w_star
         right.set_ylim(bottom=lowest / 10)
     right.set_xlabel("step t")
     right.set_ylabel("|w_t − w*|")
-    right.legend(fontsize=8)
+    handles = right.get_legend_handles_labels()[0]
+    if rates is not None:
+        handles.append(Line2D([], [], color="black", lw=0.9, ls=(0, (3, 2)),
+                              label="closed form |1 − αλ|^t·|w* − w₀|"))
+    right.legend(handles=handles, fontsize=8)
     right.set_title("Distance to the optimum")
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title or "Gradient-descent trajectories")
     return fig
 
@@ -342,29 +394,28 @@ def phase_map(alpha: ArrayLike, other: ArrayLike, other_name: str, regime: Array
               max_cells: tuple[int, int] | None = MAP_MAX_CELLS) -> Figure:
     """Regime over α (or another x axis, ``x_name``) × another parameter, boundaries overlaid.
 
-    ``curves`` maps a label to the α on the boundary for each value of ``other``. Beyond
-    ``max_cells = (nx, ny)`` blocks are merged to their most frequent regime
+    ``curves`` maps a label to the α on the boundary for each value of ``other``. Axis names are
+    drawn as their symbols (:func:`symbol`). The legend sits below the axes, covering no cell or
+    curve. Beyond ``max_cells = (nx, ny)`` blocks are merged to their most frequent regime
     (:func:`reduce_regime_map`; None: never).
     """
-    fig = Figure(figsize=(8, 6), layout="constrained")
+    fig = Figure(figsize=(8, 6.6), layout="constrained")
     ax = fig.add_subplot()
     log_a, log_o = is_log_spaced(alpha), is_log_spaced(other)
     a_edges, o_edges, cells = reduce_regime_map(alpha, other, regime, max_cells, (log_a, log_o))
     ax.pcolormesh(a_edges, o_edges, np.asarray(cells).T, cmap=_CMAP, norm=_NORM, rasterized=True)
     fine = (np.geomspace if log_o else np.linspace)(np.min(other), np.max(other), 400)
-    for (label, fn), ls in zip((curves or {}).items(), ("--", ":", "-.", "-")):
+    for (label, fn), ls in zip((curves or {}).items(), _LINE_STYLES):
         ax.plot(fn(fine), fine, color="black", lw=1.5, ls=ls, label=label)
     ax.set_xlim(a_edges[[0, -1]])
     ax.set_ylim(o_edges[[0, -1]])
     ax.set_xscale("log" if log_a else "linear")
     ax.set_yscale("log" if log_o else "linear")
-    ax.set_xlabel(x_name)
-    ax.set_ylabel(other_name)
-    handles = [Patch(color=REGIME_INFO[Regime(r)].color, label=REGIME_INFO[Regime(r)].name)
-               for r in sorted(set(int(x) for x in _code_counts(regime)[0]))]
-    handles += ax.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, fontsize=8, loc="upper right", framealpha=0.9)
-    ax.set_title(title or f"Regime over α × {other_name}", fontsize=10)
+    ax.set_xlabel(symbol(x_name))
+    ax.set_ylabel(symbol(other_name))
+    handles = _regime_handles(code_counts(regime)[0]) + ax.get_legend_handles_labels()[0]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    ax.set_title(title or f"Regime over α × {symbol(other_name)}", fontsize=10)
     return fig
 
 
@@ -395,7 +446,10 @@ def bifurcation(alpha: ArrayLike, late: ArrayLike, regime: ArrayLike, lyapunov: 
     edges, cells = reduce_regimes(alpha, np.asarray(regime)[None, :], max_cells, log=False)
     strip.pcolormesh(edges, [0, 1], cells, cmap=_CMAP, norm=_NORM, rasterized=True)
     strip.set_yticks([])
-    bottom.plot(alpha, lyapunov, lw=1, color="#6a3d9a", label="Lyapunov exponent (simulated)")
+    lyapunov = np.asarray(lyapunov, np.float64)   # NaN where the run escaped: not drawn
+    label = "Lyapunov exponent (simulated" + ("; not drawn where the run escaped)"
+                                              if np.isnan(lyapunov).any() else ")")
+    bottom.plot(alpha, lyapunov, lw=1, color="#6a3d9a", label=label)
     bottom.axhline(0, color="black", lw=0.8)
     for label, (a, fn) in (marks or {}).items():
         for ax in (top, bottom):
@@ -406,7 +460,9 @@ def bifurcation(alpha: ArrayLike, late: ArrayLike, regime: ArrayLike, lyapunov: 
             sel = alpha < a
             bottom.plot(alpha[sel], fn(alpha[sel]), color="#e6550d", lw=1.5, ls="--",
                         label="closed form at the fixed point: log|1 − αλ*|")
-    bottom.set_ylim(max(-4.0, np.min(lyapunov) - 0.2), max(1.0, np.max(lyapunov) + 0.2))
+    if np.isfinite(lyapunov).any():
+        bottom.set_ylim(max(-4.0, np.nanmin(lyapunov) - 0.2),
+                        max(1.0, np.nanmax(lyapunov) + 0.2))
     bottom.set_xlabel("step size α")
     bottom.set_ylabel("λ_L (per step)")
     bottom.legend(fontsize=8, loc="lower left")

@@ -65,34 +65,42 @@ class RegimeInfo(NamedTuple):
     color: str
 
 
+# Colours: Okabe & Ito's colour-blind-safe palette (https://jfly.uni-koeln.de/color/), plus Paul
+# Tol's wine for diverging_monotone (Okabe–Ito's reddish purple is within ΔE 10 of the stalled grey
+# for a deuteranope, and the two are neighbours at α = 0). Checked by simulating deuteranopia,
+# protanopia and tritanopia (Machado et al. 2009): every pair that can share a plot stays ≥ 15 ΔE*ab
+# apart, least 16.1 (tests/test_plots_honest.py). The runs judged by their loss (converged /
+# diverged / undecided) never share a plot with the others and reuse the colours of that meaning.
 REGIME_INFO: dict[Regime, RegimeInfo] = {
     Regime.CONVERGING_MONOTONE: RegimeInfo(
-        "converging_monotone", "error shrinks without changing sign (0 < αλ ≤ 1)", "#4c9f38"),
+        "converging_monotone", "error shrinks without changing sign (GD: 0 < αλ ≤ 1)", "#0072B2"),
     Regime.CONVERGING_OSCILLATING: RegimeInfo(
-        "converging_oscillating", "error shrinks, flipping sign each step (1 < αλ < 2)", "#a6d96a"),
+        "converging_oscillating",
+        "error shrinks and changes sign (GD: 1 < αλ < 2; n-D: the error vector reverses)",
+        "#56B4E9"),
     Regime.BOUNDED_OSCILLATION: RegimeInfo(
-        "bounded_oscillation", "period-2 cycle of constant amplitude (αλ = 2)", "#fdd835"),
+        "bounded_oscillation", "period-2 cycle of constant amplitude (αλ = 2)", "#F0E442"),
     Regime.DIVERGING_OSCILLATING: RegimeInfo(
-        "diverging_oscillating", "error grows, flipping sign each step (αλ > 2)", "#d7301f"),
+        "diverging_oscillating", "error grows and changes sign (GD: αλ > 2)", "#D55E00"),
     Regime.DIVERGING_MONOTONE: RegimeInfo(
-        "diverging_monotone", "error grows without changing sign (αλ < 0)", "#7f0000"),
+        "diverging_monotone", "error grows without changing sign (αλ < 0)", "#882255"),
     Regime.STALLED: RegimeInfo(
-        "stalled", "the iterate never moves (α = 0)", "#9e9e9e"),
+        "stalled", "the iterate never moves (α = 0)", "#999999"),
     Regime.PERIODIC: RegimeInfo(
         "periodic", "non-quadratic loss: settles on a cycle of period p ≥ 2 (see `period`)",
-        "#1f78b4"),
+        "#009E73"),
     Regime.CHAOTIC: RegimeInfo(
-        "chaotic", "non-quadratic loss: bounded, aperiodic, positive Lyapunov exponent", "#6a3d9a"),
+        "chaotic", "non-quadratic loss: bounded, aperiodic, positive Lyapunov exponent", "#E69F00"),
     Regime.CONVERGED: RegimeInfo(
         "converged", "no known optimum: mean loss ratio L_t/L_0 over the last 20 steps below 1",
-        "#2166ac"),
+        "#0072B2"),
     Regime.DIVERGED: RegimeInfo(
         "diverged", "no known optimum: the loss blew up (L_t/L_0 beyond the float range's "
         "square root, or not finite)",
-        "#b2182b"),
+        "#D55E00"),
     Regime.UNDECIDED: RegimeInfo(
         "undecided", "no known optimum: neither converged nor blew up within the horizon",
-        "#f4a582"),
+        "#F0E442"),
 }
 
 REGIME_NAMES: tuple[str, ...] = tuple(REGIME_INFO[r].name for r in Regime)
@@ -180,7 +188,8 @@ def classify(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, err0: Array
     Args:
       growth: max |e_t| over the late half of the horizon / max |e_t| over the early half; robust
         to rotating (complex-eigenvalue) dynamics where a single endpoint is not.
-      flips: number of steps whose error changed sign (⟨e_{t+1}, e_t⟩ < 0), counted above ``floor``.
+      flips: sign changes between resolvable observations (⟨e_{t+1}, e_ref⟩ < 0, e_ref the last
+        error above ``floor``; see gdlab.engine._loop).
       frozen: whether the run left the divergence bound (and was frozen there).
       err0: |e_0|; floor: the error below which rounding noise dominates.
       band: |log growth| ≤ band is "neither growing nor shrinking" (see growth_band).

@@ -16,6 +16,7 @@ import numpy as np
 
 import gdlab
 from gdlab import (
+    _study_plots,
     boundary,
     plots,
     quadratics,
@@ -28,6 +29,7 @@ from gdlab import (
     zoom,
 )
 from gdlab._study_log import closing_lines, summary_lines
+from gdlab._study_plots import HEATMAP_COLUMNS, HEATMAP_MAX_VALUES
 from gdlab._sweep import SweepResult, finish_sweep, simulate_shard
 from gdlab.config import ConfigError, SweepConfig
 from gdlab.engine import Simulation
@@ -38,8 +40,6 @@ from gdlab.shards import write_shard
 
 __all__ = ["run_sweep_study", "environment"]
 
-_HEATMAP_COLUMNS = 200          # snapshots along t in the α × t heatmap
-_HEATMAP_MAX_VALUES = 5_000_000  # above this many stored values the heatmap is skipped
 _TRAJECTORY_LIST_MAX = 12       # an explicit α list this short is shown step by step
 _TRAJECTORY_POINTS = 100_000    # iterates kept per trajectory (every k-th step beyond this)
 
@@ -59,9 +59,9 @@ class _Theory(NamedTuple):
     linear: bool                      # a linear optimizer, every statistic kept
     pred: theory.Prediction | None
     agree: theory.Agreement | None
-    region: dict | None
+    closed: dict | None               # theory.closed_form: converges, oscillates, rate
     const_lam: float | None           # λ_max when every run shares it
-    edges: dict[str, float]           # closed-form α of oscillation onset and divergence (1-D)
+    edges: dict[str, float]           # closed-form α of the regime edges (1-D, see _edges)
 
 
 def environment() -> dict:
@@ -123,8 +123,8 @@ def _plan(cfg: SweepConfig, log: Callable[[str], None]) -> _Plan:
     if short_list:
         record_every = traj_every
     elif one_d:
-        record_every = max(1, math.ceil(cfg.steps / _HEATMAP_COLUMNS))
-        if alpha.size * (cfg.steps // record_every + 2) > _HEATMAP_MAX_VALUES:
+        record_every = max(1, math.ceil(cfg.steps / HEATMAP_COLUMNS))
+        if alpha.size * (cfg.steps // record_every + 2) > HEATMAP_MAX_VALUES:
             record_every = None
     if cfg.shard is not None:
         return _Plan(short_list, record_every, traj_every, "all")
@@ -154,6 +154,14 @@ def _options(cfg: SweepConfig, plan: _Plan, progress: bool | None) -> dict:
                 progress=progress, **_common(cfg))
 
 
+def _rounding_check(cfg: SweepConfig, plan: _Plan) -> bool:
+    """Whether the main sweep is re-simulated in float64 to flag the runs rounding decides: for
+    float32 runs with a known optimum under an optimizer without a closed form (Adam, …), whose
+    labels nothing else checks (``gdlab.sweep``'s ``rounding_check``)."""
+    return (cfg.dtype == "float32" and cfg.optimizer not in stability.LINEAR_OPTIMIZERS
+            and plan.keep == "all" and isinstance(cfg.problem_value, WithOptimum))
+
+
 def _simulate(cfg: SweepConfig, plan: _Plan, progress: bool | None,
               simulation: Simulation | None) -> tuple[SweepResult, SweepResult | None]:
     """The main sweep (finished from ``simulation`` when given), and the runs shown step by step:
@@ -162,7 +170,8 @@ def _simulate(cfg: SweepConfig, plan: _Plan, progress: bool | None,
     if simulation is not None:
         res = finish_sweep(problem, alpha, simulation, keep=plan.keep, **options)
     else:
-        res = gdlab.sweep(problem, alpha, keep=plan.keep, **options)
+        res = gdlab.sweep(problem, alpha, keep=plan.keep,
+                          rounding_check=_rounding_check(cfg, plan), **options)
     traj = res if plan.short_list else None
     if cfg.trajectories:
         traj = gdlab.sweep(problem, list(cfg.trajectories), record_every=plan.traj_every,
@@ -177,29 +186,82 @@ def _theory(cfg: SweepConfig, res: SweepResult, keep: str) -> _Theory:
               and isinstance(cfg.problem_value, Linear))
     lam = res.curvature
     const_lam = float(lam.ravel()[0]) if lam is not None and np.ptp(lam) == 0 else None
-    edges = {}
-    if linear and const_lam is not None and len(res.axes) == 1:
-        beta = cfg.hparams.get("beta", 0.0)
-        edges = {"oscillation_onset": float(stability.oscillation_onset(cfg.optimizer, const_lam,
-                                                                        beta)),
-                 "divergence": float(stability.critical_alpha(cfg.optimizer, const_lam, beta))}
+    edges = _edges(cfg, res) if linear and const_lam is not None and len(res.axes) == 1 else {}
     if not linear:
         return _Theory(False, None, None, None, const_lam, edges)
     pred = theory.predict(res)
-    return _Theory(True, pred, theory.agreement(res, pred), theory.region_check(res, pred),
+    return _Theory(True, pred, theory.agreement(res, pred), theory.closed_form(res, pred),
                    const_lam, edges)
 
 
+def _edges(cfg: SweepConfig, res: SweepResult) -> dict[str, float]:
+    """The closed-form α where a 1-D sweep's regime changes, named by what changes there.
+
+    A scalar parameter: ``oscillation_onset`` (the error starts to change sign) and
+    ``divergence``. An n-D one: ``oscillation_onset_stiffest_mode`` (the direction of λ_max starts
+    to oscillate, α = 1/λ_max for GD), ``oscillation_dominates`` (GD: the oscillating direction
+    outlasts the slowest one, |1 − αλ_max| > |1 − αλ_min| for α > 2/(λ_min + λ_max), so the error
+    as a whole changes sign from then on) and ``divergence`` (2/λ_max).
+    """
+    beta = cfg.hparams.get("beta", 0.0)
+    ev = np.asarray(cfg.problem_value.eigenvalues(), np.float64)
+    lam_max = float(ev.max())
+    onset = float(stability.oscillation_onset(cfg.optimizer, lam_max, beta))
+    divergence = float(stability.critical_alpha(cfg.optimizer, lam_max, beta))
+    if _scalar_w(res):
+        return {"oscillation_onset": onset, "divergence": divergence}
+    edges = {"oscillation_onset_stiffest_mode": onset}
+    if cfg.optimizer == "sgd":
+        edges["oscillation_dominates"] = float(quadratics.optimal_alpha(ev))
+    return {**edges, "divergence": divergence}
+
+
 def _bisect(cfg: SweepConfig, res: SweepResult) -> list[boundary.Boundary] | None:
-    """The regime boundaries of a 1-D α grid, bisected between grid points; None for other grids."""
+    """The regime boundaries of a 1-D α grid, bisected between grid points in float64; None for
+    other grids.
+
+    A float32 sweep's labels change where its rounding lets them (the Q4 sweep counts its first
+    sign change only once |e₁| = |1 − α|·|e₀| clears float32's rounding floor, at α ≈ 1.000015,
+    not 1/x² = 1), so a bracket of ``boundary.PRECISION``·max(1, |α|) around that would be precise
+    about the wrong number. The grid values on both sides of every change are simulated again in
+    float64, and bisected between with those labels: a change that float64 does not show there is
+    rounding's alone and gives no edge (``_boundaries`` counts them).
+    """
     if len(res.axes) != 1 or res.alpha.size <= 1:
         return None
-    problem, common = cfg.problem_value, _common(cfg)
+    problem, common = cfg.problem_value, {**_common(cfg), "dtype": "float64"}
 
     def rerun(alphas):
         return gdlab.sweep(problem, alphas, progress=False, **common).regime
 
-    return boundary.locate(rerun, res.alpha, res.regime, dtype=res.dtype)
+    alpha, regime, change = _grid_changes(res)
+    ends = np.union1d(change, change + 1)
+    if ends.size == 0:
+        return []
+    labels = regime[ends] if res.dtype == "float64" else rerun(alpha[ends])
+    return boundary.locate(rerun, alpha[ends], labels, dtype="float64")
+
+
+def _grid_changes(res: SweepResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 1-D sweep's α (float64) and regimes sorted by α, and the i where regime[i + 1] differs."""
+    alpha = np.asarray(res.alpha, np.float64)
+    order = np.argsort(alpha)
+    regime = np.asarray(res.regime)[order]
+    return alpha[order], regime, np.flatnonzero(regime[1:] != regime[:-1])
+
+
+def _boundaries(res: SweepResult, th: _Theory, found: list[boundary.Boundary]) -> dict:
+    """summary.json's "boundaries": the bisected edges, the closed-form ones, the precision, the
+    grid cells holding several edges (regimes the grid does not resolve) and the grid's changes
+    that float64 does not show."""
+    cells = [(b.grid_lo, b.grid_hi) for b in found]
+    alpha, _, change = _grid_changes(res)
+    # a change between α_i and α_{i+1} that float64 shows has an edge with grid_lo = α_i
+    rounding = np.sum(~np.isin(alpha[change], [b.grid_lo for b in found]))
+    return {"bisected": [b.as_dict() for b in found], "closed_form": th.edges,
+            "precision": f"bracket ≤ {boundary.PRECISION:g}·max(1, |α|), simulated in float64",
+            "unresolved_cells": sorted({c for c in cells if cells.count(c) > 1}),
+            "grid_changes_not_in_float64": int(rounding)}
 
 
 def _summary(cfg: SweepConfig, res: SweepResult, keep: str, th: _Theory,
@@ -212,6 +274,14 @@ def _summary(cfg: SweepConfig, res: SweepResult, keep: str, th: _Theory,
         "regime_names": list(REGIME_NAMES), "regime_counts": report.regime_counts(res.regime),
         "keep": keep,
     }
+    not_drawn = _study_plots.not_drawn(cfg, res)
+    if not_drawn:
+        summary["plots_not_drawn"] = not_drawn
+    if res.rounding_sensitive is not None:
+        summary["rounding_check"] = {
+            "n_flagged": int(res.rounding_sensitive.sum()), "n_runs": res.n_runs,
+            "rule": "re-simulated in float64 from the same float32 inputs: the trend (shrinks, "
+                    "grows, neither) or steps_to_tol changes"}
     if keep == "compact":
         summary["compact"] = ("only regime and steps_to_tol were kept (every statistic would not "
                               "fit in the memory limit): no theory comparison; run a smaller "
@@ -224,9 +294,7 @@ def _summary(cfg: SweepConfig, res: SweepResult, keep: str, th: _Theory,
     if not isinstance(cfg.problem_value, WithOptimum):
         summary["trainability"] = trainability.summary(res)
     if found is not None:
-        summary["boundaries"] = {"bisected": [b.as_dict() for b in found],
-                                 "closed_form": th.edges,
-                                 "precision": "bracket ≤ 1e-6·max(1, |α|) or float resolution"}
+        summary["boundaries"] = _boundaries(res, th, found)
     return summary
 
 
@@ -244,14 +312,24 @@ def _spectrum(problem: Linear, res: SweepResult) -> dict | None:
         return None
     return {"lam_min": ev.min(), "lam_max": ev.max(), "kappa": ev.max() / ev.min(),
             "optimal_alpha_gd": quadratics.optimal_alpha(ev),
-            "optimal_rate_gd": (ev.max() - ev.min()) / (ev.max() + ev.min())}
+            "optimal_rate_gd": (ev.max() - ev.min()) / (ev.max() + ev.min()),
+            # GD: the stiffest direction changes sign from 1/λ_max on, the error as a whole once
+            # that direction outlasts the slowest, from 2/(λ_min + λ_max) (= optimal_alpha_gd).
+            "oscillation_onset_stiffest_mode_gd": 1.0 / ev.max(),
+            "oscillation_dominates_gd": quadratics.optimal_alpha(ev)}
+
+
+_AGAINST = ("the exact float64 evaluation of the same linear map (scalar GD: |r|^t|e₀|), with the "
+            "simulation's definitions (flip rule, floor, growth); runs whose outcome rounding "
+            "decides (n_sensitive, by reason in sensitive_why) are left out")
 
 
 def _theory_summary(cfg: SweepConfig, res: SweepResult, th: _Theory) -> dict:
     """The comparison with theory: predicted regimes, agreement, stability region, the Q4.3
     recurrence check and, for GD on one scalar curvature over α, the Q4.2 answer."""
     out = {"predicted_regime_counts": report.regime_counts(th.pred.regime),
-           "agreement": th.agree.as_dict(), "region": th.region}
+           "agreement": {**th.agree.as_dict(), "compared_with": _AGAINST},
+           "closed_form": th.closed, "region": th.closed["converges"]}
     if res.recurrence_dev is not None:
         rec = float(res.recurrence_dev.max())
         eps = float(np.finfo(res.dtype).eps)
@@ -284,7 +362,7 @@ def _write(out: Path, overwrite: bool, cfg: SweepConfig, res: SweepResult, th: _
     t_plot = time.perf_counter()
 
     def contents(tmp: Path) -> rundir.RunFiles:
-        files = _plots(tmp, res, th, traj, cfg)
+        files = _study_plots.draw(tmp, cfg, res, th.pred, th.edges, th.linear, traj)
         extra = {}
         if zs is not None:
             files += plots.save(zoom.frames_figure(zs), tmp, "zoom_frames")
@@ -318,6 +396,8 @@ def _result_arrays(res: SweepResult, pred: theory.Prediction | None,
                       rounding_sensitive=pred.sensitive, spectral_radius=pred.rho)
         if pred.r is not None:
             arrays["rate"] = pred.r
+    elif res.rounding_sensitive is not None:
+        arrays["rounding_sensitive"] = res.rounding_sensitive
     if res.mode_flips is not None:
         arrays["mode_flips"] = res.mode_flips
     if res.trajectory is not None:
@@ -326,76 +406,3 @@ def _result_arrays(res: SweepResult, pred: theory.Prediction | None,
         arrays.update(trajectory_alpha=traj.alpha, trajectory_steps=traj.snapshot_steps,
                       trajectory_w=traj.trajectory)
     return arrays
-
-
-def _plots(directory: Path, res: SweepResult, th: _Theory, traj: SweepResult | None,
-           cfg: SweepConfig) -> list[str]:
-    """Write the plots of this grid into ``directory``; return their file names."""
-    files = []
-    fixed = lambda d: {k: v for k, v in d.items() if k not in res.axes}
-    hp = _params(fixed(cfg.hparams))
-    title = (f"{cfg.problem} {_params(fixed(cfg.problem_params))}, {cfg.optimizer}"
-             f"{' ' + hp if hp else ''}, T = {res.steps}")
-    pred = th.pred
-    if len(res.axes) == 1:
-        bounds = {}
-        if th.edges:
-            bounds = {"oscillation starts": th.edges["oscillation_onset"],
-                      "divergence starts": th.edges["divergence"]}
-        files += plots.save(plots.regime_strip(res.alpha, res.regime,
-                                               None if pred is None else pred.regime, bounds,
-                                               title=f"Regime per step size — {title}"),
-                            directory, "regime_strip")
-        if res.trajectory is not None and res.alpha.size > 1 and res.w_star is not None:
-            err = res.trajectory.astype(np.float64) - res.w_star[:, None]
-            err = np.abs(err) if err.ndim == 2 else np.sqrt(np.sum(err * err, axis=-1))
-            files += plots.save(plots.error_heatmap(res.alpha, res.snapshot_steps, err,
-                                                    res.diverged_at, bounds,
-                                                    title=f"log₁₀‖w_t − w*‖ — {title}"),
-                                directory, "error_heatmap")
-    elif len(res.axes) == 2:
-        (_, a), (o_name, o) = res.axes.items()
-        curves = _overlays(cfg.problem_value, cfg, o_name) if th.linear else {}
-        files += plots.save(plots.phase_map(a, o, o_name, res.regime, curves,
-                                            title=f"Regime over α × {o_name} — {title}"),
-                            directory, "phase_map")
-        if res.score is not None:
-            files += plots.save(trainability.score_image(
-                a, o, res.score, x_name="step size α", y_name=o_name,
-                title=f"Trainability score — {title}"),
-                directory, "score_map")
-    else:  # α fixed to one value, two other axes mapped
-        (_, _), (x_name, x), (o_name, o) = res.axes.items()
-        files += plots.save(plots.phase_map(x, o, o_name, res.regime[0], None, x_name=x_name,
-                                            title=f"Regime over {x_name} × {o_name} at α = "
-                                                  f"{float(res.alpha[0]):g} — {title}"),
-                            directory, "phase_map")
-    if traj is not None and traj.w_star is not None and traj.w_star.ndim == 1:
-        files += plots.save(plots.trajectories(traj.alpha, traj.snapshot_steps, traj.trajectory,
-                                               traj.w_star, traj.diverged_at,
-                                               title=f"Trajectories — {title}"),
-                            directory, "trajectories")
-    return files
-
-
-def _overlays(problem: Linear, cfg: SweepConfig, other: str) -> dict:
-    """Closed-form edges as α(other): oscillation onset and divergence, for linear optimizers."""
-    beta0 = cfg.hparams.get("beta", 0.0)
-
-    def lam_beta(v):
-        if other in cfg.hparams:                       # β on the other axis
-            return np.full_like(v, float(problem.curvature())), v
-        if other in getattr(problem, "_fields", ()):   # a problem parameter
-            lam = [float(np.max(problem._replace(**{other: float(x)}).curvature())) for x in v]
-            return np.asarray(lam), np.full_like(v, beta0)
-        return np.full_like(v, float(np.max(problem.curvature()))), np.full_like(v, beta0)
-
-    def edge(fn):
-        return lambda v: fn(cfg.optimizer, *lam_beta(np.asarray(v, np.float64)))
-
-    return {"oscillation starts (closed form)": edge(stability.oscillation_onset),
-            "divergence starts (closed form)": edge(stability.critical_alpha)}
-
-
-def _params(params: dict) -> str:
-    return ", ".join(f"{k} = {v:g}" for k, v in params.items() if isinstance(v, (int, float)))

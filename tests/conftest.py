@@ -43,3 +43,15 @@ def run_script(capsys, monkeypatch):
         out, err = capsys.readouterr()
         return status, out + err
     return run
+
+
+@pytest.fixture(scope="session")
+def trajectories_run(tmp_path_factory):
+    """A run directory of configs/q4_trajectories.toml as ``gdlab run`` writes it, made once per
+    session: tests that need an existing gdlab directory copy it (``shutil.copytree``) instead of
+    running the study again (only reading it here)."""
+    from gdlab import cli
+    out = tmp_path_factory.mktemp("trajectories") / "t"
+    assert cli.main(["run", os.path.join(REPO, "configs", "q4_trajectories.toml"),
+                     "--out", str(out)]) == 0
+    return out

@@ -203,8 +203,8 @@ FINITE_CASES = {
     # |e₀| = 1e-300 in float64 growing to the bound: the contraction ratio overflows
     "tiny e0": (P._replace(y=0.0), dict(alphas=[1e10, 3.0, 0.5], w0=1e-300, steps=60,
                                         dtype="float64")),
-    # αλ = 1e40: r is beyond float32, and e_t = 0 at the start
-    "huge r": (P._replace(x=1e5, y=1e5), dict(alphas=[1e30, 0.5], w0=1.0, steps=10)),
+    # αλ = 1e40: r is beyond float32, and e_t = 0 at the start (50 steps: the program of "y0")
+    "huge r": (P._replace(x=1e5, y=1e5), dict(alphas=[1e30, 0.5], w0=1.0, steps=50)),
     # the canonical sweep: many runs diverge and are frozen
     "diverging": (P, dict(alphas=np.linspace(-1.0, 3.5, 101), steps=200)),
 }

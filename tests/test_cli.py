@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -22,7 +23,10 @@ def test_main_job_writes_a_complete_run_directory(tmp_path, capsys):
     out = tmp_path / "q4"
     assert run("run", os.path.join(CONFIGS, "q4_alpha_sweep.toml"), "--out", out) == 0
     text = capsys.readouterr().out
-    assert "agreement with theory: 1.000000" in text
+    assert re.search(r"agreement with theory \(.*\): 1\.000000 on 2985 of 3001 runs; 16 left out",
+                     text)
+    assert ("closed form, oscillates (the dominant root not a positive real): agreement 1.000000"
+            in text)
     # Q4.1, α = 0.5: w_7 = 100(1 − 0.5⁷) = 99.21875, |w_7 − w*| = 0.78125
     assert re.search(r"(?m)^\s*7\s+99\.2188\s+0\.78125\s*$", text), text
     with np.load(out / "results.npz", allow_pickle=False) as z:
@@ -65,10 +69,11 @@ def test_set_overrides_and_phase_map(tmp_path, capsys):
     assert (out / "phase_map.png").exists()
 
 
-def test_existing_directory_needs_overwrite(tmp_path, capsys):
+def test_existing_directory_needs_overwrite(tmp_path, capsys, trajectories_run):
     out = tmp_path / "t"
     cfg = os.path.join(CONFIGS, "q4_trajectories.toml")
-    assert run("run", cfg, "--out", out) == 0
+    shutil.copytree(trajectories_run, out)                      # what `gdlab run cfg` wrote
+    capsys.readouterr()
     (out / "summary.json").write_text("old")
     assert run("run", cfg, "--out", out) == 2
     err = capsys.readouterr().err.strip()

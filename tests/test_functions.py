@@ -13,9 +13,11 @@ DTYPES = ("float32", "float64")
 
 @pytest.fixture(scope="module", params=DTYPES)
 def suite(request):
-    """The homework suite once per dtype: n ∈ {1, 5, 32} (m = n + 1; n = 64 is checked by
-    test_suite_covers_sizes_from_1_to_64), 4 β, plus |x| up to 1e4."""
-    return request.param, run_homework_checks(request.param, seed=3, sizes=(1, 5, 32),
+    """The homework suite once per dtype: n ∈ {1, 32} (m = n + 1; n = 64 is checked by
+    test_suite_covers_sizes_from_1_to_64), 4 β, plus |x| up to 1e4. n = 1 takes the scalar-output
+    and one-column paths, n = 32 the matrix ones and finite differences in several calls (a middle
+    size such as 5 takes no path these two miss)."""
+    return request.param, run_homework_checks(request.param, seed=3, sizes=(1, 32),
                                               betas=(0.01, 1.0, 10.0, 100.0))
 
 
@@ -24,7 +26,7 @@ def test_every_function_passes_the_three_way_check(suite, name):
     dtype, results = suite
     mine = [r for r in results if r.name == name]
     n_beta = 4 if F.get_case(name).uses_beta else 1
-    assert len(mine) == 4 * n_beta  # 3 sizes + the extreme inputs, each per β
+    assert len(mine) == 3 * n_beta  # 2 sizes + the extreme inputs, each per β
     assert any("|x|≤10000" in r.setting for r in mine)
     for r in mine:
         assert r.passed, r.summary()
@@ -60,7 +62,7 @@ def test_sigmoid_grad_keeps_relative_accuracy_in_the_tail_in_float32():
     np.testing.assert_allclose(np.float64(F.sigmoid_grad(x)), want, rtol=1e-6)
 
 
-@pytest.mark.parametrize("n", [1, 2, 5, 64])
+@pytest.mark.parametrize("n", [1, 2, 64])   # degenerate, smallest non-trivial, large
 def test_softmax_of_a_uniform_vector(n):
     x = jnp.full((n, 1), 3.7)
     np.testing.assert_allclose(F.softmax(x), np.full((n, 1), 1 / n), rtol=1e-6)
@@ -126,12 +128,14 @@ def test_q2_q3_gradients_match_plain_numpy():
 @pytest.mark.parametrize("name", F.CASE_NAMES)
 def test_no_nan_or_inf_at_extreme_inputs(dtype, name):
     case = F.get_case(name)
+    # value, gradient and autodiff in one program, compiled once for every β
+    outputs = jax.jit(lambda *a: (case.value(*a), case.grad(*a),
+                                  jax.jacobian(case.value, argnums=case.argnum)(*a)))
     with jax.enable_x64(dtype == "float64"):
         for beta in (0.01, 1.0, 100.0) if case.uses_beta else (1.0,):
             args = [jnp.asarray(a) for a in case.make_inputs(7, 16, 17, np.dtype(dtype), beta, 1e4)]
             assert np.abs(np.asarray(args[case.argnum])).max() == 1e4
-            value, grad = jax.jit(case.value)(*args), jax.jit(case.grad)(*args)
-            auto = jax.jit(jax.jacobian(case.value, argnums=case.argnum))(*args)
+            value, grad, auto = outputs(*args)
             for what, a in (("value", value), ("gradient", grad), ("autodiff", auto)):
                 assert np.all(np.isfinite(np.asarray(a))), (
                     f"{name} {dtype} β={beta}: {what} not finite")

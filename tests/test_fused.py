@@ -5,10 +5,12 @@ redo, executed by XLA:CPU, so its results are compared bit for bit with the per-
 for CUDA needs no GPU: it checks that every operation the kernel uses has a Triton lowering.
 """
 
+import warnings
+
 import jax
 import numpy as np
 import pytest
-from engines import P, assert_same, both
+from engines import FIELDS, P, assert_same, both, fast_path
 
 import gdlab
 from gdlab.engine import fused
@@ -27,12 +29,14 @@ def fused_both(problem=P, **kw):
     return both(problem, mode="fused", **kw)
 
 
-@pytest.mark.parametrize("steps", [1, 7, T])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype,steps", [("float32", 1), ("float32", 7), ("float32", T),
+                                         ("float64", T)])
 def test_gradient_descent_bit_identical(steps, dtype):
     # T = 1 (an empty first half) and 7: shorter than a tile, each half one partial tile; 203:
     # several whole tiles, then a partial tile ends each half (halves of 101 and 102 steps); α
-    # beyond 2 freezes inside speculated tiles, which are redone.
+    # beyond 2 freezes inside speculated tiles, which are redone. The schedule of tiles does not
+    # depend on the dtype: float64 (its own noise floor and bound) at T = 203, which takes every
+    # kind of tile (each dtype and T is a kernel of its own to compile, seconds each).
     fast, slow = fused_both(alphas=np.linspace(-0.2, 4.2, N), steps=steps, tol=1.0,
                             dtype=dtype)
     if steps >= 50 and dtype == "float32":     # |1 − α|^t · 100 passes √max f32 by t ≈ 35
@@ -91,29 +95,33 @@ def test_update_only_as_the_per_step_loop():
 
 
 def test_a_run_does_not_depend_on_the_runs_beside_it():
-    # Blocks of 64 runs speculate on their own: a freeze in one block must not change another, and
-    # padding the last block must not change it either. 150 runs: blocks [0, 64), [64, 128) and
-    # [128, 150) padded with 42 copies of the last run. One batch size, so one compiled kernel:
-    # the runs move instead, to other lanes, blocks and neighbours, in and out of the padded block.
-    a = np.random.default_rng(0).uniform(0.0, 3.0, 150).astype(np.float32)
-    run = jax.jit(fused.program(P_AXES, {"alpha": 0}, make_optimizer=SGD.make, steps=80,
-                                dtype=np.float32, rate=False, interpret=True, block=64))
+    # Blocks of fused.BLOCK runs speculate on their own: a freeze in one block must not change
+    # another, and padding the last block must not change it either. The N runs of T steps of the
+    # gradient-descent test above, whose kernel serves here: N = 1001 padded to 1024 (engine.LANES)
+    # with copies of the last run, so the last block of 32 holds 9 runs and 23 copies. One batch
+    # size, so one compiled kernel: the runs move instead, to other lanes, blocks and neighbours,
+    # in and out of the padded block.
+    a = np.random.default_rng(0).uniform(0.0, 3.0, N).astype(np.float32)
+    fields = FIELDS + ("recurrence_dev",)
 
     def call(alphas):
-        w, st, _ = run(P32, {"alpha": alphas}, np.zeros(alphas.size, np.float32), None,
-                       np.float32(1.0))
-        return {"w": np.asarray(w), **{k: np.asarray(v) for k, v in st._asdict().items()
-                                       if v is not None}}
+        with fast_path("fused"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", gdlab.grids.DuplicateGridWarning)
+            res = gdlab.sweep(P, alphas, steps=T, tol=1.0, progress=False)
+        assert res.engine_path == "fused"
+        return {f: np.asarray(getattr(res, f)) for f in fields}
 
     def assert_equal(got, want):
         for k in want:
             np.testing.assert_array_equal(got[k], want[k], err_msg=k)
 
     full = call(a)
-    t = full["t_freeze"]
-    assert (t[:64] > 0).any() and (t[:64] < 0).any()     # runs freeze beside live ones
-    # shifted by 37 (the block boundaries fall elsewhere, a[113:] fills the first block) and by 64
-    for shift in (37, 64):
+    t = full["diverged_at"]
+    block = fused.BLOCK
+    assert (t[:block] > 0).any() and (t[:block] < 0).any()     # runs freeze beside live ones
+    # shifted by 37 (the block boundaries fall elsewhere, a[-37:] fills the first block and more)
+    # and by a whole block
+    for shift in (37, block):
         assert_equal(call(np.roll(a, shift)), {k: np.roll(v, shift) for k, v in full.items()})
     # a run with no other run beside it: every lane, padding included, holds its α
     assert_equal(call(np.full_like(a, a[10])), {k: np.full_like(v, v[10]) for k, v in full.items()})
@@ -125,11 +133,14 @@ def test_a_run_does_not_depend_on_the_runs_beside_it():
                      {k: v[37:100] for k, v in full.items()})
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
-@pytest.mark.parametrize("dtype,statistics,rate", [(np.float32, True, False),
-                                                   (np.float32, True, True),
-                                                   (np.float32, False, False),
-                                                   (np.float64, True, False)])
+# Every optimizer with statistics (float32 and float64) and without; the rate (the deviation
+# from e_{t+1} = r e_t) with sgd only: a sweep measures it for gradient descent on a scalar (the
+# recurrence default), and its operations are the same whatever the optimizer.
+@pytest.mark.parametrize("optimizer,dtype,statistics,rate", [
+    (opt, dtype, statistics, rate)
+    for dtype, statistics, rate in [(np.float32, True, False), (np.float32, True, True),
+                                    (np.float32, False, False), (np.float64, True, False)]
+    for opt in ["sgd", "momentum", "adam"] if opt == "sgd" or not rate])
 def test_lowers_to_triton_for_cuda(optimizer, dtype, statistics, rate):
     # Lowering (not compiling) for CUDA runs on any machine: every primitive the kernel uses must
     # have a Triton lowering, or the GPU fast path would fail on first use.

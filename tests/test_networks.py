@@ -47,8 +47,8 @@ def test_gradient_matches_numpy_backward_pass(nonlinearity, depth, parameterizat
     net = networks.mlp(width=6, depth=depth, nonlinearity=nonlinearity,
                        parameterization=parameterization, seed=3)
     w = np.asarray(net.init()) * 0.7 + 0.1
-    with jax.enable_x64(True):
-        loss, grad = float(net.loss(w)), np.asarray(net.grad(w))
+    with jax.enable_x64(True):   # jitted, as the engine runs them (one program each)
+        loss, grad = float(jax.jit(net.loss)(w)), np.asarray(jax.jit(net.grad)(w))
     want_loss, want_grad = _numpy_loss_and_grad(net, w)
     # the same float64 operations in a different order: agreement to ~1e-13 relative
     assert loss == pytest.approx(want_loss, rel=1e-12)

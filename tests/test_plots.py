@@ -133,7 +133,11 @@ def _mesh_cells(fig):
 
 
 def test_huge_sweeps_draw_at_most_the_capped_number_of_cells(tmp_path):
-    n = 20_000_000                                  # the issue: 2·10⁷ step sizes
+    # The issue had 2·10⁷ step sizes. Past the cap a strip is the same O(n) merge at any n, so
+    # 2·10⁵ (≈ 50 runs per drawn cell; without the merge, 4·10⁵ cells) takes the same path; the
+    # single-α regime is still far below the marker threshold (n // 200 runs).
+    n = 200_000
+    assert n > 10 * plots.STRIP_MAX_CELLS
     alpha = np.geomspace(1e-4, 10, n)
     regime = np.zeros(n, np.int8)
     regime[alpha > 1] = 1
@@ -145,7 +149,9 @@ def test_huge_sweeps_draw_at_most_the_capped_number_of_cells(tmp_path):
     assert [ln.get_xdata().size for ln in markers] == [1, 1]
     assert plots.save(fig, tmp_path, "strip") == ["strip.png", "strip.svg"]
     del alpha, regime, fig
-    a, o = np.geomspace(0.01, 10, 4000), np.linspace(0, 0.95, 4000)
+    # both axes beyond plots.MAP_MAX_CELLS: both merged
+    a, o = np.geomspace(0.01, 10, 1600), np.linspace(0, 0.95, 1500)
+    assert a.size > plots.MAP_MAX_CELLS[0] and o.size > plots.MAP_MAX_CELLS[1]
     grid = np.where(a[:, None] * (1 + o[None, :]) < 2, 0, 3).astype(np.int8)
     fig = plots.phase_map(a, o, "β", grid)
     assert _mesh_cells(fig) <= np.prod(plots.MAP_MAX_CELLS)

@@ -5,6 +5,7 @@ and nothing non-finite is stored."""
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,11 +39,13 @@ def test_overwrite_never_deletes_a_directory_gdlab_did_not_write(tmp_path, capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]
 
 
-def test_overwrite_replaces_a_gdlab_directory_but_not_one_with_added_files(tmp_path, capsys):
+def test_overwrite_refuses_a_gdlab_directory_with_added_files(tmp_path, capsys,
+                                                              trajectories_run):
+    # (that --overwrite replaces gdlab's own directory as written: test_cli.py's
+    # test_existing_directory_needs_overwrite, on a copy of the same run)
     out = tmp_path / "t"
-    assert run("run", TRAJ, "--out", out) == 0
+    shutil.copytree(trajectories_run, out)                  # what `gdlab run TRAJ` wrote
     assert rundir.is_gdlab_directory(out)
-    assert run("run", TRAJ, "--out", out, "--overwrite") == 0   # gdlab's own: replaced
     (out / "notes.txt").write_text("mine")
     capsys.readouterr()
     assert run("run", TRAJ, "--out", out, "--overwrite") == 2
@@ -205,10 +208,11 @@ def test_config_keys_in_messages_are_the_ones_written():
         "run.steps"]
 
 
-def test_run_directories_of_earlier_versions_can_be_overwritten(tmp_path, capsys):
+def test_run_directories_of_earlier_versions_can_be_overwritten(tmp_path, capsys,
+                                                                trajectories_run):
     """Before the marker, a run directory was recognisable by summary.json's list of files."""
     out = tmp_path / "t"
-    assert run("run", TRAJ, "--out", out) == 0
+    shutil.copytree(trajectories_run, out)                  # what `gdlab run TRAJ` wrote
     (out / rundir.MARKER).unlink()
     assert rundir.is_gdlab_directory(out)
     assert run("run", TRAJ, "--out", out, "--overwrite") == 0

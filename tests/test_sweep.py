@@ -72,11 +72,14 @@ def test_second_sweep_of_same_shape_does_not_recompile():
 
 
 def test_chunks_with_padded_remainder_equal_one_chunk():
-    alphas = np.linspace(0.0, 2.6, 500)
-    whole = gdlab.sweep(P, alphas, steps=80, tol=1.0)
+    # the default grid of Q4 (configs/q4_alpha_sweep.toml), whose whole-sweep program other tests
+    # share (test_devices.py, test_theory.py)
+    alphas = np.linspace(0.0, 3.0, 3001)
+    whole = gdlab.sweep(P, alphas, steps=200, tol=1.0)
     before = engine.compile_count()
-    # chunks of 100 runs, rounded up to whole vectors (engine.LANES): 4 of 128, the last one padded
-    parts = gdlab.sweep(P, alphas, steps=80, tol=1.0, chunk_size=100)
+    # chunks of 1000 runs, rounded up to whole vectors (engine.LANES): 3 of 1024, the last one
+    # padded
+    parts = gdlab.sweep(P, alphas, steps=200, tol=1.0, chunk_size=1000)
     assert engine.compile_count() - before == 1                        # one program for all chunks
     for field in ("regime", "steps_to_tol", "flips", "diverged_at", "final_error", "w_final"):
         np.testing.assert_array_equal(getattr(parts, field), getattr(whole, field))

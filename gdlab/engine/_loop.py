@@ -1,9 +1,23 @@
 """The per-step loop: one gradient-descent run as ``lax.scan`` over T steps, with online statistics.
 
 A step is ``w ← w + optax_update(∇L(w))``. Nothing of size T is kept unless strided snapshots are
-asked for: the carry holds the iterate, the optimizer state and :class:`RunStats`. A run whose
-error leaves the divergence bound, or becomes inf/NaN, is *frozen*: its iterate stays at the last
-in-bound value and ``t_freeze`` records the step, so no inf or NaN ever reaches the results.
+asked for: the carry holds the iterate, the optimizer state, :class:`RunStats` and the references
+of the sign-flip rule (:class:`_Refs`). A run whose error leaves the divergence bound, or becomes
+inf/NaN, is *frozen*: its iterate stays at the last in-bound value and ``t_freeze`` records the
+step, so no inf or NaN ever reaches the results.
+
+Sign flips are counted between *resolvable* observations, not only between consecutive steps: a
+reference e_ref starts at e₀, and at each step taken, with e_new = e_{t+1},
+
+    resolvable = |e_new| > floor,   flip = resolvable ∧ ⟨e_new, e_ref⟩ < 0,
+    e_ref ← e_new if resolvable ∧ ⟨e_new, e_ref⟩ ≠ 0.
+
+So a sign change whose crossing step lands below the floor still counts once the error is seen
+again on the other side; for consecutive resolvable steps it is ⟨e_{t+1}, e_t⟩ < 0. A run started
+exactly at the optimum (e₀ = 0) keeps e_ref = 0: nothing to observe, no flip. For a scalar,
+sign(e_ref) = sign(e₀)·(−1)^flips, which the fast paths use instead of carrying e_ref. Per
+eigen-direction (``mode_flips``) the same rule holds for each component, against
+:func:`~gdlab.engine._common.mode_floor`.
 
 :func:`_run` is one run; the chunk program (:mod:`gdlab.engine._program`) vmaps it over a batch.
 It is also the reference the fast paths reproduce (:mod:`gdlab.engine.tiled`,
@@ -18,7 +32,14 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gdlab.engine._common import RunStats, divergence_bound, noise_floor, step_sizes
+from gdlab.engine._common import (
+    RunStats,
+    divergence_bound,
+    inner_sign,
+    mode_floor,
+    noise_floor,
+    step_sizes,
+)
 from gdlab.engine._common import norm as _norm
 from gdlab.interfaces import Modal
 
@@ -31,10 +52,19 @@ class _Constants(NamedTuple):
     w_star: jnp.ndarray      # the optimum, broadcast to the parameter's shape
     w_star_abs: jnp.ndarray  # |w*|
     floor: jnp.ndarray       # the noise floor (see noise_floor)
+    eps: Any                 # the dtype's machine epsilon (mode_floor)
     bound: jnp.ndarray       # the divergence bound
     tol: Any
     r: Any                   # the linear contraction factor, or None
     half: int                # T // 2: err_early covers t ≤ half
+
+
+class _Refs(NamedTuple):
+    """The sign-flip rule's references (module docstring): the last resolvable error, and per
+    eigen-direction the last resolvable component (None without modes)."""
+
+    e: jnp.ndarray
+    modes: Any = None
 
 
 class _Step(NamedTuple):
@@ -66,16 +96,24 @@ def _freeze_step(c: _Constants, w, opt_state, t_freeze, t) -> _Step:
 
 def _update_only(c: _Constants, carry, t):
     """The benchmark's floor: the optimizer step and the freeze, no statistics."""
-    w, opt_state, st = carry
+    w, opt_state, st, refs = carry
     new = _freeze_step(c, w, opt_state, st.t_freeze, t)
-    return (new.w, new.opt_state, st._replace(t_freeze=new.t_freeze)), None
+    return (new.w, new.opt_state, st._replace(t_freeze=new.t_freeze), refs), None
 
 
-def _mode_flips(problem, e, e_new, floor, ok):
-    """Per eigen-direction: did the error component change sign, both above the floor?"""
-    m, m_new = problem.modes(e), problem.modes(e_new)
-    return ((ok & (jnp.abs(m) > floor) & (jnp.abs(m_new) > floor) & (m * m_new < 0))
-            .astype(jnp.int32))
+def _observe(x_new, ref, resolvable, sign):
+    """The sign-flip rule (module docstring) for one observation ``x_new`` (resolvable or not)
+    against ``ref``, ``sign`` = sign⟨x_new, ref⟩: (flip, the new reference)."""
+    return resolvable & (sign < 0), jnp.where(resolvable & (sign != 0), x_new, ref)
+
+
+def _mode_flips(c: _Constants, ref, e_new, err, err_new, ok):
+    """Per eigen-direction, the sign-flip rule for the component of e_{t+1}, resolvable above
+    mode_floor: (flips (d,) int32, the new references)."""
+    m_new = c.problem.modes(e_new)
+    seen = ok & (jnp.abs(m_new) > mode_floor(c.floor, c.eps, err, err_new))
+    flip, ref = _observe(m_new, ref, seen, jnp.sign(m_new) * jnp.sign(ref))
+    return flip.astype(jnp.int32), ref
 
 
 def _rec_dev(c: _Constants, rec_dev, err, err_new, ok):
@@ -95,13 +133,16 @@ def _rec_dev(c: _Constants, rec_dev, err, err_new, ok):
 
 def _step(c: _Constants, carry, t):
     """One step with the online statistics (:class:`RunStats`)."""
-    w, opt_state, st = carry
-    e = w - c.w_star
-    err = _norm(e)
+    w, opt_state, st, refs = carry
+    err = _norm(w - c.w_star)
     new = _freeze_step(c, w, opt_state, st.t_freeze, t)
     ok, e_new, err_new = new.ok, new.e, new.err
-    resolvable = ok & (err > c.floor)
-    flip = resolvable & (err_new > c.floor) & (jnp.sum(e_new * e) < 0)
+    measured = ok & (err > c.floor)     # a step from a resolvable error: err_obs, k_obs
+    flip, e_ref = _observe(e_new, refs.e, ok & (err_new > c.floor), inner_sign(e_new, refs.e))
+    mode_flips, m_ref = st.mode_flips, refs.modes
+    if mode_flips is not None:
+        flips_i, m_ref = _mode_flips(c, m_ref, e_new, err, err_new, ok)
+        mode_flips = mode_flips + flips_i
     late = t + 1 > c.half
     err_in = jnp.where(ok, err_new, 0)
     rec_dev = _rec_dev(c, st.rec_dev, err, err_new, ok)
@@ -112,13 +153,12 @@ def _step(c: _Constants, carry, t):
         flips=st.flips + flip.astype(jnp.int32),
         err_early=jnp.where(late, st.err_early, jnp.maximum(st.err_early, err_in)),
         err_late=jnp.where(late, jnp.maximum(st.err_late, err_in), st.err_late),
-        err_obs=jnp.where(resolvable, err_new, st.err_obs),
-        k_obs=jnp.where(resolvable, t + 1, st.k_obs),
+        err_obs=jnp.where(measured, err_new, st.err_obs),
+        k_obs=jnp.where(measured, t + 1, st.k_obs),
         rec_dev=rec_dev,
-        mode_flips=None if st.mode_flips is None else st.mode_flips + _mode_flips(
-            c.problem, e, e_new, c.floor, ok),
+        mode_flips=mode_flips,
     )
-    return (new.w, new.opt_state, st), None
+    return (new.w, new.opt_state, st, _Refs(e_ref, m_ref)), None
 
 
 def _counted(body, carry_t, _):
@@ -150,11 +190,13 @@ def _run(problem: Any, hparams: dict, w0: jax.Array, r: Any, tol: Any, *,
     bound = jnp.asarray(divergence_bound(dtype), dtype)
     w_star = jnp.broadcast_to(problem.optimum(), w0.shape).astype(dtype)
     w_star_abs = _norm(w_star)
-    err0 = _norm(w0 - w_star)
+    e0 = w0 - w_star
+    err0 = _norm(e0)
     floor = noise_floor(eps, w_star_abs, err0)
     tx = make_optimizer(**step_sizes(problem, hparams))
-    c = _Constants(problem, tx, w_star, w_star_abs, floor, bound, tol, r, steps // 2)
+    c = _Constants(problem, tx, w_star, w_star_abs, floor, eps, bound, tol, r, steps // 2)
 
+    m0 = problem.modes(e0) if isinstance(problem, Modal) else None
     stats0 = RunStats(
         t_freeze=jnp.int32(-1),
         steps_to_tol=jnp.where(err0 < tol, 0, -1).astype(jnp.int32),
@@ -164,10 +206,9 @@ def _run(problem: Any, hparams: dict, w0: jax.Array, r: Any, tol: Any, *,
         err_obs=err0,
         k_obs=jnp.int32(0),
         rec_dev=jnp.zeros((), dtype),
-        mode_flips=(jnp.zeros(problem.modes(w0 - w_star).shape, jnp.int32)
-                    if isinstance(problem, Modal) else None),
+        mode_flips=None if m0 is None else jnp.zeros(m0.shape, jnp.int32),
     )
-    carry = (w0, tx.init(w0), stats0)
+    carry = (w0, tx.init(w0), stats0, _Refs(e0, m0) if statistics else None)
     body = functools.partial(_step if statistics else _update_only, c)
 
     if record_every is None:

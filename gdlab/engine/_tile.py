@@ -38,7 +38,7 @@ class TileState(NamedTuple):
 
     d: Any = None     # rec_dev so far
     eo: Any = None    # err_obs
-    fl: Any = None    # flips
+    fl: Any = None    # flips (its parity also gives the sign-flip rule's reference, Tile.step)
     ko: Any = None    # k_obs
     m: Any = None     # running max |e_t| since the last reset (t = 0, then T//2)
     q: Any = None     # quiet tiles only: max |e_t| over the tile's start and steps
@@ -51,8 +51,9 @@ class _StepCarry(NamedTuple):
 
     v: Any            # the iterate the steps compute (unmasked: it goes on past a freeze)
     sv: Any           # its optimizer state
-    e: Any            # v − w*
-    a: Any            # |e|
+    ref: Any          # sign of the sign-flip rule's reference: sign(e₀)·(−1)^flips (None: not
+                      # counted)
+    a: Any            # |v − w*|
     st: TileState     # the state kept (masked by ok when exact)
     s: Any            # the optimizer state kept
     tf: Any           # t_freeze as a float, −1 while active
@@ -92,16 +93,16 @@ class Tile:
         return jnp.asarray(i, self.dtype)
 
     def constants(self, p: Any, w0: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """w*, |e₀| and the noise floor of one run."""
+        """w*, e₀ = w₀ − w* and the noise floor of one run."""
         w_star = jnp.asarray(p.optimum(), self.dtype)
-        err0 = jnp.abs(w0 - w_star)
-        return w_star, err0, noise_floor(jnp.finfo(self.dtype).eps, jnp.abs(w_star), err0)
+        e0 = w0 - w_star
+        return w_star, e0, noise_floor(jnp.finfo(self.dtype).eps, jnp.abs(w_star), jnp.abs(e0))
 
     def init(self, p: Any, h: dict, w0: jax.Array,
              tol: Any) -> tuple[TileState, jax.Array, jax.Array, Any]:
         """(state, t_freeze, err_early, optimizer state) before step 1."""
         f = self.f
-        _, err0, _ = self.constants(p, w0)
+        err0 = jnp.abs(self.constants(p, w0)[1])
         state = TileState(w=w0, m=err0, eo=err0, d=f(0), ko=f(0), fl=f(0),
                           stt=jnp.where(err0 < tol, f(0), f(-1)))
         return state, f(-1), err0, self.make_optimizer(**h).init(w0)
@@ -124,12 +125,12 @@ class Tile:
             tf = jnp.where(ok & bad, ti, tf)
             ok = ok & ~bad                              # step i taken
         only = (lambda new, old: jnp.where(ok, new, old)) if exact else (lambda new, old: new)
-        st = c.st
+        st, ref = c.st, c.ref
         st = st._replace(m=only(jnp.maximum(st.m, a_new), st.m))  # also the speculation's check
         if quiet:                                       # see __call__
             st = st._replace(q=jnp.maximum(st.q, a_new))
         elif self.statistics:
-            st = self._counters(st, c, k, ok, ti, e_new, a_new)
+            st, ref = self._counters(st, c, k, ok, ti, e_new, a_new)
         if self.rate:
             scale = jnp.abs(k.w_star) + c.a + a_new + jnp.abs(1 - k.r) * c.a
             # 0 where scale = 0 (w* = e_t = e_{t+1} = 0: both sides exactly 0), as the engine.
@@ -137,16 +138,24 @@ class Tile:
             st = st._replace(d=only(jnp.maximum(st.d, dev), st.d))
         st = st._replace(w=only(v, st.w))
         s = jax.tree.map(only, sv, c.s) if exact else sv
-        return _StepCarry(v, sv, e_new, a_new, st, s, tf, ok)
+        return _StepCarry(v, sv, ref, a_new, st, s, tf, ok)
 
     def _counters(self, st: TileState, c: _StepCarry, k: _TileConstants, ok: jax.Array,
-                  ti: jax.Array, e_new: jax.Array, a_new: jax.Array) -> TileState:
-        """steps_to_tol, flips, err_obs and k_obs after a step (``ok``: taken) to ``e_new``."""
+                  ti: jax.Array, e_new: jax.Array, a_new: jax.Array) -> tuple[TileState, Any]:
+        """steps_to_tol, flips, err_obs and k_obs after a step (``ok``: taken) to ``e_new``, and
+        the reference's new sign.
+
+        The sign-flip rule of ``gdlab.engine._loop`` for a scalar: e_ref is the last resolvable
+        error, so only its sign, ``c.ref`` = ±1 (0 if e₀ = 0), matters, and a flip reverses it. The
+        product with ±1 or 0 is exact: the test is the sign test of the loop (``inner_sign``).
+        """
         res = ok & (c.a > k.floor)
         stt = jnp.where((st.stt < 0) & ok & (a_new < k.tol), ti, st.stt)
-        fl = st.fl + (res & (a_new > k.floor) & (e_new * c.e < 0)).astype(self.dtype)
+        flip = ok & (a_new > k.floor) & (e_new * c.ref < 0)
+        fl = st.fl + flip.astype(self.dtype)
         eo = jnp.where(res, a_new, st.eo)
-        return st._replace(stt=stt, fl=fl, eo=eo, ko=jnp.where(res, ti, st.ko))
+        return (st._replace(stt=stt, fl=fl, eo=eo, ko=jnp.where(res, ti, st.ko)),
+                jnp.where(flip, -c.ref, c.ref))
 
     def __call__(self, p: Any, h: dict, w0: jax.Array, r: Any, tol: Any, st: TileState, s: Any,
                  tf: jax.Array, t0: Any, length: int, *, exact: bool, n_valid: Any = None,
@@ -159,18 +168,19 @@ class Tile:
         of :meth:`constants`, if already computed. ``quiet`` (speculative tiles only): skip the
         step counters and err_obs, and return in ``st.q`` the max of |e_t| over the tile's start
         and steps. Where steps_to_tol is already set and that max is within the noise floor, no
-        step of the tile would have changed them (each needs |e_{t-1}| above the floor), so the
-        quiet tile *is* the exact tile; the caller checks that and redoes the tile otherwise.
+        step of the tile would have changed them (a flip, and the reference it is counted against,
+        needs |e_t| above the floor, err_obs |e_{t-1}|), so the quiet tile *is* the exact tile; the
+        caller checks that and redoes the tile otherwise.
         """
-        w_star, _, floor = constants if constants is not None else self.constants(p, w0)
+        w_star, e0, floor = constants if constants is not None else self.constants(p, w0)
         if unrolled:
             t0 = self.f(t0)                             # exact: step numbers < 2^mantissa
-        e = st.w - w_star
+        a = jnp.abs(st.w - w_star)
         active = tf < 0
         if quiet:
-            st = st._replace(q=jnp.abs(e))
-        c = _StepCarry(st.w, s, e, jnp.abs(e), st, s, tf,
-                       jnp.ones_like(active) if not exact else active)
+            st = st._replace(q=a)
+        c = _StepCarry(st.w, s, None if quiet or not self.statistics else self._ref(e0, st.fl),
+                       a, st, s, tf, jnp.ones_like(active) if not exact else active)
         k = _TileConstants(p, h, r, tol, w_star, floor, t0, n_valid)
         masked = n_valid is not None
         if unrolled:
@@ -184,6 +194,15 @@ class Tile:
             new = jax.tree.map(lambda x, y: jnp.where(active, x, y), new, st)
             s_new = jax.tree.map(lambda x, y: jnp.where(active, x, y), s_new, s)
         return new, s_new, tf
+
+    def _ref(self, e0: jax.Array, fl: jax.Array) -> jax.Array:
+        """sign(e_ref) = sign(e₀)·(−1)^flips (``gdlab.engine._loop``: each flip reverses it, other
+        resolvable steps keep it, e₀ = 0 never gets one), from the flip counter's parity (exact:
+        fl is an integer below 2^mantissa)."""
+        f = self.f
+        sign0 = jnp.where(e0 > 0, f(1), jnp.where(e0 < 0, f(-1), f(0)))
+        half = fl * 0.5
+        return jnp.where(jnp.floor(half) == half, sign0, -sign0)
 
     def stats(self, st: TileState, tf: jax.Array, ee: jax.Array,
               tol: Any) -> tuple[jax.Array, RunStats, None]:

@@ -11,7 +11,8 @@ number of carried arrays times the work each one redoes. Here
 * the per-run state between tiles is packed as tightly as exactness allows
   (:class:`~gdlab.engine._packing.Packing`): in float32 the iterate, the running max |e|, err_obs
   and the three step counters k_obs, flips and steps_to_tol fill one complex128, so a tile of the
-  canonical sweep is a single loop kernel;
+  canonical sweep is a single loop kernel (the sign-flip rule's reference is not carried: its sign
+  is sign(e₀)·(−1)^flips);
 * **speculation** (stateless optimizers, batches of at most :data:`SPECULATE_MAX` runs): a group of
   :data:`GROUP` tiles runs without the freeze logic (no per-step masks). A run that leaves the
   divergence bound or becomes inf/NaN makes its running max exceed the bound (``max`` propagates

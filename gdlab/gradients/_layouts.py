@@ -2,8 +2,10 @@
 
 For f: p ↦ f(p) with output shape ``out``, grad_f may return the gradient (p's shape, scalar f), the
 Jacobian [out.size × p.size] (rows = outputs), the Jacobian in jax's layout ``out + p``, or, for an
-elementwise f, p's shape (the Jacobian's diagonal). Any other shape is an error that names the
-expected shapes.
+elementwise f, p's shape (the Jacobian's diagonal). Any other shape fails the check with a message
+naming the expected shapes (never an exception: a wrong gradient is a wrong answer, not bad input);
+a 2-D gradient whose transpose has a layout is compared transposed, to say whether a transpose is
+all that is wrong.
 """
 
 from __future__ import annotations
@@ -31,19 +33,26 @@ def _layout(grad: tuple, out: tuple, param: tuple) -> str | None:
     return None
 
 
-def _shape_error(fname: str, pdesc: str, param: tuple, out: tuple, grad: tuple,
-                 trace: ShapeTrace) -> ValueError:
-    """The error for a gradient of a shape in no layout: the shapes it could have, and the trace."""
+def _transposed_layout(grad: tuple, out: tuple, param: tuple) -> str | None:
+    """For a 2-D, non-square gradient in no layout: the layout its transpose has, if any."""
+    if len(grad) == 2 and grad[0] != grad[1]:
+        return _layout(grad[::-1], out, param)
+    return None
+
+
+def _shape_problem(pdesc: str, param: tuple, out: tuple, grad: tuple, transposed: bool,
+                   trace: ShapeTrace) -> str:
+    """Why a gradient of shape ``grad`` is wrong: transposed, or the shapes it could have had."""
+    if transposed:
+        return (f"grad_f returned shape {fmt_shape(grad)} expected {fmt_shape(grad[::-1])}: "
+                f"transposed? Traced: {trace.short()}")
     if math.prod(out) == 1:
         want = f"{pdesc}'s shape {fmt_shape(param)}"
     else:
         want = (f"the Jacobian {fmt_shape((math.prod(out), math.prod(param)))} (rows = outputs), "
                 f"{out + param} in jax layout, or {fmt_shape(param)} if f is elementwise")
-    hint = (f"; {fmt_shape(grad)} is {fmt_shape(param)} transposed: a transpose is missing or extra"
-            if len(grad) == 2 and grad[::-1] == tuple(param) else "")
-    return ValueError(f"{fname}: grad_f returned shape {fmt_shape(grad)} but f has output "
-                      f"{fmt_shape(out)}, so the gradient must be {want}{hint}. "
-                      f"Traced: {trace.short()}")
+    return (f"grad_f returned shape {fmt_shape(grad)} but f has output {fmt_shape(out)}, so the "
+            f"gradient must be {want}. Traced: {trace.short()}")
 
 
 def _canonical_to_layout(J: np.ndarray, layout: str, out: tuple,

@@ -33,7 +33,7 @@ __all__ = [
     "l2_single", "l2_single_grad",
     "l2_batch", "l2_batch_grad",
     "linear_layer_loss", "linear_layer_grad_W", "linear_layer_grad_b",
-    "Case", "CASES", "CASE_NAMES", "get_case",
+    "softmax_sum_error", "Case", "CASES", "CASE_NAMES", "get_case",
 ]
 
 
@@ -82,6 +82,11 @@ def softmax(x: jax.Array) -> jax.Array:
     c = jax.lax.stop_gradient(jnp.max(x))
     e = jnp.exp(x - c)
     return e / jnp.sum(e)
+
+
+def softmax_sum_error(s: np.ndarray) -> float:
+    """|Σ_i s_i − 1| for a softmax s: 0 in exact arithmetic, for any logits."""
+    return abs(float(np.sum(np.asarray(s, np.float64))) - 1.0)
 
 
 def softmax_jacobian(x: jax.Array) -> jax.Array:
@@ -176,11 +181,19 @@ class Case(NamedTuple):
     uses_m: bool                   # the inputs have a second size m (examples / outputs)
     # (seed, n, m, dtype, beta, scale) -> numpy args
     make_inputs: Callable[..., tuple[np.ndarray, ...]]
+    # the smallest n whose gradient is not identically 0 (softmax of one logit is the constant 1)
+    min_n: int = 1
+    # (residual, f(value) -> |residual|): an identity of f's value (residual 0), checked at the
+    # extreme inputs
+    invariant: tuple[str, Callable[[np.ndarray], float]] | None = None
 
 
 def _draw(seed, dtype, scale: float, *shapes: tuple[int, ...]) -> list[np.ndarray]:
     """Standard normal arrays; with scale > 1, random signs and log-uniform magnitudes in
-    [1e-2, scale] with +scale and −scale attained, so extreme and moderate entries are mixed."""
+    [1e-2, scale] with, in this order of priority, +scale (the first entry), one standard normal
+    entry (the second) and −scale (the last) attained: extreme and moderate entries are mixed, and
+    an activation's derivative, 0 to rounding at ±scale, is not 0 everywhere (which would let a
+    wrong sign or factor pass)."""
     rng = np.random.default_rng(seed)
     out = []
     for shape in shapes:
@@ -189,15 +202,27 @@ def _draw(seed, dtype, scale: float, *shapes: tuple[int, ...]) -> list[np.ndarra
         else:
             a = (rng.choice([-1.0, 1.0], shape)
                  * np.exp(rng.uniform(np.log(1e-2), np.log(scale), shape)))
-            a.flat[0] = scale
+            moderate = rng.standard_normal()
+            a.flat[-1] = -scale
             if a.size > 1:
-                a.flat[1] = -scale
+                a.flat[1] = moderate
+            a.flat[0] = scale
         out.append(a.astype(dtype))
     return out
 
 
 def _elementwise_inputs(seed, n, m, dtype, beta=1.0, scale=1.0):
     return tuple(_draw(seed, dtype, scale, (n, 1)))
+
+
+def _softmax_inputs(seed, n, m, dtype, beta=1.0, scale=1.0):
+    """Logits of moderate scale (standard normal); with scale > 1, those of _draw with the second
+    entry moved to scale − |z|, z standard normal: without a logit near the largest the softmax is
+    one-hot and its Jacobian exactly 0, so a wrong sign or factor would pass."""
+    (x,) = _draw(seed, dtype, scale, (n, 1))
+    if scale != 1.0 and n > 1:
+        x[1, 0] = scale - abs(x[1, 0])
+    return (x,)
 
 
 def _softplus_inputs(seed, n, m, dtype, beta=1.0, scale=1.0):
@@ -232,7 +257,8 @@ CASES: tuple[Case, ...] = (
           "i = j: ∂s_i/∂x_i = (e^{x_i}Σ − e^{x_i}e^{x_i}) / Σ² = s_i − s_i²   (quotient rule)",
           "i ≠ j: ∂s_i/∂x_j = −e^{x_i}e^{x_j} / Σ² = −s_i s_j",
           "together: J = diag(s) − s sᵀ, [n×1][1×n] = [n×n]"),
-         softmax, softmax_jacobian, 0, False, False, _elementwise_inputs),
+         softmax, softmax_jacobian, 0, False, False, _softmax_inputs, min_n=2,
+         invariant=("Σ s_i − 1", softmax_sum_error)),
     Case("softplus", "Q1.3", "Softplus", "f'(x) = σ(βx)",
          ("f(x) = (1/β) ln(1 + e^{βx})",
           "f'(x) = (1/β)·βe^{βx} / (1 + e^{βx})   (chain rule)",

@@ -21,11 +21,14 @@ p):
 3. shapes, traced (:mod:`gdlab.gradients._shapes`): jax.make_jaxpr(grad_f) lists every equation
    with its output shape; intermediates tagged with ``label`` are named. The result must be p's
    shape (scalar f), the Jacobian [out × p] (vector f; jax layout out.shape + p.shape also
-   accepted), or p's shape for an elementwise f. Any other shape raises ValueError with the trace,
-   so a wrong shape never reaches the numbers.
+   accepted), or p's shape for an elementwise f. Any other shape fails the check with the expected
+   shapes and the trace (a wrong gradient is a failed check, never an exception); a 2-D gradient
+   whose transpose has one of these shapes ("shape [3×4] expected [4×3]: transposed?") is also
+   compared transposed, to say whether the transpose is all that is wrong.
 
 A check also fails when f is not finite at the inputs, or when grad_f returns p's shape for a vector
-f whose Jacobian is not diagonal (f is not elementwise).
+f whose Jacobian is not diagonal (f is not elementwise). A check whose reference is 0 to within the
+tolerance at every entry passes but says it is vacuous: a sign or factor error would pass too.
 
 Matrix products run at "highest" precision (GPUs otherwise use ~1e-3-accurate float32 matmuls).
 """
@@ -40,10 +43,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from gdlab.errors import ArgumentError
-from gdlab.gradients._compare import Comparison, _compare
+from gdlab.gradients._compare import Comparison, _compare, _not_compared
 from gdlab.gradients._differences import _FD_ROUNDING, _central_differences
 from gdlab.gradients._inputs import _hashable, _prepare, _require_callables
-from gdlab.gradients._layouts import _canonical_to_layout, _layout, _shape_error
+from gdlab.gradients._layouts import (
+    _canonical_to_layout,
+    _layout,
+    _shape_problem,
+    _transposed_layout,
+)
 from gdlab.gradients._shapes import ShapeStep, ShapeTrace, _arg_names, fmt_shape, trace_shapes
 from gdlab.gradients.functions import label
 
@@ -64,7 +72,8 @@ class GradCheckResult:
     name: str
     passed: bool
     dtype: str
-    # "gradient" | "jacobian" | "jacobian (jax layout)" | "elementwise"
+    # "gradient" | "jacobian" | "jacobian (jax layout)" | "elementwise" | "wrong shape", or
+    # "transposed <layout>" for a 2-D gradient whose transpose has that layout (a failed check)
     layout: str
     param: str                     # e.g. "w (argument 0)"
     param_shape: tuple[int, ...]
@@ -93,9 +102,10 @@ class _Evaluated(NamedTuple):
     param: tuple[int, ...]   # p's shape
     out: tuple[int, ...]     # f's output shape
     trace: ShapeTrace        # grad_f's shapes
-    layout: str              # grad_f's layout (see gdlab.gradients._layouts)
+    layout: str              # grad_f's layout (see gdlab.gradients._layouts), or "wrong shape"
+    shape_problem: str | None  # why grad_f's shape is wrong; None when it has a layout
     value: np.ndarray        # f(*args), as float64
-    got: np.ndarray          # grad_f(*args), as float64
+    got: np.ndarray          # grad_f(*args), as float64 (transposed when that gives the layout)
     J_ad: np.ndarray         # the autodiff Jacobian [out.size × p.size], as float64
 
 
@@ -131,17 +141,23 @@ def _trace(f: Callable, grad_f: Callable, jargs: list, fname: str) -> tuple[tupl
 
 def _evaluate_in_dtype(f: Callable, grad_f: Callable, argnum: int, prepared: list, dt: str,
                        fname: str, pdesc: str) -> _Evaluated:
-    """In the check's dtype: the shapes and grad_f's layout (ValueError for a shape in no layout),
-    then f, grad_f and the autodiff Jacobian."""
+    """In the check's dtype: the shapes and grad_f's layout (for a shape in none, why; a 2-D
+    gradient whose transpose has a layout is transposed), then f, grad_f and the autodiff
+    Jacobian."""
     with jax.enable_x64(dt == "float64"), jax.default_matmul_precision("highest"):
         jargs = [jnp.asarray(a) if isinstance(a, np.ndarray) else a for a in prepared]
         param = tuple(jargs[argnum].shape)
         out, trace = _trace(f, grad_f, jargs, fname)
-        layout = _layout(trace.output, out, param)
+        grad = tuple(trace.output)
+        layout, problem = _layout(grad, out, param), None
         if layout is None:
-            raise _shape_error(fname, pdesc, param, out, trace.output, trace)
+            transposed = _transposed_layout(grad, out, param)
+            problem = _shape_problem(pdesc, param, out, grad, transposed is not None, trace)
+            layout = "wrong shape" if transposed is None else f"transposed {transposed}"
         value, got, J_ad = (np.asarray(a, np.float64) for a in _evaluate(f, grad_f, argnum, *jargs))
-    return _Evaluated(param, out, trace, layout, value, got, J_ad)
+    if layout.startswith("transposed "):
+        got = got.T
+    return _Evaluated(param, out, trace, layout, problem, value, got, J_ad)
 
 
 def _differences_in_float64(f: Callable, argnum: int,
@@ -158,9 +174,16 @@ def _differences_in_float64(f: Callable, argnum: int,
 def _comparisons(ev: _Evaluated, d1: np.ndarray, allow: np.ndarray, rtol: float, fd_tol: float,
                  dtype: np.dtype) -> tuple[Comparison, Comparison, bool]:
     """grad_f against autodiff and against the differences, both in grad_f's layout, and whether
-    the differences agree with autodiff (to 1e-4 of its magnitude)."""
-    expected, not_elementwise = _canonical_to_layout(ev.J_ad, ev.layout, ev.out, ev.param)
-    if ev.layout == "elementwise":
+    the differences agree with autodiff (to 1e-4 of its magnitude). A gradient of the wrong shape
+    fails both; a transposed one is compared transposed, and fails both whatever they find."""
+    if ev.layout == "wrong shape":
+        size = ev.got.size
+        return (_not_compared("autodiff", rtol, size, ev.shape_problem),
+                _not_compared("finite differences (float64)", fd_tol, size, ev.shape_problem),
+                False)
+    layout = ev.layout.removeprefix("transposed ")
+    expected, not_elementwise = _canonical_to_layout(ev.J_ad, layout, ev.out, ev.param)
+    if layout == "elementwise":
         d1, allow = np.diag(d1), np.diag(allow)
     fd_expected = d1.reshape(ev.got.shape)
     tiny = float(np.finfo(dtype).tiny)  # below the smallest normal number, a value counts as 0
@@ -169,9 +192,19 @@ def _comparisons(ev: _Evaluated, d1: np.ndarray, allow: np.ndarray, rtol: float,
         ad = ad._replace(passed=False, message=not_elementwise)
     fd = _compare("finite differences (float64)", ev.got, fd_expected, fd_tol, tiny,
                   allow.reshape(ev.got.shape))
+    if ev.shape_problem:
+        ad, fd = _as_transposed(ad, ev.shape_problem), _as_transposed(fd, ev.shape_problem)
     # NaN: False
     fd_is_ad = np.max(np.abs(fd_expected - expected)) <= 1e-4 * np.max(np.abs(expected))
     return ad, fd, fd_is_ad
+
+
+def _as_transposed(c: Comparison, shape_problem: str) -> Comparison:
+    """A comparison of gᵀ, for a g of the transposed shape: failed, saying what gᵀ gives."""
+    found = (f"its transpose matches {c.against} (max rel err {c.max_rel_err:.2g}): a transpose "
+             "is missing or extra (e.g. x(z − y)ᵀ instead of (z − y)xᵀ)" if c.passed
+             else f"transposed, it {c.message}")
+    return c._replace(passed=False, message=f"{shape_problem}; {found}")
 
 
 def _verdict(fname: str, dt: str, pname: str, ev: _Evaluated, ad: Comparison, fd: Comparison,
@@ -181,14 +214,20 @@ def _verdict(fname: str, dt: str, pname: str, ev: _Evaluated, ad: Comparison, fd
                 else ["f is not finite at these inputs"])
     passed = ad.passed and fd.passed and not problems
     verdict = "PASS" if passed else "FAIL"
-    message = (f"{verdict} {fname} [{dt}]: d/d{pname} {fmt_shape(ev.trace.output)} "
-               f"({ev.layout}), vs autodiff max rel err {ad.max_rel_err:.2g}, "
-               f"vs FD {fd.max_rel_err:.2g}")
+    message = f"{verdict} {fname} [{dt}]: d/d{pname} {fmt_shape(ev.trace.output)} ({ev.layout})"
+    if ev.layout == "wrong shape":
+        return False, f"{message}; {'; '.join(problems + [ev.shape_problem])}"
+    of_transpose = " (of its transpose)" if ev.shape_problem else ""
+    message += (f", vs autodiff max rel err{of_transpose} {ad.max_rel_err:.2g}, "
+                f"vs FD {fd.max_rel_err:.2g}")
     if not ad.passed:
         problems.append(ad.message)
     if not fd.passed:
         problems.append("finite differences agree with autodiff" if not ad.passed and fd_is_ad
                         else fd.message)
+    if passed and ad.n_nonzero == 0:
+        problems.append("vacuous: the gradient is 0 to within the tolerance at these inputs, so a "
+                        "wrong sign or factor would pass too; check where it is not 0")
     if problems:
         message += "; " + "; ".join(problems)
     return passed, message
@@ -212,8 +251,9 @@ def check_gradient(f: Callable, grad_f: Callable, *args: Any, argnum: int = 0,
     under ``jax.enable_x64(True)``). ``rtol``: the autodiff tolerance (default :data:`RTOL` of that
     dtype); the differences, each at the best step of the ladder 10^k·ε^{1/3}·max(1, |p_j|),
     k = 0..3 (module docstring), pass within max(``fd_rtol``, rtol)·‖D‖∞ plus their own error
-    estimate. Raises TypeError/ValueError for bad input or a gradient of the wrong shape; a wrong
-    *value* gives a result with ``passed=False`` and a message naming the entry.
+    estimate. Raises TypeError/ValueError for bad input (arguments, an f or grad_f that cannot be
+    traced); a wrong gradient — a wrong value or a wrong shape — gives a result with
+    ``passed=False`` and a message naming what is wrong.
     """
     _require_callables(f, grad_f)
     fname = name or getattr(f, "__name__", "f")

@@ -1,8 +1,9 @@
 """Homework Q1–Q3 from the command line: every hand-derived gradient checked, reported and saved.
 
-What ``gdlab run configs/q1_q3_gradients.toml`` does: run the suite of ``gdlab.gradients.report`` in
-each requested dtype, print the table, and write ``gradients.json`` and ``report.md`` (the worked
-answer) into the run directory — atomically, like every run directory.
+What ``gdlab run configs/q1_q3_gradients.toml`` does: run the suite of ``gdlab.gradients.report``
+(the gradient checks and the overflow-stability checks) in each requested dtype, print a table per
+dtype, and write ``gradients.json`` and ``report.md`` (the worked answer, once, with a column group
+per dtype) into the run directory — atomically, like every run directory.
 """
 
 from __future__ import annotations
@@ -28,30 +29,36 @@ def run_gradient_study(cfg: GradientsConfig, out: Path, *, overwrite: bool = Fal
 
     t0 = time.perf_counter()
     rundir.check_target(out, overwrite)
-    results = {}
+    results, stability = {}, {}
+    functions = list(cfg.functions) if cfg.functions else None
     for dtype in cfg.dtypes:
         with precision(dtype):
             try:
-                checks = gradreport.run_homework_checks(
+                results[dtype] = gradreport.run_homework_checks(
                     dtype=dtype, seed=cfg.seed, sizes=cfg.sizes, betas=cfg.betas,
-                    functions=list(cfg.functions) if cfg.functions else None)
+                    functions=functions)
+                stability[dtype] = gradreport.run_stability_checks(
+                    dtype=dtype, seed=cfg.seed, sizes=cfg.sizes, functions=functions)
             except ValueError as e:
                 raise ConfigError(f"{cfg.path}: gradients: {e}") from None
-        results[dtype] = checks
-    n = sum(len(c) for c in results.values())
-    failed = sum(not r.passed for c in results.values() for r in c)
+    every = [*(r for c in results.values() for r in c), *(s for c in stability.values() for s in c)]
+    n, failed = len(every), sum(not r.passed for r in every)
     summary = {"config_path": cfg.path, "config": cfg.resolved, **environment(),
                "checks": n, "failed": failed,
-               "results": {d: gradreport.to_json(c) for d, c in results.items()}}
+               "results": {d: gradreport.to_json(c) for d, c in results.items()},
+               "stability": {d: rundir.jsonable(c, nonfinite="null")
+                             for d, c in stability.items()}}
     lines = []
     for dtype, checks in results.items():
-        lines += [f"== {dtype}", gradreport.render_table(checks)]
-    lines.append(f"{n - failed} of {n} checks passed")
+        lines += [f"== {dtype}", gradreport.render_table(checks, stability[dtype])]
+    lines.append(f"{n - failed} of {n} checks passed "
+                 f"({sum(map(len, stability.values()))} of them overflow-stability checks)")
 
     def contents(tmp: Path) -> rundir.RunFiles:
         summary["timings"] = {"total_s": time.perf_counter() - t0}
         summary["files"] = ["gradients.json", "report.md"]
-        md = "\n\n---\n\n".join(gradreport.render_markdown(checks) for checks in results.values())
+        md = gradreport.render_markdown([r for c in results.values() for r in c],
+                                        [s for c in stability.values() for s in c])
         return rundir.RunFiles({"gradients.json": summary, "report.md": md}, [
             *lines, f"results: {out}/gradients.json; worked answer: {out}/report.md"])
 
