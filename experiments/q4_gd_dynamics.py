@@ -38,7 +38,7 @@ for i, alpha in enumerate(traj.alpha):
           f"steps to |w − 100| < 1: {traj.steps_to_tol[i]}\n")
 
 # Q4.2 — sweep α over [0, 3] and read the conditions off the simulation.
-res = gdlab.sweep(problem, np.linspace(0.0, 3.0, 3001), w0=0.0, steps=200, tol=1.0)
+res = gdlab.sweep(problem, np.linspace(0.0, 3.0, 3001), w0=0.0, steps=200, tol=1.0, recurrence=True)
 for key, sentence in report.q4_statement(res.alpha, res.regime, curvature=1.0).items():
     print(f"{key:>13}: {sentence}")
 

@@ -6,14 +6,18 @@ Sweep many step sizes at once (``gdlab.sweep``), classify every run into a named
 hand-derived gradients three ways (``gdlab.check_gradient``).
 
 The names below are loaded on first use (PEP 562), so ``import gdlab`` — and the ``gdlab`` command,
-which must handle Ctrl-C from its first moment — does not wait for JAX until JAX is needed.
+which must handle Ctrl-C from its first moment — does not wait for JAX until JAX is needed. Loading
+one that runs JAX first exposes every CPU core as a JAX device (:mod:`gdlab._cores`), so that
+``gdlab.sweep`` (``devices="all"`` by default) uses every core.
 """
 
 import importlib as _importlib
 
-_MODULES = ("boundary", "curvature", "custom", "dynamics", "engine", "errors", "fractal",
-            "gradients", "grids", "interfaces", "modes", "networks", "optimizers", "problems",
-            "quadratics", "regimes", "resources", "stability", "theory")
+from gdlab import _cores
+
+_MODULES = ("boundary", "curvature", "custom", "distributed", "dynamics", "engine", "errors",
+            "fractal", "gradients", "grids", "interfaces", "modes", "networks", "optimizers",
+            "problems", "quadratics", "regimes", "resources", "stability", "theory")
 _NAMES = {  # public name → the module that defines it
     "check_gradient": "gdlab.gradients.gradcheck",
     "REGIME_INFO": "gdlab.regimes",
@@ -37,12 +41,19 @@ def _version() -> str:
         return "0+unknown"
 
 
+# Modules that load without JAX (the rest start it: every core is made a device first).
+_NO_JAX = frozenset({"errors", "grids", "interfaces", "regimes", "resources", "stability"})
+
+
 def __getattr__(name: str):
     if name == "__version__":
         value = _version()
     elif name in _NAMES:
+        _cores.use_every_core()
         value = getattr(_importlib.import_module(_NAMES[name]), name)
     elif name in _MODULES:
+        if name not in _NO_JAX:
+            _cores.use_every_core()
         value = _importlib.import_module(f"gdlab.{name}")
     else:
         raise AttributeError(f"module 'gdlab' has no attribute {name!r}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
@@ -31,7 +31,7 @@ MAX_UNROLL = 1024        # compile time grows with the unroll; beyond this it is
 MAX_DEVICES = 2**16
 
 _RUN_KEYS = {"steps": 200, "tol": 1.0, "dtype": "float32", "unroll": "auto", "chunk_size": None,
-             "devices": 1}
+             "devices": "all"}
 _REPORT_KEYS = {"trajectories": [], "table_steps": 10, "orbit_window": 256, "max_period": 64}
 _GRADIENT_KEYS = {"functions": None, "dtypes": ["float32", "float64"], "seed": 0,
                   "sizes": [1, 3, 64], "betas": [0.5, 1.0, 10.0, 100.0]}
@@ -53,7 +53,7 @@ class OptimizerSection(NamedTuple):
 
 
 class SweepSection(NamedTuple):
-    axes: dict[str, np.ndarray]            # name → float64 values; "alpha" first
+    axes: dict[str, Any]                   # name → axis (see config.SweepConfig.axes); alpha first
     specs: dict[str, Any]                  # the same axes as written in the file
     shard: tuple[int, int] | None
 
@@ -234,22 +234,49 @@ def sweep_table(v: Validator, table: dict, problem: ProblemSection,
            (f"{' × '.join(map(str, lengths.values()))} = " if len(lengths) > 1 else "")
            + f"{n_runs} runs",
            "use fewer runs")
-    axes = {}
+    axes, sizes = {}, {}
     for name in ["alpha", *(k for k in sw if k != "alpha")]:
         try:
-            axes[name] = grids.axis_values(sw[name], name=f"sweep.{name}")
+            axes[name] = _axis(sw[name], f"sweep.{name}")
+            sizes[name] = grids.axis_size(axes[name], name=f"sweep.{name}")
         except ValueError as e:
             raise ConfigError(f"{v.where}: {e}") from None
-    mapped = [k for k, x in axes.items() if x.size > 1 or k != "alpha"]
+    mapped = [k for k in axes if sizes[k] > 1 or k != "alpha"]
     if len(mapped) > 2:
         v.fail("sweep", f"{len(mapped)} axes ({', '.join(mapped)}); at most 2 can be mapped "
                         "(fix alpha to one value, e.g. alpha = [0.5], to map two others)")
     for k, p in problem.spec.params.items():
-        if k in axes and p.nonzero and np.any(axes[k] == 0.0):
+        if k in axes and p.nonzero and _some(axes[k], sizes[k], k, lambda x: x == 0.0):
             v.fail(f"sweep.{k}", "contains 0.0; the optimum needs a nonzero value")
-        if k in axes and p.positive and np.any(axes[k] <= 0.0):
+        if k in axes and p.positive and _some(axes[k], sizes[k], k, lambda x: x <= 0.0):
             v.fail(f"sweep.{k}", "contains a value <= 0; it must be > 0")
     return SweepSection(axes, {k: sw[k] for k in axes}, shard)
+
+
+def _axis(spec: Any, name: str) -> Any:
+    """An axis as the config keeps it: a ``{start, stop, num, scale}`` range as its (checked)
+    mapping, never built here; an explicit list as its float64 values. ValueError if malformed."""
+    if isinstance(spec, Mapping):
+        grids.axis_size(spec, name=name)   # checks every key without building the range
+        return dict(spec)
+    return grids.axis_values(spec, name=name)
+
+
+def _some(axis: Any, size: int, name: str, test: Any) -> bool:
+    """Whether ``test`` (float64 values → booleans) holds for some value of ``axis``: the values
+    exactly as computed in float64 (a range's ``np.linspace``/``np.geomspace``), read
+    ``grids.CHUNK`` at a time, so a long range is never built whole."""
+    if not isinstance(axis, Mapping):
+        return bool(np.any(test(axis)))
+    return any(bool(np.any(test(grids.axis_part(axis, lo, lo + grids.CHUNK,
+                                                name=f"sweep.{name}"))))
+               for lo in range(0, size, grids.CHUNK))
+
+
+def _ends(axis: Any, size: int, name: str) -> tuple[float, float]:
+    """The first and last float64 values of ``axis``, computed alone."""
+    first, last = (grids.axis_part(axis, i, i + 1, name=f"sweep.{name}")[0] for i in (0, size - 1))
+    return float(first), float(last)
 
 
 class ZoomSection(NamedTuple):
@@ -258,11 +285,12 @@ class ZoomSection(NamedTuple):
     factor: float                 # each frame's window is this fraction of the one before
 
 
-def zoom_table(v: Validator, table: dict, axes: dict[str, np.ndarray]) -> ZoomSection:
+def zoom_table(v: Validator, table: dict, axes: dict[str, Any]) -> ZoomSection:
     """``[zoom]``: ``center = [α, other]`` on a 2-D α × other map, ``frames`` (default 4) and
-    ``factor`` (default 0.5)."""
+    ``factor`` (default 0.5). ``axes``: the sweep's, as :func:`sweep_table` keeps them."""
     z = v.table(table, "zoom", ["center", "frames", "factor"])
-    mapped = [k for k, x in axes.items() if x.size > 1]
+    sizes = {k: grids.axis_size(x, name=f"sweep.{k}") for k, x in axes.items()}
+    mapped = [k for k, n in sizes.items() if n > 1]
     if len(axes) != 2 or len(mapped) != 2:
         v.fail("zoom", f"needs a 2-D map of alpha × one other axis; this sweep maps "
                        f"{', '.join(mapped) or 'nothing'}")
@@ -275,10 +303,10 @@ def zoom_table(v: Validator, table: dict, axes: dict[str, np.ndarray]) -> ZoomSe
     factor = v.number("zoom.factor", z.get("factor", 0.5), positive=True)
     if not factor < 1:
         v.fail("zoom.factor", f"{factor!r} must be below 1: each frame shrinks the window")
-    for value, (name, values) in zip(center, axes.items()):
-        if not min(values[0], values[-1]) <= value <= max(values[0], values[-1]):
-            v.fail("zoom.center", f"{value!r} lies outside sweep.{name} "
-                                  f"[{values[0]:g}, {values[-1]:g}]")
+    for value, (name, axis) in zip(center, axes.items()):
+        first, last = _ends(axis, sizes[name], name)
+        if not min(first, last) <= value <= max(first, last):
+            v.fail("zoom.center", f"{value!r} lies outside sweep.{name} [{first:g}, {last:g}]")
     return ZoomSection((center[0], center[1]), frames, factor)
 
 

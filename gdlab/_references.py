@@ -291,7 +291,8 @@ def check_map_fits(grid: int, ref_grid: int, ref_chunk: int, steps: int) -> None
 def mlp_run(grid: int, steps: int, repeats: int, *, ref_grid: int | None = None,
             ref_chunk: int = 50_000, devices: int = 1, peak_size: int = 2048) -> list[dict]:
     """gdlab's documented trainability-map call (``gdlab.sweep(net, lr1, over={"alpha_2": lr2},
-    keep="compact")``: float64, its defaults; again on ``devices`` devices if more than one) and
+    keep="compact")``: float64, every other argument at its default — every core — and again on
+    ``devices`` devices if that is another count) and
     the notebook's code (:func:`notebook_mlp_map`, ``ref_grid``² pairs) on ``mlp()``, timed
     round-robin after one untimed call each (compile excluded: gdlab's as it measures it, the
     notebook's compiled ahead of time by :func:`notebook_compile_s`), and the maps compared on
@@ -301,11 +302,12 @@ def mlp_run(grid: int, steps: int, repeats: int, *, ref_grid: int | None = None,
     kept: dict[str, object] = {}
     compile_s: dict[str, float] = {}
 
-    def documented(label: str, n_dev: int) -> Variant:
+    def documented(label: str, n_dev: int | None) -> Variant:
+        chosen = {} if n_dev is None else {"devices": n_dev}
         def once():
             t0 = time.perf_counter()
             res = gdlab.sweep(net, mlp_axes(grid)[0], over={"alpha_2": mlp_axes(grid)[1]},
-                              steps=steps, keep="compact", progress=False, devices=n_dev)
+                              steps=steps, keep="compact", **chosen)
             compile_s.setdefault(label, res.compile_s)
             kept[label] = res
             return time.perf_counter() - t0 - res.compile_s
@@ -316,8 +318,8 @@ def mlp_run(grid: int, steps: int, repeats: int, *, ref_grid: int | None = None,
         kept["notebook"] = notebook_mlp_map(net, *mlp_axes(ref_grid), steps, chunk=ref_chunk)
         return time.perf_counter() - t0
 
-    variants = {"gdlab": documented("gdlab", 1)}
-    if devices > 1:
+    variants = {"gdlab": documented("gdlab", None)}
+    if devices != len(jax.devices()):
         variants[f"gdlab ×{devices}"] = documented(f"gdlab ×{devices}", devices)
     variants["notebook"] = Variant(ref_grid * ref_grid, steps, notebook)
     compile_s["notebook"] = notebook_compile_s(net, ref_grid * ref_grid, ref_chunk, steps)
@@ -334,7 +336,8 @@ def mlp_run(grid: int, steps: int, repeats: int, *, ref_grid: int | None = None,
     rows = [_map_row(name, v.n, times[name], compile_s[name], shared) for name, v in
             variants.items()]
     for row in rows:
-        row["devices"] = int(row["variant"].split("×")[1]) if "×" in row["variant"] else 1
+        row["devices"] = (int(row["variant"].split("×")[1]) if "×" in row["variant"] else
+                          1 if row["variant"] == "notebook" else len(jax.devices()))
         row["ratio_to_notebook"] = row["runs_per_s"] / rows[-1]["runs_per_s"]
     return rows
 

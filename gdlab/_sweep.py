@@ -18,10 +18,12 @@ finishes the merged simulation (``gdlab run --set sweep.shard=i/n``, then ``gdla
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
-from typing import Mapping
+from typing import Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -33,7 +35,7 @@ from gdlab._sweep_plan import Plan, engine_inputs, engine_options, geometry, nor
 from gdlab._sweep_plan import default_chunk as default_chunk
 from gdlab._sweep_plan import default_unroll as default_unroll
 from gdlab.interfaces import Problem, WithOptimum
-from gdlab.regimes import Regime, classify, growth_band, judge_by_loss
+from gdlab.regimes import Regime, growth_band, growth_limits, judge, judge_by_loss
 from gdlab.regimes import score as trainability_score
 
 __all__ = ["sweep", "simulate_shard", "finish_sweep", "SweepResult", "DTYPES"]
@@ -121,8 +123,8 @@ def sweep(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
           hparams: Mapping[str, float] | None = None, over: Mapping[str, object] | None = None,
           dtype: str | None = None, unroll: int | str = "auto", record_every: int | None = None,
           chunk_size: int | None = None, block: int | None | str = "auto",
-          devices: int | str = 1, progress: bool | None = None, keep: str = "all",
-          recurrence: bool | None = None, rounding_check: bool = False) -> SweepResult:
+          devices: int | str = "all", progress: bool | None = None, keep: str = "all",
+          recurrence: bool | None = False, rounding_check: bool = False) -> SweepResult:
     """Simulate gradient descent for every combination of ``alphas`` × the ``over`` axes.
 
     Args:
@@ -143,13 +145,15 @@ def sweep(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
       block: runs per cache-resident block within a chunk; "auto" on CPU is 4096 scalar runs
         (fewer for larger parameters, see ``_sweep_plan.cpu_block``), none (one wide vmap) on
         accelerators.
-      devices: split every chunk's runs over this many devices ("all": every visible one);
-        results are identical to one device.
+      devices: split every chunk's runs over this many devices; "all" (default): every visible
+        one — on a CPU every core, which gdlab exposes as a device of its own
+        (:mod:`gdlab._cores`). Results are identical to one device.
       keep: "all" (every statistic, inputs and theory-ready fields) or "compact" (only ``regime``
         and ``steps_to_tol``: computed chunk by chunk, so 10⁸ runs fit in about a gigabyte).
-      recurrence: measure the Q4.3 recurrence deviation at every step (``recurrence_dev``); None: on
-        for gradient descent on a scalar parameter with keep="all". It costs one more carried
-        statistic (about 2× on a CPU).
+      recurrence: measure the Q4.3 recurrence deviation at every step (``recurrence_dev``); None:
+        wherever it is defined (gradient descent on a scalar parameter with keep="all"), as
+        ``gdlab run`` asks for it. It costs one more carried statistic (on the canonical sweep,
+        about +40 % on a CPU).
       rounding_check: also simulate every run in float64 and set ``rounding_sensitive`` where that
         changes its trend or steps_to_tol (:func:`rounding_sensitive`); float32 sweeps only. For
         optimizers without a closed form (Adam, …), whose labels nothing else can check.
@@ -167,7 +171,8 @@ def sweep(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
     finished = _Finished(p)
     prob, h, w, r = engine_inputs(p, 0, p.n, lazy=True)
     with precision(p.dtype.name):
-        sim = engine.simulate(prob, h, w, r=r, reduce=finished.add, **engine_options(p))
+        sim = engine.simulate(prob, h, w, r=r, reduce=finished.add, device_reduce=on_device(p),
+                              **engine_options(p))
     res = _result(p, finished, sim)
     if p.rounding_check:
         res = dataclasses.replace(res, rounding_sensitive=rounding_sensitive(p, res))
@@ -189,7 +194,8 @@ def rounding_sensitive(p: Plan, res: SweepResult) -> np.ndarray:
     finished = _Finished(judge)
     prob, h, w, _ = engine_inputs(wide, 0, wide.n, lazy=True)
     with precision("float64"):
-        engine.simulate(prob, h, w, reduce=finished.add, **engine_options(wide))
+        engine.simulate(prob, h, w, reduce=finished.add, device_reduce=on_device(judge),
+                        **engine_options(wide))
     other = {k: v.reshape(p.grid.shape) for k, v in finished.arrays().items()}
     return ((_TREND[res.regime] != _TREND[other["regime"]])
             | (res.steps_to_tol != other["steps_to_tol"]))
@@ -249,15 +255,10 @@ def finish_slice(p: Plan, lo: int, hi: int,
         return _finish_by_loss(p, out)
     w_final, st, snaps = out
     w_star, lam, w_abs, err0 = geometry(p, lo, hi)
-    eps = float(np.finfo(p.dtype).eps)
-    floor = engine.noise_floor(eps, w_abs, err0)
-    # Where e₀ = 0 the band is infinite; held at DELTA_MAX, which still covers every growth.
-    delta = np.minimum(growth_band(eps, w_abs, err0), DELTA_MAX)
+    floor, delta, limits = _judging(p, w_abs, err0)
     with np.errstate(over="ignore"):   # e.g. float64 from |e₀| = 1e-300 to the bound
-        growth = st.err_late.astype(np.float64) / np.maximum(st.err_early.astype(np.float64),
-                                                             _TINY)
-    growth = np.minimum(growth, _HUGE)
-    regime = classify(growth, st.flips, st.t_freeze >= 0, err0, floor, p.late_steps * delta)
+        growth = _growth(st.err_early, st.err_late, np)
+    regime = judge(growth, st.flips, st.t_freeze >= 0, *limits)
     if p.keep == "compact":
         return {"regime": regime, "steps_to_tol": st.steps_to_tol}
     w_final = np.asarray(w_final)
@@ -272,10 +273,33 @@ def finish_slice(p: Plan, lo: int, hi: int,
         "noise_floor": floor, "delta": delta}
 
 
+def _judging(p: Plan, w_abs: np.ndarray, err0: np.ndarray) -> tuple:
+    """(noise floor, growth band δ, (at optimum, lower, upper)) of runs with these |w*| and |e₀|:
+    what :func:`gdlab.regimes.judge` needs besides the engine's statistics (host, float64)."""
+    eps = float(np.finfo(p.dtype).eps)
+    floor = engine.noise_floor(eps, w_abs, err0)
+    # Where e₀ = 0 the band is infinite; held at DELTA_MAX, which still covers every growth.
+    delta = np.minimum(growth_band(eps, w_abs, err0), DELTA_MAX)
+    return floor, delta, (err0 <= floor, *growth_limits(p.late_steps * delta))
+
+
+def _growth(err_early, err_late, xp):
+    """max |e_t| over the late half / over the early half, in float64 (held below its largest
+    value: from |e₀| = 1e-300 to the bound overflows)."""
+    ratio = xp.asarray(err_late, xp.float64) / xp.maximum(xp.asarray(err_early, xp.float64), _TINY)
+    return xp.minimum(ratio, _HUGE)
+
+
+def _last_mean(last_sum, window: int, xp):
+    """The mean of the last ``window`` (clipped) loss ratios, Sohl-Dickstein's convergence
+    measure."""
+    return xp.asarray(last_sum, xp.float64) / window
+
+
 def _finish_by_loss(p: Plan, out) -> dict:
     """Per-run results of runs judged by their loss ratios ρ_t = L_t/L_0 (``engine.LossStats``)."""
     w_final, st, snaps = out
-    last_mean = st.last_sum.astype(np.float64) / min(engine.SCORE_WINDOW, p.steps)
+    last_mean = _last_mean(st.last_sum, min(engine.SCORE_WINDOW, p.steps), np)
     regime = judge_by_loss(st.t_freeze >= 0, last_mean)
     score = trainability_score(st.ratio_sum, st.inv_sum, last_mean)
     if p.keep == "compact":
@@ -301,6 +325,54 @@ def _contraction(st: engine.RunStats, err0: np.ndarray) -> np.ndarray:
     return np.where(st.k_obs > 0, contraction, 1.0)
 
 
+def on_device(p: Plan) -> Callable | None:
+    """``engine.simulate``'s ``device_reduce`` for a compact sweep (None otherwise): each chunk's
+    ``regime`` and ``steps_to_tol`` (and ``score``) computed where the chunk ran, by the same
+    functions as :func:`finish_slice` with ``jax.numpy`` (comparisons, one division and a table:
+    bit for bit the same), so that only 5 bytes a run come back (9 with a score), not the
+    statistics; what it needs from the host — the limits of :func:`_judging`, one value for every
+    run unless a swept parameter moves them — is computed there in float64 as before."""
+    if p.keep != "compact":
+        return None
+
+    def reduce(lo: int, hi: int, result):
+        st = result[1]
+        chunk = st.t_freeze.shape[0]   # the engine's chunk, padded
+        with jax.enable_x64(True):
+            if not isinstance(p.problem, WithOptimum):
+                return _scored(st.t_freeze, st.steps_to_tol, st.last_sum, st.ratio_sum,
+                               st.inv_sum, min(engine.SCORE_WINDOW, p.steps))
+            _, _, w_abs, err0 = geometry(p, lo, hi)
+            limits = [_shared_or_padded(a, chunk) for a in _judging(p, w_abs, err0)[2]]
+            return _judged(st.err_early, st.err_late, st.flips, st.t_freeze, st.steps_to_tol,
+                           *limits)
+    return reduce
+
+
+@jax.jit
+def _judged(err_early, err_late, flips, t_freeze, steps_to_tol, at_optimum, lower, upper):
+    growth = _growth(err_early, err_late, jnp)
+    return {"regime": judge(growth, flips, t_freeze >= 0, at_optimum, lower, upper, xp=jnp),
+            "steps_to_tol": steps_to_tol}
+
+
+@functools.partial(jax.jit, static_argnums=5)
+def _scored(t_freeze, steps_to_tol, last_sum, ratio_sum, inv_sum, window):
+    last_mean = _last_mean(last_sum, window, jnp)
+    return {"regime": judge_by_loss(t_freeze >= 0, last_mean, xp=jnp),
+            "steps_to_tol": steps_to_tol,
+            "score": trainability_score(ratio_sum, inv_sum, last_mean, xp=jnp)}
+
+
+def _shared_or_padded(a: np.ndarray, size: int) -> np.ndarray:
+    """One value where every run has the same (a broadcast column), else the column padded to the
+    chunk's ``size`` with copies of its last run, as the engine pads its inputs."""
+    a = np.asarray(a)
+    if a.ndim == 0 or a.strides[0] == 0 or a.shape[0] == 1:
+        return a.reshape(-1)[0]
+    return np.concatenate([a, np.repeat(a[-1:], size - a.shape[0])]) if a.shape[0] < size else a
+
+
 class _Finished:
     """Finished slices of runs, in run order; ``add`` is the engine's ``reduce``. Compact results
     are written in place into arrays of every run: no list of parts, no concatenated copy."""
@@ -315,7 +387,9 @@ class _Finished:
                 self.compact["score"] = np.empty(p.n, np.float64)
 
     def add(self, lo: int, hi: int, out) -> None:
-        part = finish_slice(self.plan, lo, hi, out)
+        """Runs [lo, hi): the engine's ``(w_final, stats, snapshots)``, or the per-run results
+        :func:`on_device` already computed (a dict)."""
+        part = out if isinstance(out, dict) else finish_slice(self.plan, lo, hi, out)
         if self.compact is None:
             self.parts.append(part)
         else:

@@ -121,8 +121,9 @@ def plan(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
          hparams: Mapping[str, float] | None = None, over: Mapping[str, object] | None = None,
          dtype: str | None = None, unroll: int | str = "auto",
          record_every: int | None = None, chunk_size: int | None = None,
-         block: int | None | str = "auto", devices: int | str = 1, progress: bool | None = None,
-         keep: str = "all", recurrence: bool | None = None, rounding_check: bool = False,
+         block: int | None | str = "auto", devices: int | str = "all",
+         progress: bool | None = None,
+         keep: str = "all", recurrence: bool | None = False, rounding_check: bool = False,
          shard: tuple[int, int] | None = None,
          simulation: engine.Simulation | object = _SIMULATE) -> Plan:
     """Check every argument of ``gdlab.sweep`` before any work and freeze them in a :class:`Plan`.
@@ -176,8 +177,7 @@ def plan(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
                  record_every=record_every, param_shape=param_shape, dtype=np_dtype,
                  shared_bytes=sum(a.size * 8 for a in fixed_problem.values()))
 
-    axes = {name: grids.cast_axis(grids.axis_values(v, name=arg), np_dtype, name=arg)
-            for name, (arg, v) in specs.items()}
+    axes = {name: grids.axis(v, np_dtype, name=arg) for name, (arg, v) in specs.items()}
     check.shapes(problem, fields, param_shape, axes, fixed_problem, np_dtype)
     if isinstance(block, str):
         block = (cpu_block(problem, param_shape, np_dtype.itemsize)

@@ -6,12 +6,21 @@ observation, recurrence deviation). The NumPy reference computes the same statis
 α; it runs fewer steps by default (its per-update cost does not depend on T) and its statistics are
 checked equal to the engine's on the same horizon before any figure is printed.
 
-Rows: ``gdlab`` (the whole sweep end to end: chunks, transfers, classification and theory on the
-host), ``engine`` (the simulation end to end: the statistics as host arrays, what the NumPy
-reference returns), ``kernel`` (the compiled chunk alone on device-resident inputs, statistics on
-the device), ``kernel-update`` (the same without statistics), ``update-only`` (end to end without
-statistics) and ``numpy``. Prints one table (variant, N, T, dtype, device, compile s, median run s,
-updates/s, ratio to NumPy, ratio to update-only, peak memory) and writes it as JSON.
+Rows: ``gdlab`` — exactly the README's call with its defaults,
+``gdlab.sweep(gdlab.problems.scalar_regression(x=1.0, y=100.0), alphas, w0=0.0, steps=T,
+tol=1.0)``, its wall time after a first (compiling) call: every core, every statistic kept,
+classification on the host; ``gdlab-compact`` — the same call with ``keep="compact"`` (regimes
+classified on the device, 5 bytes a run copied back); ``gdlab-run`` — ``gdlab run
+configs/q4_alpha_sweep.toml --set sweep.alpha.num=N --set run.steps=T`` in this process: its
+sweep stage (``summary.json`` → ``timings.run_s``, with the Q4.3 recurrence statistic the study
+measures) against ``numpy+rec`` (the NumPy loop with the recurrence too), and its whole wall time
+beside it (theory, bisection, plots, files); ``engine`` (the simulation end to end: the statistics
+as host arrays, what the NumPy reference returns), ``kernel`` (the compiled chunk alone on
+device-resident inputs, statistics on the device), ``kernel-update`` (the same without
+statistics), ``update-only`` (end to end without statistics) and ``numpy``. ``--devices`` applies
+to the engine and kernel rows; the ``gdlab`` rows take the defaults. Prints one table (variant, N,
+T, dtype, device, compile s, median run s, updates/s, ratio to NumPy, ratio to update-only, peak
+memory) and writes it as JSON.
 
 ``gdlab bench --mlp``: Sohl-Dickstein's trainability map of ``gdlab.problems.mlp()`` (float64),
 gdlab's documented call beside his notebook's code (``gdlab._references.mlp_run``): runs (pairs)
@@ -30,6 +39,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -38,7 +48,8 @@ import jax
 import numpy as np
 
 import gdlab
-from gdlab import engine, resources
+from gdlab import config, engine, resources
+from gdlab import study as study_lib
 from gdlab._args import EXIT_BAD_INPUT, ArgumentParser
 from gdlab._references import Variant, check_map_fits, mlp_run, time_round_robin
 from gdlab._references import numpy_sweep as numpy_sweep
@@ -70,7 +81,7 @@ class BenchmarkError(RuntimeError):
 
 
 def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll: int,
-        check: bool = True, devices: int = 1) -> list[dict]:
+        check: bool = True, devices: int = 1, with_study: bool = True) -> list[dict]:
     """Every variant timed ``repeats`` times, round-robin, so that a noisy machine slows them alike
     (ratios come from medians measured side by side); compile times come from the first calls."""
     problem = gdlab.problems.scalar_regression(1.0, 100.0)
@@ -79,29 +90,61 @@ def run(n: int, steps: int, numpy_n: int, numpy_steps: int, repeats: int, unroll
     np_alphas = np.linspace(0.0, 3.0, numpy_n)
     block = CPU_BLOCK if jax.default_backend() == "cpu" else None  # as gdlab.sweep(block="auto")
     compile_s: dict[str, float] = {}
-    variants = {"gdlab": _sweep_variant(problem, alphas, steps, unroll, devices, compile_s),
+    study: dict[str, float] = {}
+    variants = {"gdlab": _sweep_variant(alphas, steps, compile_s),
+                "gdlab-compact": _sweep_variant(alphas, steps, compile_s, keep="compact"),
+                **({"gdlab-run": _study_variant(n, steps, study)} if with_study else {}),
                 **_kernel_variants(p32, alphas, steps, unroll, block, devices, compile_s),
                 **_engine_variants(p32, alphas, steps, unroll, block, devices, compile_s),
-                "numpy": _numpy_variant(np_alphas, numpy_steps)}
+                "numpy": _numpy_variant(np_alphas, numpy_steps, recurrence=False),
+                **({"numpy+rec": _numpy_variant(np_alphas, numpy_steps, recurrence=True)}
+                   if with_study else {})}
     times = time_round_robin(variants, repeats)
     # engine and gdlab run the same chunk program: it compiled once, in whichever ran first.
     compile_s["engine"] = compile_s["gdlab"] = max(compile_s.get("engine", 0.0),
                                                    compile_s.get("gdlab", 0.0))
     rows = _rows(variants, times, compile_s, devices)
+    for row in rows:
+        if row["variant"] == "gdlab-run":
+            row["total_s"] = round(statistics.median(study["total_s"]), 3)
+            row["compile_s"] = round(study["compile_s"][0], 4)
     if check:
         _check_against_numpy(problem, np_alphas, numpy_steps)
     _add_ratios(rows)
     return rows
 
 
-def _sweep_variant(problem, alphas, steps, unroll, devices, compile_s) -> Variant:
-    """gdlab: the whole sweep end to end (chunks, transfers, classification on the host)."""
+def _sweep_variant(alphas, steps, compile_s, **keep) -> Variant:
+    """gdlab: the README's call, exactly, with its defaults (and ``keep="compact"`` for the compact
+    row); its wall time less compilation (the first, untimed call compiles; later ones find the
+    program in the process's cache)."""
+    label = "gdlab-compact" if keep else "gdlab"
+
     def once():
-        res = gdlab.sweep(problem, alphas, steps=steps, tol=1.0, unroll=unroll, progress=False,
-                          recurrence=False, devices=devices)
-        compile_s["gdlab"] = compile_s.get("gdlab", 0.0) + res.compile_s
-        return res.run_s
+        t0 = time.perf_counter()
+        res = gdlab.sweep(gdlab.problems.scalar_regression(x=1.0, y=100.0), alphas, w0=0.0,
+                          steps=steps, tol=1.0, **keep)
+        wall = time.perf_counter() - t0
+        compile_s[label] = compile_s.get(label, 0.0) + res.compile_s
+        return wall - res.compile_s
     return Variant(len(alphas), steps, once)
+
+
+def _study_variant(n, steps, study) -> Variant:
+    """``gdlab run`` of the main config scaled to ``n`` α and ``steps`` steps, in this process, into
+    a temporary directory: its sweep stage (``timings.run_s``); its wall time kept in ``study``."""
+    path = Path(__file__).resolve().parent.parent / "configs" / "q4_alpha_sweep.toml"
+    cfg = config.load(path, [f"sweep.alpha.num={n}", f"run.steps={steps}"])
+
+    def once():
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            summary = study_lib.run_sweep_study(cfg, Path(tmp) / "run", progress=False,
+                                                log=lambda line: None)
+            study.setdefault("total_s", []).append(time.perf_counter() - t0)
+        study.setdefault("compile_s", []).append(summary["timings"]["compile_s"])
+        return summary["timings"]["run_s"]
+    return Variant(n, steps, once)
 
 
 def _kernel_variants(p32, alphas, steps, unroll, block, devices, compile_s) -> dict[str, Variant]:
@@ -150,11 +193,11 @@ def _engine_variants(p32, alphas, steps, unroll, block, devices, compile_s) -> d
     return {"engine": simulate("engine", True), "update-only": simulate("update-only", False)}
 
 
-def _numpy_variant(alphas, steps) -> Variant:
-    """NumPy, vectorised over α, same statistics."""
+def _numpy_variant(alphas, steps, recurrence: bool) -> Variant:
+    """NumPy, vectorised over α, same statistics (``recurrence``: also the Q4.3 deviation)."""
     def once():
         t0 = time.perf_counter()
-        numpy_sweep(alphas, 1.0, 100.0, 0.0, steps, 1.0, recurrence=False)
+        numpy_sweep(alphas, 1.0, 100.0, 0.0, steps, 1.0, recurrence=recurrence)
         return time.perf_counter() - t0
     return Variant(len(alphas), steps, once)
 
@@ -169,8 +212,10 @@ def _rows(variants, times, compile_s, devices) -> list[dict]:
     peak = _peak_rss_mib() if jax.default_backend() == "cpu" else _device_peak_mib()
     rows = [_row(name, v.n, v.steps, "float32", compile_s.get(name, 0.0), times[name],
                  peak if name == "gdlab" else None) for name, v in variants.items()]
+    every = len(jax.devices())
     for row in rows:
-        row["devices"] = 1 if row["variant"] == "numpy" else devices
+        row["devices"] = (1 if row["variant"].startswith("numpy") else
+                          every if row["variant"].startswith("gdlab") else devices)
     return rows
 
 
@@ -187,9 +232,12 @@ def _check_against_numpy(problem, alphas, steps) -> None:
 
 
 def _add_ratios(rows: list[dict]) -> None:
-    base = next(r for r in rows if r["variant"] == "numpy")["updates_per_s"]
-    floor = next(r for r in rows if r["variant"] == "update-only")["updates_per_s"]
+    """×numpy against the NumPy loop with the same statistics: ``numpy+rec`` for the rows that
+    measure the Q4.3 recurrence (``gdlab-run``), ``numpy`` for the others."""
+    speed = {r["variant"]: r["updates_per_s"] for r in rows}
+    floor = speed["update-only"]
     for row in rows:
+        base = speed["numpy+rec" if row["variant"] in ("gdlab-run", "numpy+rec") else "numpy"]
         row["ratio_to_numpy"] = round(row["updates_per_s"] / base, 2)
         row["ratio_to_update_only"] = round(row["updates_per_s"] / floor, 3)
 
@@ -206,6 +254,12 @@ def format_table(rows: list[dict]) -> str:
                      f"{r['updates_per_s']:>10.3g} {r['ratio_to_numpy']:>7.2f} "
                      f"{r['ratio_to_update_only']:>8.3f} "
                      f"{r['peak_mib'] if r['peak_mib'] is not None else '-':>9}")
+    for r in rows:
+        if "total_s" in r:
+            lines.append(f"{r['variant']}: the row is its sweep stage (timings.run_s, with the "
+                         f"Q4.3 recurrence, against numpy+rec); the whole command took "
+                         f"{r['total_s']:.2f} s (compile {r['compile_s']:.2f} s, theory, "
+                         f"bisection, plots, files)")
     return "\n".join(lines)
 
 

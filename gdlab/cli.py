@@ -1,6 +1,7 @@
 """The ``gdlab`` command line.
 
     gdlab run CONFIG [--set KEY=VALUE]... [--out DIR] [--overwrite] [--no-progress]
+              [--distributed] [--coordinator HOST:PORT --num-processes N --process-id I]
     gdlab merge SHARD_DIR... --out DIR [--overwrite]
     gdlab list
     gdlab bench [--n N] [--steps T] ...
@@ -22,6 +23,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from gdlab import _cores
 from gdlab._args import EXIT_BAD_INPUT, EXIT_BUG, ArgumentParser
 from gdlab.errors import GdlabError
 
@@ -78,17 +80,24 @@ def _cmd_list(args) -> int:
 
 def _cmd_run(args) -> int:
     from gdlab import config as config_lib
-    from gdlab import rundir
+    from gdlab import distributed, rundir
 
+    if args.distributed:  # before anything starts JAX's backends (building a network does)
+        distributed.initialize(*args.cluster)
     cfg = config_lib.load(args.config, args.set or [])
+    if args.distributed and isinstance(cfg, config_lib.SweepConfig):
+        # every process's devices, unless a --set of the user's says otherwise
+        cfg = config_lib.load(args.config, ['run.devices="all"', *(args.set or [])])
     out = Path(args.out) if args.out else default_out(args.config)
     rundir.check_target(out, args.overwrite, protect=[Path(args.config).parent])
-    progress = False if args.no_progress else None
+    writer = distributed.is_writer()
+    progress = False if args.no_progress or not writer else None
+    log = print if writer else (lambda line: None)  # process 0 prints, and writes (rundir)
     compile_cache()
     if isinstance(cfg, config_lib.GradientsConfig):
         from gdlab.gradients.study import GradientCheckFailed, run_gradient_study
         try:
-            run_gradient_study(cfg, out, overwrite=args.overwrite)
+            run_gradient_study(cfg, out, overwrite=args.overwrite, log=log)
         except GradientCheckFailed as e:
             print(f"gdlab: {e}", file=sys.stderr)
             return 1
@@ -96,11 +105,28 @@ def _cmd_run(args) -> int:
         from gdlab.errors import ArgumentError
         from gdlab.study import run_sweep_study
         try:
-            run_sweep_study(cfg, out, overwrite=args.overwrite, progress=progress)
+            run_sweep_study(cfg, out, overwrite=args.overwrite, progress=progress, log=log)
         except ArgumentError as e:  # the config passed its own checks; these are about its values
             raise config_lib.ConfigError(
                 f"{cfg.path}: {config_lib.config_key(cfg, e.argument)}: {e.detail}") from None
+    if not writer:
+        print(f"gdlab: process {distributed.process_index()} of {distributed.process_count()} "
+              f"done; process 0 writes {out}")
     return 0
+
+
+def _check_cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``args.cluster``: the checked ``--coordinator``, ``--num-processes``, ``--process-id``
+    (all three or none; any implies ``--distributed``); a bad one is one line and exit 2."""
+    from gdlab.distributed import check_cluster
+    from gdlab.errors import ArgumentError
+    try:
+        cluster = check_cluster(args.coordinator, args.num_processes, args.process_id,
+                                names=("--coordinator", "--num-processes", "--process-id"))
+    except ArgumentError as e:
+        parser.error(str(e))
+    args.distributed = args.distributed or cluster is not None
+    args.cluster = cluster or ()
 
 
 def _cmd_merge(args) -> int:
@@ -126,6 +152,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run directory (default: runs/<config name>)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    run.add_argument("--distributed", action="store_true",
+                     help="one sweep over several processes or hosts (jax.distributed, from "
+                          "SLURM or Open MPI, or the three options below); process 0 writes")
+    run.add_argument("--coordinator", metavar="HOST:PORT",
+                     help="process 0's address (implies --distributed)")
+    run.add_argument("--num-processes", type=int, metavar="N", help="how many processes")
+    run.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1")
     run.set_defaults(func=_cmd_run)
     merge = sub.add_parser("merge",
                            help="merge shard run directories (gdlab run --set sweep.shard=i/n)")
@@ -152,21 +185,6 @@ def default_out(config: str) -> Path:
 def _printable(text: str) -> str:
     """``text`` with control characters (newlines, ANSI escapes) shown escaped, never raw."""
     return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: m[0].encode("unicode_escape").decode(), text)
-
-
-def cpu_device_per_core() -> None:
-    """Expose one CPU device per available core, so ``devices = "all"`` uses every core as its own
-    device (faster here than one device with intra-op threads). Left alone if the user chose
-    (``JAX_NUM_CPU_DEVICES`` or ``XLA_FLAGS``) or JAX has already started (in-process callers)."""
-    if "JAX_NUM_CPU_DEVICES" in os.environ or "device_count" in os.environ.get("XLA_FLAGS", ""):
-        return
-    import jax
-    try:
-        cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                 else os.cpu_count() or 1)
-        jax.config.update("jax_num_cpu_devices", cores)
-    except RuntimeError:  # backends already initialised: keep what they have
-        pass
 
 
 def compile_cache() -> str | None:
@@ -201,12 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     signals)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # its own options: gdlab bench --help; compile times are cold
-        cpu_device_per_core()
+        _cores.use_every_core()
         from gdlab import bench
         return bench.main(argv[1:])
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.func is _cmd_run:
+        _check_cluster(parser, args)
     if args.func is not _cmd_list:
-        cpu_device_per_core()
+        _cores.use_every_core()
     try:
         return args.func(args)
     except (GdlabError, MemoryError) as e:  # bad input (config, output, API) or too large

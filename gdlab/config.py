@@ -18,12 +18,15 @@ section). This module assembles their results into the dataclasses below.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
 from gdlab import _config_sections as sections
+from gdlab import grids
 from gdlab._config_messages import ConfigError, show_key
 from gdlab._config_messages import show_value as show_value  # re-exported, as before the split
 from gdlab._config_sections import MAX_DEVICES as MAX_DEVICES  # re-exported
@@ -39,7 +42,12 @@ __all__ = ["ConfigError", "SweepConfig", "GradientsConfig", "load", "from_table"
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
     """A step-size sweep study (``[problem]``, ``[optimizer]``, ``[sweep]``, ``[run]``,
-    ``[report]``)."""
+    ``[report]``).
+
+    ``axes`` keeps each axis as written, to be passed as is to ``gdlab.sweep``, which builds it in
+    the run's dtype a chunk at a time: a ``{start, stop, num, scale}`` range as its checked
+    mapping (10⁸ values are not 800 MB of float64 here), an explicit list as its float64 values.
+    """
 
     path: str
     problem: str
@@ -47,7 +55,7 @@ class SweepConfig:
     w0: float
     optimizer: str
     hparams: dict[str, float]
-    axes: dict[str, np.ndarray]      # name → float64 values; "alpha" first
+    axes: dict[str, Any]             # name → axis as written (see above); "alpha" first
     steps: int
     tol: float
     dtype: str
@@ -59,9 +67,24 @@ class SweepConfig:
     problem_value: Any = None        # the problem built from problem_params
     orbit_window: int = 256          # non-quadratic losses: late iterates examined
     max_period: int = 64             # longest cycle looked for
-    devices: int | str = 1           # "all" or a count: the run axis is split over devices
+    devices: int | str = "all"       # "all" or a count: the run axis is split over devices
     shard: tuple[int, int] | None = None  # (i, n): simulate only slice i of n, for `gdlab merge`
     zoom: Any = None                 # sections.ZoomSection: a zoom series of the 2-D map
+
+    @property
+    def axis_sizes(self) -> dict[str, int]:
+        """Values per axis, in axis order, without building any."""
+        return {k: grids.axis_size(x, name=f"sweep.{k}") for k, x in self.axes.items()}
+
+    @property
+    def runs(self) -> int:
+        """Runs of the sweep: the product of the axis sizes."""
+        return math.prod(self.axis_sizes.values())
+
+    def axis_values(self, name: str) -> np.ndarray:
+        """float64 values of axis ``name``, built whole now (np.linspace/np.geomspace bit for
+        bit): for consumers of small axes only, e.g. a zoom's windows."""
+        return grids.axis_values(self.axes[name], name=f"sweep.{name}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,10 +172,12 @@ def _gradients(v: Validator, table: dict) -> GradientsConfig:
 
 
 def config_key(cfg: SweepConfig, argument: str) -> str:
-    """The config key a ``gdlab.sweep`` argument comes from (``alphas`` → ``sweep.alpha``)."""
+    """The config key a ``gdlab.sweep`` argument comes from (``alphas`` → ``sweep.alpha``,
+    ``over['x'].num`` → ``sweep.x.num``: an axis range's key)."""
+    axis = re.fullmatch(r"(?:alphas|over\[(['\"])(\w+)\1\])(\.\w+)?", argument)
+    if axis:
+        return f"sweep.{axis[2] or 'alpha'}{axis[3] or ''}"
     name = argument.split("[")[-1].strip("'\"]") if "[" in argument else argument
-    if argument == "alphas":
-        return "sweep.alpha"
     if argument.startswith("over"):
         return f"sweep.{name}"
     if argument.startswith("hparams"):

@@ -42,7 +42,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = ["Regime", "REGIME_NAMES", "REGIME_INFO", "RegimeInfo", "classify", "decide",
-           "late_window", "decide_orbit", "growth_band", "judge_by_loss", "score"]
+           "late_window", "decide_orbit", "growth_band", "growth_limits", "judge", "judge_by_loss",
+           "score"]
 
 
 class Regime(enum.IntEnum):
@@ -137,21 +138,21 @@ _LYAPUNOV_CHAOS = 1e-3  # λ_L above this (per step) and no period: chaos
 
 
 def decide(grows: ArrayLike, shrinks: ArrayLike, oscillates: ArrayLike,
-           at_optimum: ArrayLike) -> np.ndarray:
+           at_optimum: ArrayLike, *, xp=np) -> np.ndarray:
     """The regime (int8) of runs from what their error did; boolean arrays that broadcast together.
 
     ``grows`` wins over ``shrinks`` (callers pass exclusive ones); neither is "no measurable
     change" (stalled, or the bounded period-2 cycle if it oscillates). A run started at the optimum
-    (``at_optimum``) has nothing to observe and is converged.
+    (``at_optimum``) has nothing to observe and is converged. ``xp``: the array namespace (numpy,
+    or ``jax.numpy`` inside a compiled program: the same table, the same answer).
     """
-    grows = np.asarray(grows, bool)
-    shrinks = np.asarray(shrinks, bool) & ~grows
-    code = (np.asarray(oscillates, bool).astype(np.int8) + 2 * shrinks.astype(np.int8)
-            + 4 * grows.astype(np.int8))
-    regime = np.array(_BY_CODE[code])                  # (a fresh array also for 0-d inputs)
-    regime[np.broadcast_to(np.asarray(at_optimum, bool), regime.shape)] = (
-        Regime.CONVERGING_MONOTONE)
-    return regime
+    grows = xp.asarray(grows, bool)
+    shrinks = xp.asarray(shrinks, bool) & ~grows
+    code = (xp.asarray(oscillates, bool).astype(xp.int8) + 2 * shrinks.astype(xp.int8)
+            + 4 * grows.astype(xp.int8))
+    regime = xp.where(xp.asarray(at_optimum, bool), xp.int8(Regime.CONVERGING_MONOTONE),
+                      xp.asarray(_BY_CODE)[code])
+    return xp.asarray(regime, xp.int8)
 
 
 def decide_orbit(period: np.ndarray, lyapunov: np.ndarray, oscillates: np.ndarray,
@@ -192,32 +193,54 @@ def classify(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, err0: Array
         error above ``floor``; see gdlab.engine._loop).
       frozen: whether the run left the divergence bound (and was frozen there).
       err0: |e_0|; floor: the error below which rounding noise dominates.
-      band: |log growth| ≤ band is "neither growing nor shrinking" (see growth_band).
+      band: |log growth| ≤ band is "neither growing nor shrinking" (see growth_band), decided on
+        the growth itself against :func:`growth_limits` (:func:`judge`).
     """
-    with np.errstate(divide="ignore"):
-        log_g = np.log(np.asarray(growth, np.float64))
-    grows = np.asarray(frozen, bool) | (log_g > band)
-    # Started at the optimum (within rounding): nothing to observe, the run is converged.
-    return decide(grows, ~grows & (log_g < -band), np.asarray(flips) > 0,
-                  np.asarray(err0) <= floor)
+    return judge(growth, flips, frozen, np.asarray(err0) <= floor, *growth_limits(band))
 
 
-def judge_by_loss(frozen: ArrayLike, last_mean: ArrayLike) -> np.ndarray:
+def growth_limits(band: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(e^−band, e^band): the growth factors outside which a run shrinks or grows, computed once
+    in numpy, so that :func:`judge` needs no transcendental function and decides alike on the host
+    and in a compiled program. e^−band is held at the smallest positive float64, so that a growth
+    of exactly 0 (log = −∞) always shrinks."""
+    band = np.asarray(band, np.float64)
+    with np.errstate(over="ignore", under="ignore"):
+        return np.maximum(np.exp(-band), _SMALLEST), np.exp(band)
+
+
+_SMALLEST = float(np.nextafter(0.0, 1.0))
+
+
+def judge(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, at_optimum: ArrayLike,
+          lower: ArrayLike, upper: ArrayLike, *, xp=np) -> np.ndarray:
+    """:func:`classify` from the growth limits (:func:`growth_limits`): grows if frozen or
+    growth > upper, shrinks if growth < lower, oscillates if it flipped. Comparisons and a table
+    lookup only, in the array namespace ``xp`` (numpy, or ``jax.numpy`` inside a compiled program,
+    where ``gdlab.sweep(keep="compact")`` classifies on the device): bit for bit the same."""
+    growth = xp.asarray(growth, xp.float64)
+    grows = xp.asarray(frozen, bool) | (growth > upper)
+    return decide(grows, ~grows & (growth < lower), xp.asarray(flips) > 0, at_optimum, xp=xp)
+
+
+def judge_by_loss(frozen: ArrayLike, last_mean: ArrayLike, *, xp=np) -> np.ndarray:
     """The regime (int8) of runs judged by their loss ratios ρ_t = L_t/L_0.
 
     ``diverged``: the loss blew up (the run was frozen); ``converged``: the mean of the last
     (clipped) ratios, ``last_mean``, is below 1 — Sohl-Dickstein's criterion, so the regime and the
     sign of :func:`score` always agree; ``undecided``: neither within the horizon.
     """
-    frozen = np.asarray(frozen, bool)
-    converged = ~frozen & (np.asarray(last_mean) < 1)
-    return np.where(frozen, Regime.DIVERGED,
-                    np.where(converged, Regime.CONVERGED, Regime.UNDECIDED)).astype(np.int8)
+    frozen = xp.asarray(frozen, bool)
+    converged = ~frozen & (xp.asarray(last_mean) < 1)
+    return xp.where(frozen, xp.int8(Regime.DIVERGED),
+                    xp.where(converged, xp.int8(Regime.CONVERGED),
+                             xp.int8(Regime.UNDECIDED))).astype(xp.int8)
 
 
-def score(ratio_sum: ArrayLike, inv_sum: ArrayLike, last_mean: ArrayLike) -> np.ndarray:
+def score(ratio_sum: ArrayLike, inv_sum: ArrayLike, last_mean: ArrayLike, *,
+          xp=np) -> np.ndarray:
     """Sohl-Dickstein's trainability score from the clipped ratios ρ_0 … ρ_{T−1}: −Σρ_t where the
     mean of the last 20 is below 1 (trained: the more negative, the slower), else Σ1/ρ_t (not
     trained: the larger, the later it blew up). The sign is the trainability boundary."""
-    return np.where(np.asarray(last_mean) < 1, -np.asarray(ratio_sum, np.float64),
-                    np.asarray(inv_sum, np.float64))
+    return xp.where(xp.asarray(last_mean) < 1, -xp.asarray(ratio_sum, xp.float64),
+                    xp.asarray(inv_sum, xp.float64))

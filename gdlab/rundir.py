@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
+from gdlab import distributed
 from gdlab.errors import OutputError
 
 __all__ = ["RunDirError", "MARKER", "check_target", "run_directory", "RunFiles", "write_run",
@@ -269,8 +270,11 @@ def write_run(out: Path, overwrite: bool, contents: Callable[[Path], RunFiles], 
     (with gdlab's marker, see :func:`run_directory`), then ``log`` its lines.
 
     ``contents(tmp)`` may first write files of its own into ``tmp`` (plots) and returns the
-    :class:`RunFiles`; nothing is logged unless the directory is in place.
+    :class:`RunFiles`; nothing is logged unless the directory is in place. Under
+    ``jax.distributed`` only process 0 writes and logs; the others return at once.
     """
+    if not distributed.is_writer():
+        return
     with run_directory(out, overwrite) as tmp:
         run = contents(tmp)
         for name, content in run.files.items():

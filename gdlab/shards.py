@@ -17,7 +17,6 @@ and the fix, raised before anything is written.
 from __future__ import annotations
 
 import json
-import math
 import reprlib
 import sys
 import zipfile
@@ -212,7 +211,7 @@ def _check_meta(directory: Path, meta: dict) -> tuple:
     if cfg.shard != (i, n):
         fail("config", f"sweep.shard = {cfg.resolved['sweep'].get('shard')!r} disagrees with "
                        f"shard = [{i}, {n}]", spec)
-    total = math.prod(len(v) for v in cfg.axes.values())
+    total = cfg.runs
     size = (i + 1) * total // n - i * total // n
     if meta["runs"] != size:
         fail("runs", f"{meta['runs']!r}, but shard {spec} of the config's {total} runs "

@@ -116,19 +116,19 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
 def _plan(cfg: SweepConfig, log: Callable[[str], None]) -> _Plan:
     """Snapshots for the heatmap or the trajectories, and keep = "all" when every statistic fits
     in the memory limit (a shard's always does), else "compact" with no snapshots."""
-    alpha, one_d = cfg.axes["alpha"], len(cfg.axes) == 1
-    short_list = one_d and alpha.size <= _TRAJECTORY_LIST_MAX and not cfg.trajectories
+    n_alpha, one_d = cfg.axis_sizes["alpha"], len(cfg.axes) == 1
+    short_list = one_d and n_alpha <= _TRAJECTORY_LIST_MAX and not cfg.trajectories
     traj_every = max(1, math.ceil(cfg.steps / _TRAJECTORY_POINTS))
     record_every = None
     if short_list:
         record_every = traj_every
     elif one_d:
         record_every = max(1, math.ceil(cfg.steps / HEATMAP_COLUMNS))
-        if alpha.size * (cfg.steps // record_every + 2) > HEATMAP_MAX_VALUES:
+        if n_alpha * (cfg.steps // record_every + 2) > HEATMAP_MAX_VALUES:
             record_every = None
     if cfg.shard is not None:
         return _Plan(short_list, record_every, traj_every, "all")
-    n = int(np.prod([v.size for v in cfg.axes.values()], dtype=np.int64))
+    n = cfg.runs
     size = int(np.prod(cfg.problem_value.param_shape, dtype=np.int64))
     snaps = cfg.steps // record_every + 2 if record_every else 0
     full = resources.sweep_bytes(n, keep="all", param_size=size,
@@ -148,10 +148,11 @@ def _common(cfg: SweepConfig) -> dict:
 
 
 def _options(cfg: SweepConfig, plan: _Plan, progress: bool | None) -> dict:
-    """The main sweep's arguments besides the problem, α and ``keep``."""
+    """The main sweep's arguments besides the problem, α and ``keep``; the Q4.3 recurrence
+    deviation wherever it is defined (``recurrence=None``), for the Q4.3 check."""
     return dict(over={k: v for k, v in cfg.axes.items() if k != "alpha"},
                 record_every=plan.record_every, chunk_size=cfg.chunk_size, devices=cfg.devices,
-                progress=progress, **_common(cfg))
+                progress=progress, recurrence=None, **_common(cfg))
 
 
 def _rounding_check(cfg: SweepConfig, plan: _Plan) -> bool:
@@ -346,8 +347,9 @@ def _theory_summary(cfg: SweepConfig, res: SweepResult, th: _Theory) -> dict:
 
 def _zoom(cfg: SweepConfig, progress: bool | None) -> zoom.ZoomSeries:
     """The zoom series of ``[zoom]``: the map again on windows shrinking around its center."""
-    (_, alpha), (other, values) = cfg.axes.items()
-    return zoom.series(cfg.problem_value, alpha, other, values, cfg.zoom.center,
+    _, other = cfg.axes   # a 2-D map's two small axes, built here in float64 for the windows
+    return zoom.series(cfg.problem_value, cfg.axis_values("alpha"), other,
+                       cfg.axis_values(other), cfg.zoom.center,
                        frames=cfg.zoom.frames, factor=cfg.zoom.factor, chunk_size=cfg.chunk_size,
                        devices=cfg.devices, progress=progress, **_common(cfg))
 

@@ -216,7 +216,7 @@ def test_nothing_non_finite_reaches_a_result(mode, case):
     problem, kw = FINITE_CASES[case]
     with warnings.catch_warnings(), fast_path(mode):
         warnings.simplefilter("error")
-        res = gdlab.sweep(problem, progress=False, **kw)
+        res = gdlab.sweep(problem, progress=False, recurrence=True, **kw)
     assert res.recurrence_dev is not None
     bad = {k: v for k, v in _float_fields(res).items() if not np.all(np.isfinite(v))}
     assert not bad, bad

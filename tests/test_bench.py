@@ -13,7 +13,8 @@ from gdlab import _references, bench, cli
 def test_numpy_reference_matches_engine():
     alphas = np.linspace(-0.2, 3.0, 3201)
     ref = bench.numpy_sweep(alphas, 1.0, 100.0, 0.0, 150, 1.0)
-    res = gdlab.sweep(gdlab.problems.scalar_regression(1.0, 100.0), alphas, steps=150, tol=1.0)
+    res = gdlab.sweep(gdlab.problems.scalar_regression(1.0, 100.0), alphas, steps=150, tol=1.0,
+                      recurrence=True)
     # Identical programs up to XLA's FMA contraction: allow 0.1 % of runs to differ by rounding.
     for name, mine in (("t_freeze", res.diverged_at), ("steps_to_tol", res.steps_to_tol),
                        ("flips", res.flips)):
@@ -35,7 +36,12 @@ def test_bench_command_prints_table_and_json(tmp_path, capsys):
     for name, r in by.items():   # every row printed with the figures written to the JSON
         assert printed[name][1:3] == [str(r["N"]), str(r["T"])], name
         assert float(printed[name][-3]) == pytest.approx(r["ratio_to_numpy"], abs=0.006), name
-    assert list(by) == ["gdlab", "kernel", "kernel-update", "engine", "update-only", "numpy"]
+    assert list(by) == ["gdlab", "gdlab-compact", "gdlab-run", "kernel", "kernel-update",
+                        "engine", "update-only", "numpy", "numpy+rec"]
+    # the study's row is compared with the NumPy loop that also measures the recurrence
+    assert by["gdlab-run"]["ratio_to_numpy"] == pytest.approx(
+        by["gdlab-run"]["updates_per_s"] / by["numpy+rec"]["updates_per_s"], abs=0.006)
+    assert by["gdlab-run"]["total_s"] > by["gdlab-run"]["median_run_s"]
     assert by["numpy"]["ratio_to_numpy"] == 1.0 and by["update-only"]["ratio_to_update_only"] == 1.0
     assert all(r["updates_per_s"] > 0 and r["devices"] >= 1 for r in rows)
     assert by["engine"]["compile_s"] == by["gdlab"]["compile_s"] > 0  # one program, compiled once
@@ -87,7 +93,7 @@ def test_notebook_map_matches_sweep_away_from_the_boundary(nonlinearity, paramet
 def test_bench_mlp_prints_table_and_agrees(tmp_path, capsys):
     out = tmp_path / "m.json"
     assert cli.main(["bench", "--mlp", "--grid", "4", "--steps", "20", "--repeats", "1",
-                     "--peak-size", "128", "--devices", "1", "--json", str(out)]) == 0
+                     "--peak-size", "128", "--json", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     rows = json.loads(out.read_text())
     assert [r["variant"] for r in rows] == ["gdlab", "notebook"]

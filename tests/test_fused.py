@@ -107,7 +107,7 @@ def test_a_run_does_not_depend_on_the_runs_beside_it():
     def call(alphas):
         with fast_path("fused"), warnings.catch_warnings():
             warnings.simplefilter("ignore", gdlab.grids.DuplicateGridWarning)
-            res = gdlab.sweep(P, alphas, steps=T, tol=1.0, progress=False)
+            res = gdlab.sweep(P, alphas, steps=T, tol=1.0, progress=False, recurrence=True)
         assert res.engine_path == "fused"
         return {f: np.asarray(getattr(res, f)) for f in fields}
 
@@ -134,8 +134,8 @@ def test_a_run_does_not_depend_on_the_runs_beside_it():
 
 
 # Every optimizer with statistics (float32 and float64) and without; the rate (the deviation
-# from e_{t+1} = r e_t) with sgd only: a sweep measures it for gradient descent on a scalar (the
-# recurrence default), and its operations are the same whatever the optimizer.
+# from e_{t+1} = r e_t) with sgd only: a sweep measures it for gradient descent on a scalar (where
+# it is defined), and its operations are the same whatever the optimizer.
 @pytest.mark.parametrize("optimizer,dtype,statistics,rate", [
     (opt, dtype, statistics, rate)
     for dtype, statistics, rate in [(np.float32, True, False), (np.float32, True, True),

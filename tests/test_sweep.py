@@ -10,6 +10,7 @@ from gdlab import engine
 from gdlab.regimes import Regime
 
 P = gdlab.problems.scalar_regression(x=1.0, y=100.0)
+R = Regime
 
 
 def numpy_gd(alpha, x, y, w0, steps, dtype=np.float32):
@@ -182,6 +183,34 @@ def test_compact_mode_keeps_regime_and_steps_only():
     assert compact.contraction is None and compact.w_final is None and compact.n_runs == 20_001
     with pytest.raises(ValueError, match="keep: 'some' must be 'all' or 'compact'"):
         gdlab.sweep(P, alphas[:3], steps=3, keep="some")
+
+
+def test_compact_classifies_on_the_device_as_the_host_does():
+    # keep="compact" judges each chunk where it ran (gdlab._sweep.on_device), keep="all" on the
+    # host: the same labels for every run, also where the limits differ per run (x and w0 swept:
+    # |w*| and |e₀| move the noise floor and the growth band), with runs at the optimum (w0 = 100
+    # at x = 1), stalled (α = 0), bounded (αx² = 2) and diverging; the host's labels are checked
+    # against the closed form where it is clear (|1 − αx²| away from 1 by 10 %).
+    alphas = np.linspace(0.0, 2.5, 41)
+    over = {"x": [0.5, 1.0, 2.0], "w0": [0.0, 100.0, 150.0]}
+    kw = dict(steps=60, tol=1.0, over=over, chunk_size=200)   # 369 runs: two chunks
+    full = gdlab.sweep(P, alphas, **kw)
+    compact = gdlab.sweep(P, alphas, keep="compact", **kw)
+    np.testing.assert_array_equal(compact.regime, full.regime)
+    np.testing.assert_array_equal(compact.steps_to_tol, full.steps_to_tol)
+    a, x, w0 = np.meshgrid(alphas, over["x"], over["w0"], indexing="ij")
+    r = 1 - a * x**2
+    at_optimum = w0 == 100 / x
+    clear = (np.abs(np.abs(r) - 1) > 0.1) & ~at_optimum
+    expected = np.where(np.abs(r) < 1, np.where(r >= 0, R.CONVERGING_MONOTONE,
+                                                R.CONVERGING_OSCILLATING),
+                        R.DIVERGING_OSCILLATING)
+    np.testing.assert_array_equal(full.regime[clear], expected[clear])
+    assert (full.regime[at_optimum] == R.CONVERGING_MONOTONE).all()
+    # a momentum map, whose late error rotates: the same on both sides too
+    kw = dict(steps=80, tol=1.0, optimizer="momentum", over={"beta": [0.0, 0.5, 0.9]})
+    np.testing.assert_array_equal(gdlab.sweep(P, alphas, keep="compact", **kw).regime,
+                                  gdlab.sweep(P, alphas, **kw).regime)
 
 
 def test_two_axis_grid_columns_match_meshgrid():

@@ -58,7 +58,8 @@ def test_recurrence_holds_to_rounding_at_every_step(dtype):
     # Each step computes w − α·x(xw − y): about 4 roundings, each ≤ eps/2 of a magnitude counted in
     # the normaliser, so the deviation is ≤ 2 eps; 4 eps leaves room for FMA contraction. 3001
     # runs of 200 steps, as on the default grid above: the program compiled there.
-    res = gdlab.sweep(P, np.linspace(-0.5, 3.0, 3001), steps=200, tol=1.0, dtype=dtype)
+    res = gdlab.sweep(P, np.linspace(-0.5, 3.0, 3001), steps=200, tol=1.0, dtype=dtype,
+                      recurrence=True)
     assert res.recurrence_dev.max() <= 4 * np.finfo(dtype).eps
 
 

@@ -69,7 +69,7 @@ def test_runs_frozen_before_half_time_end_with_no_late_error(mode):
     assert_same(fast, slow)
 
 
-def _tiled(alphas, steps, r=True):
+def _tiled(alphas, steps, r=True, detail=False):
     import jax
 
     from gdlab.engine import tiled
@@ -79,8 +79,9 @@ def _tiled(alphas, steps, r=True):
         p, {"alpha": a}, np.zeros(a.shape, np.float32), (1 - a) if r else None, np.float32(1.0),
         p_axes=type(p)(None, None), h_axes={"alpha": 0},
         make_optimizer=gdlab.optimizers.get("sgd").make, steps=steps, count=True))
-    (w, stats, _), failed, checks = fn(a)
-    return int(failed), int(checks)
+    (w, stats, _), counts, checks = fn(a)
+    failed, quiet, skipped = map(int, counts)
+    return (failed, int(checks)) if not detail else (failed, quiet, skipped, int(checks))
 
 
 def test_speculation_holds_without_freezes_and_fails_on_one():
@@ -101,6 +102,22 @@ def test_speculation_holds_without_freezes_and_fails_on_one():
     assert _tiled(np.linspace(0.0, 1.99, 512), 1100) == (0, 20)
 
 
+def test_settled_blocks_take_quiet_groups_and_frozen_ones_skip():
+    # T = 1000: 10 groups of 5 tiles; the late half starts with the group holding the reset at
+    # t = 500 (groups 5), so groups 6–9 can be quiet. |1 − α| ≤ 0.7 settles within the float32
+    # noise floor (64 ulps of |w*| + |e₀|: 1.5e-3) by t = 40: every late group after the reset is
+    # quiet and nothing fails. With α = 1.99 beside them (|r| = 0.99: still 4e-3 from w* at
+    # t = 500) the block is not settled: no quiet group.
+    assert _tiled(np.linspace(0.3, 1.7, 512), 1000, detail=True) == (0, 4, 0, 10)
+    assert _tiled(np.r_[np.linspace(0.3, 1.7, 511), 1.99], 1000, detail=True) == (0, 0, 0, 10)
+    # Every run frozen (α = 2.9 at t = 62, group 0): groups 1–4 and 6–9 skip; the group holding
+    # T/2 still runs (a frozen run's running max moves to err_early there), speculated, and holds.
+    assert _tiled(np.full(512, 2.9), 1000, detail=True) == (1, 0, 8, 10)
+    # and the results are the per-step loop's, bit for bit (engines.both), quiet groups included
+    fast, slow = both(alphas=np.r_[np.linspace(0.3, 1.7, 4095), 2.9], steps=1000, tol=1.0)
+    assert_same(fast, slow)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_a_run_does_not_depend_on_the_runs_beside_it(optimizer):
     # Shards and sub-sweeps must reproduce the whole sweep bit for bit: batch sizes are padded to
@@ -111,7 +128,7 @@ def test_a_run_does_not_depend_on_the_runs_beside_it(optimizer):
     over = {"sgd": {"x": [0.5, 1.0, 1.5]}, "momentum": {"beta": [0.0, 0.5, 0.9]},
             "adam": {"b1": [0.0, 0.5, 0.9]}}[optimizer]
     # (200 steps: the whole Adam sweep takes the program of test_cli.py's small Adam study)
-    kw = dict(optimizer=optimizer, over=over, steps=200, tol=1.0, progress=False)
+    kw = dict(optimizer=optimizer, over=over, steps=200, tol=1.0, progress=False, recurrence=None)
     full = gdlab.sweep(P, alphas, **kw)
     for lo, hi in ((0, 18), (18, 37), (5, 6), (3, 30)):
         part = gdlab.sweep(P, alphas[lo:hi], **kw)

@@ -6,7 +6,8 @@ first fast path the mode (``FAST_PATH[0]``) offers whose scope the chunk is in (
 the GPU kernel of :mod:`gdlab.engine.fused`, the CPU tiles of :mod:`gdlab.engine.tiled`), else the
 per-step loop of :mod:`gdlab.engine._loop`, vmapped. Inside a chunk the runs go in cache-resident
 blocks (``lax.map`` over vmapped blocks) and, with several devices, each device takes its slice of
-the run axis (``jax.shard_map``).
+the run axis (``jax.shard_map``); under ``jax.distributed`` the mesh may hold every process's
+devices (:func:`mesh_devices`, :func:`spans_processes`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from gdlab.engine._common import Chunk, ChunkSpec, FastPath
 from gdlab.engine._loop import _run
 from gdlab.interfaces import WithOptimum
 
-__all__ = ["compile_count", "chunk_program", "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS"]
+__all__ = ["compile_count", "chunk_program", "mesh_devices", "spans_processes", "LANES",
+           "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS"]
 
 
 LANES = 64  # runs per device are padded to a multiple of this (see _layout)
@@ -143,18 +145,33 @@ def _blocks(vrun: Callable, finish: Callable | None, spec: ChunkSpec, p: Any, h:
 
 
 def _sharded(run: Callable, chunk: Chunk, spec: ChunkSpec) -> Callable:
-    """``run`` on each of ``spec.devices`` devices over its slice of the run axis
-    (``jax.shard_map``).
+    """``run`` on each of ``spec.devices`` devices (:func:`mesh_devices`) over its slice of the
+    run axis (``jax.shard_map``).
 
     A 1-D mesh with an *Auto* axis (``jax.make_mesh`` defaults to Explicit in jax 0.10, which was
     several times slower here); swept inputs are split, shared ones replicated.
     """
-    mesh = Mesh(np.array(jax.devices()[:spec.devices]), ("runs",), axis_types=(AxisType.Auto,))
+    mesh = Mesh(np.array(mesh_devices(spec.devices)), ("runs",), axis_types=(AxisType.Auto,))
     p_specs = jax.tree.unflatten(jax.tree.structure(chunk.problem),
                                  [P("runs") if ax == 0 else P() for ax in spec.p_axes])
     h_specs = {k: P("runs") if ax == 0 else P() for k, ax in spec.h_axes}
     in_specs = (p_specs, h_specs, P("runs"), None if chunk.r is None else P("runs"), P())
     return jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=P("runs"), check_vma=False)
+
+
+def mesh_devices(count: int) -> list:
+    """The devices of a ``count``-device mesh: this process's first ``count`` when it has that
+    many (without ``jax.distributed``: always), else the first ``count`` of every process's
+    (``jax.devices()``, listed process by process; under ``jax.distributed`` the engine allows
+    only all of them, see ``device_count``)."""
+    local = jax.local_devices()
+    return local[:count] if count <= len(local) else jax.devices()[:count]
+
+
+def spans_processes(spec: ChunkSpec) -> bool:
+    """Does the chunk program's mesh hold other processes' devices (``jax.distributed``)? Its
+    outputs are then global arrays, to be gathered (``gdlab.engine._simulate``)."""
+    return spec.devices > len(jax.local_devices())
 
 
 def _layout(problem: Any, hparams: dict, n: int, chunk_size: int, *, block: int | None,

@@ -4,6 +4,13 @@
 copies of the last run, then cut off), so memory stays bounded and one compiled program
 (:mod:`gdlab.engine._program`) serves every chunk; a chunk is dispatched while the host collects
 the previous one. ``device_count`` checks the ``devices`` argument.
+
+Under ``jax.distributed`` with every process's devices in the mesh (``devices="all"``), every
+process runs this same code on the same host chunks. The host arrays go to the program as they
+do on one process: JAX copies to each device only its own slice of the runs (so a process
+transfers only its share, and no input crosses processes). The outputs are global arrays of which
+a process holds its own shards; they are gathered (:func:`_gathered`, an all-gather) so that every
+process gets the whole chunk's results, where one process fetches them with ``jax.device_get``.
 """
 
 from __future__ import annotations
@@ -14,27 +21,34 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from gdlab import progress as progress_lib
 from gdlab.engine._common import Chunk, RunStats
-from gdlab.engine._program import _compiled, _layout
+from gdlab.engine._program import _compiled, _layout, spans_processes
 from gdlab.errors import ArgumentError
 
 __all__ = ["simulate", "Simulation", "device_count"]
 
 
 def device_count(devices: int | str) -> int:
-    """``"all"`` → every visible device; a positive int → that many (checked: ArgumentError)."""
+    """``"all"`` → every visible device (under ``jax.distributed``: every process's); a positive
+    int → that many (checked: ArgumentError). Under ``jax.distributed`` a count is at most this
+    process's devices (each process then simulates every run) or all of them."""
     if isinstance(devices, str) and devices == "all":
         return len(jax.devices())
     if (isinstance(devices, (bool, np.bool_)) or not isinstance(devices, numbers.Integral)
             or devices < 1):
         shown = devices if isinstance(devices, (str, numbers.Number)) else type(devices).__name__
         raise ArgumentError("devices", f"{shown!r} must be \"all\" or an integer >= 1")
-    available = len(jax.devices())
+    available, local = len(jax.devices()), len(jax.local_devices())
     if devices > available:
         raise ArgumentError("devices", f"{devices} requested but only {available} "
                                        f"{jax.default_backend()} device(s) are visible")
+    if local < devices < available:
+        raise ArgumentError("devices", f"{devices}: with {jax.process_count()} processes use "
+                                       f"\"all\" ({available} devices) or at most this "
+                                       f"process's {local}")
     return int(devices)
 
 
@@ -55,8 +69,8 @@ def simulate(problem: Any, hparams: dict, w0: np.ndarray, *, make_optimizer: Cal
              steps: int, tol: float, r: np.ndarray | None = None, unroll: int = 1,
              record_every: int | None = None, chunk_size: int, block: int | None = None,
              batched_fields: frozenset = frozenset(), devices: int = 1,
-             reduce: Callable | None = None, statistics: bool = True,
-             progress: bool | None = None) -> Simulation:
+             reduce: Callable | None = None, device_reduce: Callable | None = None,
+             statistics: bool = True, progress: bool | None = None) -> Simulation:
     """Run N gradient-descent runs given flat per-run inputs (leading axis N), in chunks.
 
     ``problem`` is a problem pytree and ``hparams`` maps hyperparameter names to arrays; the fields
@@ -68,7 +82,9 @@ def simulate(problem: Any, hparams: dict, w0: np.ndarray, *, make_optimizer: Cal
     ``devices``: the run axis of each chunk is split over that many devices (the chunk is padded to
     a multiple). ``reduce(start, stop, (w_final, stats, snapshots))``, if given, is applied to each
     chunk's host results and only what it returns is kept (bounded memory for huge sweeps), in
-    ``Simulation.parts``; stats and snapshots are then None.
+    ``Simulation.parts``; stats and snapshots are then None. ``device_reduce(start, stop,
+    outputs)``, if given, is applied first, to the chunk's outputs where they are (the device;
+    padded to the chunk), and only what it returns is copied to the host.
     ``statistics=False`` runs the update and the freeze alone (the benchmark's floor).
     """
     n = int(w0.shape[0])
@@ -81,10 +97,12 @@ def simulate(problem: Any, hparams: dict, w0: np.ndarray, *, make_optimizer: Cal
     cut = lambda a, ax, start, stop: _pad(np.asarray(a[start:stop]), chunk) if ax == 0 else a
     outputs, compile_s, path = [], 0.0, "loop"
     bar = progress_lib.Progress(total=n, enabled=progress, unit="runs", work_per_unit=steps)
+    spans = spans_processes(spec)   # under jax.distributed: outputs gathered from every process
 
     def collect(start, stop, result, t_run):
         """Wait for a chunk, cut its padding and hand it to ``reduce`` (host work)."""
-        out = jax.tree.map(lambda a: a[: stop - start], jax.device_get(result))
+        out = jax.tree.map(lambda a: a[: stop - start],
+                           _gathered(result) if spans else jax.device_get(result))
         outputs.append(out if reduce is None else reduce(start, stop, out))
         bar.update(stop - start, seconds=time.perf_counter() - t_run)
 
@@ -104,6 +122,8 @@ def simulate(problem: Any, hparams: dict, w0: np.ndarray, *, make_optimizer: Cal
         compile_s += dt
         t_run = time.perf_counter()
         result = fn(*piece)                    # dispatched: runs while the host finishes the last
+        if device_reduce is not None:   # still on the device, still dispatched
+            result = device_reduce(start, stop, result)
         if pending is not None:
             collect(*pending)
         pending = (start, stop, result, t_run)
@@ -122,3 +142,11 @@ def _pad(a: np.ndarray, size: int) -> np.ndarray:
     if a.shape[0] == size:
         return a
     return np.concatenate([a, np.repeat(a[-1:], size - a.shape[0], axis=0)])
+
+
+def _gathered(result: Any) -> Any:
+    """A chunk's outputs as whole host arrays in every process: a global array (each process
+    holding its shards) is all-gathered over the processes, anything else fetched as it is."""
+    return jax.tree.map(lambda a: multihost_utils.process_allgather(a, tiled=True)
+                        if isinstance(a, jax.Array) and not a.is_fully_addressable
+                        else jax.device_get(a), result)

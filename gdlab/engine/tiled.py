@@ -110,6 +110,7 @@ class _Program(NamedTuple):
     length: int       # steps per tile
     masked: bool      # some tile is partial: exact tiles take the per-step mask
     axes: tuple       # in_axes of (problem, hparams, w0, r, tol)
+    half: int         # T // 2, where the running max is reset
 
 
 class _Carry(NamedTuple):
@@ -132,7 +133,8 @@ def program(p_axes: Any, h_axes: dict, *, make_optimizer: Callable, steps: int, 
     (final w, RunStats, None), as ``jax.vmap(gdlab.engine._loop._run)`` returns them. ``rate``:
     ``r`` is given (the recurrence deviation is tracked). ``statistics=False`` takes the steps and
     the freeze alone, as the engine's ``update_only`` (the benchmark's floor).
-    ``run(..., count=True)`` also returns (speculation checks that failed, checks made), to measure
+    ``run(..., count=True)`` also returns the groups' counts — [speculation checks that failed,
+    quiet groups kept, groups skipped] — and the number of groups, to measure
     and test the speculation.
     """
     dtype = np.dtype(dtype)
@@ -140,7 +142,8 @@ def program(p_axes: Any, h_axes: dict, *, make_optimizer: Callable, steps: int, 
     floats = _FLOATS if steps_.rate else _FLOATS[:3] if statistics else _FLOATS[:2]
     sched, length, masked = _schedule(steps, tile, group)
     prog = _Program(steps_, Packing(dtype, steps, floats, _INTS if statistics else ()), sched,
-                    length, masked, (p_axes, h_axes, 0, 0 if steps_.rate else None, None))
+                    length, masked, (p_axes, h_axes, 0, 0 if steps_.rate else None, None),
+                    steps // 2)
     return functools.partial(_run, prog), functools.partial(_finish, prog)
 
 
@@ -149,8 +152,9 @@ def _init(prog: _Program, p, h, w0, r, tol) -> _Carry:
     return _Carry(prog.layout.pack(state), tf, ee, s)
 
 
-def _advance(prog: _Program, p, h, w0, r, tol, carry: _Carry, sched, *, exact: bool) -> _Carry:
-    """One tile of one run."""
+def _advance(prog: _Program, p, h, w0, r, tol, carry: _Carry, sched, *, exact: bool,
+             quiet: bool = False) -> _Carry:
+    """One tile of one run (``quiet``: the speculative tile without the counters)."""
     t0, n_valid, reset = sched
     st = prog.layout.unpack(carry.packed)
     ee = carry.ee
@@ -158,30 +162,77 @@ def _advance(prog: _Program, p, h, w0, r, tol, carry: _Carry, sched, *, exact: b
         ee = jnp.where(reset, st.m, ee)
     st = st._replace(m=jnp.where(reset, 0, st.m))
     new, s_new, tf = prog.tile(p, h, w0, r, tol, st, carry.s, carry.tf, t0, prog.length,
-                               exact=exact, n_valid=n_valid if exact and prog.masked else None)
-    return _Carry(prog.layout.pack(new), tf, ee, s_new)
+                               exact=exact, n_valid=n_valid if exact and prog.masked else None,
+                               quiet=quiet)
+    return _Carry(prog.layout.pack(new._replace(q=None)), tf, ee, s_new)
 
 
-def _tiles(prog: _Program, args, carry: _Carry, sched, exact: bool) -> _Carry:
-    """A group of tiles of a batch: exact, or speculated without the freeze masks."""
-    advance = jax.vmap(functools.partial(_advance, prog, exact=exact),
+def _tiles(prog: _Program, args, carry: _Carry, sched, exact: bool,
+           quiet: bool = False) -> _Carry:
+    """A group of tiles of a batch: exact, or speculated without the freeze masks (and, quiet,
+    without the counters)."""
+    advance = jax.vmap(functools.partial(_advance, prog, exact=exact, quiet=quiet),
                        in_axes=(*prog.axes, 0, None))
     return lax.scan(lambda c, s: (advance(*args, c, s), None), carry, sched)[0]
 
 
 def _group(prog: _Program, args, speculate: bool, carry_failed, sched):
-    """A group of tiles, speculated (where allowed) and redone exactly if an active run froze;
-    counts the failed checks."""
-    carry, failed = carry_failed
+    """A group of tiles, down the ladder skip → quiet → speculated → exact (where speculation is
+    allowed), each guess kept only where checked; counts [failed checks of speculated groups,
+    quiet groups kept, groups skipped].
+
+    * skip: no run of the batch is active (all froze) and the group does not hold T/2 (where even
+      a frozen run's running max moves to err_early): the exact group would change nothing;
+    * quiet (late half, whole tiles, no reset in the group, statistics on): every active run has
+      settled — steps_to_tol set and every late error so far, the running max ``m``, within the
+      noise floor. The quiet tiles take the steps and the running max only; they are the exact
+      tiles if ``m`` is still within the floor after them (no step could then count a flip, move
+      err_obs or k_obs, or freeze: :class:`~gdlab.engine._tile.Tile`, ``quiet``), else the group
+      is speculated as below. The GPU kernel's ladder (:mod:`gdlab.engine.fused`), with the
+      running max standing in for its per-tile maximum;
+    * speculated: no freeze masks, redone exactly if an active run froze.
+    """
+    carry, counts = carry_failed
+    tally = lambda k: counts.at[k].add(1)   # noqa: E731
     if not speculate:
-        return (_tiles(prog, args, carry, sched, True), failed), None
-    guess = lax.optimization_barrier(_tiles(prog, args, carry, sched, False))
-    # An active run that left the bound has a running max beyond it, or NaN (also in err_early, if
-    # the group crossed T/2); partial tiles need the per-step mask.
-    worst = jnp.maximum(prog.layout.unpack(guess.packed).m, guess.ee)
-    held = jnp.all(worst <= prog.tile.bound) & jnp.all(sched[1] == prog.length)
-    carry = lax.cond(held, lambda: guess, lambda: _tiles(prog, args, carry, sched, True))
-    return (carry, failed + (~held).astype(jnp.int32)), None
+        return (_tiles(prog, args, carry, sched, True), counts), None
+    whole = jnp.all(sched[1] == prog.length)
+
+    def speculated():
+        guess = lax.optimization_barrier(_tiles(prog, args, carry, sched, False))
+        # An active run that left the bound has a running max beyond it, or NaN (also in
+        # err_early, if the group crossed T/2); partial tiles need the per-step mask.
+        worst = jnp.maximum(prog.layout.unpack(guess.packed).m, guess.ee)
+        held = jnp.all(worst <= prog.tile.bound) & whole
+        return (lax.cond(held, lambda: guess, lambda: _tiles(prog, args, carry, sched, True)),
+                counts.at[0].add((~held).astype(jnp.int32)))
+
+    active = carry.tf < 0
+    if not prog.tile.statistics:
+        moving = speculated
+    else:
+        floor = _floors(prog, args)
+        calm = lambda m: jnp.all((m <= floor) | ~active)   # noqa: E731
+        st = prog.layout.unpack(carry.packed)
+        late = whole & ~jnp.any(sched[2]) & (sched[0][0] > prog.half)
+        settled = late & calm(st.m) & jnp.all((st.stt >= 0) | ~active)
+
+        def moving():
+            # Each variant traced once (compile time): the quiet guess where settled (else the
+            # carry as it is), kept if still calm, else the speculated group.
+            guess = lax.cond(settled, lambda: lax.optimization_barrier(
+                _tiles(prog, args, carry, sched, False, quiet=True)), lambda: carry)
+            kept = settled & calm(prog.layout.unpack(guess.packed).m)
+            return lax.cond(kept, lambda: (guess, tally(1)), speculated)
+    still = ~jnp.any(active) & ~jnp.any(sched[2])
+    return lax.cond(still, lambda: (carry, tally(2)), moving), None
+
+
+def _floors(prog: _Program, args) -> jax.Array:
+    """The noise floor of every run of the batch (``Tile.constants``)."""
+    p, _, w0, _, _ = args
+    return jax.vmap(lambda p, w0: prog.tile.constants(p, w0)[2],
+                    in_axes=(prog.axes[0], 0))(p, w0)
 
 
 def _run(prog: _Program, problem: Any, hparams: dict, w0: jax.Array, r: Any, tol: Any,
@@ -194,10 +245,10 @@ def _run(prog: _Program, problem: Any, hparams: dict, w0: jax.Array, r: Any, tol
         # different programs that may round a multiply-add differently, and a run must not depend
         # on whether a neighbour in its block froze.
         speculate = w0.shape[0] <= SPECULATE_MAX and not jax.tree.leaves(carry.s)
-        (carry, failed), _ = lax.scan(functools.partial(_group, prog, args, speculate),
-                                      (carry, jnp.int32(0)), prog.sched)
+        (carry, counts), _ = lax.scan(functools.partial(_group, prog, args, speculate),
+                                      (carry, jnp.zeros(3, jnp.int32)), prog.sched)
         state = carry._replace(s=None)
-    return (state, failed, prog.sched[0].shape[0] if speculate else 0) if count else state
+    return (state, counts, prog.sched[0].shape[0] if speculate else 0) if count else state
 
 
 def _finish(prog: _Program, state: _Carry, tol: Any) -> tuple[jax.Array, RunStats, None]:
@@ -210,7 +261,7 @@ def run(problem: Any, hparams: dict, w0: jax.Array, r: Any, tol: Any, *, p_axes:
         h_axes: dict, make_optimizer: Callable, steps: int, statistics: bool = True,
         count: bool = False, **kw: int) -> tuple:
     """One batch through :func:`program`: (final w, RunStats, None), and with ``count`` the
-    speculation's (failed checks, checks)."""
+    groups' counts ([failed checks, quiet groups, skipped groups]) and the number of groups."""
     run_, finish = program(p_axes, h_axes, make_optimizer=make_optimizer, steps=steps,
                            dtype=w0.dtype, rate=r is not None, statistics=statistics, **kw)
     out = run_(problem, hparams, w0, r, tol, count=count)
