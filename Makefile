@@ -21,6 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	mkdir -p runs
 	$(BIN)/gdlab bench --json runs/bench.json
 
 clean:

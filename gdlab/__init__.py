@@ -15,11 +15,12 @@ import importlib as _importlib
 
 from gdlab import _cores
 
-_MODULES = ("boundary", "curvature", "custom", "distributed", "dynamics", "engine", "errors",
-            "fractal", "gradients", "grids", "interfaces", "modes", "networks", "optimizers",
-            "problems", "quadratics", "regimes", "resources", "stability", "theory")
+_MODULES = ("boundary", "curvature", "custom", "dataset", "distributed", "dynamics", "engine",
+            "errors", "fractal", "gradients", "grids", "interfaces", "modes", "networks",
+            "optimizers", "problems", "quadratics", "regimes", "resources", "stability", "theory")
 _NAMES = {  # public name → the module that defines it
     "check_gradient": "gdlab.gradients.gradcheck",
+    "load": "gdlab.dataset",
     "REGIME_INFO": "gdlab.regimes",
     "REGIME_NAMES": "gdlab.regimes",
     "Regime": "gdlab.regimes",
@@ -42,14 +43,16 @@ def _version() -> str:
 
 
 # Modules that load without JAX (the rest start it: every core is made a device first).
-_NO_JAX = frozenset({"errors", "grids", "interfaces", "regimes", "resources", "stability"})
+_NO_JAX = frozenset({"dataset", "distributed", "errors", "grids", "interfaces", "regimes",
+                     "resources", "stability"})
 
 
 def __getattr__(name: str):
     if name == "__version__":
         value = _version()
     elif name in _NAMES:
-        _cores.use_every_core()
+        if _NAMES[name].removeprefix("gdlab.") not in _NO_JAX:
+            _cores.use_every_core()
         value = getattr(_importlib.import_module(_NAMES[name]), name)
     elif name in _MODULES:
         if name not in _NO_JAX:

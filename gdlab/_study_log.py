@@ -3,12 +3,15 @@
 ``gdlab.study`` computes the summary; these functions only word it: the header, the step-by-step
 tables of a scalar parameter, the spectrum, the comparison with theory, the regime boundaries and
 the regime counts (:func:`summary_lines`), and, once the run directory is in place, the timings
-and the files written (:func:`closing_lines`).
+and the files written (:func:`closing_lines`). The study logs each stage's lines as that stage
+finishes: :func:`sweep_lines` after the sweep, :func:`comparison_lines` after the comparison with
+theory, :func:`zoom_lines` after the zoom series.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Iterable
 
 import jax
 
@@ -17,12 +20,24 @@ from gdlab import report
 from gdlab._sweep import SweepResult
 from gdlab.config import SweepConfig
 
-__all__ = ["summary_lines", "closing_lines"]
+__all__ = ["summary_lines", "sweep_lines", "comparison_lines", "zoom_lines", "closing_lines",
+           "emit"]
+
+
+def emit(log: Callable[[str], None], lines: Iterable[str]) -> None:
+    """``log`` each line, in order."""
+    for line in lines:
+        log(line)
 
 
 def summary_lines(cfg: SweepConfig, res: SweepResult, traj: SweepResult | None,
                   summary: dict) -> list[str]:
     """Every line the study logs before its files are written."""
+    return [*sweep_lines(cfg, res, traj), *comparison_lines(cfg, summary), *zoom_lines(summary)]
+
+
+def sweep_lines(cfg: SweepConfig, res: SweepResult, traj: SweepResult | None) -> list[str]:
+    """What was simulated, and the runs shown step by step (``traj``)."""
     out = [f"gdlab {gdlab.__version__}: {cfg.path}: {res.n_runs} runs × {res.steps} steps, "
            f"{cfg.optimizer}, {res.dtype}, {jax.default_backend()}"]
     if traj is not None and traj.w_star is not None and traj.w_star.ndim == 1:  # a scalar w
@@ -31,6 +46,12 @@ def summary_lines(cfg: SweepConfig, res: SweepResult, traj: SweepResult | None,
             out.append(report.trajectory_table(float(a), traj.snapshot_steps,
                                                traj.trajectory[i], float(w_star[i, 0]),
                                                cfg.table_steps, int(traj.diverged_at[i])))
+    return out
+
+
+def comparison_lines(cfg: SweepConfig, summary: dict) -> list[str]:
+    """The spectrum, the comparison with theory, the boundaries and the regimes found."""
+    out = []
     if "spectrum" in summary:
         s = summary["spectrum"]
         out.append(f"spectrum: λ in [{s['lam_min']:.4g}, {s['lam_max']:.4g}] (κ = "
@@ -53,12 +74,17 @@ def summary_lines(cfg: SweepConfig, res: SweepResult, traj: SweepResult | None,
     out.append("simulated regimes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if "trainability" in summary:
         out += _trainability_lines(summary["trainability"])
-    if "zoom" in summary:
-        z = summary["zoom"]
-        dims = ", ".join("n/a" if d is None else f"{d:.3f}" for d in z["dimensions"])
-        out.append(f"zoom series: {z['frames']} frames, boundary dimension per frame {dims}"
-                   + (f" (median {z['median']:.3f})" if z["median"] is not None else ""))
     return out
+
+
+def zoom_lines(summary: dict) -> list[str]:
+    """The zoom series, where there is one."""
+    if "zoom" not in summary:
+        return []
+    z = summary["zoom"]
+    dims = ", ".join("n/a" if d is None else f"{d:.3f}" for d in z["dimensions"])
+    return [f"zoom series: {z['frames']} frames, boundary dimension per frame {dims}"
+            + (f" (median {z['median']:.3f})" if z["median"] is not None else "")]
 
 
 def _trainability_lines(t: dict) -> list[str]:

@@ -3,6 +3,7 @@ one), their titles, and the closed-form curves overlaid."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -13,24 +14,24 @@ from gdlab._sweep import SweepResult
 from gdlab.config import SweepConfig
 from gdlab.interfaces import Linear, WithOptimum
 
-__all__ = ["draw", "not_drawn", "HEATMAP_COLUMNS", "HEATMAP_MAX_VALUES"]
+__all__ = ["draw", "redraw", "not_drawn", "HEATMAP_COLUMNS", "HEATMAP_MAX_VALUES"]
 
 HEATMAP_COLUMNS = 200          # snapshots along t in the α × t heatmap
 HEATMAP_MAX_VALUES = 5_000_000  # above this many stored values the heatmap is skipped
 
 
-def draw(directory: Path, cfg: SweepConfig, res: SweepResult, pred: theory.Prediction | None,
+def draw(directory: Path, cfg: SweepConfig, res: SweepResult, predicted: np.ndarray | None,
          edges: dict[str, float], linear: bool, traj: SweepResult | None) -> list[str]:
-    """Write the plots of this grid into ``directory``; return their file names. ``pred``,
-    ``edges``: the theory's prediction and closed-form edges in α (if any); ``linear``: closed-form
-    curves exist for the phase map. (The plots this grid does not get, and why:
+    """Write the plots of this grid into ``directory``; return their file names. ``predicted``,
+    ``edges``: the theory's predicted regimes and closed-form edges in α (if any); ``linear``:
+    closed-form curves exist for the phase map. (The plots this grid does not get, and why:
     :func:`not_drawn`.)"""
     fixed = lambda d: {plots.symbol(k): v for k, v in d.items() if k not in res.axes}
     hp = _params(fixed(cfg.hparams))
     title = (f"{cfg.problem} {_params(fixed(cfg.problem_params))}, {cfg.optimizer}"
              f"{' ' + hp if hp else ''}, T = {res.steps}")
     if len(res.axes) == 1:
-        files = _plots_1d(directory, res, pred, edges, cfg, title)
+        files = _plots_1d(directory, res, predicted, edges, cfg, title)
     elif len(res.axes) == 2:
         (_, a), (o_name, o) = res.axes.items()
         curves = _overlays(cfg.problem_value, cfg, o_name) if linear else {}
@@ -61,13 +62,11 @@ def draw(directory: Path, cfg: SweepConfig, res: SweepResult, pred: theory.Predi
     return files
 
 
-def _plots_1d(directory: Path, res: SweepResult, pred: theory.Prediction | None,
+def _plots_1d(directory: Path, res: SweepResult, predicted: np.ndarray | None,
               edges: dict[str, float], cfg: SweepConfig, title: str) -> list[str]:
     """The regime strip (theory row from the closed-form edges where known) and, unless
     :func:`not_drawn` says why not, the α × t error heatmap."""
-    files = plots.save(plots.regime_strip(res.alpha, res.regime,
-                                          None if pred is None else pred.regime,
-                                          closed_form=edges,
+    files = plots.save(plots.regime_strip(res.alpha, res.regime, predicted, closed_form=edges,
                                           title=f"Regime per step size — {title}"),
                        directory, "regime_strip")
     if res.trajectory is not None and "error_heatmap" not in not_drawn(cfg, res):
@@ -127,3 +126,36 @@ def _overlays(problem: Linear, cfg: SweepConfig, other: str) -> dict:
 
 def _params(params: dict) -> str:
     return ", ".join(f"{k} = {v:g}" for k, v in params.items() if isinstance(v, (int, float)))
+
+
+def redraw(directory: Path, cfg: SweepConfig, arrays: dict[str, np.ndarray],
+           summary: dict) -> list[str]:
+    """:func:`draw` again from a run directory's stored results (``arrays``: results.npz,
+    ``summary``: summary.json), without simulating; return the file names written.
+
+    The results are rebuilt as a :class:`SweepResult` holding what the plots read: the axes, the
+    per-run regimes, steps and statistics kept, the snapshots with w* and the noise floor, and the
+    runs shown step by step. The predicted regimes and the closed-form edges come from the files
+    too (``predicted_regime``, summary.json ``closed_form_edges``); closed-form curves are drawn
+    where the sweep was compared with theory (summary.json ``agreement``).
+    """
+    get = arrays.get
+    names = [str(n) for n in arrays["axis_names"]]
+    timings = summary.get("timings", {})
+    res = SweepResult(
+        axes={n: arrays[n] for n in names}, regime=arrays["regime"],
+        steps_to_tol=arrays["steps_to_tol"], optimizer=cfg.optimizer, steps=summary["steps"],
+        tol=summary["tol"], dtype=summary["dtype"], compile_s=timings.get("compile_s", 0.0),
+        run_s=timings.get("run_s", 0.0), n=summary["n_runs"], diverged_at=get("diverged_at"),
+        w_star=get("w_star"), trajectory=get("snapshot_w"), snapshot_steps=get("snapshot_steps"),
+        noise_floor=get("noise_floor"), score=get("score"))
+    traj = None
+    if "trajectory_alpha" in arrays:   # their regimes are not drawn (nor stored): −1, unknown
+        traj = dataclasses.replace(
+            res, axes={"alpha": arrays["trajectory_alpha"]},
+            regime=np.full(arrays["trajectory_alpha"].shape, -1, np.int8),
+            trajectory=arrays["trajectory_w"], snapshot_steps=arrays["trajectory_steps"],
+            diverged_at=get("trajectory_diverged_at"), w_star=get("trajectory_w_star"),
+            curvature=get("trajectory_curvature"))
+    return draw(directory, cfg, res, get("predicted_regime"),
+                summary.get("closed_form_edges", {}), "agreement" in summary, traj)

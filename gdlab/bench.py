@@ -20,7 +20,7 @@ device-resident inputs, statistics on the device), ``kernel-update`` (the same w
 statistics), ``update-only`` (end to end without statistics) and ``numpy``. ``--devices`` applies
 to the engine and kernel rows; the ``gdlab`` rows take the defaults. Prints one table (variant, N,
 T, dtype, device, compile s, median run s, updates/s, ratio to NumPy, ratio to update-only, peak
-memory) and writes it as JSON.
+memory), and writes it as JSON with ``--json PATH``.
 
 ``gdlab bench --mlp``: Sohl-Dickstein's trainability map of ``gdlab.problems.mlp()`` (float64),
 gdlab's documented call beside his notebook's code (``gdlab._references.mlp_run``): runs (pairs)
@@ -357,7 +357,8 @@ def _parser() -> ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="timed runs per variant (default 5)")
     p.add_argument("--unroll", type=int, default=default_unroll(),
                    help="lax.scan unroll (default 1 on CPU, 16 on an accelerator, as gdlab.sweep)")
-    p.add_argument("--json", default="bench.json", help="where to write the table as JSON")
+    p.add_argument("--json", metavar="PATH",
+                   help="also write the table as JSON to PATH (default: nothing is written)")
     p.add_argument("--fast-path", choices=engine.FAST_PATH_MODES, default="auto",
                    help="auto (default): the tiles of gdlab.engine.tiled on CPUs, the kernel of "
                         "gdlab.engine.fused on GPUs; tiled, fused (interpreted on a CPU) or never "
@@ -411,8 +412,10 @@ def _input_error(a: argparse.Namespace) -> str | None:
                                  fix="give a smaller --max-n")
     except ValueError as e:
         return str(e)
-    json_dir = Path(a.json).absolute().parent
-    if not (json_dir.is_dir() and os.access(json_dir, os.W_OK)):
+    json_dir = Path(a.json or ".").absolute().parent
+    if a.json is not None and (not a.json or Path(a.json).is_dir()):
+        return f"--json {a.json!r}: give a file's path"
+    if a.json and not (json_dir.is_dir() and os.access(json_dir, os.W_OK)):
         return f"--json {a.json}: {json_dir} is not a writable directory"
     if a.max_n < 1000 and a.memory_curve:
         return f"--max-n {a.max_n} must be >= 1000 (the curve starts at 10³)"
@@ -468,7 +471,9 @@ def _fast_path(mode: str) -> Iterator[None]:
         engine.FAST_PATH[0] = saved
 
 
-def _write_json(path: str, rows: list[dict]) -> None:
+def _write_json(path: str | None, rows: list[dict]) -> None:
+    if path is None:   # only what was asked for
+        return
     Path(path).write_text(json.dumps(rows, indent=2) + "\n")
     print(f"written {path}")
 

@@ -1,10 +1,17 @@
 """The ``gdlab`` command line.
 
-    gdlab run CONFIG [--set KEY=VALUE]... [--out DIR] [--overwrite] [--no-progress]
+    gdlab run CONFIG [--set KEY=VALUE]... [--out DIR] [--overwrite] [--no-progress | --quiet]
               [--distributed] [--coordinator HOST:PORT --num-processes N --process-id I]
-    gdlab merge SHARD_DIR... --out DIR [--overwrite]
+    gdlab merge SHARD_DIR... --out DIR [--overwrite] [--no-progress | --quiet]
     gdlab list
-    gdlab bench [--n N] [--steps T] ...
+    gdlab bench [--n N] [--steps T] ... [--json PATH]
+    gdlab --version
+    gdlab                # the commands
+
+CONFIG is a file, or the bare name of a config shipped with gdlab (``gdlab run q4_alpha_sweep``,
+from any directory). A run prints each stage's lines as the stage finishes, on stdout, and its
+progress on stderr (a bar on a terminal, a plain line per chunk in a log); ``--quiet`` prints only
+the last line, naming the results written.
 
 Bad input (config, override, output directory) prints one line ``gdlab: error: …`` and exits 2,
 before any work and before anything is created (the compilation cache included).
@@ -31,16 +38,47 @@ __all__ = ["main", "bundled_configs", "compile_cache", "default_out"]
 
 
 
+# The repository's configs/, shipped in the package (gdlab/configs links to it; a checkout without
+# symbolic links, on Windows say, reads configs/ itself).
+BUNDLED = next((p for p in (Path(__file__).parent / "configs", Path(__file__).parent.parent
+                            / "configs") if p.is_dir()), Path(__file__).parent / "configs")
+
+
 def bundled_configs() -> list[Path]:
-    """Configs shipped in the repository's ``configs/`` (next to the package) and ./configs."""
-    roots = [Path(__file__).resolve().parent.parent / "configs", Path.cwd() / "configs"]
+    """The configs shipped with gdlab, then those in ./configs that are not the same files."""
     seen, out = set(), []
-    for root in roots:
+    for root in (BUNDLED, Path.cwd() / "configs"):
         for p in sorted(root.glob("*.toml")) if root.is_dir() else []:
             if p.is_file() and p.resolve() not in seen:
                 seen.add(p.resolve())
                 out.append(p)
     return out
+
+
+def config_path(config: str) -> str:
+    """The file ``gdlab run CONFIG`` reads: ``config`` itself when it exists, else a bundled config
+    named by a bare name (``q4_alpha_sweep`` or ``q4_alpha_sweep.toml``), shown relative to the
+    current directory when it is under it; anything else is returned as given (and refused by the
+    config loader)."""
+    if os.path.lexists(config) or os.sep in config or (os.altsep or os.sep) in config:
+        return config
+    bundled = BUNDLED / (config if config.endswith(".toml") else f"{config}.toml")
+    return _shown(bundled) if bundled.is_file() else config
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when it lies below it, else absolute."""
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path.absolute())
+
+
+def _runnable_name(path: Path) -> str:
+    """What to type after ``gdlab run`` for ``path``: a bundled config's bare name, else a path."""
+    if path.parent == BUNDLED and config_path(path.stem) == _shown(path):
+        return path.stem
+    return _shown(path)
 
 
 def _header(path: Path) -> str:
@@ -57,13 +95,9 @@ def _header(path: Path) -> str:
 
 def _cmd_list(args) -> int:
     from gdlab import optimizers, problems
-    print("configs:")
+    print("configs (gdlab run NAME):")
     for p in bundled_configs():
-        try:
-            shown = p.relative_to(Path.cwd())
-        except ValueError:
-            shown = p
-        print(f"  {str(shown):<40} {_header(p)}")
+        print(f"  {_runnable_name(p):<28} {_header(p)}")
     print("problems:")
     for name, spec in problems.PROBLEMS.items():
         print(f"  {name:<24} {spec.summary}")
@@ -84,21 +118,22 @@ def _cmd_run(args) -> int:
 
     if args.distributed:  # before anything starts JAX's backends (building a network does)
         distributed.initialize(*args.cluster)
-    cfg = config_lib.load(args.config, args.set or [])
+    path = config_path(args.config)
+    cfg = config_lib.load(path, args.set or [])
     if args.distributed and isinstance(cfg, config_lib.SweepConfig):
         # every process's devices, unless a --set of the user's says otherwise
-        cfg = config_lib.load(args.config, ['run.devices="all"', *(args.set or [])])
-    out = Path(args.out) if args.out else default_out(args.config)
-    rundir.check_target(out, args.overwrite, protect=[Path(args.config).parent])
-    writer = distributed.is_writer()
-    progress = False if args.no_progress or not writer else None
-    log = print if writer else (lambda line: None)  # process 0 prints, and writes (rundir)
+        cfg = config_lib.load(path, ['run.devices="all"', *(args.set or [])])
+    out = Path(args.out) if args.out else default_out(path)
+    rundir.check_target(out, args.overwrite, protect=[Path(path).parent])
+    writer = distributed.is_writer()  # process 0 prints, and writes (rundir)
+    progress, log = _output(args, writer)
     compile_cache()
     if isinstance(cfg, config_lib.GradientsConfig):
         from gdlab.gradients.study import GradientCheckFailed, run_gradient_study
         try:
             run_gradient_study(cfg, out, overwrite=args.overwrite, log=log)
-        except GradientCheckFailed as e:
+        except GradientCheckFailed as e:  # written: the failed checks are in the results
+            log.flush()
             print(f"gdlab: {e}", file=sys.stderr)
             return 1
     else:
@@ -109,10 +144,39 @@ def _cmd_run(args) -> int:
         except ArgumentError as e:  # the config passed its own checks; these are about its values
             raise config_lib.ConfigError(
                 f"{cfg.path}: {config_lib.config_key(cfg, e.argument)}: {e.detail}") from None
+    log.flush()
     if not writer:
         print(f"gdlab: process {distributed.process_index()} of {distributed.process_count()} "
               f"done; process 0 writes {out}")
     return 0
+
+
+class _Log:
+    """The lines a run prints on stdout as its stages finish; with ``--quiet`` only the last one,
+    which says where the results were written, printed by :meth:`flush` once the run is done."""
+
+    def __init__(self, *, quiet: bool = False, silent: bool = False) -> None:
+        self.quiet, self.silent, self.last = quiet, silent, None
+
+    def __call__(self, line: str) -> None:
+        if self.silent:
+            return
+        if self.quiet:
+            self.last = line
+        else:
+            print(line, flush=True)
+
+    def flush(self) -> None:
+        if self.last is not None:
+            print(self.last, flush=True)
+            self.last = None
+
+
+def _output(args: argparse.Namespace, writer: bool = True) -> tuple[bool, _Log]:
+    """``progress`` and ``log`` for a run: progress (a bar on a terminal, plain lines in a log)
+    unless ``--no-progress`` or ``--quiet``; under jax.distributed process 0 alone prints."""
+    return (writer and not (args.no_progress or args.quiet),
+            _Log(quiet=args.quiet, silent=not writer))
 
 
 def _check_cluster(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -137,21 +201,70 @@ def _cmd_merge(args) -> int:
     rundir.check_target(out, args.overwrite, protect=[Path(d) for d in args.shards])
     cfg, simulation = merge(args.shards)
     compile_cache()
+    progress, log = _output(args)
     run_sweep_study(cfg, out, overwrite=args.overwrite, simulation=simulation,
-                    progress=False if args.no_progress else None)
+                    progress=progress, log=log)
+    log.flush()
     return 0
 
 
+def _cmd_plot(args) -> int:
+    from gdlab.replot import replot
+    written = replot(Path(args.run_dir))
+    print("redrawn from the stored results: "
+          + ", ".join(f"{args.run_dir}/{f}" for f in written if f.endswith((".png", ".html"))))
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from gdlab.dataset import export
+    print(f"wrote {export(args.run_dir, args.to, args.out, overwrite=args.overwrite)}")
+    return 0
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="never show progress")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="print only errors and, once written, the line naming the results "
+                             "(no progress, no tables)")
+
+
+class _Version(argparse.Action):
+    """``--version``: gdlab's and JAX's versions, read from the installed packages' metadata
+    (without importing JAX, which takes a second)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import gdlab
+        print(f"gdlab {gdlab.__version__} (jax {_installed('jax')}, "
+              f"Python {sys.version.split()[0]})")
+        parser.exit(0)
+
+
+def _installed(name: str) -> str:
+    from importlib import metadata
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="gdlab", description="Gradient-descent dynamics lab.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    parser = ArgumentParser(prog="gdlab", description="Gradient-descent dynamics lab.",
+                            epilog="gdlab COMMAND --help shows a command's options.")
+    parser.add_argument("--version", action=_Version, help="show the versions of gdlab and JAX")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser,
+                                title="commands", metavar="COMMAND")
     run = sub.add_parser("run", help="run an experiment config")
-    run.add_argument("config", help="a TOML config, e.g. configs/q4_alpha_sweep.toml")
+    run.add_argument("config", help="a bundled config's name (gdlab list shows them, e.g. "
+                                    "q4_alpha_sweep) or a TOML file's path")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a config key (VALUE is a TOML literal), repeatable")
     run.add_argument("--out", help="run directory (default: runs/<config name>)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    _output_options(run)
     run.add_argument("--distributed", action="store_true",
                      help="one sweep over several processes or hosts (jax.distributed, from "
                           "SLURM or Open MPI, or the three options below); process 0 writes")
@@ -165,11 +278,24 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("shards", nargs="+", help="the shard directories, in any order")
     merge.add_argument("--out", required=True, help="the merged run directory")
     merge.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    merge.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    _output_options(merge)
     merge.set_defaults(func=_cmd_merge)
+    plot = sub.add_parser("plot", help="redraw a run directory's plots and report.html from its "
+                                       "stored results, without simulating")
+    plot.add_argument("run_dir", help="a run directory that gdlab run or gdlab merge wrote")
+    plot.set_defaults(func=_cmd_plot)
     sub.add_parser("bench", help="benchmark the engine against NumPy (gdlab bench --help)")
     lst = sub.add_parser("list", help="list bundled configs, problems and optimizers")
     lst.set_defaults(func=_cmd_list)
+    export = sub.add_parser("export", help="write a run's results as netCDF or a CSV table")
+    export.add_argument("run_dir", help="a run directory that gdlab run wrote")
+    export.add_argument("--to", choices=("netcdf", "csv"),
+                        help="netcdf: the xarray Dataset of gdlab.load (netCDF-4); csv: one row "
+                             "per run (default: from --out's suffix, .nc or .csv, else netcdf)")
+    export.add_argument("--out", metavar="PATH", help="the file to write (default: "
+                        "RUN_DIR/results.nc or RUN_DIR/results.csv)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    export.set_defaults(func=_cmd_export)
     return parser
 
 
@@ -218,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     """The command line in this thread; returns the exit status (``gdlab._launch.entry`` handles
     signals)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # what can I do here? — the commands, as gdlab --help shows them
+        _parser().print_help()
+        return 0
     if argv[:1] == ["bench"]:  # its own options: gdlab bench --help; compile times are cold
         _cores.use_every_core()
         from gdlab import bench
@@ -226,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.func is _cmd_run:
         _check_cluster(parser, args)
-    if args.func is not _cmd_list:
+    if args.func not in (_cmd_list, _cmd_export):   # these two never run JAX
         _cores.use_every_core()
     try:
         return args.func(args)

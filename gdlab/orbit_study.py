@@ -19,7 +19,7 @@ from gdlab import boundary, dynamics, plots, report, rundir
 from gdlab.config import ConfigError, SweepConfig
 from gdlab.regimes import REGIME_NAMES, Regime
 
-__all__ = ["run_orbit_study"]
+__all__ = ["run_orbit_study", "redraw"]
 
 
 def run_orbit_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
@@ -48,7 +48,8 @@ def run_orbit_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
               "diverged_at": orb.result.diverged_at, "steps_to_tol": orb.result.steps_to_tol}
 
     def contents(tmp: Path) -> rundir.RunFiles:
-        files = plots.save(_figure(cfg, orb, lam_star), tmp, "bifurcation")
+        files = plots.save(_figure(cfg, orb.alpha, orb.late, orb.diverged, orb.regime,
+                                   orb.lyapunov), tmp, "bifurcation")
         summary["timings"] = {"compile_s": orb.result.compile_s, "run_s": orb.result.run_s,
                               "total_s": time.perf_counter() - t_start}
         summary["files"] = ["results.npz", "summary.json", *files]
@@ -150,14 +151,28 @@ def _lines(cfg: SweepConfig, summary: dict) -> list[str]:
     return lines
 
 
-def _figure(cfg: SweepConfig, orb: dynamics.Orbits, lam_star: float) -> plots.Figure:
-    """The bifurcation diagram: late iterates and Lyapunov exponents over α, with αλ* = 2."""
+def redraw(directory: Path, cfg: SweepConfig, arrays: dict[str, np.ndarray]) -> list[str]:
+    """The bifurcation plot again from a run directory's results.npz (``arrays``), without
+    simulating; return the file names. Escaped runs (``diverged_at`` ≥ 0) are stored with 0 as
+    their late iterates and Lyapunov exponent, which are undefined: NaN again, as first drawn."""
+    diverged = arrays["diverged_at"] >= 0
+    return plots.save(_figure(cfg, arrays["alpha"], arrays["late_iterates"], diverged,
+                              arrays["regime"], np.where(diverged, np.nan, arrays["lyapunov"])),
+                      directory, "bifurcation")
+
+
+def _figure(cfg: SweepConfig, alpha: np.ndarray, late: np.ndarray, diverged: np.ndarray,
+            regime: np.ndarray, lyapunov: np.ndarray) -> plots.Figure:
+    """The bifurcation diagram: late iterates (not drawn where ``diverged``) and Lyapunov
+    exponents over α, with αλ* = 2 (λ* = ∇²L(w*)) and log|1 − αλ*| at the fixed point."""
+    lam_star = float(np.asarray(cfg.problem_value.curvature()))
+
     def closed_form(a):
         with np.errstate(divide="ignore"):
             return np.log(np.abs(1 - a * lam_star))
 
-    shown = np.where(orb.diverged[:, None], np.nan, orb.late)
+    shown = np.where(diverged[:, None], np.nan, late)
     params = ", ".join(f"{k} = {v:g}" for k, v in cfg.problem_params.items())
-    return plots.bifurcation(orb.alpha.astype(np.float64), shown, orb.regime, orb.lyapunov,
+    return plots.bifurcation(np.asarray(alpha, np.float64), shown, regime, lyapunov,
                              {"αλ* = 2": (2.0 / lam_star, closed_form)},
                              title=f"GD on {cfg.problem} {params}, w0 = {cfg.w0:g}")

@@ -47,6 +47,7 @@ from gdlab._cells import (
 )
 from gdlab.errors import ArgumentError
 from gdlab.regimes import REGIME_INFO, Regime
+from gdlab.rundir import replace_file
 
 __all__ = ["cell_edges", "regime_strip", "error_heatmap", "trajectories", "phase_map", "save",
            "reduce_regimes", "reduce_regime_map", "reduce_log_errors", "STRIP_MAX_CELLS",
@@ -420,10 +421,13 @@ def phase_map(alpha: ArrayLike, other: ArrayLike, other_name: str, regime: Array
 
 
 def save(fig: Figure, directory: Path, stem: str) -> list[str]:
-    """Write ``stem.png`` and ``stem.svg``; return the file names."""
+    """Write ``stem.png`` and ``stem.svg``, each atomically (``gdlab plot`` redraws a run
+    directory's plots in place); return the file names."""
     names = [f"{stem}.png", f"{stem}.svg"]
-    fig.savefig(Path(directory) / names[0], dpi=130, metadata={"Software": None})
-    fig.savefig(Path(directory) / names[1], metadata={"Date": None})
+    for name, kw in zip(names, ({"dpi": 130, "metadata": {"Software": None}},
+                                {"metadata": {"Date": None}})):
+        replace_file(Path(directory) / name,
+                     lambda p, kw=kw, fmt=name[-3:]: fig.savefig(p, format=fmt, **kw))
     return names
 
 

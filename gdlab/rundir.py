@@ -33,11 +33,12 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from gdlab import distributed
+from gdlab import distributed, report_html
 from gdlab.errors import OutputError
 
 __all__ = ["RunDirError", "MARKER", "check_target", "run_directory", "RunFiles", "write_run",
-           "abandon", "jsonable", "write_json", "write_npz", "is_gdlab_directory"]
+           "abandon", "jsonable", "write_json", "write_npz", "is_gdlab_directory", "listed_files",
+           "record_files", "replace_file"]
 
 MARKER = ".gdlab-run.json"
 _OWNER = ".owner.json"          # inside a partial directory: which host and process writes it
@@ -61,6 +62,18 @@ def is_gdlab_directory(path: Path) -> bool:
     Run directories of gdlab versions before the marker are recognised by their own record of
     what they hold: ``summary.json``'s ``files``, or a shard's ``shard.json`` + ``shard.npz``.
     """
+    try:
+        present = set(os.listdir(path))
+    except OSError:
+        return False
+    listed = listed_files(path)
+    return listed is not None and present - {MARKER} <= set(listed)
+
+
+def listed_files(path: Path) -> list[str] | None:
+    """The files gdlab wrote into the run directory ``path``, as it recorded them (the marker, or
+    before the marker ``summary.json``'s / ``gradients.json``'s ``files``, a shard's two files);
+    None where ``path`` holds no such record."""
     path = Path(path)
     try:
         present = set(os.listdir(path))
@@ -73,8 +86,30 @@ def is_gdlab_directory(path: Path) -> bool:
             record = "summary.json" if "summary.json" in present else "gradients.json"
             listed = [record, *json.loads((path / record).read_text(encoding="utf-8"))["files"]]
     except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return isinstance(listed, list) and present - {MARKER} <= set(map(str, listed))
+        return None
+    return list(map(str, listed)) if isinstance(listed, list) else None
+
+
+def record_files(path: Path, names: Iterable[str]) -> None:
+    """Add ``names`` to the marker's list of the files gdlab wrote into the run directory ``path``
+    (the marker written atomically; one is created from the older record where there is none), so
+    that ``--overwrite`` still recognises it after ``gdlab plot`` added a file."""
+    listed = listed_files(path) or []
+    text = json.dumps({"gdlab": "run directory", "files": sorted({*listed, *names})}) + "\n"
+    replace_file(Path(path) / MARKER, lambda p: _write_text(p, text))
+
+
+def replace_file(path: Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` atomically: ``write(tmp)`` fills a hidden sibling ``.NAME.tmp-PID``, which
+    then replaces ``path`` in one rename; a failure leaves ``path`` as it was."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            tmp.unlink()
 
 
 def _inside(a: Path, b: Path) -> bool:
@@ -270,8 +305,10 @@ def write_run(out: Path, overwrite: bool, contents: Callable[[Path], RunFiles], 
     (with gdlab's marker, see :func:`run_directory`), then ``log`` its lines.
 
     ``contents(tmp)`` may first write files of its own into ``tmp`` (plots) and returns the
-    :class:`RunFiles`; nothing is logged unless the directory is in place. Under
-    ``jax.distributed`` only process 0 writes and logs; the others return at once.
+    :class:`RunFiles`; then the report is made from the files written
+    (``gdlab.report_html.report_files``: report.html, and report.md for homework Q4). Nothing is
+    logged unless the directory is in place. Under ``jax.distributed`` only process 0 writes and
+    logs; the others return at once.
     """
     if not distributed.is_writer():
         return
@@ -279,6 +316,8 @@ def write_run(out: Path, overwrite: bool, contents: Callable[[Path], RunFiles], 
         run = contents(tmp)
         for name, content in run.files.items():
             _WRITERS.get(Path(name).suffix, _write_text)(tmp / name, content)
+        for name, text in report_html.report_files(tmp).items():
+            _write_text(tmp / name, text)
     for line in run.lines:
         log(line)
 

@@ -28,7 +28,7 @@ from gdlab import (
     trainability,
     zoom,
 )
-from gdlab._study_log import closing_lines, summary_lines
+from gdlab._study_log import closing_lines, comparison_lines, emit, sweep_lines, zoom_lines
 from gdlab._study_plots import HEATMAP_COLUMNS, HEATMAP_MAX_VALUES
 from gdlab._sweep import SweepResult, finish_sweep, simulate_shard
 from gdlab.config import ConfigError, SweepConfig
@@ -86,7 +86,8 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     """Run ``cfg``, write ``out`` (results.npz, summary.json, plots) atomically; return the summary.
 
     With ``cfg.shard`` only that slice is simulated and written raw (see ``gdlab.shards``);
-    ``simulation`` (merged shards) replaces simulating the main sweep.
+    ``simulation`` (merged shards) replaces simulating the main sweep. ``log`` receives each
+    stage's lines as the stage finishes, and the closing lines once ``out`` is in place.
     """
     t_start = time.perf_counter()
     rundir.check_target(out, overwrite)
@@ -103,12 +104,15 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
                              **_options(cfg, plan, progress))
         return write_shard(cfg, out, sim, overwrite=overwrite, environment=environment(), log=log)
     res, traj = _simulate(cfg, plan, progress, simulation)
+    emit(log, sweep_lines(cfg, res, traj))      # each stage's lines as it finishes
     th = _theory(cfg, res, plan.keep)
     found = _bisect(cfg, res)
     summary = _summary(cfg, res, plan.keep, th, found)
+    emit(log, comparison_lines(cfg, summary))
     zs = _zoom(cfg, progress) if cfg.zoom is not None else None
     if zs is not None:
         summary["zoom"] = zs.summary()
+        emit(log, zoom_lines(summary))
     _write(out, overwrite, cfg, res, th, traj, summary, zs, t_start=t_start, log=log)
     return summary
 
@@ -296,6 +300,8 @@ def _summary(cfg: SweepConfig, res: SweepResult, keep: str, th: _Theory,
         summary["trainability"] = trainability.summary(res)
     if found is not None:
         summary["boundaries"] = _boundaries(res, th, found)
+    if th.edges:   # the regime strip's closed-form row, for `gdlab plot`
+        summary["closed_form_edges"] = th.edges
     return summary
 
 
@@ -359,12 +365,12 @@ def _write(out: Path, overwrite: bool, cfg: SweepConfig, res: SweepResult, th: _
            t_start: float,
            log: Callable[[str], None]) -> None:
     """results.npz, summary.json (with its timings and files) and the plots, then the log."""
-    lines = summary_lines(cfg, res, traj, summary)
     arrays = _result_arrays(res, th.pred, traj)
     t_plot = time.perf_counter()
 
     def contents(tmp: Path) -> rundir.RunFiles:
-        files = _study_plots.draw(tmp, cfg, res, th.pred, th.edges, th.linear, traj)
+        files = _study_plots.draw(tmp, cfg, res, None if th.pred is None else th.pred.regime,
+                                  th.edges, th.linear, traj)
         extra = {}
         if zs is not None:
             files += plots.save(zoom.frames_figure(zs), tmp, "zoom_frames")
@@ -376,7 +382,7 @@ def _write(out: Path, overwrite: bool, cfg: SweepConfig, res: SweepResult, th: _
                               "total_s": time.perf_counter() - t_start}
         summary["files"] = ["results.npz", "summary.json", *extra, *files]
         return rundir.RunFiles({"results.npz": arrays, **extra, "summary.json": summary},
-                               [*lines, *closing_lines(out, res, files)])
+                               closing_lines(out, res, files))
 
     rundir.write_run(out, overwrite, contents, log=log)
 
@@ -402,9 +408,13 @@ def _result_arrays(res: SweepResult, pred: theory.Prediction | None,
         arrays["rounding_sensitive"] = res.rounding_sensitive
     if res.mode_flips is not None:
         arrays["mode_flips"] = res.mode_flips
-    if res.trajectory is not None:
-        arrays.update(snapshot_steps=res.snapshot_steps, snapshot_w=res.trajectory)
+    if res.trajectory is not None:   # w* and the noise floor: the heatmap's, for `gdlab plot`
+        arrays.update(snapshot_steps=res.snapshot_steps, snapshot_w=res.trajectory,
+                      w_star=res.w_star, noise_floor=res.noise_floor)
     if traj is not None:
         arrays.update(trajectory_alpha=traj.alpha, trajectory_steps=traj.snapshot_steps,
                       trajectory_w=traj.trajectory)
+        arrays.update({f"trajectory_{k}": v for k, v in dict(
+            diverged_at=traj.diverged_at, w_star=traj.w_star,
+            curvature=traj.curvature).items() if v is not None})
     return arrays

@@ -81,7 +81,7 @@ def test_escaped_runs_have_no_lyapunov_exponent_drawn(quartic):
     assert escaped.sum() == 2 and np.array_equal(orb.diverged, escaped)
     assert np.all(np.isnan(orb.lyapunov[escaped])) and np.all(np.isfinite(orb.lyapunov[~escaped]))
     cfg = config.load("configs/quartic_bifurcation.toml")
-    fig = orbit_study._figure(cfg, orb, 2.0)
+    fig = orbit_study._figure(cfg, orb.alpha, orb.late, orb.diverged, orb.regime, orb.lyapunov)
     (line,) = [ln for ax in fig.axes for ln in ax.lines if "Lyapunov" in ln.get_label()]
     assert np.all(np.isnan(line.get_ydata()[escaped]))
 

@@ -100,7 +100,7 @@ def test_a_failure_while_writing_is_one_line_and_leaves_nothing(tmp_path, capsys
     def full(*a, **k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(rundir.np, "savez_compressed", full)
-    assert run("run", TRAJ, "--out", tmp_path / "t") == 2
+    assert run("run", TRAJ, "--out", tmp_path / "t", "--no-progress") == 2
     assert "No space left on device" in one_error_line(capsys)
     assert list(tmp_path.iterdir()) == []
 
@@ -115,7 +115,7 @@ def test_a_target_that_appears_meanwhile_is_not_replaced(tmp_path, capsys, monke
         return save(fig, directory, name)
 
     monkeypatch.setattr(study.plots, "save", save_and_race)
-    assert run("run", TRAJ, "--out", out) == 2
+    assert run("run", TRAJ, "--out", out, "--no-progress") == 2
     line = one_error_line(capsys)
     assert "appeared while this run was computing" in line
     kept = tmp_path / f"t.conflict-{os.getpid()}"
@@ -213,10 +213,12 @@ def test_run_directories_of_earlier_versions_can_be_overwritten(tmp_path, capsys
     """Before the marker, a run directory was recognisable by summary.json's list of files."""
     out = tmp_path / "t"
     shutil.copytree(trajectories_run, out)                  # what `gdlab run TRAJ` wrote
-    (out / rundir.MARKER).unlink()
+    for name in (rundir.MARKER, "report.html", "report.md"):   # (no report before the marker)
+        (out / name).unlink(missing_ok=True)
     assert rundir.is_gdlab_directory(out)
     assert run("run", TRAJ, "--out", out, "--overwrite") == 0
-    (out / rundir.MARKER).unlink()
+    for name in (rundir.MARKER, "report.html", "report.md"):
+        (out / name).unlink(missing_ok=True)
     (out / "summary.json").write_text(json.dumps({"files": ["results.npz"]}))  # plots not listed
     capsys.readouterr()
     assert run("run", TRAJ, "--out", out, "--overwrite") == 2

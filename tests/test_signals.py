@@ -24,7 +24,7 @@ def start(tmp_path, *extra):
     env = dict(os.environ, GDLAB_CACHE_DIR="", PYTHONUNBUFFERED="1")
     return subprocess.Popen(
         [sys.executable, "-m", "gdlab", "run", str(CONFIGS / "q4_trajectories.toml"),
-         "--out", str(tmp_path / "out"), *extra],
+         "--out", str(tmp_path / "out"), "--no-progress", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
 
 

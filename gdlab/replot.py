@@ -1,0 +1,89 @@
+"""``gdlab plot RUN_DIR``: a run directory's plots and report drawn again from its stored results.
+
+Nothing is simulated: the config is rebuilt from summary.json (``config``), the per-run results
+are read from results.npz (and zoom.npz), and each study kind's own drawing code runs on them —
+``gdlab._study_plots.redraw`` for sweep maps, network maps and merged shards,
+``gdlab.orbit_study.redraw`` for bifurcation studies (the gradient lab has no plots). Every file is
+replaced atomically (``gdlab.rundir.replace_file``), then report.html (and report.md for homework
+Q4) is written again and the marker lists every file written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from gdlab import config as config_lib
+from gdlab import orbit_study, report_html, rundir, zoom
+from gdlab._study_plots import redraw as redraw_sweep
+from gdlab.errors import GdlabError, OutputError
+from gdlab.plots import save
+
+__all__ = ["replot", "NotARunDirectory"]
+
+
+class NotARunDirectory(OutputError):
+    """``gdlab plot`` was given a directory that gdlab's study did not write."""
+
+
+def replot(run_dir: Path) -> list[str]:
+    """Draw every plot of the run in ``run_dir`` again from its files and rewrite its report;
+    return the names written. Raises NotARunDirectory (one line) for anything else."""
+    run_dir = Path(run_dir)
+    kind = _kind(run_dir)
+    written = []
+    if kind != "gradients":
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        try:
+            cfg = config_lib.from_table(summary["config"], str(summary["config_path"]))
+        except (GdlabError, KeyError, TypeError) as e:
+            raise NotARunDirectory(f"{run_dir}: summary.json holds no usable config ({e}); "
+                                   "run the config again") from None
+        with np.load(run_dir / "results.npz", allow_pickle=False) as z:
+            arrays = dict(z)
+        if kind == "orbits":
+            written += orbit_study.redraw(run_dir, cfg, arrays)
+        else:
+            written += redraw_sweep(run_dir, cfg, arrays, summary)
+            if (run_dir / "zoom.npz").is_file():
+                written += _redraw_zoom(run_dir, cfg, summary)
+    for name, text in report_html.report_files(run_dir).items():
+        rundir.replace_file(run_dir / name, lambda p, t=text: p.write_text(t, encoding="utf-8"))
+        written.append(name)
+    rundir.record_files(run_dir, written)
+    return written
+
+
+def _kind(run_dir: Path) -> str:
+    """"sweep", "orbits" or "gradients"; NotARunDirectory for a directory gdlab did not write
+    as a study (a shard's is refused too: it has no plots until merged)."""
+    if not run_dir.is_dir():
+        raise NotARunDirectory(f"{run_dir}: not a directory; give a run directory such as "
+                               "runs/q4_alpha_sweep")
+    listed = rundir.listed_files(run_dir)
+    if listed is None:
+        raise NotARunDirectory(f"{run_dir}: not a gdlab run directory (no .gdlab-run.json nor "
+                               "a summary listing its files)")
+    if "shard.json" in listed:
+        raise NotARunDirectory(f"{run_dir}: a shard of a sweep has no plots; merge the shards "
+                               "first (gdlab merge SHARD_DIR... --out DIR)")
+    if "gradients.json" in listed and (run_dir / "gradients.json").is_file():
+        return "gradients"
+    if not ("summary.json" in listed and (run_dir / "results.npz").is_file()):
+        raise NotARunDirectory(f"{run_dir}: a gdlab directory without summary.json and "
+                               "results.npz; run the config again")
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    return "orbits" if "lyapunov_check" in summary else "sweep"
+
+
+def _redraw_zoom(run_dir: Path, cfg: config_lib.SweepConfig, summary: dict) -> list[str]:
+    """The zoom series' frames from zoom.npz and summary.json ``zoom`` (the dimensions)."""
+    with np.load(run_dir / "zoom.npz", allow_pickle=False) as z:
+        frames = dict(z)
+    x_name, y_name = list(cfg.axes)
+    zs = zoom.ZoomSeries(x_name, y_name, frames["x"], frames["y"], frames["regime"],
+                         frames.get("score"),
+                         [{"dimension": d} for d in summary["zoom"]["dimensions"]])
+    return save(zoom.frames_figure(zs), run_dir, "zoom_frames")
