@@ -17,7 +17,8 @@ from gdlab import _cores
 
 _MODULES = ("boundary", "curvature", "custom", "dataset", "distributed", "dynamics", "engine",
             "errors", "fractal", "gradients", "grids", "interfaces", "modes", "networks",
-            "optimizers", "problems", "quadratics", "regimes", "resources", "stability", "theory")
+            "optimizers", "problems", "quadratics", "regimes", "resources", "eos", "stability",
+            "theory", "tracking")
 _NAMES = {  # public name → the module that defines it
     "check_gradient": "gdlab.gradients.gradcheck",
     "load": "gdlab.dataset",
@@ -26,8 +27,10 @@ _NAMES = {  # public name → the module that defines it
     "Regime": "gdlab.regimes",
     "SweepResult": "gdlab._sweep",
     "finish_sweep": "gdlab._sweep",
+    "sharpness": "gdlab.eos",
     "simulate_shard": "gdlab._sweep",
     "sweep": "gdlab._sweep",
+    "track": "gdlab.tracking",
 }
 
 __all__ = sorted([*_MODULES, *_NAMES])

@@ -3,6 +3,7 @@
     gdlab run CONFIG [--set KEY=VALUE]... [--out DIR] [--overwrite] [--no-progress | --quiet]
               [--distributed] [--coordinator HOST:PORT --num-processes N --process-id I]
     gdlab merge SHARD_DIR... --out DIR [--overwrite] [--no-progress | --quiet]
+    gdlab view RUN_DIR|CONFIG [--port N] [--host ADDR] [--resolution N] [--set KEY=VALUE]...
     gdlab list
     gdlab bench [--n N] [--steps T] ... [--json PATH]
     gdlab --version
@@ -32,53 +33,15 @@ from pathlib import Path
 
 from gdlab import _cores
 from gdlab._args import EXIT_BAD_INPUT, EXIT_BUG, ArgumentParser
+from gdlab._bundled import bundled_configs, config_path, runnable_name
 from gdlab.errors import GdlabError
 
 __all__ = ["main", "bundled_configs", "compile_cache", "default_out"]
 
 
 
-# The repository's configs/, shipped in the package (gdlab/configs links to it; a checkout without
-# symbolic links, on Windows say, reads configs/ itself).
-BUNDLED = next((p for p in (Path(__file__).parent / "configs", Path(__file__).parent.parent
-                            / "configs") if p.is_dir()), Path(__file__).parent / "configs")
 
 
-def bundled_configs() -> list[Path]:
-    """The configs shipped with gdlab, then those in ./configs that are not the same files."""
-    seen, out = set(), []
-    for root in (BUNDLED, Path.cwd() / "configs"):
-        for p in sorted(root.glob("*.toml")) if root.is_dir() else []:
-            if p.is_file() and p.resolve() not in seen:
-                seen.add(p.resolve())
-                out.append(p)
-    return out
-
-
-def config_path(config: str) -> str:
-    """The file ``gdlab run CONFIG`` reads: ``config`` itself when it exists, else a bundled config
-    named by a bare name (``q4_alpha_sweep`` or ``q4_alpha_sweep.toml``), shown relative to the
-    current directory when it is under it; anything else is returned as given (and refused by the
-    config loader)."""
-    if os.path.lexists(config) or os.sep in config or (os.altsep or os.sep) in config:
-        return config
-    bundled = BUNDLED / (config if config.endswith(".toml") else f"{config}.toml")
-    return _shown(bundled) if bundled.is_file() else config
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the current directory when it lies below it, else absolute."""
-    try:
-        return str(path.absolute().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path.absolute())
-
-
-def _runnable_name(path: Path) -> str:
-    """What to type after ``gdlab run`` for ``path``: a bundled config's bare name, else a path."""
-    if path.parent == BUNDLED and config_path(path.stem) == _shown(path):
-        return path.stem
-    return _shown(path)
 
 
 def _header(path: Path) -> str:
@@ -97,7 +60,7 @@ def _cmd_list(args) -> int:
     from gdlab import optimizers, problems
     print("configs (gdlab run NAME):")
     for p in bundled_configs():
-        print(f"  {_runnable_name(p):<28} {_header(p)}")
+        print(f"  {runnable_name(p):<28} {_header(p)}")
     print("problems:")
     for name, spec in problems.PROBLEMS.items():
         print(f"  {name:<24} {spec.summary}")
@@ -216,6 +179,15 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_view(args) -> int:
+    from gdlab import view
+    view.check_port(args.port)          # bad input: one line before anything is simulated
+    view.check_resolution(args.resolution)
+    view.serve(args.target, port=args.port, host=args.host, resolution=args.resolution,
+               sets=args.set, announce=lambda line: print(line, flush=True))
+    return 0
+
+
 def _cmd_export(args) -> int:
     from gdlab.dataset import export
     print(f"wrote {export(args.run_dir, args.to, args.out, overwrite=args.overwrite)}")
@@ -296,6 +268,19 @@ def _parser() -> argparse.ArgumentParser:
                         "RUN_DIR/results.nc or RUN_DIR/results.csv)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing file")
     export.set_defaults(func=_cmd_export)
+    view = sub.add_parser("view", help="serve a run's map in the browser; zooming re-simulates "
+                                       "the visible window")
+    view.add_argument("target", metavar="RUN_DIR|CONFIG",
+                      help="a run directory, or a config (simulated first, kept in memory)")
+    view.add_argument("--port", type=int, default=5006,
+                      help="port to listen on (default 5006; 0: any free port)")
+    view.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    view.add_argument("--resolution", type=int, default=200, metavar="N",
+                      help="at most N runs per axis when a zoomed window is simulated (default "
+                           "200)")
+    view.add_argument("--set", action="append", metavar="KEY=VALUE",
+                      help="override a key of CONFIG (as for gdlab run), repeatable")
+    view.set_defaults(func=_cmd_view)
     return parser
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from gdlab.errors import ArgumentError
 
-__all__ = ["mlp", "MLP", "NONLINEARITIES", "PARAMETERIZATIONS", "layer_rate_names"]
+__all__ = ["mlp", "digits_mlp", "MLP", "NONLINEARITIES", "PARAMETERIZATIONS", "layer_rate_names"]
 
 NONLINEARITIES = ("tanh", "relu", "identity")
 PARAMETERIZATIONS = ("mean_field", "standard")
@@ -69,17 +69,19 @@ class MLP:
         return out
 
     def predict(self, w, x):
-        """f(x) for the rows of x, shape (points,)."""
+        """f(x) for the rows of x, shape (points,), or (points, outputs) for several outputs."""
         h, weights = x, self.weights(w)
         for W in weights[:-1]:
             h = _activate(h @ W / math.sqrt(W.shape[0]), self.nonlinearity)
         W = weights[-1]
         scale = W.shape[0] if self.parameterization == "mean_field" else math.sqrt(W.shape[0])
-        return (h @ W / scale)[:, 0]
+        out = h @ W / scale
+        return out[:, 0] if out.shape[1] == 1 else out
 
     def loss(self, w):
+        """Mean over examples of the squared error ‖f(x) − y‖² (summed over outputs)."""
         r = self.predict(w, self.X) - self.y
-        return jnp.mean(r * r)
+        return jnp.mean(r * r) if r.ndim == 1 else jnp.mean(jnp.sum(r * r, axis=1))
 
     def grad(self, w):
         return jax.grad(self.loss)(w)
@@ -149,6 +151,48 @@ def mlp(width: int = 16, depth: int = 1, nonlinearity: str = "tanh",
     weights, x, y = _draw(int(seed), shapes, int(points), int(width))
     cls = _network_class(shapes, nonlinearity, parameterization)
     return cls(X=x, y=y, w_init=np.concatenate([w.reshape(-1) for w in weights]))
+
+
+DIGITS = 1797   # examples in scikit-learn's load_digits (8 × 8 images, 10 classes)
+
+
+def digits_mlp(hidden: tuple[int, ...] = (128, 128), nonlinearity: str = "tanh",
+               parameterization: str = "standard", points: int = 1000, seed: int = 0) -> MLP:
+    """An MLP on scikit-learn's handwritten digits: 64 inputs, ``hidden`` layers, 10 outputs, mean
+    squared error on one-hot targets (Cohen et al.'s (2021) setup on a dataset shipped on disk).
+
+    The first ``points`` of the 1797 images (a fixed subset), pixels scaled from 0…16 to [0, 1]
+    and centred (each feature's mean over the subset subtracted); targets one-hot (10 columns);
+    initial weights standard normal from ``seed``. L = mean over examples of ‖f(x) − y‖².
+    """
+    if isinstance(hidden, (int, np.integer)):
+        hidden = (hidden,)
+    hidden = tuple(hidden)
+    for name, value, lo, hi in (("points", points, 1, DIGITS), ("seed", seed, 0, None),
+                                *(("hidden", h, 1, None) for h in hidden)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo \
+                or (hi is not None and value > hi):
+            raise ArgumentError(f"problem.{name}", f"{value!r} must be an integer >= {lo}"
+                                                   + (f" and <= {hi}" if hi else ""))
+    if not hidden:
+        raise ArgumentError("problem.hidden", "give at least one hidden layer width")
+    if nonlinearity not in NONLINEARITIES or parameterization not in PARAMETERIZATIONS:
+        raise ArgumentError("problem.nonlinearity", f"{nonlinearity!r}/{parameterization!r}: "
+                            f"choose from {NONLINEARITIES} and {PARAMETERIZATIONS}")
+    from sklearn.datasets import load_digits  # ships the data on disk: nothing is downloaded
+
+    data = load_digits()
+    x = data.data[:points].astype(np.float64) / 16.0
+    x = x - x.mean(axis=0)
+    y = np.eye(10)[data.target[:points]]
+    sizes = (x.shape[1], *hidden, 10)
+    shapes = tuple(zip(sizes[:-1], sizes[1:]))
+    with jax.enable_x64(True):
+        keys = jax.random.split(jax.random.PRNGKey(int(seed)), len(shapes))
+        w = np.concatenate([np.asarray(jax.random.normal(k, s, jnp.float64)).reshape(-1)
+                            for k, s in zip(keys, shapes)])
+    cls = _network_class(shapes, nonlinearity, parameterization)
+    return cls(X=x, y=y, w_init=w)
 
 
 def _draw(seed: int, shapes, points: int, width: int):

@@ -13,7 +13,8 @@ Every problem provides
 
 Beyond the catalogue: ``custom(loss, optimum=None, **params)`` makes a problem of any
 differentiable loss (:mod:`gdlab.custom`), and ``mlp(...)`` is Sohl-Dickstein's network
-(:mod:`gdlab.networks`); without a known optimum both are judged by their loss.
+(:mod:`gdlab.networks`); without a known optimum both are judged by their loss. ``digits_mlp(...)``
+is an MLP on scikit-learn's handwritten digits (the edge-of-stability study, ``gdlab.track``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from gdlab import networks, quadratics
 from gdlab._naming import did_you_mean
 from gdlab.custom import CustomProblem, custom
 from gdlab.errors import ArgumentError
-from gdlab.networks import MLP, mlp
+from gdlab.networks import MLP, digits_mlp, mlp
 from gdlab.quadratics import LinearRegression, Quadratic, linear_regression, quadratic
 
-__all__ = ["custom", "CustomProblem", "mlp", "MLP", "ScalarRegression", "scalar_regression",
+__all__ = ["custom", "CustomProblem", "mlp", "digits_mlp", "MLP", "ScalarRegression",
+           "scalar_regression",
            "Quadratic", "quadratic", "LinearRegression", "linear_regression", "DoubleWell",
            "double_well", "PROBLEMS", "ProblemSpec", "Param", "get"]
 

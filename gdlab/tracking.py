@@ -1,0 +1,183 @@
+"""Tracked runs: the loss at every step and the sharpness every k steps, many step sizes at once.
+
+``gdlab.track(problem, alphas, optimizer="sgd", steps=T, every=k)`` trains one copy of the problem
+per step size α from the same w₀ (full batch, the optax optimizer of :mod:`gdlab.optimizers` with
+traced hyperparameters) and records
+
+* ``loss[i, t]`` = L(w_t) for t = 0 … T (the loss whose gradient step t takes, then the last);
+* ``sharpness[i, j]`` = λ₁ … λ_k of ∇²L(w_t) at t = j·every, j = 0 … T/every (:mod:`gdlab.eos`);
+* for Adam also ``preconditioned[i, j]`` = λ₁(P⁻¹∇²L(w_t)), P = diag(√v̂_t + ε) (NaN at t = 0,
+  where v̂ is not defined yet).
+
+All step sizes are one compiled program: ``jit(vmap(run))`` over α, where a run is a scan of T/k
+blocks, each a scan of k optimizer steps followed by one Lanczos. The optimizer step is the same
+operation as an untracked run's (``w + update(∇L(w))``), so the losses are the same bits.
+
+:func:`summary` reduces a result to Cohen et al.'s (2021) figures per step size: the first step at
+which the sharpness reaches the threshold (2/α for GD, 2(1 + β)/α heavy ball, (2 + 2β₁)/((1 − β₁)α)
+for Adam's preconditioned sharpness), and the ratio sharpness/threshold over the last half of
+training (median, min, max). Runs are not frozen: a diverged run's numbers turn inf/NaN, and the
+summary says ``diverged``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gdlab import curvature, eos, optimizers
+from gdlab._sweep_checks import precision
+from gdlab.errors import ArgumentError
+
+__all__ = ["track", "TrackResult", "summary"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackResult:
+    """A tracked sweep over α (arrays have the α axis first)."""
+
+    alphas: np.ndarray             # (N,)
+    optimizer: str
+    hparams: dict                  # the optimizer's other hyperparameters (shared by all runs)
+    steps: int
+    every: int
+    loss: np.ndarray               # (N, T + 1): L(w_t)
+    sharpness: np.ndarray          # (N, T/every + 1, k): top-k Hessian eigenvalues at t = j·every
+    preconditioned: np.ndarray | None   # (N, T/every + 1): λ₁(P⁻¹H) (Adam), else None
+    threshold: np.ndarray          # (N,): the edge-of-stability threshold of each run
+    compile_s: float
+    run_s: float
+    dtype: str
+
+    @property
+    def sharpness_steps(self) -> np.ndarray:
+        return np.arange(0, self.steps + 1, self.every)
+
+    @property
+    def edge_measure(self) -> np.ndarray:
+        """(N, T/every + 1): what is compared to ``threshold`` (preconditioned for Adam)."""
+        return self.preconditioned if self.preconditioned is not None else self.sharpness[..., 0]
+
+
+def _blocks(problem, w0, hp, alpha, *, make, steps, every, k, iters, dense_max, adam, measure):
+    """One run: (losses (T+1,), sharpness (T/every+1, k), preconditioned (T/every+1,))."""
+    tx = make(alpha=alpha, **hp)
+    value_and_grad = jax.value_and_grad(problem.loss)
+
+    def step(carry, _):
+        w, state = carry
+        loss, g = value_and_grad(w)
+        updates, state = tx.update(g, state, w)
+        return (w + updates, state), loss
+
+    def measured(w, state):
+        if not measure:
+            return jnp.zeros((k,), w.dtype), jnp.zeros((), w.dtype)
+        lam = curvature.top_eigenvalues(problem.loss, w, k, iters=iters, dense_max=dense_max)
+        if not adam:
+            return lam, jnp.full((), jnp.nan, w.dtype)
+        v_hat = eos.adam_v_hat(state, hp["b2"])
+        pre = eos.preconditioned_eigenvalues(problem.loss, w, v_hat, hp["eps"], 1, iters=iters,
+                                             dense_max=dense_max)[0]
+        return lam, pre
+
+    def block(carry, _):
+        carry, losses = jax.lax.scan(step, carry, None, length=every)
+        return carry, (losses, *measured(*carry))
+
+    state0 = tx.init(w0)
+    (w, _), (losses, lam, pre) = jax.lax.scan(block, (w0, state0), None, length=steps // every)
+    lam0, _ = measured(w0, state0)
+    pre0 = jnp.full((), jnp.nan, w0.dtype)   # v̂₀ = 0/0: no preconditioner before the first step
+    return (jnp.concatenate([losses.reshape(-1), problem.loss(w)[None]]),
+            jnp.concatenate([lam0[None], lam]), jnp.concatenate([pre0[None], pre]))
+
+
+def _positive_int(name, value, minimum=1) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < minimum:
+        raise ArgumentError(name, f"{value!r} must be an integer >= {minimum}")
+    return int(value)
+
+
+def track(problem, alphas, *, optimizer: str = "sgd", hparams: dict | None = None, w0=None,
+          steps: int, every: int = 10, k: int = 1, iters: int = 20,
+          dense_max: int = curvature.DENSE_MAX, dtype: str | None = None,
+          sharpness: bool = True) -> TrackResult:
+    """Train ``problem`` from w₀ (default ``problem.init()``) for ``steps`` steps at each α of
+    ``alphas`` at once, recording the loss every step and the top-``k`` sharpness every ``every``
+    steps by ``iters`` Lanczos iterations (dense below ``dense_max`` parameters).
+    ``sharpness=False`` skips the eigenvalues (zeros): the same program without Lanczos, for
+    timing. ``dtype`` defaults to the problem's ``default_dtype`` (float64 for networks)."""
+    steps = _positive_int("steps", steps)
+    every = _positive_int("every", every)
+    if steps % every:
+        raise ArgumentError("every", f"{every} must divide steps = {steps}")
+    k, iters = _positive_int("k", k), _positive_int("iters", iters)
+    if k > iters:
+        raise ArgumentError("k", f"{k} exceeds iters = {iters}; raise iters")
+    spec = optimizers.get(optimizer)
+    if optimizer not in ("sgd", "momentum", "adam"):
+        raise ArgumentError("optimizer", f"{optimizer!r}: tracked runs know the thresholds of sgd, "
+                                         "momentum and adam only")
+    hp = {**spec.defaults, **(hparams or {})}
+    unknown = sorted(set(hp) - set(spec.defaults))
+    if unknown:
+        known = ", ".join(spec.defaults) or "none"
+        raise ArgumentError("hparams", f"{', '.join(unknown)} not a hyperparameter of "
+                                       f"{optimizer} (it has: {known})")
+    dtype = dtype or getattr(problem, "default_dtype", "float32")
+    alphas = np.asarray(alphas, np.float64).reshape(-1)
+    if alphas.size == 0 or not np.all(np.isfinite(alphas) & (alphas > 0)):
+        raise ArgumentError("alphas", "must be a non-empty list of finite step sizes > 0")
+    with precision(dtype):
+        cast = lambda x: (jnp.asarray(x, dtype) if jnp.issubdtype(jnp.asarray(x).dtype,
+                                                                  jnp.floating) else x)
+        prob = jax.tree.map(cast, problem)
+        if w0 is None and not hasattr(problem, "init"):
+            raise ArgumentError("w0", f"{type(problem).__name__} has no init(): give w0")
+        w = jnp.asarray(problem.init() if w0 is None else w0, dtype)
+        hp_arrays = {name: jnp.asarray(v, dtype) for name, v in hp.items()}
+        run = functools.partial(_blocks, make=spec.make, steps=steps, every=every, k=k,
+                                iters=iters, dense_max=dense_max, adam=optimizer == "adam",
+                                measure=bool(sharpness))
+        program = jax.jit(jax.vmap(run, in_axes=(None, None, None, 0)))
+        a = jnp.asarray(alphas, dtype)
+        t0 = time.perf_counter()
+        compiled = program.lower(prob, w, hp_arrays, a).compile()
+        t1 = time.perf_counter()
+        loss, lam, pre = jax.device_get(compiled(prob, w, hp_arrays, a))
+        t2 = time.perf_counter()
+    simulated = np.asarray(a, np.float64)
+    return TrackResult(alphas=simulated, optimizer=optimizer, hparams=hp, steps=steps,
+                       every=every, loss=np.asarray(loss), sharpness=np.asarray(lam),
+                       preconditioned=np.asarray(pre) if optimizer == "adam" else None,
+                       threshold=np.asarray(eos.threshold(optimizer, simulated, **hp)),
+                       compile_s=t1 - t0, run_s=t2 - t1, dtype=dtype)
+
+
+def summary(result: TrackResult) -> list[dict]:
+    """Per step size: the first step at which the tracked sharpness reaches the threshold (None if
+    never) and sharpness/threshold over the last half of training, t ≥ T/2 (median, min, max)."""
+    steps = result.sharpness_steps
+    late = steps >= result.steps / 2
+    rows = []
+    for i, alpha in enumerate(result.alphas):
+        ratio = result.edge_measure[i] / result.threshold[i]
+        reached = np.flatnonzero(ratio >= 1)
+        tail = ratio[late]
+        diverged = not np.isfinite(result.loss[i, -1]) or not np.all(np.isfinite(tail))
+        rows.append({
+            "alpha": float(alpha), "threshold": float(result.threshold[i]),
+            "first_step_at_threshold": int(steps[reached[0]]) if reached.size else None,
+            "ratio_median": None if diverged else float(np.median(tail)),
+            "ratio_min": None if diverged else float(np.min(tail)),
+            "ratio_max": None if diverged else float(np.max(tail)),
+            "final_loss": float(result.loss[i, -1]) if np.isfinite(result.loss[i, -1]) else None,
+            "diverged": bool(diverged)})
+    return rows
