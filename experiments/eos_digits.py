@@ -11,13 +11,16 @@ parameterization, 25 856 parameters), L = mean over examples of ‖f(x) − y‖
 optimizer's step sizes run as one compiled program (``gdlab.track``): the loss every step, the
 sharpness every ``--every`` steps by ``--iters`` Lanczos iterations.
 
-Writes to ``--out``: results.npz (per optimizer: alphas, loss (N, T+1), sharpness (N, T/k+1),
-preconditioned for Adam, threshold, sharpness_steps), summary.json (per step size: the first step at
+Writes to ``--out``: results.npz (per optimizer, prefixed ``<optimizer>_``: alpha, loss (N, T+1),
+sharpness (N, T/k+1, 1), preconditioned for Adam, threshold, sharpness_steps —
+``gdlab.eos_study.result_arrays``), summary.json (per step size: the first step at
 the threshold, sharpness/threshold over the last half: median, min, max), and eos_<optimizer>.png
 (loss over steps; sharpness over steps with the thresholds dashed). ``--bench`` also times the
 multi-α program against a loop of single-α programs, and the same program without Lanczos.
 
 Run:  python experiments/eos_digits.py --out runs/eos_digits   (about 2 minutes on 2 CPU cores)
+One optimizer as a config: ``gdlab run configs/eos_digits.toml`` (``gdlab.eos_study``, the same
+figures, table and plots).
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ import numpy as np
 
 import gdlab
 from gdlab import tracking
+from gdlab.eos_study import MEASURE, figure, result_arrays, table
 
 DEFAULT_ALPHAS = {"sgd": "4,6,8,10", "momentum": "8,12,16", "adam": "0.004,0.008,0.016"}
-MEASURE = {"sgd": "λ₁", "momentum": "λ₁", "adam": "λ₁(P⁻¹H)"}
 
 
 def parse(argv=None):
@@ -50,37 +53,6 @@ def parse(argv=None):
         ap.add_argument(f"--alphas-{name}", default=alphas)
     ap.add_argument("--bench", action="store_true")
     return ap.parse_args(argv)
-
-
-def plot(res: tracking.TrackResult, name: str, path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    ax_loss, ax_sharp = fig.subplots(1, 2)
-    t = np.arange(res.steps + 1)
-    for i, alpha in enumerate(res.alphas):
-        color = f"C{i}"
-        ax_loss.plot(t, res.loss[i], color=color, lw=1, label=f"α = {alpha:g}")
-        ax_sharp.plot(res.sharpness_steps, res.edge_measure[i], color=color, lw=1.2)
-        ax_sharp.axhline(res.threshold[i], color=color, ls="--", lw=1)
-    ax_loss.set(xlabel="step", ylabel="train loss", yscale="log", title=f"{name}: loss")
-    ax_loss.legend()
-    ax_sharp.set(xlabel="step", ylabel=MEASURE[name],
-                 title=f"{name}: {MEASURE[name]} (dashed: threshold)")
-    fig.savefig(path, dpi=110)
-
-
-def table(rows: list[dict]) -> str:
-    lines = ["| α | threshold | first step at threshold | median | min | max | final loss |",
-             "|---|---|---|---|---|---|---|"]
-    fmt = lambda v: "—" if v is None else f"{v:.3f}"
-    for r in rows:
-        first = r["first_step_at_threshold"]
-        lines.append(f"| {r['alpha']:g} | {r['threshold']:.4g} | "
-                     f"{'never' if first is None else first} | {fmt(r['ratio_median'])} | "
-                     f"{fmt(r['ratio_min'])} | {fmt(r['ratio_max'])} | "
-                     f"{'diverged' if r['diverged'] else fmt(r['final_loss'])} |")
-    return "\n".join(lines)
 
 
 def bench(problem, alphas, args) -> dict:
@@ -115,13 +87,8 @@ def main(argv=None) -> dict:
         rows = tracking.summary(res)
         summary[name] = {"rows": rows, "hparams": res.hparams, "compile_s": res.compile_s,
                          "run_s": res.run_s, "wall_s": time.perf_counter() - t0}
-        arrays.update({f"{name}_alphas": res.alphas, f"{name}_loss": res.loss,
-                       f"{name}_sharpness": res.sharpness[..., 0],
-                       f"{name}_threshold": res.threshold,
-                       f"{name}_sharpness_steps": res.sharpness_steps})
-        if res.preconditioned is not None:
-            arrays[f"{name}_preconditioned"] = res.preconditioned
-        plot(res, name, args.out / f"eos_{name}.png")
+        arrays.update({f"{name}_{k}": v for k, v in result_arrays(res).items()})
+        figure(res, name).savefig(args.out / f"eos_{name}.png", dpi=110)
         print(f"{name} (compile {res.compile_s:.1f} s, run {res.run_s:.1f} s), "
               f"{MEASURE[name]}/threshold over the last half:")
         print(table(rows))

@@ -25,7 +25,7 @@ from gdlab.problems import Param
 __all__ = ["MAX_UNROLL", "MAX_DEVICES", "ProblemSection", "OptimizerSection", "SweepSection",
            "RunSection", "ReportSection", "GradientsSection", "problem_table", "optimizer_table",
            "sweep_table", "run_table", "report_table", "gradients_table", "zoom_table",
-           "ZoomSection"]
+           "ZoomSection", "TrackSection", "track_table"]
 
 MAX_UNROLL = 1024        # compile time grows with the unroll; beyond this it is minutes
 MAX_DEVICES = 2**16
@@ -92,7 +92,7 @@ def problem_table(v: Validator, table: dict) -> ProblemSection:
     name = v.choice("problem.name", prob["name"], [*problems_lib.PROBLEMS, "custom"])
     spec = problems_lib.get(name)
     v.table(table, "problem", ["name", "w0", *spec.params])
-    params = {k: v.param(f"problem.{k}", prob.get(k, p.default), p)
+    params = {k: _param(v, f"problem.{k}", prob.get(k, p.default), p)
               for k, p in spec.params.items()}
     w0 = prob.get("w0")   # absent: 0, or the problem's own initial weights (a network's)
     if w0 is not None:
@@ -104,6 +104,8 @@ def problem_table(v: Validator, table: dict) -> ProblemSection:
     try:
         value = spec.make(**params)
     except ValueError as e:
+        if isinstance(e, ArgumentError) and e.argument.startswith("problem."):  # names its key
+            v.fail(e.argument, e.detail)
         raise ConfigError(f"{v.where}: problem: {e}") from None
     if w0 is None and not isinstance(value, WithInit):
         w0 = 0.0
@@ -112,6 +114,17 @@ def problem_table(v: Validator, table: dict) -> ProblemSection:
         need = "a number" if not shape else f"a number or a list of {shape[0]} numbers"
         v.fail("problem.w0", f"{list(w0)!r} must be {need} for {name}")
     return ProblemSection(name, spec, params, w0, value)
+
+
+def _param(v: Validator, key: str, value: Any, spec: Param) -> Any:
+    """A problem parameter by its kind: ``"ints"`` (a non-empty list of integers >= 1, kept as a
+    list) here, every other kind by :meth:`Validator.param`."""
+    if spec.kind != "ints":
+        return v.param(key, value, spec)
+    ints = list(v.number_list(key, value, integer=True))
+    if not ints:
+        v.fail(key, "[] must list at least one integer >= 1, e.g. [128, 128]")
+    return ints
 
 
 def _custom_problem(v: Validator, prob: dict) -> ProblemSection:
@@ -308,6 +321,51 @@ def zoom_table(v: Validator, table: dict, axes: dict[str, Any]) -> ZoomSection:
         if not min(first, last) <= value <= max(first, last):
             v.fail("zoom.center", f"{value!r} lies outside sweep.{name} [{first:g}, {last:g}]")
     return ZoomSection((center[0], center[1]), frames, factor)
+
+
+class TrackSection(NamedTuple):
+    every: int      # steps between sharpness measurements (divides run.steps)
+    k: int          # top eigenvalues measured
+    iters: int      # Lanczos iterations per measurement (>= k)
+
+
+_TRACK_KEYS = {"every": 10, "k": 1, "iters": 20}
+TRACK_OPTIMIZERS = ("sgd", "momentum", "adam")   # those whose edge-of-stability threshold is known
+MAX_LANCZOS = 1000
+
+
+def track_table(v: Validator, table: dict, problem: ProblemSection, optimizer: OptimizerSection,
+                sweep: SweepSection, steps: int) -> TrackSection:
+    """``[track]``: a tracked run (``gdlab.track``) — the loss every step and the top-``k``
+    sharpness every ``every`` steps (dividing ``run.steps``) by ``iters`` >= k Lanczos iterations,
+    for one copy per α of a problem with initial weights, optimizer sgd, momentum or adam."""
+    t = v.table(table, "track", _TRACK_KEYS)
+    r = {k: t.get(k, d) for k, d in _TRACK_KEYS.items()}
+    every = v.integer("track.every", r["every"], 1, steps)
+    if steps % every:
+        v.fail("track.every", f"{every} must divide run.steps = {steps}")
+    iters = v.integer("track.iters", r["iters"], 1, MAX_LANCZOS)
+    k = v.integer("track.k", r["k"], 1)
+    if k > iters:
+        v.fail("track.k", f"{k} exceeds track.iters = {iters}: Lanczos gives at most iters "
+                          "eigenvalues; raise track.iters")
+    if not isinstance(problem.value, WithInit):
+        v.fail("problem.name", f"{problem.name!r} has no initial weights to track from; "
+                               "[track] needs a network (mlp, digits_mlp)")
+    if problem.w0 is not None:
+        v.fail("problem.w0", "a tracked run starts from the network's own initial weights "
+                             "(problem.seed); remove w0")
+    if optimizer.name not in TRACK_OPTIMIZERS:
+        v.fail("optimizer.name", f"{optimizer.name!r}: [track] knows the thresholds of "
+                                 f"{', '.join(TRACK_OPTIMIZERS)} only")
+    extra = [name for name in sweep.axes if name != "alpha"] + (["shard"] if sweep.shard else [])
+    if extra:
+        v.fail(f"sweep.{extra[0]}", "a tracked run sweeps alpha alone (one program over the "
+                                    "step sizes); remove this key")
+    alpha = sweep.axes["alpha"]
+    if _some(alpha, grids.axis_size(alpha, name="sweep.alpha"), "alpha", lambda a: a <= 0):
+        v.fail("sweep.alpha", "contains a value <= 0; a tracked run needs step sizes > 0")
+    return TrackSection(every, k, iters)
 
 
 def run_table(v: Validator, table: dict, problem: ProblemSection) -> RunSection:

@@ -70,6 +70,7 @@ class SweepConfig:
     devices: int | str = "all"       # "all" or a count: the run axis is split over devices
     shard: tuple[int, int] | None = None  # (i, n): simulate only slice i of n, for `gdlab merge`
     zoom: Any = None                 # sections.ZoomSection: a zoom series of the 2-D map
+    track: Any = None                # sections.TrackSection: a tracked run (gdlab.eos_study)
 
     @property
     def axis_sizes(self) -> dict[str, int]:
@@ -100,7 +101,7 @@ class GradientsConfig:
     resolved: dict[str, Any]
 
 
-_SWEEP_SECTIONS = ("problem", "optimizer", "sweep", "run", "report", "zoom")
+_SWEEP_SECTIONS = ("problem", "optimizer", "sweep", "run", "report", "zoom", "track")
 
 
 def load(path: str | Path, overrides: Iterable[str] = ()) -> SweepConfig | GradientsConfig:
@@ -129,6 +130,8 @@ def _sweep(v: Validator, table: dict) -> SweepConfig:
     run = sections.run_table(v, table, problem)
     report = sections.report_table(v, table, run.steps, problem.value)
     zoom = sections.zoom_table(v, table, sweep.axes) if "zoom" in table else None
+    track = (sections.track_table(v, table, problem, optimizer, sweep, run.steps)
+             if "track" in table else None)
     w0 = problem.w0
     resolved = {
         "problem": {"name": problem.name, **problem.extra,
@@ -146,6 +149,7 @@ def _sweep(v: Validator, table: dict) -> SweepConfig:
                    "max_period": report.max_period},
         **({"zoom": {"center": list(zoom.center), "frames": zoom.frames,
                      "factor": zoom.factor}} if zoom else {}),
+        **({"track": track._asdict()} if track else {}),
     }
     return SweepConfig(
         path=v.where, problem=problem.name, problem_params=problem.params, w0=w0,
@@ -154,7 +158,7 @@ def _sweep(v: Validator, table: dict) -> SweepConfig:
         chunk_size=run.chunk_size, trajectories=report.trajectories,
         table_steps=report.table_steps, resolved=resolved, problem_value=problem.value,
         orbit_window=report.orbit_window, max_period=report.max_period, devices=run.devices,
-        shard=sweep.shard, zoom=zoom)
+        shard=sweep.shard, zoom=zoom, track=track)
 
 
 def _gradients(v: Validator, table: dict) -> GradientsConfig:

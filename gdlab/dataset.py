@@ -160,6 +160,9 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dic
     if not isinstance(summary, dict):
         raise _refuse(f"{path / 'summary.json'}: not a gdlab summary (a JSON object); run the "
                       "config again")
+    if "edge_of_stability" in summary:
+        raise _refuse(f"{path}: an edge-of-stability run (loss and sharpness over steps, not a "
+                      "map); read its results.npz with np.load(path, allow_pickle=False)")
     arrays = _npz(path / "results.npz")
     for key in ("axis_names", "regime_names", "regime", *arrays.get("axis_names", [])):
         if key not in arrays:

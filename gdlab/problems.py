@@ -75,7 +75,8 @@ class Param(NamedTuple):
     """One config key of a problem: its default, its kind, and whether it can be a sweep axis."""
 
     default: object
-    kind: str = "float"      # "float" | "int" | "vector" | "matrix" | "choice"
+    kind: str = "float"      # "float" | "int" | "ints" | "vector" | "matrix" | "choice"
+    #                          ("ints": a non-empty list of integers >= 1, e.g. layer widths)
     sweepable: bool = False
     nonzero: bool = False    # 0 is not allowed (e.g. x: the optimum y/x would not exist)
     positive: bool = False
@@ -187,6 +188,20 @@ PROBLEMS: dict[str, ProblemSpec] = {
         size=lambda width, depth, points=None, **_: (
             8 * ((points or (depth + 1) * width * width) * width * 4
                  + (depth + 1) * width * width), "problem.width"),
+    ),
+    "digits_mlp": ProblemSpec(
+        make=lambda hidden, **p: digits_mlp(hidden=tuple(hidden), **p),
+        params={"hidden": Param([128, 128], "ints"),
+                "nonlinearity": Param("tanh", "choice", choices=networks.NONLINEARITIES),
+                "parameterization": Param("standard", "choice",
+                                          choices=networks.PARAMETERIZATIONS),
+                "points": Param(1000, "int", positive=True), "seed": Param(0, "int")},
+        summary="MLP 64-hidden-10 on scikit-learn's digits (first `points` images), MSE on "
+                "one-hot targets: the edge-of-stability study (float64 by default)",
+        # the data, the weights and the activations of one run, float64
+        size=lambda hidden, points, **_: (
+            8 * (points * (74 + 2 * sum(hidden))
+                 + sum(a * b for a, b in zip((64, *hidden), (*hidden, 10)))), "problem.hidden"),
     ),
 }
 

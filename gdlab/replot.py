@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from gdlab import config as config_lib
-from gdlab import orbit_study, report_html, rundir, zoom
+from gdlab import eos_study, orbit_study, report_html, rundir, zoom
 from gdlab._study_plots import redraw as redraw_sweep
 from gdlab.errors import GdlabError, OutputError
 from gdlab.plots import save
@@ -45,6 +45,8 @@ def replot(run_dir: Path) -> list[str]:
             arrays = dict(z)
         if kind == "orbits":
             written += orbit_study.redraw(run_dir, cfg, arrays)
+        elif kind == "track":
+            written += eos_study.redraw(run_dir, cfg, arrays)
         else:
             written += redraw_sweep(run_dir, cfg, arrays, summary)
             if (run_dir / "zoom.npz").is_file():
@@ -57,8 +59,9 @@ def replot(run_dir: Path) -> list[str]:
 
 
 def _kind(run_dir: Path) -> str:
-    """"sweep", "orbits" or "gradients"; NotARunDirectory for a directory gdlab did not write
-    as a study (a shard's is refused too: it has no plots until merged)."""
+    """"sweep", "orbits", "track" (edge of stability) or "gradients"; NotARunDirectory for a
+    directory gdlab did not write as a study (a shard's is refused too: it has no plots until
+    merged)."""
     if not run_dir.is_dir():
         raise NotARunDirectory(f"{run_dir}: not a directory; give a run directory such as "
                                "runs/q4_alpha_sweep")
@@ -75,7 +78,8 @@ def _kind(run_dir: Path) -> str:
         raise NotARunDirectory(f"{run_dir}: a gdlab directory without summary.json and "
                                "results.npz; run the config again")
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    return "orbits" if "lyapunov_check" in summary else "sweep"
+    return ("orbits" if "lyapunov_check" in summary else
+            "track" if "edge_of_stability" in summary else "sweep")
 
 
 def _redraw_zoom(run_dir: Path, cfg: config_lib.SweepConfig, summary: dict) -> list[str]:

@@ -245,7 +245,7 @@ def _agreement_rows(summary: dict) -> list[tuple]:
         r = summary["rounding_check"]
         rows.append((f"float32 vs float64 re-simulation ({r['rule']})", r["n_runs"],
                      f"{r['n_flagged']} flagged as rounding-sensitive", 0, "–"))
-    return rows + _orbit_rows(summary) + _trainability_rows(summary)
+    return rows + _orbit_rows(summary) + _trainability_rows(summary) + _edge_rows(summary)
 
 
 def _orbit_rows(summary: dict) -> list[tuple]:
@@ -269,6 +269,24 @@ def _trainability_rows(summary: dict) -> list[tuple]:
     return [(f"judged by {t['judged_by']}: converged = {t['rules']['converged']}",
              summary["n_runs"], f"trained {100 * t['trained_fraction']:.1f} % (no closed form)",
              0, "–")]
+
+
+def _edge_rows(summary: dict) -> list[tuple]:
+    """A tracked run's (``gdlab.eos_study``): per α, the tracked sharpness against its
+    edge-of-stability threshold over the last half of training."""
+    e = summary.get("edge_of_stability")
+    if e is None:
+        return []
+    def agreement(r: dict) -> str:
+        first = r["first_step_at_threshold"]
+        return (f"median {r['ratio_median']:.3f} (min {r['ratio_min']:.3f}, max "
+                f"{r['ratio_max']:.3f}); first at threshold: "
+                + ("never" if first is None else f"step {first}"))
+
+    return [(f"α = {r['alpha']:g}: {e['measure']} / ({e['threshold_rule']} = "
+             f"{r['threshold']:.4g}) over {e['late']}", 1,
+             "–" if r["diverged"] else agreement(r), int(r["diverged"]),
+             "diverged" if r["diverged"] else "–") for r in e["rows"]]
 
 
 def _agreement_blocks(summary: dict, q4: bool) -> list[Block]:

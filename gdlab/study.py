@@ -18,6 +18,7 @@ import gdlab
 from gdlab import (
     _study_plots,
     boundary,
+    eos_study,
     plots,
     quadratics,
     report,
@@ -92,6 +93,9 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     t_start = time.perf_counter()
     rundir.check_target(out, overwrite)
     problem = cfg.problem_value
+    if cfg.track is not None:   # [track]: the loss and the sharpness along training
+        return eos_study.run_track_study(cfg, out, overwrite=overwrite, progress=progress,
+                                         log=log, environment=environment())
     if cfg.shard is not None and not studied_as_map(problem):
         raise ConfigError(f"{cfg.path}: sweep.shard: sharding is supported for quadratic and "
                          "loss-judged sweeps, not for orbit studies of non-quadratic losses")

@@ -70,6 +70,9 @@ def _simulated(config: str, sets: list[str], log: Callable[[str], None]) -> Any:
     if not isinstance(cfg, config_lib.SweepConfig):
         raise ArgumentError("target", f"{config}: a gradient check, not a sweep; gdlab view "
                                       "shows sweep maps", prefix=False)
+    if cfg.track is not None:
+        raise ArgumentError("target", f"{config}: an edge-of-stability run ([track]), not a map; "
+                                      "gdlab view shows sweep maps", prefix=False)
     parent = Path(tempfile.mkdtemp(prefix="gdlab-view-"))
     try:
         run_sweep_study(cfg, parent / "run", progress=False, log=log)

@@ -11,9 +11,11 @@ import tomllib
 import warnings
 from pathlib import Path
 
+import jax
 import pytest
+from jax._src import compilation_cache  # reset_cache: no public way to undo set-up
 
-from gdlab import cli, engine
+from gdlab import cli, engine, eos_study
 from gdlab.gradients import study as gradient_study
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
@@ -61,6 +63,7 @@ def no_work(monkeypatch):
         raise Accepted
     monkeypatch.setattr(engine, "simulate", stop)
     monkeypatch.setattr(gradient_study, "run_gradient_study", stop)
+    monkeypatch.setattr(eos_study, "run_track_study", stop)
 
 
 def check(tmp_path, capsys, monkeypatch, argv):
@@ -72,7 +75,12 @@ def check(tmp_path, capsys, monkeypatch, argv):
         try:
             rc = cli.main([str(a) for a in argv])
         except Accepted:
-            shutil.rmtree(cache, ignore_errors=True)  # a valid run may set up the cache
+            # A valid run sets up JAX's persistent cache in this process (a real `gdlab run` is a
+            # process of its own): undo it, or a later refused network config, which builds its
+            # network with JAX while it is checked, would write into that cache.
+            shutil.rmtree(cache, ignore_errors=True)
+            jax.config.update("jax_compilation_cache_dir", None)
+            compilation_cache.reset_cache()
             return "accepted"
     err = capsys.readouterr().err
     assert rc == 2, (argv, rc, err)
