@@ -190,11 +190,11 @@ def rounding_sensitive(p: Plan, res: SweepResult) -> np.ndarray:
     amplified the same way) is not flagged. Costs a second simulation, in float64 (about 2× the
     float32 one on a CPU), and its compilation.
     """
-    wide, judge = widened(p), dataclasses.replace(p, keep="compact")
-    finished = _Finished(judge)
+    wide, compact = widened(p), dataclasses.replace(p, keep="compact")
+    finished = _Finished(compact)
     prob, h, w, _ = engine_inputs(wide, 0, wide.n, lazy=True)
     with precision("float64"):
-        engine.simulate(prob, h, w, reduce=finished.add, device_reduce=on_device(judge),
+        engine.simulate(prob, h, w, reduce=finished.add, device_reduce=on_device(compact),
                         **engine_options(wide))
     other = {k: v.reshape(p.grid.shape) for k, v in finished.arrays().items()}
     return ((_TREND[res.regime] != _TREND[other["regime"]])

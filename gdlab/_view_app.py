@@ -162,8 +162,11 @@ def _fill(spec: data.MapSpec, first: data.Window, executor: concurrent.futures.E
             traj_source.data = {"t": np.asarray(t, np.float64),
                                 "value": np.asarray(value, np.float64)}
             traj_fig.title.text = f"{what} at {where} ({source.data['regime'][k]})"
+        def failed(e) -> None:
+            traj_fig.title.text = f"the trajectory at {where} failed: {e}"
         future.add_done_callback(lambda f: doc.add_next_tick_callback(
-            functools.partial(draw, f.result())) if f.exception() is None else None)
+            functools.partial(draw, f.result()) if f.exception() is None
+            else functools.partial(failed, f.exception())))
 
     for r in (fig.x_range, fig.y_range) if spec.y_name else (fig.x_range,):
         r.on_change("start", window_changed)

@@ -51,6 +51,7 @@ import gdlab
 from gdlab import config, engine, resources
 from gdlab import study as study_lib
 from gdlab._args import EXIT_BAD_INPUT, ArgumentParser
+from gdlab._bundled import BUNDLED
 from gdlab._references import Variant, check_map_fits, mlp_run, time_round_robin
 from gdlab._references import numpy_sweep as numpy_sweep
 from gdlab._sweep import CPU_BLOCK, default_chunk, default_unroll
@@ -133,7 +134,7 @@ def _sweep_variant(alphas, steps, compile_s, **keep) -> Variant:
 def _study_variant(n, steps, study) -> Variant:
     """``gdlab run`` of the main config scaled to ``n`` α and ``steps`` steps, in this process, into
     a temporary directory: its sweep stage (``timings.run_s``); its wall time kept in ``study``."""
-    path = Path(__file__).resolve().parent.parent / "configs" / "q4_alpha_sweep.toml"
+    path = BUNDLED / "q4_alpha_sweep.toml"
     cfg = config.load(path, [f"sweep.alpha.num={n}", f"run.steps={steps}"])
 
     def once():

@@ -39,11 +39,6 @@ from gdlab.errors import GdlabError
 __all__ = ["main", "bundled_configs", "compile_cache", "default_out"]
 
 
-
-
-
-
-
 def _header(path: Path) -> str:
     """The first comment line of a config: what it runs."""
     try:

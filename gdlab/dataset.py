@@ -368,8 +368,6 @@ def _link(tmp: Path, out: Path) -> None:
     does; where the file system has none, check and rename."""
     try:
         os.link(tmp, out)
-    except FileExistsError:
-        raise
     except OSError as e:
         if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
             raise

@@ -34,6 +34,7 @@ import optax
 
 from gdlab import curvature
 from gdlab.errors import ArgumentError
+from gdlab.interfaces import Problem
 
 __all__ = ["sharpness", "preconditioned_sharpness", "preconditioned_eigenvalues", "adam_v_hat",
            "gd_threshold", "momentum_threshold", "adam_threshold", "threshold"]
@@ -42,16 +43,16 @@ __all__ = ["sharpness", "preconditioned_sharpness", "preconditioned_eigenvalues"
 def _holder(problem_or_loss):
     """A pytree that carries the loss into a jitted function: the problem itself (its arrays
     traced, its class static) or the function wrapped in ``jax.tree_util.Partial``."""
-    if hasattr(problem_or_loss, "loss") and isinstance(problem_or_loss, tuple):
+    if isinstance(problem_or_loss, Problem) and isinstance(problem_or_loss, tuple):
         return problem_or_loss
-    if callable(problem_or_loss) and not hasattr(problem_or_loss, "loss"):
+    if callable(problem_or_loss) and not isinstance(problem_or_loss, Problem):
         return jax.tree_util.Partial(problem_or_loss)
     raise ArgumentError("problem", f"{type(problem_or_loss).__name__} is not a gdlab problem nor a "
                                    "function w -> scalar loss")
 
 
 def _loss_of(holder) -> Callable:
-    return holder.loss if hasattr(holder, "loss") else holder
+    return holder.loss if isinstance(holder, Problem) else holder
 
 
 def _check_k_iters(k, iters) -> None:

@@ -176,9 +176,10 @@ def digits_mlp(hidden: tuple[int, ...] = (128, 128), nonlinearity: str = "tanh",
                                                    + (f" and <= {hi}" if hi else ""))
     if not hidden:
         raise ArgumentError("problem.hidden", "give at least one hidden layer width")
-    if nonlinearity not in NONLINEARITIES or parameterization not in PARAMETERIZATIONS:
-        raise ArgumentError("problem.nonlinearity", f"{nonlinearity!r}/{parameterization!r}: "
-                            f"choose from {NONLINEARITIES} and {PARAMETERIZATIONS}")
+    for name, value, choices in (("nonlinearity", nonlinearity, NONLINEARITIES),
+                                 ("parameterization", parameterization, PARAMETERIZATIONS)):
+        if value not in choices:
+            raise ArgumentError(f"problem.{name}", f"{value!r}: choose from {choices}")
     from sklearn.datasets import load_digits  # ships the data on disk: nothing is downloaded
 
     data = load_digits()

@@ -190,7 +190,7 @@ PROBLEMS: dict[str, ProblemSpec] = {
                  + (depth + 1) * width * width), "problem.width"),
     ),
     "digits_mlp": ProblemSpec(
-        make=lambda hidden, **p: digits_mlp(hidden=tuple(hidden), **p),
+        make=digits_mlp,
         params={"hidden": Param([128, 128], "ints"),
                 "nonlinearity": Param("tanh", "choice", choices=networks.NONLINEARITIES),
                 "parameterization": Param("standard", "choice",

@@ -38,8 +38,8 @@ def report_files(run_dir: Path) -> dict[str, str]:
     run_dir = Path(run_dir)
     if (run_dir / "summary.json").is_file():
         summary = _read_json(run_dir / "summary.json")
-        with np.load(run_dir / "results.npz", allow_pickle=False) as z:
-            arrays = dict(z)
+        with np.load(run_dir / "results.npz", allow_pickle=False) as z:   # only what Q4 reads
+            arrays = {k: z[k] for k in z.files if k.startswith("trajectory_")}
         q4 = _q4_blocks(summary, arrays)
         blocks = [*_head(summary), *q4, *_agreement_blocks(summary, bool(q4)),
                   *_plot_blocks(run_dir, summary), *_tail(summary)]

@@ -33,6 +33,7 @@ import numpy as np
 from gdlab import curvature, eos, optimizers
 from gdlab._sweep_checks import precision
 from gdlab.errors import ArgumentError
+from gdlab.interfaces import WithInit
 
 __all__ = ["track", "TrackResult", "summary"]
 
@@ -131,7 +132,7 @@ def track(problem, alphas, *, optimizer: str = "sgd", hparams: dict | None = Non
         known = ", ".join(spec.defaults) or "none"
         raise ArgumentError("hparams", f"{', '.join(unknown)} not a hyperparameter of "
                                        f"{optimizer} (it has: {known})")
-    dtype = dtype or getattr(problem, "default_dtype", "float32")
+    dtype = dtype or (problem.default_dtype if isinstance(problem, WithInit) else "float32")
     alphas = np.asarray(alphas, np.float64).reshape(-1)
     if alphas.size == 0 or not np.all(np.isfinite(alphas) & (alphas > 0)):
         raise ArgumentError("alphas", "must be a non-empty list of finite step sizes > 0")
@@ -139,7 +140,7 @@ def track(problem, alphas, *, optimizer: str = "sgd", hparams: dict | None = Non
         cast = lambda x: (jnp.asarray(x, dtype) if jnp.issubdtype(jnp.asarray(x).dtype,
                                                                   jnp.floating) else x)
         prob = jax.tree.map(cast, problem)
-        if w0 is None and not hasattr(problem, "init"):
+        if w0 is None and not isinstance(problem, WithInit):
             raise ArgumentError("w0", f"{type(problem).__name__} has no init(): give w0")
         w = jnp.asarray(problem.init() if w0 is None else w0, dtype)
         hp_arrays = {name: jnp.asarray(v, dtype) for name, v in hp.items()}

@@ -71,7 +71,7 @@ def _self_contained(run_dir: Path, files: list[str]) -> _Page:
     assert "http://" not in raw and "https://" not in raw
     assert "<script" not in raw and "<link" not in raw
     pngs = [f for f in files if f.endswith(".png")]
-    assert len(page.images) == len(pngs) > 0 or not pngs
+    assert len(page.images) == len(pngs)
     prefix = "data:image/png;base64,"
     for src, name in zip(page.images, pngs):
         assert src.startswith(prefix)

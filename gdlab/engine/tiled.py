@@ -176,7 +176,7 @@ def _tiles(prog: _Program, args, carry: _Carry, sched, exact: bool,
     return lax.scan(lambda c, s: (advance(*args, c, s), None), carry, sched)[0]
 
 
-def _group(prog: _Program, args, speculate: bool, carry_failed, sched):
+def _group(prog: _Program, args, floor, speculate: bool, carry_failed, sched):
     """A group of tiles, down the ladder skip → quiet → speculated → exact (where speculation is
     allowed), each guess kept only where checked; counts [failed checks of speculated groups,
     quiet groups kept, groups skipped].
@@ -196,7 +196,7 @@ def _group(prog: _Program, args, speculate: bool, carry_failed, sched):
     tally = lambda k: counts.at[k].add(1)   # noqa: E731
     if not speculate:
         return (_tiles(prog, args, carry, sched, True), counts), None
-    whole = jnp.all(sched[1] == prog.length)
+    whole = jnp.all(sched[1] == prog.length)   # (floor: every run's noise floor, _floors)
 
     def speculated():
         guess = lax.optimization_barrier(_tiles(prog, args, carry, sched, False))
@@ -211,7 +211,6 @@ def _group(prog: _Program, args, speculate: bool, carry_failed, sched):
     if not prog.tile.statistics:
         moving = speculated
     else:
-        floor = _floors(prog, args)
         calm = lambda m: jnp.all((m <= floor) | ~active)   # noqa: E731
         st = prog.layout.unpack(carry.packed)
         late = whole & ~jnp.any(sched[2]) & (sched[0][0] > prog.half)
@@ -245,7 +244,8 @@ def _run(prog: _Program, problem: Any, hparams: dict, w0: jax.Array, r: Any, tol
         # different programs that may round a multiply-add differently, and a run must not depend
         # on whether a neighbour in its block froze.
         speculate = w0.shape[0] <= SPECULATE_MAX and not jax.tree.leaves(carry.s)
-        (carry, counts), _ = lax.scan(functools.partial(_group, prog, args, speculate),
+        floor = _floors(prog, args) if speculate and prog.tile.statistics else None
+        (carry, counts), _ = lax.scan(functools.partial(_group, prog, args, floor, speculate),
                                       (carry, jnp.zeros(3, jnp.int32)), prog.sched)
         state = carry._replace(s=None)
     return (state, counts, prog.sched[0].shape[0] if speculate else 0) if count else state
