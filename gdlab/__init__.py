@@ -6,14 +6,16 @@ Sweep many step sizes at once (``gdlab.sweep``), classify every run into a named
 hand-derived gradients three ways (``gdlab.check_gradient``).
 
 The names below are loaded on first use (PEP 562), so ``import gdlab`` — and the ``gdlab`` command,
-which must handle Ctrl-C from its first moment — does not wait for JAX until JAX is needed. Loading
-one that runs JAX first exposes every CPU core as a JAX device (:mod:`gdlab._cores`), so that
-``gdlab.sweep`` (``devices="all"`` by default) uses every core.
+which must handle Ctrl-C from its first moment — does not wait for JAX until JAX is needed. Every
+CPU core becomes a JAX device as JAX is imported (:mod:`gdlab._cores`), so that ``gdlab.sweep``
+(``devices="all"`` by default) uses every core.
 """
 
 import importlib as _importlib
 
 from gdlab import _cores
+
+_cores.use_every_core()   # here, where every route into gdlab passes (it does not import JAX)
 
 _MODULES = ("boundary", "curvature", "custom", "dataset", "distributed", "dynamics", "engine",
             "errors", "fractal", "gradients", "grids", "interfaces", "modes", "networks",
@@ -45,21 +47,12 @@ def _version() -> str:
         return "0+unknown"
 
 
-# Modules that load without JAX (the rest start it: every core is made a device first).
-_NO_JAX = frozenset({"dataset", "distributed", "errors", "grids", "interfaces", "regimes",
-                     "resources", "stability"})
-
-
 def __getattr__(name: str):
     if name == "__version__":
         value = _version()
     elif name in _NAMES:
-        if _NAMES[name].removeprefix("gdlab.") not in _NO_JAX:
-            _cores.use_every_core()
         value = getattr(_importlib.import_module(_NAMES[name]), name)
     elif name in _MODULES:
-        if name not in _NO_JAX:
-            _cores.use_every_core()
         value = _importlib.import_module(f"gdlab.{name}")
     else:
         raise AttributeError(f"module 'gdlab' has no attribute {name!r}")

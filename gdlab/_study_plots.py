@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -21,17 +22,18 @@ HEATMAP_MAX_VALUES = 5_000_000  # above this many stored values the heatmap is s
 
 
 def draw(directory: Path, cfg: SweepConfig, res: SweepResult, predicted: np.ndarray | None,
-         edges: dict[str, float], linear: bool, traj: SweepResult | None) -> list[str]:
+         edges: dict[str, float], linear: bool, traj: SweepResult | None, *,
+         skipped: Mapping[str, str]) -> list[str]:
     """Write the plots of this grid into ``directory``; return their file names. ``predicted``,
     ``edges``: the theory's predicted regimes and closed-form edges in α (if any); ``linear``:
-    closed-form curves exist for the phase map. (The plots this grid does not get, and why:
-    :func:`not_drawn`.)"""
+    closed-form curves exist for the phase map; ``skipped``: the plots this grid does not get,
+    and why (:func:`not_drawn` of ``cfg`` and ``res``, computed once by the caller)."""
     fixed = lambda d: {plots.symbol(k): v for k, v in d.items() if k not in res.axes}
     hp = _params(fixed(cfg.hparams))
     title = (f"{cfg.problem} {_params(fixed(cfg.problem_params))}, {cfg.optimizer}"
              f"{' ' + hp if hp else ''}, T = {res.steps}")
     if len(res.axes) == 1:
-        files = _plots_1d(directory, res, predicted, edges, cfg, title)
+        files = _plots_1d(directory, res, predicted, edges, title, skipped)
     elif len(res.axes) == 2:
         (_, a), (o_name, o) = res.axes.items()
         curves = _overlays(cfg.problem_value, cfg, o_name) if linear else {}
@@ -63,13 +65,13 @@ def draw(directory: Path, cfg: SweepConfig, res: SweepResult, predicted: np.ndar
 
 
 def _plots_1d(directory: Path, res: SweepResult, predicted: np.ndarray | None,
-              edges: dict[str, float], cfg: SweepConfig, title: str) -> list[str]:
+              edges: dict[str, float], title: str, skipped: Mapping[str, str]) -> list[str]:
     """The regime strip (theory row from the closed-form edges where known) and, unless
-    :func:`not_drawn` says why not, the α × t error heatmap."""
+    ``skipped`` (:func:`not_drawn`) says why not, the α × t error heatmap."""
     files = plots.save(plots.regime_strip(res.alpha, res.regime, predicted, closed_form=edges,
                                           title=f"Regime per step size — {title}"),
                        directory, "regime_strip")
-    if res.trajectory is not None and "error_heatmap" not in not_drawn(cfg, res):
+    if res.trajectory is not None and "error_heatmap" not in skipped:
         err = res.trajectory.astype(np.float64) - res.w_star[:, None]
         err = np.abs(err) if err.ndim == 2 else np.sqrt(np.sum(err * err, axis=-1))
         files += plots.save(plots.error_heatmap(res.alpha, res.snapshot_steps, err,
@@ -158,4 +160,5 @@ def redraw(directory: Path, cfg: SweepConfig, arrays: dict[str, np.ndarray],
             diverged_at=get("trajectory_diverged_at"), w_star=get("trajectory_w_star"),
             curvature=get("trajectory_curvature"))
     return draw(directory, cfg, res, get("predicted_regime"),
-                summary.get("closed_form_edges", {}), "agreement" in summary, traj)
+                summary.get("closed_form_edges", {}), "agreement" in summary, traj,
+                skipped=not_drawn(cfg, res))

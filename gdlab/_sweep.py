@@ -31,7 +31,16 @@ from gdlab import engine
 from gdlab._sweep_checks import DTYPES as DTYPES
 from gdlab._sweep_checks import precision as precision
 from gdlab._sweep_plan import CPU_BLOCK as CPU_BLOCK
-from gdlab._sweep_plan import Plan, engine_inputs, engine_options, geometry, norm, plan, widened
+from gdlab._sweep_plan import (
+    Plan,
+    distances,
+    engine_inputs,
+    engine_options,
+    geometry,
+    norm,
+    plan,
+    widened,
+)
 from gdlab._sweep_plan import default_chunk as default_chunk
 from gdlab._sweep_plan import default_unroll as default_unroll
 from gdlab.interfaces import Problem, WithOptimum
@@ -254,13 +263,14 @@ def finish_slice(p: Plan, lo: int, hi: int,
     if not isinstance(p.problem, WithOptimum):
         return _finish_by_loss(p, out)
     w_final, st, snaps = out
-    w_star, lam, w_abs, err0 = geometry(p, lo, hi)
-    floor, delta, limits = _judging(p, w_abs, err0)
     with np.errstate(over="ignore"):   # e.g. float64 from |e₀| = 1e-300 to the bound
         growth = _growth(st.err_early, st.err_late, np)
-    regime = judge(growth, st.flips, st.t_freeze >= 0, *limits)
     if p.keep == "compact":
-        return {"regime": regime, "steps_to_tol": st.steps_to_tol}
+        return {"regime": judge(growth, st.flips, st.t_freeze >= 0, *_limits(p, lo, hi)),
+                "steps_to_tol": st.steps_to_tol}
+    w_star, lam, w_abs, err0 = geometry(p, lo, hi)
+    floor, delta, limits = _judging(p, w_abs, err0)
+    regime = judge(growth, st.flips, st.t_freeze >= 0, *limits)
     w_final = np.asarray(w_final)
     return {
         "regime": regime, "steps_to_tol": st.steps_to_tol, "contraction": _contraction(st, err0),
@@ -281,6 +291,12 @@ def _judging(p: Plan, w_abs: np.ndarray, err0: np.ndarray) -> tuple:
     # Where e₀ = 0 the band is infinite; held at DELTA_MAX, which still covers every growth.
     delta = np.minimum(growth_band(eps, w_abs, err0), DELTA_MAX)
     return floor, delta, (err0 <= floor, *growth_limits(p.late_steps * delta))
+
+
+def _limits(p: Plan, lo: int, hi: int) -> tuple:
+    """(at optimum, lower, upper) of runs [lo, hi): the limits of :func:`_judging`, from their
+    |w*| and |e₀| alone (no curvature)."""
+    return _judging(p, *distances(p, lo, hi))[2]
 
 
 def _growth(err_early, err_late, xp):
@@ -330,23 +346,34 @@ def on_device(p: Plan) -> Callable | None:
     ``regime`` and ``steps_to_tol`` (and ``score``) computed where the chunk ran, by the same
     functions as :func:`finish_slice` with ``jax.numpy`` (comparisons, one division and a table:
     bit for bit the same), so that only 5 bytes a run come back (9 with a score), not the
-    statistics; what it needs from the host — the limits of :func:`_judging`, one value for every
-    run unless a swept parameter moves them — is computed there in float64 as before."""
+    statistics. What it needs from the host, the limits of :func:`_judging`, is computed there
+    in float64 as before: once for the sweep, one value for every run, unless a swept parameter
+    moves them (:attr:`Plan.geometry_swept`), else per chunk, padded to it as the engine pads."""
     if p.keep != "compact":
         return None
+    if not isinstance(p.problem, WithOptimum):
+        window = min(engine.SCORE_WINDOW, p.steps)
 
-    def reduce(lo: int, hi: int, result):
+        def scored(lo: int, hi: int, result):
+            st = result[1]
+            with jax.enable_x64(True):
+                return _scored(st.t_freeze, st.steps_to_tol, st.last_sum, st.ratio_sum,
+                               st.inv_sum, window)
+        return scored
+    shared = None
+    if not p.geometry_swept:
+        with jax.enable_x64(True):
+            shared = tuple(a[0] for a in _limits(p, 0, 1))
+
+    def judged(lo: int, hi: int, result):
         st = result[1]
         chunk = st.t_freeze.shape[0]   # the engine's chunk, padded
         with jax.enable_x64(True):
-            if not isinstance(p.problem, WithOptimum):
-                return _scored(st.t_freeze, st.steps_to_tol, st.last_sum, st.ratio_sum,
-                               st.inv_sum, min(engine.SCORE_WINDOW, p.steps))
-            _, _, w_abs, err0 = geometry(p, lo, hi)
-            limits = [_shared_or_padded(a, chunk) for a in _judging(p, w_abs, err0)[2]]
+            limits = (shared if shared is not None else
+                      tuple(engine.pad(a, chunk) for a in _limits(p, lo, hi)))
             return _judged(st.err_early, st.err_late, st.flips, st.t_freeze, st.steps_to_tol,
                            *limits)
-    return reduce
+    return judged
 
 
 @jax.jit
@@ -362,15 +389,6 @@ def _scored(t_freeze, steps_to_tol, last_sum, ratio_sum, inv_sum, window):
     return {"regime": judge_by_loss(t_freeze >= 0, last_mean, xp=jnp),
             "steps_to_tol": steps_to_tol,
             "score": trainability_score(ratio_sum, inv_sum, last_mean, xp=jnp)}
-
-
-def _shared_or_padded(a: np.ndarray, size: int) -> np.ndarray:
-    """One value where every run has the same (a broadcast column), else the column padded to the
-    chunk's ``size`` with copies of its last run, as the engine pads its inputs."""
-    a = np.asarray(a)
-    if a.ndim == 0 or a.strides[0] == 0 or a.shape[0] == 1:
-        return a.reshape(-1)[0]
-    return np.concatenate([a, np.repeat(a[-1:], size - a.shape[0])]) if a.shape[0] < size else a
 
 
 class _Finished:

@@ -2,8 +2,8 @@
 
 From the plan alone follow the per-run columns of any slice of runs [lo, hi) of the flattened grid:
 the problem and w0 (:func:`problem_at`, :func:`w0_at`), the float64 geometry w*, λ_max, |w*|, |e₀|
-(:func:`geometry`), the linear contraction factor r = 1 − αλ (:func:`rate`), and all of them as
-the engine takes them (:func:`engine_inputs`).
+(:func:`geometry`; |w*| and |e₀| alone: :func:`distances`), the linear contraction factor
+r = 1 − αλ (:func:`rate`), and all of them as the engine takes them (:func:`engine_inputs`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -112,6 +112,12 @@ class Plan:
         """Steps in the late half t > T // 2, over which the engine measures late growth."""
         return late_window(self.steps)
 
+    @property
+    def geometry_swept(self) -> bool:
+        """Whether a problem parameter or w0 is an axis; if not, every run has the same w*,
+        λ_max, |e₀| and L(w₀) (α and the hyperparameters move none of them)."""
+        return self.fixed_w0 is None or any(f in self.grid.axes for f in self.fields)
+
 
 _SIMULATE = object()  # plan(simulation=...) left out: the runs are to be simulated, not finished
 
@@ -132,7 +138,59 @@ def plan(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
     the raw simulation a plan is to finish, is checked to hold every run of the grid. Raises
     ArgumentError naming the first bad argument.
     """
-    # Arguments that need nothing else, each checked before any work.
+    a = _checked_args(problem, w0, steps=steps, unroll=unroll, dtype=dtype, tol=tol,
+                      rounding_check=rounding_check, record_every=record_every,
+                      chunk_size=chunk_size, block=block, keep=keep, recurrence=recurrence,
+                      progress=progress, devices=devices)
+    spec, fields, param_shape, hp = check.names(a.problem, optimizer, hparams, over, a.recurrence)
+    # The axes' sizes (a {start, stop, num} range is not built yet), then every shared value.
+    specs = {"alpha": ("alphas", alphas),
+             **{name: (f"over[{name!r}]", values) for name, values in (over or {}).items()}}
+    sizes = {name: grids.axis_size(v, name=arg) for name, (arg, v) in specs.items()}
+    n = math.prod(sizes.values())
+    fixed_problem, fixed_hp, fixed_w0 = _shared_values(a.problem, fields, hp, a.w0, sizes,
+                                                       a.dtype, param_shape)
+    runs, where = _shard_runs(shard, n)
+    if simulation is not _SIMULATE:
+        check.simulation(simulation, n, param_shape)
+    check.memory(sizes, runs=runs[1] - runs[0], where=where, keep=a.keep, steps=a.steps,
+                 record_every=a.record_every, param_shape=param_shape, dtype=a.dtype,
+                 shared_bytes=sum(v.size * 8 for v in fixed_problem.values()))
+    axes = {name: grids.axis(v, a.dtype, name=arg) for name, (arg, v) in specs.items()}
+    check.shapes(a.problem, fields, param_shape, axes, fixed_problem, a.dtype)
+    out = Plan(
+        problem=a.problem, fields=fields, param_shape=param_shape, optimizer=optimizer,
+        make_optimizer=spec.make, hparam_names=tuple(hp), grid=Grid(axes),
+        fixed_problem=fixed_problem, fixed_hparams=fixed_hp, fixed_w0=fixed_w0, dtype=a.dtype,
+        steps=a.steps, tol=a.tol, record_every=a.record_every, keep=a.keep,
+        recurrence=_recurrence(a, optimizer, param_shape), rounding_check=a.rounding_check,
+        runs=runs, engine=_engine_options(a, n, param_shape))
+    _check_geometry(out)
+    return out
+
+
+class _Args(NamedTuple):
+    """The arguments of :func:`plan` that need nothing else, checked (:func:`_checked_args`)."""
+
+    problem: Problem
+    w0: ArrayLike | None
+    steps: int
+    unroll: int
+    dtype: np.dtype
+    tol: float
+    rounding_check: bool
+    record_every: int | None   # at most ``steps``
+    chunk_size: int | None
+    block: int | None | str    # "auto" resolved later (:func:`_engine_options`)
+    keep: str
+    recurrence: bool | None    # None resolved later (:func:`_recurrence`)
+    progress: bool | None
+    devices: int
+
+
+def _checked_args(problem, w0, *, steps, unroll, dtype, tol, rounding_check, record_every,
+                  chunk_size, block, keep, recurrence, progress, devices) -> _Args:
+    """Each argument that needs nothing else checked, in a fixed order, before any work."""
     steps = check.integer("steps", steps, 1, resources.MAX_STEPS, "the step counters are int32")
     # GPUs pay ~9 µs per loop iteration; the CPU tiles and the GPU kernel (gdlab.engine.fused)
     # unroll their own steps, so this only matters for runs outside their scope.
@@ -156,48 +214,39 @@ def plan(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
     if not (isinstance(keep, str) and keep in ("all", "compact")):
         raise ArgumentError("keep", f"{grids.brief(keep)} must be 'all' or 'compact'")
     recurrence, progress = check.flag("recurrence", recurrence), check.flag("progress", progress)
-    n_dev = engine.device_count(devices)
-    spec, fields, param_shape, hp = check.names(problem, optimizer, hparams, over, recurrence)
+    return _Args(problem, w0, steps, unroll, np_dtype, tol, rounding_check, record_every,
+                 chunk_size, block, keep, recurrence, progress, engine.device_count(devices))
 
-    # The axes' sizes (a {start, stop, num} range is not built yet), then every shared value.
-    specs = {"alpha": ("alphas", alphas),
-             **{name: (f"over[{name!r}]", values) for name, values in (over or {}).items()}}
-    sizes = {name: grids.axis_size(v, name=arg) for name, (arg, v) in specs.items()}
-    n = math.prod(sizes.values())
-    fixed_problem, fixed_hp, fixed_w0 = _shared_values(problem, fields, hp, w0, sizes, np_dtype,
-                                                       param_shape)
-    runs, where = (0, n), ""
-    if shard is not None:
-        i, count = check.shard(shard, n)
-        runs = (i * n // count, (i + 1) * n // count)
-        where = f"shard {i}/{count} ({runs[1] - runs[0]} runs) of "
-    if simulation is not _SIMULATE:
-        check.simulation(simulation, n, param_shape)
-    check.memory(sizes, runs=runs[1] - runs[0], where=where, keep=keep, steps=steps,
-                 record_every=record_every, param_shape=param_shape, dtype=np_dtype,
-                 shared_bytes=sum(a.size * 8 for a in fixed_problem.values()))
 
-    axes = {name: grids.axis(v, np_dtype, name=arg) for name, (arg, v) in specs.items()}
-    check.shapes(problem, fields, param_shape, axes, fixed_problem, np_dtype)
+def _shard_runs(shard: tuple[int, int] | None, n: int) -> tuple[tuple[int, int], str]:
+    """The runs [lo, hi) of the i-th of ``shard`` = (i, count) contiguous slices of the n runs
+    (all of them for None), and how a message names them ("" for all)."""
+    if shard is None:
+        return (0, n), ""
+    i, count = check.shard(shard, n)
+    runs = (i * n // count, (i + 1) * n // count)
+    return runs, f"shard {i}/{count} ({runs[1] - runs[0]} runs) of "
+
+
+def _recurrence(a: _Args, optimizer: str, param_shape: tuple[int, ...]) -> bool:
+    """Whether the deviation from e_{t+1} = r e_t, r = 1 − αλ, is measured at every step (Q4.3):
+    as asked, or for None wherever it is defined — plain gradient descent on a scalar parameter
+    with a known optimum — and every statistic is kept."""
+    if a.recurrence is not None:
+        return bool(a.recurrence)
+    return (optimizer == "sgd" and param_shape == () and isinstance(a.problem, WithOptimum)
+            and a.keep == "all")
+
+
+def _engine_options(a: _Args, n: int, param_shape: tuple[int, ...]) -> EngineOptions:
+    """How the n runs are simulated: ``block="auto"`` and the chunk size resolved."""
+    block = a.block
     if isinstance(block, str):
-        block = (cpu_block(problem, param_shape, np_dtype.itemsize)
+        block = (cpu_block(a.problem, param_shape, a.dtype.itemsize)
                  if jax.default_backend() == "cpu" else None)
-    chunk = min(n, chunk_size) if chunk_size else default_chunk(n, np_dtype, param_shape, steps,
-                                                                record_every)
-    # The linear contraction factor r = 1 − αλ, against which each step is checked (Q4.3);
-    # defined for plain gradient descent on a scalar parameter (not kept in compact mode).
-    linear_scalar = (optimizer == "sgd" and param_shape == ()
-                     and isinstance(problem, WithOptimum))
-    out = Plan(
-        problem=problem, fields=fields, param_shape=param_shape, optimizer=optimizer,
-        make_optimizer=spec.make, hparam_names=tuple(hp), grid=Grid(axes),
-        fixed_problem=fixed_problem, fixed_hparams=fixed_hp, fixed_w0=fixed_w0, dtype=np_dtype,
-        steps=steps, tol=tol, record_every=record_every, keep=keep,
-        recurrence=linear_scalar and keep == "all" if recurrence is None else bool(recurrence),
-        rounding_check=rounding_check, runs=runs,
-        engine=EngineOptions(unroll, chunk, block, n_dev, progress))
-    _check_geometry(out)
-    return out
+    chunk = (min(n, a.chunk_size) if a.chunk_size
+             else default_chunk(n, a.dtype, param_shape, a.steps, a.record_every))
+    return EngineOptions(a.unroll, chunk, block, a.devices, a.progress)
 
 
 def widened(p: Plan) -> Plan:
@@ -253,8 +302,8 @@ def _check_geometry(p: Plan) -> None:
         return _check_initial_loss(p)
     bound = engine.divergence_bound(p.dtype)
     limit = bound / 1e3
-    for lo in range(0, p.n, p.engine.chunk):
-        w_star, lam, w_abs, err0 = geometry(p, lo, min(p.n, lo + p.engine.chunk))
+    for lo, hi in _checked_slices(p):
+        w_star, lam, w_abs, err0 = geometry(p, lo, hi)
         bad = ~np.isfinite(w_star.reshape(len(w_abs), -1)).all(axis=1)
         if bad.any():
             arg, at = _blame(p, lo, bad, "problem")
@@ -280,8 +329,8 @@ def _check_geometry(p: Plan) -> None:
 
 def _check_initial_loss(p: Plan) -> None:
     """L(w₀) of every run is finite and > 0: the runs are judged by the ratio L_t / L_0."""
-    for lo in range(0, p.n, p.engine.chunk):
-        loss0 = initial_loss(p, lo, min(p.n, lo + p.engine.chunk))
+    for lo, hi in _checked_slices(p):
+        loss0 = initial_loss(p, lo, hi)
         bad = ~(np.isfinite(loss0) & (loss0 > 0))
         if bad.any():
             arg, at = _blame(p, lo, bad, "w0" if p.fixed_w0 is not None else "over['w0']")
@@ -291,13 +340,22 @@ def _check_initial_loss(p: Plan) -> None:
                                      "elsewhere)")
 
 
+def _checked_slices(p: Plan) -> list[tuple[int, int]]:
+    """The runs [lo, hi) whose geometry (or initial loss) stands for every run's: each chunk,
+    or the first run alone where a run's geometry is every run's (:attr:`Plan.geometry_swept`;
+    a failure then names no run, as it would name none in the first chunk)."""
+    if not p.geometry_swept:
+        return [(0, 1)]
+    return [(lo, min(p.n, lo + p.engine.chunk)) for lo in range(0, p.n, p.engine.chunk)]
+
+
 def initial_loss(p: Plan, lo: int, hi: int) -> np.ndarray:
     """L(w₀) of runs [lo, hi) in the sweep's dtype, as float64 (one evaluation when nothing that
     it depends on is swept)."""
     swept = [f in p.grid.axes for f in p.fields]
     w_swept = p.fixed_w0 is None
     with check.precision(p.dtype.name):
-        prob = problem_at(p, lo, hi if (any(swept) or w_swept) else lo + 1)
+        prob = problem_at(p, lo, hi if p.geometry_swept else lo + 1)
         w0 = w0_at(p, lo, hi) if w_swept else p.fixed_w0
         axes = type(p.problem)(*(0 if b else None for b in swept))
         fn = _loss_map(type(p.problem), axes, 0 if w_swept else None)
@@ -341,12 +399,25 @@ def w0_at(p: Plan, lo: int, hi: int) -> np.ndarray:
 def geometry(p: Plan, lo: int, hi: int,
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """float64 per-run w*, λ_max, |w*|, |e₀| of runs [lo, hi)."""
+    prob = problem_at(p, lo, hi)
+    w_star, w_abs, err0 = _distances(p, prob, lo, hi)
     with np.errstate(all="ignore"):
-        prob = problem_at(p, lo, hi)
+        lam = np.broadcast_to(np.asarray(prob.curvature(), np.float64), (hi - lo,))
+    return w_star, lam, w_abs, err0
+
+
+def distances(p: Plan, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """float64 per-run |w*| and |e₀| = |w₀ − w*| of runs [lo, hi), as :func:`geometry` has them,
+    without the curvature: what judging a run needs besides its statistics."""
+    return _distances(p, problem_at(p, lo, hi), lo, hi)[1:]
+
+
+def _distances(p: Plan, prob: WithOptimum, lo: int, hi: int) -> tuple:
+    """(w*, |w*|, |w₀ − w*|) of runs [lo, hi) of the problem ``prob`` of those runs."""
+    with np.errstate(all="ignore"):
         w_star = np.broadcast_to(np.asarray(prob.optimum(), np.float64),
                                  (hi - lo,) + p.param_shape)
-        lam = np.broadcast_to(np.asarray(prob.curvature(), np.float64), (hi - lo,))
-        return (w_star, lam, norm(w_star, p.param_shape),
+        return (w_star, norm(w_star, p.param_shape),
                 norm(w0_at(p, lo, hi) - w_star, p.param_shape))
 
 

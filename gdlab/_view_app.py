@@ -7,7 +7,9 @@
 * A change of the visible window (box or wheel zoom, pan; ranges set from outside) is debounced
   for ``DEBOUNCE_MS`` and then simulated at screen resolution (min(frame pixels, ``resolution``)
   points per axis) in a worker thread; the status line says "computing…" meanwhile and what was
-  computed when done. Only the newest window's result is drawn.
+  computed when done. Only the newest window matters (:class:`_Newest`): a change cancels the
+  simulation of the window before it if still queued, skips it if it had not yet started, and
+  never draws it if it was already running.
 * A click (tap) on a run simulates it again with every step recorded and draws its error
   ‖w_t − w*‖ (loss ratio L_t/L_0 for a network) in ``trajectory``, on a log axis.
 """
@@ -110,6 +112,58 @@ def _trajectory_figure(spec: data.MapSpec) -> tuple[Any, ColumnDataSource]:
     return fig, source
 
 
+class _Newest:
+    """Work on the shared ``executor`` of which only the newest request matters.
+
+    Each request gets the next generation g; :meth:`supersede` starts a new one and cancels the
+    queued work of the old. Work starting under a newer generation is skipped (it was picked up
+    before it could be cancelled), and a result arriving under one is dropped, so a burst of
+    requests costs at most the one running and the newest. Results reach ``doc`` through
+    ``add_next_tick_callback``, the document's only thread-safe entry point.
+    """
+
+    def __init__(self, executor: concurrent.futures.Executor, doc: Any) -> None:
+        self._executor, self._doc = executor, doc
+        self.generation = 0
+        self._future: concurrent.futures.Future | None = None
+
+    def supersede(self) -> None:
+        """What was requested so far is stale."""
+        self.generation += 1
+        if self._future is not None:
+            self._future.cancel()
+
+    def submit(self, work: Callable[[], Any], done: Callable[[Any], None],
+               failed: Callable[[BaseException], None]) -> None:
+        """Supersede, then run ``work()`` on the executor; ``done(result)`` or ``failed(error)``
+        run on the document's thread unless a newer request came meanwhile."""
+        self.supersede()
+        generation = self.generation
+        self._future = self._executor.submit(self._start, generation, work)
+        self._future.add_done_callback(functools.partial(self._ended, generation, done, failed))
+
+    def _start(self, generation: int, work: Callable[[], Any]) -> Any:
+        """On the executor's thread: ``work()``, or nothing once a newer request came."""
+        return work() if generation == self.generation else None
+
+    def _ended(self, generation: int, done: Callable[[Any], None],
+               failed: Callable[[BaseException], None], future: concurrent.futures.Future) -> None:
+        """On the executor's thread (or here, if cancelled): hand the outcome to the document."""
+        if not future.cancelled():
+            self._doc.add_next_tick_callback(
+                functools.partial(self._finish, generation, future, done, failed))
+
+    def _finish(self, generation: int, future: concurrent.futures.Future,
+                done: Callable[[Any], None], failed: Callable[[BaseException], None]) -> None:
+        """On the document's thread: deliver the outcome unless a newer request came."""
+        if generation != self.generation:
+            return
+        if future.exception() is None:
+            done(future.result())
+        else:
+            failed(future.exception())
+
+
 def _fill(spec: data.MapSpec, first: data.Window, executor: concurrent.futures.Executor,
           resolution: int, title: str, doc: Any) -> None:
     log = (spec.log_x, spec.log_y)
@@ -117,35 +171,30 @@ def _fill(spec: data.MapSpec, first: data.Window, executor: concurrent.futures.E
     fig = _map_figure(spec, source, title)
     status = Div(name="status", text=_done_text(spec, first, "the run's own results"))
     traj_fig, traj_source = _trajectory_figure(spec)
-    pending = {"generation": 0, "timer": None}
+    windows, trajectories = _Newest(executor, doc), _Newest(executor, doc)
+    timer: dict[str, Any] = {"pending": None}
 
-    def show(generation: int, window: data.Window) -> None:
-        if generation == pending["generation"]:          # a newer window is on its way
-            source.data = data.cells(window, log)
-            status.text = _done_text(spec, window, "simulated")
+    def show(window: data.Window) -> None:
+        source.data = data.cells(window, log)
+        status.text = _done_text(spec, window, "simulated")
 
-    def failed(generation: int, error: BaseException) -> None:
-        if generation == pending["generation"]:
-            status.text = f"failed: {error}"
+    def failed(error: BaseException) -> None:
+        status.text = f"failed: {error}"
 
     def simulate() -> None:
-        pending["timer"] = None
-        pending["generation"] += 1
-        generation = pending["generation"]
+        timer["pending"] = None
         xw = (fig.x_range.start, fig.x_range.end)
         yw = (fig.y_range.start, fig.y_range.end) if spec.y_name else None
         n = (min(resolution, _WIDTH), min(resolution, _HEIGHT) if spec.y_name else 1)
         status.text = (f"computing… {n[0]}{f' × {n[1]}' if spec.y_name else ''} runs on "
                        f"α ∈ [{xw[0]:.6g}, {xw[1]:.6g}]")
-        future = executor.submit(data.simulate_window, spec, xw, yw, n)
-        future.add_done_callback(lambda f: doc.add_next_tick_callback(
-            functools.partial(show, generation, f.result()) if f.exception() is None
-            else functools.partial(failed, generation, f.exception())))
+        windows.submit(functools.partial(data.simulate_window, spec, xw, yw, n), show, failed)
 
     def window_changed(attr, old, new) -> None:    # debounced: a wheel zoom changes it often
-        if pending["timer"] is not None:
-            doc.remove_timeout_callback(pending["timer"])
-        pending["timer"] = doc.add_timeout_callback(simulate, DEBOUNCE_MS)
+        windows.supersede()                          # what is on its way shows an old window
+        if timer["pending"] is not None:
+            doc.remove_timeout_callback(timer["pending"])
+        timer["pending"] = doc.add_timeout_callback(simulate, DEBOUNCE_MS)
 
     def clicked(attr, old, new) -> None:
         if not new:
@@ -155,18 +204,19 @@ def _fill(spec: data.MapSpec, first: data.Window, executor: concurrent.futures.E
         y = float(source.data["y"][k]) if spec.y_name else None
         where = f"α = {alpha:.6g}" + (f", {symbol(spec.y_name)} = {y:.6g}" if spec.y_name else "")
         traj_fig.title.text = f"computing the trajectory at {where}…"
-        future = executor.submit(data.trajectory, spec, alpha, y)
+        regime = source.data["regime"][k]
 
         def draw(result) -> None:
             t, value, what = result
             traj_source.data = {"t": np.asarray(t, np.float64),
                                 "value": np.asarray(value, np.float64)}
-            traj_fig.title.text = f"{what} at {where} ({source.data['regime'][k]})"
-        def failed(e) -> None:
+            traj_fig.title.text = f"{what} at {where} ({regime})"
+
+        def trajectory_failed(e: BaseException) -> None:
             traj_fig.title.text = f"the trajectory at {where} failed: {e}"
-        future.add_done_callback(lambda f: doc.add_next_tick_callback(
-            functools.partial(draw, f.result()) if f.exception() is None
-            else functools.partial(failed, f.exception())))
+
+        trajectories.submit(functools.partial(data.trajectory, spec, alpha, y), draw,
+                            trajectory_failed)
 
     for r in (fig.x_range, fig.y_range) if spec.y_name else (fig.x_range,):
         r.on_change("start", window_changed)

@@ -99,8 +99,10 @@ def _axis(lo: float, hi: float, n: int, log: bool) -> np.ndarray:
 
 
 def _common(cfg: Any) -> dict:
-    from gdlab.study import _common as study_common  # the main sweep's arguments, shared
-    return study_common(cfg)
+    """The main sweep's arguments (``study.sweep_options``), loaded on the first window: the
+    viewer starts before JAX does."""
+    from gdlab.study import sweep_options
+    return sweep_options(cfg)
 
 
 def simulate_window(spec: MapSpec, x_window: tuple[float, float],

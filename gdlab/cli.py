@@ -31,7 +31,6 @@ import sys
 import traceback
 from pathlib import Path
 
-from gdlab import _cores
 from gdlab._args import EXIT_BAD_INPUT, EXIT_BUG, ArgumentParser
 from gdlab._bundled import bundled_configs, config_path, runnable_name
 from gdlab.errors import GdlabError
@@ -79,8 +78,7 @@ def _cmd_run(args) -> int:
     path = config_path(args.config)
     cfg = config_lib.load(path, args.set or [])
     if args.distributed and isinstance(cfg, config_lib.SweepConfig):
-        # every process's devices, unless a --set of the user's says otherwise
-        cfg = config_lib.load(path, ['run.devices="all"', *(args.set or [])])
+        _check_shared(cfg)
     out = Path(args.out) if args.out else default_out(path)
     rundir.check_target(out, args.overwrite, protect=[Path(path).parent])
     writer = distributed.is_writer()  # process 0 prints, and writes (rundir)
@@ -107,6 +105,23 @@ def _cmd_run(args) -> int:
         print(f"gdlab: process {distributed.process_index()} of {distributed.process_count()} "
               f"done; process 0 writes {out}")
     return 0
+
+
+def _check_shared(cfg) -> None:
+    """Under ``--distributed`` the processes share one sweep: ``run.devices`` is "all" (the
+    default: every process's devices) or their number. With several processes a smaller count is
+    refused in one line: up to one process's own devices every process would simulate every run
+    (the engine allows that, for a script whose processes each sweep alone), and above it the
+    mesh would leave some devices out. A count above all of them is the engine's to refuse."""
+    import jax
+
+    from gdlab import distributed
+    from gdlab.config import ConfigError
+    processes, total = distributed.process_count(), len(jax.devices())
+    if processes > 1 and cfg.devices != "all" and cfg.devices < total:
+        raise ConfigError(f"{cfg.path}: run.devices: {cfg.devices} is fewer than the {total} "
+                          f"devices of the {processes} processes that --distributed shares the "
+                          f"sweep among; set \"all\" (the default) or {total}")
 
 
 class _Log:
@@ -328,15 +343,12 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return 0
     if argv[:1] == ["bench"]:  # its own options: gdlab bench --help; compile times are cold
-        _cores.use_every_core()
         from gdlab import bench
         return bench.main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.func is _cmd_run:
         _check_cluster(parser, args)
-    if args.func not in (_cmd_list, _cmd_export):   # these two never run JAX
-        _cores.use_every_core()
     try:
         return args.func(args)
     except (GdlabError, MemoryError) as e:  # bad input (config, output, API) or too large

@@ -18,6 +18,7 @@ section). This module assembles their results into the dataclasses below.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from pathlib import Path
@@ -72,9 +73,10 @@ class SweepConfig:
     zoom: Any = None                 # sections.ZoomSection: a zoom series of the 2-D map
     track: Any = None                # sections.TrackSection: a tracked run (gdlab.eos_study)
 
-    @property
+    @functools.cached_property
     def axis_sizes(self) -> dict[str, int]:
-        """Values per axis, in axis order, without building any."""
+        """Values per axis, in axis order, without building any; computed once (the config is
+        frozen and nothing changes its ``axes`` after validation)."""
         return {k: grids.axis_size(x, name=f"sweep.{k}") for k, x in self.axes.items()}
 
     @property

@@ -27,7 +27,6 @@ values, the regimes by name, every per-run scalar), through a temporary file ren
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import zipfile
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from gdlab import rundir
+from gdlab._naming import symbol
 from gdlab.errors import ArgumentError, OutputError, one_line
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def _npz(file: Path) -> dict[str, np.ndarray]:
 
 
 def _axis_long_name(axis: str) -> str:
-    from gdlab.plots import symbol  # the symbols drawn on the plots' axes: α, β, β₁, α₂, λ …
+    """The axis as the plots name it: ``step size α``, β, β₁, α₂, λ …"""
     return f"step size {symbol(axis)}" if axis.startswith("alpha") else symbol(axis)
 
 
@@ -303,7 +303,7 @@ def export(run_dir: str | os.PathLike, to: str | None = None,
     contents = _read(run_dir)  # a bad run directory is refused before the output is checked
     _check_out(out, run_dir, overwrite)
     ds = _dataset(*contents)
-    _write_atomic(out, overwrite, lambda tmp: _WRITE[to](ds, tmp))
+    _write(out, overwrite, lambda tmp: _WRITE[to](ds, tmp))
     if out.resolve().parent == run_dir.resolve():   # gdlab's file now: --overwrite replaces it
         rundir.record_files(run_dir, [out.name])
     return out
@@ -346,34 +346,17 @@ def _listed(run_dir: Path) -> set[str]:
     return {rundir.MARKER, *(rundir.listed_files(run_dir) or [])}
 
 
-def _write_atomic(out: Path, overwrite: bool, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` into a hidden sibling, then rename it to ``out`` (never onto a file that
-    appeared meanwhile unless ``overwrite``); nothing is left behind on failure."""
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+def _write(out: Path, overwrite: bool, write: Callable[[Path], None]) -> None:
+    """``write`` ``out`` atomically (:func:`gdlab.rundir.replace_file`; never onto a file that
+    appeared meanwhile unless ``overwrite``), a failure worded as one OutputError line."""
     try:
-        write(tmp)
-        os.replace(tmp, out) if overwrite else _link(tmp, out)
+        rundir.replace_file(out, write, exclusive=not overwrite)
     except FileExistsError:
         raise OutputError(f"{out}: appeared while exporting; pass --overwrite to replace "
                           "it") from None
     except OSError as e:
         raise OutputError(f"{out}: writing failed ({e.strerror or one_line(e)}); nothing was "
                           "kept; free space or choose another --out") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _link(tmp: Path, out: Path) -> None:
-    """Put ``tmp`` in place as ``out`` unless ``out`` exists: a hard link fails atomically if it
-    does; where the file system has none, check and rename."""
-    try:
-        os.link(tmp, out)
-    except OSError as e:
-        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
-            raise
-        if os.path.lexists(out):
-            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(out)) from None
-        os.rename(tmp, out)
 
 
 def _to_netcdf(ds: xr.Dataset, path: Path) -> None:

@@ -82,6 +82,8 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     import jax
     if jax.distributed.is_initialized():
         return
+    if _backends_started():   # JAX would refuse too, in words that may change
+        raise DistributedError(f"jax.distributed cannot start: {_TOO_LATE}")
     if jax.config.jax_cpu_collectives_implementation != "mpi":
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     kwargs = {} if cluster is None else dict(zip(
@@ -89,13 +91,28 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     try:
         jax.distributed.initialize(**kwargs)
     except (RuntimeError, ValueError) as e:
-        hint = ("JAX had already started: initialize before any other JAX use"
-                if "before any JAX" in str(e) else
+        hint = (_TOO_LATE if "before any JAX" in str(e) else   # where _backends_started is None
                 "outside a cluster job (SLURM, Open MPI) give the coordinator's HOST:PORT, the "
                 "number of processes and this process's id (gdlab run --coordinator HOST:PORT "
                 "--num-processes N --process-id I)" if cluster is None else
                 "check that every process uses the same coordinator and number of processes")
         raise DistributedError(f"jax.distributed did not start ({one_line(e)}); {hint}") from None
+
+
+_TOO_LATE = ("JAX had already started in this process (an array, a compiled function or "
+             "jax.devices()): initialize before any other JAX use")
+
+
+def _backends_started() -> bool | None:
+    """Have JAX's backends started in this process? That is what ``jax.distributed.initialize``
+    checks first (it cannot join a cluster after). JAX has no public question for it (asking for
+    the devices starts them), so its private ``jax._src.xla_bridge.backends_are_initialized``
+    answers; None where a JAX lacks it (``initialize`` then reads JAX's error)."""
+    try:
+        from jax._src.xla_bridge import backends_are_initialized
+    except ImportError:
+        return None
+    return backends_are_initialized()
 
 
 def _started():

@@ -21,23 +21,32 @@ there (the edge of stability). The thresholds, from the linear recurrences on a 
 the plain sharpness of L̃(u) = L(s ⊙ u) at u = w / s with s = P^{-1/2} = 1/√(√v̂ + ε): the
 chain rule gives ∇²L̃(u) = diag(s) ∇²L(w) diag(s), so the same Lanczos applies unchanged. (Cohen et
 al. also scale P by Adam's momentum bias correction 1 − β₁^{t+1}, which tends to 1; left out.)
+
+The thresholds hold for the hyperparameters of :data:`HPARAM_RANGES` (β, β₁, β₂ in [0, 1), ε > 0);
+:func:`threshold` and :func:`check_hparams` refuse others in one line. The single-formula
+functions (:func:`gd_threshold` …) are unchecked, so that they can be traced.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+import math
+import numbers
+from typing import Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from gdlab import curvature
+from gdlab import curvature, grids, optimizers
+from gdlab._naming import did_you_mean
 from gdlab.errors import ArgumentError
 from gdlab.interfaces import Problem
 
 __all__ = ["sharpness", "preconditioned_sharpness", "preconditioned_eigenvalues", "adam_v_hat",
-           "gd_threshold", "momentum_threshold", "adam_threshold", "threshold"]
+           "gd_threshold", "momentum_threshold", "adam_threshold", "threshold", "Interval",
+           "HPARAM_RANGES", "check_hparams"]
 
 
 def _holder(problem_or_loss):
@@ -136,12 +145,95 @@ def adam_threshold(alpha, b1):
 
 
 def threshold(optimizer: str, alpha, **hparams):
-    """The edge-of-stability threshold of ``optimizer`` (sgd, momentum, adam) at step size α."""
-    if optimizer == "sgd":
-        return gd_threshold(alpha)
+    """The edge-of-stability threshold of ``optimizer`` (sgd, momentum, adam) at step size α;
+    ``hparams`` override the optimizer's defaults (:mod:`gdlab.optimizers`) and are checked
+    (:func:`check_hparams`)."""
+    hp = check_hparams(optimizer, hparams, argument=None)
     if optimizer == "momentum":
-        return momentum_threshold(alpha, hparams.get("beta", 0.9))
+        return momentum_threshold(alpha, hp["beta"])
     if optimizer == "adam":
-        return adam_threshold(alpha, hparams.get("b1", 0.9))
-    raise ArgumentError("optimizer", f"no edge-of-stability threshold for {optimizer!r}; "
-                                     "known: sgd, momentum, adam")
+        return adam_threshold(alpha, hp["b1"])
+    return gd_threshold(alpha)
+
+
+class Interval(NamedTuple):
+    """The values ``low ≤ x < high`` (``low < x < high`` when ``open_low``) of a hyperparameter,
+    and ``why`` the thresholds need them."""
+
+    low: float
+    high: float
+    why: str
+    open_low: bool = False
+
+    def __contains__(self, x: float) -> bool:
+        return (self.low < x if self.open_low else self.low <= x) and x < self.high
+
+    def __str__(self) -> str:
+        return f"{'(' if self.open_low else '['}{self.low:g}, {self.high:g})"
+
+
+HPARAM_RANGES: dict[str, Interval] = {
+    # stability.py: heavy ball converges on a quadratic iff |β| < 1 and αλ < 2(1 + β)
+    "beta": Interval(0.0, 1.0, "heavy ball's threshold 2(1 + β)/α holds for 0 ≤ β < 1"),
+    "b1": Interval(0.0, 1.0, "Adam's threshold (2 + 2β₁)/((1 − β₁)α) is infinite at β₁ = 1"),
+    "b2": Interval(0.0, 1.0, "Adam's v̂ = ν/(1 − β₂ᵗ) is 0/0 at β₂ = 1"),
+    "eps": Interval(0.0, math.inf, "P = diag(√v̂ + ε) must be invertible", open_low=True),
+}
+_THRESHOLDS = ("sgd", "momentum", "adam")
+
+
+def check_hparams(optimizer: str, hparams: object, *, dtype=None,
+                  argument: str | None = "hparams") -> dict[str, float]:
+    """``optimizer``'s hyperparameters as floats: its defaults (:mod:`gdlab.optimizers`)
+    overridden by the mapping ``hparams``, each a finite real number in :data:`HPARAM_RANGES`,
+    also once rounded to ``dtype`` (the run's precision) when given. Errors name
+    ``argument['b1']`` (``b1`` when ``argument`` is None: keyword arguments)."""
+    if optimizer not in _THRESHOLDS:
+        raise ArgumentError("optimizer", f"no edge-of-stability threshold for {optimizer!r}"
+                                         f"{did_you_mean(optimizer, _THRESHOLDS)}; known: "
+                                         f"{', '.join(_THRESHOLDS)}")
+    if not isinstance(hparams, Mapping):
+        raise ArgumentError(argument or "hparams", f"{grids.brief(hparams)} must be a mapping "
+                                                   "name → value, e.g. {'beta': 0.9}")
+    defaults = optimizers.get(optimizer).defaults
+    unknown = [name for name in hparams if name not in defaults]
+    if unknown:
+        raise ArgumentError(argument or str(unknown[0]),
+                            f"{', '.join(map(repr, unknown))} is not a hyperparameter of "
+                            f"{optimizer!r}{did_you_mean(unknown[0], defaults)} (it has: "
+                            f"{', '.join(defaults) or 'none'})")
+    key = (lambda name: f"{argument}[{name!r}]") if argument else str
+    return {name: _hparam(key(name), hparams.get(name, default), HPARAM_RANGES[name], dtype)
+            for name, default in defaults.items()}
+
+
+def _hparam(key: str, value: object, allowed: Interval, dtype) -> float:
+    """``value`` as a float if it is one finite real number in ``allowed`` (and still is when
+    rounded to ``dtype``), else ArgumentError naming ``key``, the value and the interval."""
+    number = _real(value)
+    if number is None or not math.isfinite(number) or number not in allowed:
+        raise ArgumentError(key, f"{grids.brief(value)} must be a number in {allowed} "
+                                 f"({allowed.why})")
+    if dtype is not None:
+        with np.errstate(over="ignore"):
+            rounded = float(np.asarray(number, dtype))
+        if not (math.isfinite(rounded) and rounded in allowed):
+            raise ArgumentError(key, f"{number!r} rounds to {rounded!r} in {np.dtype(dtype).name}, "
+                                     f"outside {allowed} ({allowed.why}); use float64 or a value "
+                                     "further inside")
+    return number
+
+
+def _real(value: object) -> float | None:
+    """One real number (a Python or NumPy number, a 0-d numeric array) as a float; None if
+    ``value`` is anything else (a bool, a string, a list …)."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if not isinstance(value, numbers.Real) and not (
+            isinstance(value, (np.ndarray, jax.Array)) and value.ndim == 0
+            and value.dtype.kind in "iuf"):
+        return None
+    try:
+        return float(value)
+    except OverflowError:        # an int beyond float64
+        return math.inf

@@ -187,10 +187,11 @@ def cast_axis(values: np.ndarray, dtype: DTypeLike, *, name: str = "axis") -> np
 
 
 def _checked_cast(values: np.ndarray, cast: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
-    """``cast`` after warning when it holds fewer distinct values than ``values``."""
-    if values.size > 1 and np.all(values[1:] >= values[:-1]):  # sorted (every range): O(N) memory
-        counts = _Distinct()
-        counts.add(values, cast)
+    """``cast`` after warning when it holds fewer distinct values than ``values``: counted along
+    the values where they are sorted (O(N) memory), else by sorting copies (``np.unique``)."""
+    counts = _Distinct()
+    counts.add(values, cast)
+    if counts.sorted:
         _warn_duplicates(counts.n_in, counts.n_out, dtype, name)
     else:
         _warn_duplicates(np.unique(values).size, np.unique(cast).size, dtype, name)
@@ -224,7 +225,7 @@ class _Distinct:
 
     For sorted ``v``, distinct(v) = 1 + #{i : v[i+1] ≠ v[i]}; the pair across a chunk boundary
     is compared through the previous chunk's last value. ``sorted`` turns False (and the counts
-    mean nothing) as soon as some v[i+1] < v[i], the boundary pairs included.
+    mean nothing, so they stop) as soon as some v[i+1] < v[i], the boundary pairs included.
     """
 
     def __init__(self):
@@ -233,16 +234,19 @@ class _Distinct:
         self._last = None   # (float64, cast) last values of the previous chunk
 
     def add(self, values: np.ndarray, cast: np.ndarray) -> None:
+        if not self.sorted or values.size == 0:
+            return
         if self._last is None:
             self.n_in = self.n_out = 1
         else:
             last_v, last_c = self._last
-            self.sorted &= bool(values[0] >= last_v)
+            self.sorted = bool(values[0] >= last_v)
             self.n_in += int(values[0] != last_v)
             self.n_out += int(cast[0] != last_c)
-        self.sorted &= bool(np.all(values[1:] >= values[:-1]))
-        self.n_in += int(np.count_nonzero(values[1:] != values[:-1]))
-        self.n_out += int(np.count_nonzero(cast[1:] != cast[:-1]))
+        self.sorted = self.sorted and bool(np.all(values[1:] >= values[:-1]))
+        if self.sorted:
+            self.n_in += int(np.count_nonzero(values[1:] != values[:-1]))
+            self.n_out += int(np.count_nonzero(cast[1:] != cast[:-1]))
         self._last = (values[-1], cast[-1])
 
 

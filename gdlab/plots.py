@@ -17,7 +17,6 @@ so its edges are original edges — and inputs within the caps are drawn exactly
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
@@ -45,6 +44,7 @@ from gdlab._cells import (
     reduce_regime_map,
     reduce_regimes,
 )
+from gdlab._naming import symbol
 from gdlab.errors import ArgumentError
 from gdlab.regimes import REGIME_INFO, Regime
 from gdlab.rundir import replace_file
@@ -64,21 +64,6 @@ _BOUNDARY_STYLE = {"color": "black", "lw": 1.2, "ls": "--"}
 _LINE_STYLES = ("--", ":", "-.", (0, (6, 2, 1, 2, 1, 2)))   # one per labelled edge or curve
 _FROZEN_COLOR = "#400000"    # error heatmap: steps after a run was frozen (diverged)
 _BELOW_COLOR = "#c8c8c8"     # error heatmap: |e| at or below the noise floor (rounding)
-
-# Parameter names drawn as their symbols on axes, titles and legends; others keep their names.
-_SYMBOLS = {"alpha": "α", "beta": "β", "b1": "β₁", "b2": "β₂", "lam": "λ", "lam_max": "λ_max",
-            "kappa": "κ", "eps": "ε"}
-_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-
-
-def symbol(name: str) -> str:
-    """The symbol of a parameter name: ``beta`` → β, ``b1`` → β₁, ``alpha_2`` → α₂ (a per-layer
-    step size); a name without one comes back unchanged."""
-    if name in _SYMBOLS:
-        return _SYMBOLS[name]
-    m = re.fullmatch(r"alpha_(\d+)", name)
-    return "α" + m.group(1).translate(_SUBSCRIPT) if m else name
-
 
 class ClosedFormEdge(NamedTuple):
     label: str                 # what the line means, as drawn

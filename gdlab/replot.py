@@ -32,10 +32,9 @@ def replot(run_dir: Path) -> list[str]:
     """Draw every plot of the run in ``run_dir`` again from its files and rewrite its report;
     return the names written. Raises NotARunDirectory (one line) for anything else."""
     run_dir = Path(run_dir)
-    kind = _kind(run_dir)
+    kind, summary = _kind(run_dir)
     written = []
     if kind != "gradients":
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
         try:
             cfg = config_lib.from_table(summary["config"], str(summary["config_path"]))
         except (GdlabError, KeyError, TypeError) as e:
@@ -58,10 +57,10 @@ def replot(run_dir: Path) -> list[str]:
     return written
 
 
-def _kind(run_dir: Path) -> str:
-    """"sweep", "orbits", "track" (edge of stability) or "gradients"; NotARunDirectory for a
-    directory gdlab did not write as a study (a shard's is refused too: it has no plots until
-    merged)."""
+def _kind(run_dir: Path) -> tuple[str, dict | None]:
+    """("sweep", "orbits" or "track" (edge of stability), its summary.json) or ("gradients",
+    None); NotARunDirectory for a directory gdlab did not write as a study (a shard's is refused
+    too: it has no plots until merged)."""
     if not run_dir.is_dir():
         raise NotARunDirectory(f"{run_dir}: not a directory; give a run directory such as "
                                "runs/q4_alpha_sweep")
@@ -73,13 +72,13 @@ def _kind(run_dir: Path) -> str:
         raise NotARunDirectory(f"{run_dir}: a shard of a sweep has no plots; merge the shards "
                                "first (gdlab merge SHARD_DIR... --out DIR)")
     if "gradients.json" in listed and (run_dir / "gradients.json").is_file():
-        return "gradients"
+        return "gradients", None
     if not ("summary.json" in listed and (run_dir / "results.npz").is_file()):
         raise NotARunDirectory(f"{run_dir}: a gdlab directory without summary.json and "
                                "results.npz; run the config again")
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     return ("orbits" if "lyapunov_check" in summary else
-            "track" if "edge_of_stability" in summary else "sweep")
+            "track" if "edge_of_stability" in summary else "sweep"), summary
 
 
 def _redraw_zoom(run_dir: Path, cfg: config_lib.SweepConfig, summary: dict) -> list[str]:

@@ -5,6 +5,8 @@ the whole run succeeded, so an interrupted run never leaves a directory that loo
 (:func:`run_directory`; a run's whole epilogue, files then log lines, is :func:`write_run`). The
 rename refuses to land on a directory that appeared meanwhile (``renameat2(RENAME_NOREPLACE)`` on
 Linux): the results then stay in a visible sibling ``NAME.conflict-PID`` and the caller is told.
+A single file (a redrawn plot, the marker, an export) is replaced the same way, through a hidden
+sibling renamed into place, optionally never onto an existing file (:func:`replace_file`).
 
 ``overwrite=True`` replaces only a directory gdlab wrote — one holding gdlab's marker
 (``.gdlab-run.json``, with the list of files it wrote) and nothing else — and never the current
@@ -99,14 +101,22 @@ def record_files(path: Path, names: Iterable[str]) -> None:
     replace_file(Path(path) / MARKER, lambda p: _write_text(p, text))
 
 
-def replace_file(path: Path, write: Callable[[Path], None]) -> None:
+def replace_file(path: Path, write: Callable[[Path], None], *, exclusive: bool = False) -> None:
     """Write ``path`` atomically: ``write(tmp)`` fills a hidden sibling ``.NAME.tmp-PID``, which
-    then replaces ``path`` in one rename; a failure leaves ``path`` as it was."""
+    then takes ``path``'s place in one rename; a failure leaves ``path`` as it was and no sibling.
+
+    ``exclusive``: never replace a file, not even one that appeared while ``write`` ran — raise
+    FileExistsError then (atomically where the OS can, see :func:`_rename_noreplace`). Other
+    failures raise OSError as ``write`` or the rename raised them; callers word them.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
-        os.replace(tmp, path)
+        if exclusive:
+            _rename_noreplace(tmp, path)
+        else:
+            os.replace(tmp, path)
     finally:
         if os.path.lexists(tmp):
             tmp.unlink()

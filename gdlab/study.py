@@ -39,7 +39,7 @@ from gdlab.orbit_study import run_orbit_study
 from gdlab.regimes import REGIME_NAMES
 from gdlab.shards import write_shard
 
-__all__ = ["run_sweep_study", "environment"]
+__all__ = ["run_sweep_study", "environment", "sweep_options"]
 
 _TRAJECTORY_LIST_MAX = 12       # an explicit α list this short is shown step by step
 _TRAJECTORY_POINTS = 100_000    # iterates kept per trajectory (every k-th step beyond this)
@@ -110,8 +110,9 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     res, traj = _simulate(cfg, plan, progress, simulation)
     emit(log, sweep_lines(cfg, res, traj))      # each stage's lines as it finishes
     th = _theory(cfg, res, plan.keep)
-    found = _bisect(cfg, res)
-    summary = _summary(cfg, res, plan.keep, th, found)
+    changes = _grid_changes(res) if len(res.axes) == 1 else None
+    found = _bisect(cfg, res, changes)
+    summary = _summary(cfg, res, plan.keep, th, found, changes)
     emit(log, comparison_lines(cfg, summary))
     zs = _zoom(cfg, progress) if cfg.zoom is not None else None
     if zs is not None:
@@ -149,8 +150,10 @@ def _plan(cfg: SweepConfig, log: Callable[[str], None]) -> _Plan:
     return _Plan(False, None, traj_every, "compact")
 
 
-def _common(cfg: SweepConfig) -> dict:
-    """The sweep arguments the main sweep, the trajectories and the bisection share."""
+def sweep_options(cfg: SweepConfig) -> dict:
+    """The ``gdlab.sweep`` arguments of ``cfg`` that every sweep of its study shares (the main
+    sweep, the trajectories, the bisection, the zoom, ``gdlab view``'s windows): w0, steps, tol,
+    optimizer, hparams, dtype and unroll."""
     return dict(w0=cfg.w0, steps=cfg.steps, tol=cfg.tol, optimizer=cfg.optimizer,
                 hparams=cfg.hparams, dtype=cfg.dtype, unroll=cfg.unroll)
 
@@ -160,7 +163,7 @@ def _options(cfg: SweepConfig, plan: _Plan, progress: bool | None) -> dict:
     deviation wherever it is defined (``recurrence=None``), for the Q4.3 check."""
     return dict(over={k: v for k, v in cfg.axes.items() if k != "alpha"},
                 record_every=plan.record_every, chunk_size=cfg.chunk_size, devices=cfg.devices,
-                progress=progress, recurrence=None, **_common(cfg))
+                progress=progress, recurrence=None, **sweep_options(cfg))
 
 
 def _rounding_check(cfg: SweepConfig, plan: _Plan) -> bool:
@@ -184,7 +187,7 @@ def _simulate(cfg: SweepConfig, plan: _Plan, progress: bool | None,
     traj = res if plan.short_list else None
     if cfg.trajectories:
         traj = gdlab.sweep(problem, list(cfg.trajectories), record_every=plan.traj_every,
-                           progress=False, **_common(cfg))
+                           progress=False, **sweep_options(cfg))
     return res, traj
 
 
@@ -225,9 +228,10 @@ def _edges(cfg: SweepConfig, res: SweepResult) -> dict[str, float]:
     return {**edges, "divergence": divergence}
 
 
-def _bisect(cfg: SweepConfig, res: SweepResult) -> list[boundary.Boundary] | None:
+def _bisect(cfg: SweepConfig, res: SweepResult,
+            changes: _GridChanges | None = None) -> list[boundary.Boundary] | None:
     """The regime boundaries of a 1-D α grid, bisected between grid points in float64; None for
-    other grids.
+    other grids. ``changes``: the grid's :func:`_grid_changes`, where the caller has them.
 
     A float32 sweep's labels change where its rounding lets them (the Q4 sweep counts its first
     sign change only once |e₁| = |1 − α|·|e₀| clears float32's rounding floor, at α ≈ 1.000015,
@@ -238,12 +242,12 @@ def _bisect(cfg: SweepConfig, res: SweepResult) -> list[boundary.Boundary] | Non
     """
     if len(res.axes) != 1 or res.alpha.size <= 1:
         return None
-    problem, common = cfg.problem_value, {**_common(cfg), "dtype": "float64"}
+    problem, common = cfg.problem_value, {**sweep_options(cfg), "dtype": "float64"}
 
     def rerun(alphas):
         return gdlab.sweep(problem, alphas, progress=False, **common).regime
 
-    alpha, regime, change = _grid_changes(res)
+    alpha, regime, change = _grid_changes(res) if changes is None else changes
     ends = np.union1d(change, change + 1)
     if ends.size == 0:
         return []
@@ -251,20 +255,29 @@ def _bisect(cfg: SweepConfig, res: SweepResult) -> list[boundary.Boundary] | Non
     return boundary.locate(rerun, alpha[ends], labels, dtype="float64")
 
 
-def _grid_changes(res: SweepResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class _GridChanges(NamedTuple):
+    """Where a 1-D sweep's regime changes along α (:func:`_grid_changes`)."""
+
+    alpha: np.ndarray    # float64, sorted
+    regime: np.ndarray   # in the order of ``alpha``
+    change: np.ndarray   # the i where regime[i + 1] ≠ regime[i]
+
+
+def _grid_changes(res: SweepResult) -> _GridChanges:
     """A 1-D sweep's α (float64) and regimes sorted by α, and the i where regime[i + 1] differs."""
     alpha = np.asarray(res.alpha, np.float64)
     order = np.argsort(alpha)
     regime = np.asarray(res.regime)[order]
-    return alpha[order], regime, np.flatnonzero(regime[1:] != regime[:-1])
+    return _GridChanges(alpha[order], regime, np.flatnonzero(regime[1:] != regime[:-1]))
 
 
-def _boundaries(res: SweepResult, th: _Theory, found: list[boundary.Boundary]) -> dict:
+def _boundaries(res: SweepResult, th: _Theory, found: list[boundary.Boundary],
+                changes: _GridChanges | None = None) -> dict:
     """summary.json's "boundaries": the bisected edges, the closed-form ones, the precision, the
     grid cells holding several edges (regimes the grid does not resolve) and the grid's changes
-    that float64 does not show."""
+    that float64 does not show (``changes``: the grid's :func:`_grid_changes`, if known)."""
     cells = [(b.grid_lo, b.grid_hi) for b in found]
-    alpha, _, change = _grid_changes(res)
+    alpha, _, change = _grid_changes(res) if changes is None else changes
     # a change between α_i and α_{i+1} that float64 shows has an edge with grid_lo = α_i
     rounding = np.sum(~np.isin(alpha[change], [b.grid_lo for b in found]))
     return {"bisected": [b.as_dict() for b in found], "closed_form": th.edges,
@@ -274,8 +287,9 @@ def _boundaries(res: SweepResult, th: _Theory, found: list[boundary.Boundary]) -
 
 
 def _summary(cfg: SweepConfig, res: SweepResult, keep: str, th: _Theory,
-             found: list[boundary.Boundary] | None) -> dict:
-    """summary.json, less its timings and files (added once the plots are written)."""
+             found: list[boundary.Boundary] | None, changes: _GridChanges | None) -> dict:
+    """summary.json, less its timings and files (added once the plots are written);
+    ``changes``: the grid's :func:`_grid_changes` (1-D), for the boundaries."""
     summary = {
         "config_path": cfg.path, "config": cfg.resolved, **environment(),
         "dtype": res.dtype, "n_runs": res.n_runs, "grid_shape": list(res.grid_shape),
@@ -303,7 +317,7 @@ def _summary(cfg: SweepConfig, res: SweepResult, keep: str, th: _Theory,
     if not isinstance(cfg.problem_value, WithOptimum):
         summary["trainability"] = trainability.summary(res)
     if found is not None:
-        summary["boundaries"] = _boundaries(res, th, found)
+        summary["boundaries"] = _boundaries(res, th, found, changes)
     if th.edges:   # the regime strip's closed-form row, for `gdlab plot`
         summary["closed_form_edges"] = th.edges
     return summary
@@ -361,7 +375,7 @@ def _zoom(cfg: SweepConfig, progress: bool | None) -> zoom.ZoomSeries:
     return zoom.series(cfg.problem_value, cfg.axis_values("alpha"), other,
                        cfg.axis_values(other), cfg.zoom.center,
                        frames=cfg.zoom.frames, factor=cfg.zoom.factor, chunk_size=cfg.chunk_size,
-                       devices=cfg.devices, progress=progress, **_common(cfg))
+                       devices=cfg.devices, progress=progress, **sweep_options(cfg))
 
 
 def _write(out: Path, overwrite: bool, cfg: SweepConfig, res: SweepResult, th: _Theory,
@@ -374,7 +388,8 @@ def _write(out: Path, overwrite: bool, cfg: SweepConfig, res: SweepResult, th: _
 
     def contents(tmp: Path) -> rundir.RunFiles:
         files = _study_plots.draw(tmp, cfg, res, None if th.pred is None else th.pred.regime,
-                                  th.edges, th.linear, traj)
+                                  th.edges, th.linear, traj,
+                                  skipped=summary.get("plots_not_drawn", {}))
         extra = {}
         if zs is not None:
             files += plots.save(zoom.frames_figure(zs), tmp, "zoom_frames")

@@ -30,10 +30,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdlab import curvature, eos, optimizers
-from gdlab._sweep_checks import precision
-from gdlab.errors import ArgumentError
-from gdlab.interfaces import WithInit
+from gdlab import curvature, eos, grids, optimizers
+from gdlab._sweep_checks import DTYPES, choice, integer, precision, shared
+from gdlab.errors import ArgumentError, one_line
+from gdlab.interfaces import Bindable, Problem, WithInit
 
 __all__ = ["track", "TrackResult", "summary"]
 
@@ -76,34 +76,64 @@ def _blocks(problem, w0, hp, alpha, *, make, steps, every, k, iters, dense_max, 
         updates, state = tx.update(g, state, w)
         return (w + updates, state), loss
 
-    def measured(w, state):
+    def sharpness(w):
+        """λ₁ … λ_k of ∇²L(w) (zeros when not measuring)."""
         if not measure:
-            return jnp.zeros((k,), w.dtype), jnp.zeros((), w.dtype)
-        lam = curvature.top_eigenvalues(problem.loss, w, k, iters=iters, dense_max=dense_max)
+            return jnp.zeros((k,), w.dtype)
+        return curvature.top_eigenvalues(problem.loss, w, k, iters=iters, dense_max=dense_max)
+
+    def preconditioned(w, state):
+        """Adam's λ₁(P⁻¹∇²L(w)), P = diag(√v̂ + ε) (NaN for the others, 0 when not measuring)."""
+        if not measure:
+            return jnp.zeros((), w.dtype)
         if not adam:
-            return lam, jnp.full((), jnp.nan, w.dtype)
+            return jnp.full((), jnp.nan, w.dtype)
         v_hat = eos.adam_v_hat(state, hp["b2"])
-        pre = eos.preconditioned_eigenvalues(problem.loss, w, v_hat, hp["eps"], 1, iters=iters,
-                                             dense_max=dense_max)[0]
-        return lam, pre
+        return eos.preconditioned_eigenvalues(problem.loss, w, v_hat, hp["eps"], 1, iters=iters,
+                                              dense_max=dense_max)[0]
 
     def block(carry, _):
         carry, losses = jax.lax.scan(step, carry, None, length=every)
-        return carry, (losses, *measured(*carry))
+        return carry, (losses, sharpness(carry[0]), preconditioned(*carry))
 
-    state0 = tx.init(w0)
-    (w, _), (losses, lam, pre) = jax.lax.scan(block, (w0, state0), None, length=steps // every)
-    lam0, _ = measured(w0, state0)
+    (w, _), (losses, lam, pre) = jax.lax.scan(block, (w0, tx.init(w0)), None,
+                                              length=steps // every)
     pre0 = jnp.full((), jnp.nan, w0.dtype)   # v̂₀ = 0/0: no preconditioner before the first step
     return (jnp.concatenate([losses.reshape(-1), problem.loss(w)[None]]),
-            jnp.concatenate([lam0[None], lam]), jnp.concatenate([pre0[None], pre]))
+            jnp.concatenate([sharpness(w0)[None], lam]), jnp.concatenate([pre0[None], pre]))
 
 
-def _positive_int(name, value, minimum=1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or value < minimum:
-        raise ArgumentError(name, f"{value!r} must be an integer >= {minimum}")
-    return int(value)
+def _start(problem, w0, dtype: str):
+    """(the problem as simulated, w₀ as a ``dtype`` array): w₀ defaults to ``problem.init()``; a
+    user's loss (:class:`~gdlab.interfaces.Bindable`) is bound to w₀'s layout and steps it flat.
+    w₀ must be finite in ``dtype`` and of the problem's parameter shape, and the loss must take it
+    and return one number (traced, nothing computed)."""
+    if not isinstance(problem, Problem):
+        raise ArgumentError("problem", f"{grids.brief(problem)} is not a gdlab problem; build one "
+                                       "with gdlab.problems, e.g. gdlab.problems.mlp()")
+    name = type(problem).__name__
+    if w0 is None:
+        if not isinstance(problem, WithInit):
+            raise ArgumentError("w0", f"{name} has no init(): give w0")
+        w0 = problem.init()
+    given, blame = w0, "w0" if isinstance(problem, Bindable) else "problem"
+    if isinstance(problem, Bindable):
+        problem, w0 = problem.bind(w0)
+    w = shared("w0", w0, np.dtype(dtype))
+    expected = tuple(problem.param_shape)
+    if w.shape != expected:
+        raise ArgumentError("w0", f"shape {w.shape} differs from {name}'s parameter shape "
+                                  f"{expected}; give an array of shape {expected}")
+    with precision(dtype):
+        try:
+            out = jax.eval_shape(problem.loss, jax.ShapeDtypeStruct(w.shape, dtype))
+        except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
+            raise ArgumentError(blame, f"{name}'s loss does not take w0 = {grids.brief(given)} "
+                                       f"({one_line(e)})") from None
+    if out.shape != ():
+        raise ArgumentError("problem.loss", f"{name}'s loss returns shape {out.shape}; a loss "
+                                            "must return one number, e.g. a sum or a mean")
+    return problem, w
 
 
 def track(problem, alphas, *, optimizer: str = "sgd", hparams: dict | None = None, w0=None,
@@ -114,35 +144,30 @@ def track(problem, alphas, *, optimizer: str = "sgd", hparams: dict | None = Non
     ``alphas`` at once, recording the loss every step and the top-``k`` sharpness every ``every``
     steps by ``iters`` Lanczos iterations (dense below ``dense_max`` parameters).
     ``sharpness=False`` skips the eigenvalues (zeros): the same program without Lanczos, for
-    timing. ``dtype`` defaults to the problem's ``default_dtype`` (float64 for networks)."""
-    steps = _positive_int("steps", steps)
-    every = _positive_int("every", every)
+    timing. ``dtype`` defaults to the problem's ``default_dtype`` (float64 for networks).
+    ``hparams`` (a mapping, e.g. ``{"beta": 0.9}``) override the optimizer's defaults; the
+    thresholds need β, β₁, β₂ in [0, 1) and ε > 0 (:data:`gdlab.eos.HPARAM_RANGES`).
+    Every argument is checked, in one line, before anything is compiled."""
+    steps = integer("steps", steps, 1)
+    every = integer("every", every, 1)
     if steps % every:
         raise ArgumentError("every", f"{every} must divide steps = {steps}")
-    k, iters = _positive_int("k", k), _positive_int("iters", iters)
+    k, iters = integer("k", k, 1), integer("iters", iters, 1)
     if k > iters:
         raise ArgumentError("k", f"{k} exceeds iters = {iters}; raise iters")
-    spec = optimizers.get(optimizer)
-    if optimizer not in ("sgd", "momentum", "adam"):
-        raise ArgumentError("optimizer", f"{optimizer!r}: tracked runs know the thresholds of sgd, "
-                                         "momentum and adam only")
-    hp = {**spec.defaults, **(hparams or {})}
-    unknown = sorted(set(hp) - set(spec.defaults))
-    if unknown:
-        known = ", ".join(spec.defaults) or "none"
-        raise ArgumentError("hparams", f"{', '.join(unknown)} not a hyperparameter of "
-                                       f"{optimizer} (it has: {known})")
     dtype = dtype or (problem.default_dtype if isinstance(problem, WithInit) else "float32")
+    choice("dtype", dtype, DTYPES)
+    hp = eos.check_hparams(optimizer, {} if hparams is None else hparams, dtype=dtype)
+    spec = optimizers.get(optimizer)
     alphas = np.asarray(alphas, np.float64).reshape(-1)
     if alphas.size == 0 or not np.all(np.isfinite(alphas) & (alphas > 0)):
         raise ArgumentError("alphas", "must be a non-empty list of finite step sizes > 0")
+    problem, w0 = _start(problem, w0, dtype)
     with precision(dtype):
         cast = lambda x: (jnp.asarray(x, dtype) if jnp.issubdtype(jnp.asarray(x).dtype,
                                                                   jnp.floating) else x)
         prob = jax.tree.map(cast, problem)
-        if w0 is None and not isinstance(problem, WithInit):
-            raise ArgumentError("w0", f"{type(problem).__name__} has no init(): give w0")
-        w = jnp.asarray(problem.init() if w0 is None else w0, dtype)
+        w = jnp.asarray(w0, dtype)
         hp_arrays = {name: jnp.asarray(v, dtype) for name, v in hp.items()}
         run = functools.partial(_blocks, make=spec.make, steps=steps, every=every, k=k,
                                 iters=iters, dense_max=dense_max, adam=optimizer == "adam",

@@ -1,16 +1,18 @@
 """The command line end to end, in temporary directories."""
 
+import collections
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 
-from gdlab import cli, study
+from gdlab import cli, replot, study
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
@@ -82,6 +84,31 @@ def test_existing_directory_needs_overwrite(tmp_path, capsys, trajectories_run):
     assert (out / "summary.json").read_text() == "old"
     assert run("run", cfg, "--out", out, "--overwrite") == 0   # gdlab's own directory: replaced
     assert (out / "summary.json").read_text() != "old"
+
+
+def test_a_study_derives_each_fact_once(tmp_path, monkeypatch):
+    """A 1-D study finds the grid's regime changes (for the bisection and the boundaries) and the
+    plots it does not draw (for summary.json and the plots) once each; `gdlab plot` reads
+    summary.json once."""
+    calls = collections.Counter()
+
+    def count(module, name):
+        fn = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a: calls.update([name]) or fn(*a))
+
+    count(study, "_grid_changes")
+    count(study._study_plots, "not_drawn")
+    out = tmp_path / "t"
+    assert run("run", os.path.join(CONFIGS, "q4_trajectories.toml"), "--out", out, "--quiet") == 0
+    assert calls == {"_grid_changes": 1, "not_drawn": 1}
+    summary = json.loads((out / "summary.json").read_text())
+    assert "3 α values" in summary["plots_not_drawn"]["error_heatmap"]   # 3 α: no α × t map
+    assert not (out / "error_heatmap.png").exists() and summary["boundaries"]["bisected"]
+    reads, loads = [], json.loads
+    monkeypatch.setattr(replot, "json", types.SimpleNamespace(
+        loads=lambda text: reads.append(text) or loads(text)))
+    assert run("plot", out) == 0
+    assert len(reads) == 1
 
 
 def test_interrupted_run_leaves_no_directory(tmp_path, monkeypatch):

@@ -63,26 +63,27 @@ def _finish(procs):
                     if not line.startswith("[Gloo] ")) for out, _ in outs]
 
 
-def _same_run(a, b):
-    """results.npz bit for bit, summary.json but its timings and device."""
+def _same_run(a, b, devices):
+    """results.npz bit for bit, summary.json but its timings and device; ``b`` (the distributed
+    run) saw ``devices`` devices: those of every process (of one, if jax.distributed had not
+    joined them)."""
     x, y = (np.load(d / "results.npz", allow_pickle=False) for d in (a, b))
     assert sorted(x.files) == sorted(y.files)
     for k in x.files:
         assert x[k].dtype == y[k].dtype and x[k].tobytes() == y[k].tobytes(), k
     sx, sy = (json.loads((d / "summary.json").read_text()) for d in (a, b))
-    assert sx["device"]["count"] == 1 or sy["device"]["count"] > 1
+    assert sy["device"]["count"] == devices
     assert [k for k in sx if sx[k] != sy[k]] in (["device", "timings"], ["timings"])
 
 
 def test_two_processes_equal_one(tmp_path, capsys):
     procs = _launch(Q4, Q4_SMALL, tmp_path / "dist", 1)
-    # the single-process run meanwhile, here, with the same devices setting (--distributed
-    # implies run.devices = "all")
-    assert cli.main(["run", Q4, *Q4_SMALL, "--set", 'run.devices="all"', "--no-progress",
-                     "--out", str(tmp_path / "single")]) == 0
+    # the single-process run meanwhile, here, on this process's devices (run.devices = "all",
+    # the default, as under --distributed)
+    assert cli.main(["run", Q4, *Q4_SMALL, "--no-progress", "--out", str(tmp_path / "single")]) == 0
     single_out = capsys.readouterr().out
     out0, out1 = _finish(procs)
-    _same_run(tmp_path / "single", tmp_path / "dist")
+    _same_run(tmp_path / "single", tmp_path / "dist", 2)
     # process 0 prints the study, process 1 one line
     assert (out0.replace(str(tmp_path / "dist"), "").splitlines()[:-2]
             == single_out.replace(str(tmp_path / "single"), "").splitlines()[:-2])
@@ -100,12 +101,33 @@ def test_two_processes_equal_one(tmp_path, capsys):
 
 def test_two_processes_two_devices_each_on_a_2d_map(tmp_path, capsys):
     procs = _launch(MOMENTUM, MOMENTUM_SMALL, tmp_path / "dist", 2)
-    assert cli.main(["run", MOMENTUM, *MOMENTUM_SMALL, "--set", 'run.devices="all"',
-                     "--no-progress", "--out", str(tmp_path / "single")]) == 0
+    assert cli.main(["run", MOMENTUM, *MOMENTUM_SMALL, "--no-progress",
+                     "--out", str(tmp_path / "single")]) == 0
     capsys.readouterr()
     _finish(procs)
-    _same_run(tmp_path / "single", tmp_path / "dist")
-    assert json.loads((tmp_path / "dist" / "summary.json").read_text())["device"]["count"] == 4
+    _same_run(tmp_path / "single", tmp_path / "dist", 4)
+
+
+@pytest.mark.parametrize("devices", ["1", "3"])
+def test_a_count_that_does_not_span_the_processes_is_refused(tmp_path, devices):
+    # A config file's own `[run] devices = k` is read as written, not replaced by "all". Two
+    # processes of two devices: 1 would have each simulate every run, 3 leave one device out. One
+    # line from each process, before any work; nothing written.
+    config = tmp_path / "q4.toml"
+    config.write_text(open(Q4).read().replace("[run]", f"[run]\ndevices = {devices}", 1))
+    procs = _launch(str(config), Q4_SMALL, tmp_path / "dist", 2)
+    try:
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    message = (f"gdlab: error: {config}: run.devices: {devices} is fewer than the 4 devices of "
+               f"the 2 processes that --distributed shares the sweep among; set \"all\" (the "
+               f"default) or 4\n")
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 2 and err == message, err
+    assert not (tmp_path / "dist").exists()
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -130,9 +152,30 @@ def test_bad_cluster_options_are_one_line(tmp_path, capsys, flags, message):
     assert not (tmp_path / "x").exists()
 
 
-def test_initialize_after_jax_started_is_one_line():
+def test_initialize_after_jax_started_is_one_line(monkeypatch):
+    # Told up front, from JAX's state, not from the words of JAX's refusal: JAX is not asked.
     jax.devices()  # JAX's backends are up in this process
-    with pytest.raises(distributed.DistributedError, match="initialize before any other JAX"):
+    asked = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: asked.append(kw))
+    with pytest.raises(distributed.DistributedError,
+                       match="^jax.distributed cannot start: JAX had already started in this "
+                             "process .*: initialize before any other JAX use$"):
         distributed.initialize("127.0.0.1:1234", 2, 0)
+    assert asked == []
     assert not jax.distributed.is_initialized() and distributed.is_writer()
     assert (distributed.process_index(), distributed.process_count()) == (0, 1)
+
+
+def test_without_jaxs_private_check_its_refusal_gives_the_hint(monkeypatch):
+    # A JAX without xla_bridge.backends_are_initialized: JAX itself refuses, and its words are read
+    jax.devices()
+    monkeypatch.setattr(distributed, "_backends_started", lambda: None)
+    collectives = jax.config.jax_cpu_collectives_implementation
+    try:
+        with pytest.raises(distributed.DistributedError,
+                           match=r"^jax.distributed did not start \(.*before any JAX.*\); JAX had "
+                                 "already started in this process"):
+            distributed.initialize("127.0.0.1:1234", 2, 0)
+    finally:
+        jax.config.update("jax_cpu_collectives_implementation", collectives)
+    assert not jax.distributed.is_initialized()

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from gdlab import grids
+from gdlab import config, grids
 from gdlab.errors import ArgumentError
 
 UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
@@ -165,3 +165,13 @@ def test_peak_memory_is_the_cast_array_and_one_chunk(scale):
     assert out.nbytes == 4 * num
     # 64 KiB slack: Python objects of the loop and the warning machinery, not per value
     assert peak <= 4 * num + grids.CHUNK_BYTES_PER_VALUE * chunk + 2**16, peak
+
+
+def test_a_config_sizes_its_axes_once(monkeypatch):
+    cfg = config.load("configs/q4_phase_alpha_x.toml", ["sweep.x=[0.5, 1.0, 2.0]"])
+    calls = []
+    size = grids.axis_size
+    monkeypatch.setattr(grids, "axis_size", lambda *a, **k: calls.append(a) or size(*a, **k))
+    assert cfg.axis_sizes == {"alpha": 401, "x": 3}   # a { num = 401 } range, a list of 3
+    assert cfg.runs == 401 * 3 and cfg.axis_sizes == {"alpha": 401, "x": 3}
+    assert len(calls) == 2        # once per axis, however often the sizes are read

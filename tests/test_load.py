@@ -9,6 +9,8 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -173,3 +175,36 @@ def test_failed_write_leaves_nothing(trajectories_run, tmp_path, monkeypatch):
     with pytest.raises(GdlabError, match="writing failed .No space left on device.; nothing"):
         export(trajectories_run, "csv", tmp_path / "r.csv")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_export_never_replaces_a_file_that_appeared_meanwhile(trajectories_run, tmp_path,
+                                                              monkeypatch, atomic):
+    """Another process writes the output while the export is being written: without --overwrite
+    its file is kept, with it ours replaces it; no temporary file is left either way. ``atomic``
+    False: no renameat2 (not Linux), the check-then-rename path."""
+    from gdlab import dataset, rundir
+    if not atomic:
+        monkeypatch.setattr(rundir, "_libc", lambda: None)
+    out = tmp_path / "r.csv"
+
+    def racing(ds, path):
+        path.write_text("ours")
+        out.write_text("theirs")
+
+    monkeypatch.setitem(dataset._WRITE, "csv", racing)
+    with pytest.raises(GdlabError, match="r.csv: appeared while exporting; pass --overwrite"):
+        export(trajectories_run, "csv", out)
+    assert out.read_text() == "theirs" and os.listdir(tmp_path) == ["r.csv"]
+    export(trajectories_run, "csv", out, overwrite=True)
+    assert out.read_text() == "ours" and os.listdir(tmp_path) == ["r.csv"]
+
+
+def test_load_imports_neither_matplotlib_nor_jax(trajectories_run):
+    """Reading a result needs NumPy and xarray only: gdlab.load in a fresh interpreter leaves
+    matplotlib and JAX unimported."""
+    code = ("import sys, gdlab; gdlab.load(sys.argv[1]); "
+            "print(sorted(m for m in ('matplotlib', 'jax') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(trajectories_run)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr[-2000:]

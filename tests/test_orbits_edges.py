@@ -106,7 +106,8 @@ def q4_config():
 
 
 def _sweep(cfg):
-    return gdlab.sweep(cfg.problem_value, cfg.axes["alpha"], progress=False, **study._common(cfg))
+    return gdlab.sweep(cfg.problem_value, cfg.axes["alpha"], progress=False,
+                       **study.sweep_options(cfg))
 
 
 def test_q4_oscillation_edge_within_the_stated_precision(q4_config):

@@ -115,6 +115,38 @@ def test_thresholds_closed_forms():
     assert sh.threshold("momentum", 0.1, beta=0.5) == pytest.approx(30.0)
 
 
+@pytest.mark.parametrize("optimizer, hparams, message", [
+    ("adam", {"b1": 1.0}, r"b1: 1\.0 must be a number in \[0, 1\) \(Adam's threshold"),
+    ("adam", {"b1": 1}, r"b1: 1 must be a number in \[0, 1\)"),
+    ("adam", {"b1": float("nan")}, r"b1: nan must be a number in \[0, 1\)"),
+    ("adam", {"b1": "0.9"}, r"b1: '0\.9' must be a number in \[0, 1\)"),
+    ("adam", {"eps": 0.0}, r"eps: 0\.0 must be a number in \(0, inf\)"),
+    ("adam", {"b2": 1.5}, r"b2: 1\.5 must be a number in \[0, 1\)"),
+    ("momentum", {"beta": 1.0}, r"beta: 1\.0 must be a number in \[0, 1\)"),
+    ("momentum", {"beta": float("inf")}, r"beta: inf must be a number in \[0, 1\)"),
+    ("adam", {"beta1": 0.5}, r"beta1: 'beta1' is not a hyperparameter of 'adam' \(it has: "
+                             r"b1, b2, eps\)"),
+    ("nesterov", {}, r"optimizer: no edge-of-stability threshold for 'nesterov'; known: sgd, "
+                     r"momentum, adam"),
+])
+def test_threshold_refuses_hyperparameters_outside_its_range(optimizer, hparams, message):
+    with pytest.raises(gdlab.errors.ArgumentError, match="^" + message + ".*$"):
+        sh.threshold(optimizer, 0.1, **hparams)
+
+
+def test_threshold_range_edges_and_defaults():
+    # the lower edges are inside: β₁ = 0 is RMSProp-like, (2 + 0)/(1·α) = 2/α; β = 0 is GD
+    assert sh.threshold("adam", 0.1, b1=0.0, b2=0.0) == pytest.approx(20.0)
+    assert sh.threshold("momentum", 0.1, beta=0) == pytest.approx(20.0)
+    # just below 1: finite, (2 + 2β₁)/((1 − β₁)α) ≈ 4/(1e-12 · 0.1)
+    assert sh.threshold("adam", 0.1, b1=1 - 1e-12, eps=1e-300) == pytest.approx(4e13, rel=1e-3)
+    # the defaults of gdlab.optimizers: β = β₁ = 0.9
+    assert sh.threshold("adam", 0.1) == pytest.approx(380.0)
+    assert sh.threshold("momentum", 0.1) == pytest.approx(38.0)
+    assert sh.check_hparams("adam", {"b1": np.float32(0.5)}) == {
+        "b1": 0.5, "b2": 0.999, "eps": 1e-8}
+
+
 def test_adam_v_hat_is_bias_corrected_second_moment(x64):
     import optax
     tx = optax.adam(0.1, b2=0.9)

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import gdlab
+from gdlab import _sweep as sweep_module
+from gdlab import _sweep_plan as sweep_plan
 from gdlab import engine
 from gdlab._sweep import finish_sweep, simulate_shard
 from gdlab._sweep_plan import EngineOptions, plan
@@ -121,3 +123,52 @@ def test_stage_arguments_are_checked():
     with pytest.raises(ArgumentError, match=r"^simulation: holds 3 runs of shape \(\), the grid "
                                             r"has 2 runs"):
         finish_sweep(P, [0.5, 1.0], sim, steps=5)
+
+
+def test_pad_fills_a_chunk_with_copies_of_the_last_run():
+    runs = np.arange(6.0).reshape(3, 2)           # three runs of a 2-vector
+    np.testing.assert_array_equal(engine.pad(runs, 5), [[0, 1], [2, 3], [4, 5], [4, 5], [4, 5]])
+    np.testing.assert_array_equal(engine.pad(np.array([7, 8]), 4), [7, 8, 8, 8])
+    assert engine.pad(runs, 3) is runs              # a full chunk is not copied
+
+
+def _counted(monkeypatch, module, name):
+    """Replace ``module.name`` by a wrapper that records the (lo, hi) of each call."""
+    seen, fn = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda p, lo, hi: seen.append((lo, hi)) or fn(p, lo, hi))
+    return seen
+
+
+L = engine.LANES   # the engine rounds a chunk up to whole vectors of this many runs
+CHUNKS = [(0, L), (L, 2 * L), (2 * L, 5 * L // 2)]   # 2.5 L runs in chunks of L, the last padded
+
+
+@pytest.mark.parametrize("over, slices", [
+    ({}, [(0, 1)]),                     # nothing moves w* or e₀: one run stands for all
+    ({"x": [0.5, 2.0]}, CHUNKS),        # x moves w* = y/x: every chunk its own
+    ({"w0": [0.0, 50.0]}, CHUNKS),      # w0 moves e₀: every chunk its own
+])
+def test_compact_limits_computed_once_unless_a_swept_parameter_moves_them(monkeypatch, over,
+                                                                          slices):
+    # the judging limits of keep="compact" need |w*| and |e₀| only, not the curvature
+    alphas = np.linspace(0.0, 2.5, 5 * L // 2 // (2 if over else 1))
+    kw = dict(over=over, steps=60, chunk_size=L, block=None, devices=1, progress=False)
+    full = gdlab.sweep(P, alphas, **kw)
+    seen = _counted(monkeypatch, sweep_module, "distances")
+    monkeypatch.setattr(sweep_module, "geometry", None)
+    compact = gdlab.sweep(P, alphas, keep="compact", **kw)
+    assert seen == slices
+    np.testing.assert_array_equal(compact.regime, full.regime)
+    np.testing.assert_array_equal(compact.steps_to_tol, full.steps_to_tol)
+
+
+def test_the_plan_checks_a_shared_geometry_on_one_run(monkeypatch):
+    seen = _counted(monkeypatch, sweep_plan, "geometry")
+    plan(P, np.linspace(0.0, 2.0, 12), steps=5, chunk_size=5)
+    assert seen == [(0, 1)]
+    seen.clear()
+    plan(P, np.linspace(0.0, 2.0, 6), over={"x": [0.5, 2.0]}, steps=5, chunk_size=5)
+    assert seen == [(0, 5), (5, 10), (10, 12)]
+    with pytest.raises(ArgumentError, match=r"^problem: the optimum is not finite; "):
+        plan(gdlab.problems.scalar_regression(0.0, 1.0), np.linspace(0.0, 2.0, 12), steps=5,
+             chunk_size=5)

@@ -28,14 +28,35 @@ def _plain(problem, tx_of, alphas, steps):
     return jax.jit(jax.vmap(run))(jnp.asarray(alphas))
 
 
+def _op_by_op(problem, tx, alphas, steps):
+    """Reference: L(w_t) of the runs (one row per α) stepped by ``tx`` evaluated eagerly, one
+    operation at a time, so every product is rounded before it is added (no fused multiply-add:
+    the rounding gdlab.optimizers promises for every optimizer but sgd); the gradients by a jitted,
+    vmapped ``jax.value_and_grad`` of the problem's loss."""
+    value_and_grad = jax.jit(jax.vmap(jax.value_and_grad(problem.loss)))
+    w = jnp.tile(jnp.asarray(problem.init()), (len(alphas), 1))
+    state, losses = tx.init(w), []
+    for _ in range(steps):
+        loss, g = value_and_grad(w)
+        u, state = tx.update(g, state, w)
+        w = w + u
+        losses.append(loss)
+    losses.append(jax.jit(jax.vmap(problem.loss))(w))
+    return np.stack(losses, axis=1)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
 def test_tracked_loss_is_untracked_loss_bit_for_bit(optimizer):
     p = gdlab.problems.mlp(width=4, depth=1, points=8, seed=1)
     with jax.enable_x64(True):
         res = gdlab.track(p, ALPHAS, optimizer=optimizer, steps=12, every=4, iters=8)
-        tx_of = ((lambda a: optax.sgd(a)) if optimizer == "sgd"
-                 else lambda a: gdlab.optimizers.get("momentum").make(alpha=a, beta=0.9))
-        loss, ws = _plain(p, tx_of, res.alphas, 12)
+        if optimizer == "sgd":
+            loss, ws = _plain(p, optax.sgd, res.alphas, 12)
+        else:
+            # optax's heavy ball, v ← ∇L + βv, w ← w − αv, is gdlab's "momentum" (one learning
+            # rate per run: a column, broadcast over the parameters)
+            loss = _op_by_op(p, optax.sgd(jnp.asarray(res.alphas)[:, None], momentum=0.9),
+                             res.alphas, 12)
         np.testing.assert_array_equal(res.loss, np.asarray(loss))   # the same bits
         if optimizer == "sgd":
             # the sharpness at t = 4 is the top eigenvalue of numpy's eigvalsh of the Hessian at
@@ -78,6 +99,118 @@ def test_bad_arguments_are_one_line_errors():
         gdlab.track(p, [0.1], optimizer="nesterov", steps=10, every=5)
     with pytest.raises(gdlab.errors.ArgumentError, match="alphas"):
         gdlab.track(p, [-0.1], steps=10, every=5)
+
+
+@pytest.fixture
+def nothing_compiled(monkeypatch):
+    """track's per-run program raises if it is ever traced: a refusal must come first."""
+    def traced(*args, **kwargs):
+        raise AssertionError("the tracked program was traced before the arguments were checked")
+    monkeypatch.setattr(tracking, "_blocks", traced)
+
+
+@pytest.mark.parametrize("hparams", [[("beta", 0.9)], 0.9, "beta=0.9", 0])
+def test_hparams_not_a_mapping_is_refused(nothing_compiled, hparams):
+    p = gdlab.problems.mlp(width=4, depth=1, points=8)
+    message = r"^hparams: .* must be a mapping name → value, e\.g\. \{'beta': 0\.9\}$"
+    with pytest.raises(gdlab.errors.ArgumentError, match=message):
+        gdlab.track(p, [0.1], optimizer="momentum", hparams=hparams, steps=4, every=2)
+
+
+_BAD_HPARAMS = [
+    ("adam", {"b1": 1.0}, r"hparams\['b1'\]: 1\.0 must be a number in \[0, 1\) \(Adam's threshold"),
+    ("adam", {"b1": -0.1}, r"hparams\['b1'\]: -0\.1 must be a number in \[0, 1\)"),
+    ("adam", {"b2": 1.0}, r"hparams\['b2'\]: 1\.0 must be a number in \[0, 1\)"),
+    ("adam", {"eps": 0.0}, r"hparams\['eps'\]: 0\.0 must be a number in \(0, inf\)"),
+    ("adam", {"eps": -1e-8}, r"hparams\['eps'\]: -1e-08 must be a number in \(0, inf\)"),
+    ("adam", {"b1": float("nan")}, r"hparams\['b1'\]: nan must be a number in \[0, 1\)"),
+    ("adam", {"eps": float("inf")}, r"hparams\['eps'\]: inf must be a number in \(0, inf\)"),
+    ("adam", {"b1": "0.9"}, r"hparams\['b1'\]: '0\.9' must be a number in \[0, 1\)"),
+    ("adam", {"b1": [0.9]}, r"hparams\['b1'\]: \[0\.9\] must be a number in \[0, 1\)"),
+    ("adam", {"b1": None}, r"hparams\['b1'\]: None must be a number in \[0, 1\)"),
+    ("momentum", {"beta": True}, r"hparams\['beta'\]: True must be a number in \[0, 1\)"),
+    ("momentum", {"beta": 1.0}, r"hparams\['beta'\]: 1\.0 must be a number in \[0, 1\)"),
+    ("momentum", {"beta": -0.5}, r"hparams\['beta'\]: -0\.5 must be a number in \[0, 1\)"),
+    ("momentum", {"bta": 0.5}, r"hparams: 'bta' is not a hyperparameter of 'momentum' "
+                               r"\(did you mean 'beta'\?\) \(it has: beta\)"),
+    ("sgd", {"beta": 0.5}, r"hparams: 'beta' is not a hyperparameter of 'sgd' \(it has: none\)"),
+    # in range as written, not once rounded to the run's float32
+    ("adam", {"b2": 1 - 1e-9}, r"hparams\['b2'\]: 0\.999999999 rounds to 1\.0 in float32, "
+                               r"outside \[0, 1\)"),
+    ("adam", {"eps": 1e-50}, r"hparams\['eps'\]: 1e-50 rounds to 0\.0 in float32"),
+]
+
+
+@pytest.mark.parametrize("optimizer, hparams, message",
+                         [pytest.param(*case, id=f"{case[0]}-{case[1]}") for case in _BAD_HPARAMS])
+def test_hyperparameters_outside_their_range_are_refused(nothing_compiled, optimizer, hparams,
+                                                         message):
+    p = gdlab.problems.mlp(width=4, depth=1, points=8)
+    with pytest.raises(gdlab.errors.ArgumentError, match="^" + message) as err:
+        gdlab.track(p, [0.1], optimizer=optimizer, hparams=hparams, steps=4, every=2,
+                    dtype="float32")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("problem, w0, message", [
+    (gdlab.problems.mlp(width=4, depth=1, points=8), np.ones(5),
+     r"w0: shape \(5,\) differs from MLP_\w+'s parameter shape \(20,\); give an array of "
+     r"shape \(20,\)$"),
+    (gdlab.problems.mlp(width=4, depth=1, points=8), np.ones((4, 5)),
+     r"w0: shape \(4, 5\) differs from MLP_\w+'s parameter shape \(20,\)"),
+    (gdlab.problems.mlp(width=4, depth=1, points=8), 0.5,
+     r"w0: shape \(\) differs from MLP_\w+'s parameter shape \(20,\)"),
+    (gdlab.problems.mlp(width=4, depth=1, points=8), np.full(20, np.nan),
+     r"w0: .* contains a non-finite value"),
+    (gdlab.problems.mlp(width=4, depth=1, points=8), {"w": np.ones(20)}, r"w0: .* not a number"),
+    (gdlab.problems.quadratic(dim=5, lam_max=2.0, kappa=4.0), np.ones(4),
+     r"w0: shape \(4,\) differs from Quadratic's parameter shape \(5,\)"),
+    (gdlab.problems.quadratic(dim=5, lam_max=2.0, kappa=4.0), None,
+     r"w0: Quadratic has no init\(\): give w0"),
+    (gdlab.problems.scalar_regression(x=1.0, y=2.0), 1e39, r"w0: 1e\+39 overflows float32"),
+    # a user's loss: w0's layout is the parameter's; a pytree the loss cannot take is refused
+    (gdlab.problems.custom(lambda w: jnp.sum(w["u"] ** 2) + jnp.sum(w["v"])), {"u": np.ones(2)},
+     r"w0: Custom\w*'s loss does not take w0 = \{'u': .*\} \(KeyError: 'v'\)"),
+    (gdlab.problems.custom(lambda w: w ** 2), np.ones(3),
+     r"problem.loss: Custom\w*'s loss returns shape \(3,\); a loss must return one number"),
+])
+def test_w0_that_does_not_fit_is_refused(nothing_compiled, problem, w0, message):
+    with pytest.raises(gdlab.errors.ArgumentError, match="^" + message):
+        gdlab.track(problem, [0.1], w0=w0, steps=4, every=2, dtype="float32")
+
+
+def test_a_users_loss_tracks_from_a_pytree_w0():
+    """L(u, v) = ½(3u₀² + u₁²) + v²: w0 a dict; gradient descent scales each coordinate by
+    (1 − αλᵢ) per step, λ = (3, 1, 2), so L_t = ½ Σ λᵢ (1 − αλᵢ)^{2t} w0ᵢ², and ∇²L's top
+    eigenvalue is 3 everywhere."""
+    p = gdlab.problems.custom(lambda w: 0.5 * (3 * w["u"][0] ** 2 + w["u"][1] ** 2) + w["v"] ** 2)
+    w0 = {"u": np.array([1.0, -2.0]), "v": np.array(0.5)}
+    alphas = np.array([0.1, 0.3])
+    with jax.enable_x64(True):
+        res = gdlab.track(p, alphas, w0=w0, steps=6, every=3, k=2, iters=3, dtype="float64")
+    lam, e0 = np.array([3.0, 1.0, 2.0]), np.array([1.0, -2.0, 0.5])
+    t = np.arange(7)
+    want = 0.5 * np.sum(lam * e0 ** 2 * (1 - alphas[:, None, None] * lam) ** (2 * t[:, None]),
+                        axis=2)
+    np.testing.assert_allclose(res.loss, want, rtol=1e-13)
+    np.testing.assert_allclose(res.sharpness, np.broadcast_to([3.0, 2.0], (2, 3, 2)), rtol=1e-13)
+
+
+def test_adam_at_t0_measures_only_the_plain_sharpness(monkeypatch):
+    """At t = 0 v̂ is undefined (0/0): the preconditioned Lanczos is in the program once, inside
+    the block of steps, not also at t = 0 only to be discarded."""
+    calls = []
+    measure = tracking.eos.preconditioned_eigenvalues
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(tracking.eos, "preconditioned_eigenvalues", counted)
+    p = gdlab.problems.mlp(width=2, depth=1, points=4)
+    res = gdlab.track(p, [0.01], optimizer="adam", steps=2, every=1, iters=4, dtype="float32")
+    assert len(calls) == 1
+    assert np.isnan(res.preconditioned[0, 0]) and np.isfinite(res.preconditioned[0, 1:]).all()
 
 
 def test_eos_digits_script_writes_a_run_directory(run_script, tmp_path):

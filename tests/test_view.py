@@ -11,6 +11,7 @@ Run as a script, this file takes the README's screenshot of the viewer:
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import shutil
@@ -118,6 +119,105 @@ def test_window_dtype_switches_to_float64_below_float32_resolution():
     assert window_dtype("float32", (0.9, 1.1)) == "float32"       # relative width 0.18
     assert window_dtype("float32", (0.9, 1.1), (1.0, 1.001)) == "float64"   # 1e-3 < 1.2e-2
     assert window_dtype("float64", (1.0, 1.0 + 1e-9)) == "float64"
+
+
+class _Queue:
+    """An executor whose work runs only when the test says so, in order. ``cancellable=False``
+    models work the worker already picked up: ``cancel()`` fails, as on a running future."""
+
+    def __init__(self, cancellable: bool):
+        self.cancellable, self.jobs, self.futures = cancellable, [], []
+
+    def submit(self, fn, *args):
+        future = concurrent.futures.Future()
+        if not self.cancellable:
+            future.cancel = lambda: False
+        self.jobs.append((future, fn, args))
+        self.futures.append(future)
+        return future
+
+    def run(self):
+        while self.jobs:
+            future, fn, args = self.jobs.pop(0)
+            if future.set_running_or_notify_cancel():
+                future.set_result(fn(*args))
+
+
+class _Doc:
+    """The part of a Bokeh document the viewer uses; timers and ticks run when the test says."""
+
+    def __init__(self):
+        self.roots, self.timers, self.ticks, self.title = [], {}, [], ""
+
+    def add_root(self, model):
+        self.roots.append(model)
+
+    def add_timeout_callback(self, callback, ms):
+        handle = object()
+        self.timers[handle] = callback
+        return handle
+
+    def remove_timeout_callback(self, handle):
+        del self.timers[handle]
+
+    def add_next_tick_callback(self, callback):
+        self.ticks.append(callback)
+
+    def fire(self):
+        for handle in list(self.timers):
+            self.timers.pop(handle)()
+
+    def tick(self):
+        while self.ticks:
+            self.ticks.pop(0)()
+
+
+@pytest.mark.parametrize("cancellable", [True, False])
+def test_only_the_newest_window_is_simulated_and_drawn(monkeypatch, cancellable):
+    """Zooms faster than the simulation: the stale windows are cancelled while queued (or skipped
+    when they start, where cancelling failed), and one that finished stale is never drawn."""
+    from gdlab import _view_app
+    from gdlab import _view_data as data
+    x = np.linspace(0.1, 1.0, 4)
+    spec = data.MapSpec(None, x, None, None, False, False, False, {})
+    simulated = []
+
+    def simulate_window(spec, xw, yw, n):
+        simulated.append(xw)
+        xs = np.linspace(*xw, n[0])
+        zeros = np.zeros((n[0], 1), np.int8)
+        return data.Window(xs, None, {"regime": zeros, "steps_to_tol": zeros}, n[0], 0.1,
+                           "float64")
+
+    monkeypatch.setattr(data, "simulate_window", simulate_window)
+    executor, doc = _Queue(cancellable), _Doc()
+    _view_app.make_document(spec, data.Window(x, None, {"regime": np.zeros((4, 1), np.int8),
+                                                         "steps_to_tol": np.zeros((4, 1))},
+                                              4, 0.0, "float64"), executor, 8, "t")(doc)
+    status, fig, _ = doc.roots[0].children
+    source = fig.select_one({"name": "map_source"})
+    drawn = []
+    source.on_change("data", lambda attr, old, new: drawn.append((new["alpha"][0],
+                                                                 new["alpha"][-1])))
+
+    def zoom(lo, hi):       # each zoom outlasts the debounce, none the simulation
+        fig.x_range.start, fig.x_range.end = lo, hi
+        doc.fire()
+
+    for lo, hi in [(0.2, 0.9), (0.3, 0.8), (0.4, 0.7)]:
+        zoom(lo, hi)
+    executor.run()
+    doc.tick()
+    assert simulated == [(0.4, 0.7)] and drawn == [(0.4, 0.7)]
+    assert [f.cancelled() for f in executor.futures] == [cancellable, cancellable, False]
+    assert status.text.startswith("simulated: 8 runs (8)") and "α ∈ [0.4, 0.7]" in status.text
+    zoom(0.5, 0.6)
+    executor.run()           # finished, but a newer window comes before it is drawn
+    fig.x_range.start = 0.55
+    doc.fire()
+    executor.run()
+    doc.tick()
+    assert simulated[1:] == [(0.5, 0.6), (0.55, 0.6)] and drawn[1:] == [(0.55, 0.6)]
 
 
 def test_page_shows_the_run_map(page):

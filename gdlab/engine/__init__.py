@@ -28,10 +28,11 @@ from gdlab.engine._program import chunk_program as chunk_program
 from gdlab.engine._program import compile_count as compile_count
 from gdlab.engine._simulate import Simulation as Simulation
 from gdlab.engine._simulate import device_count as device_count
+from gdlab.engine._simulate import pad as pad
 from gdlab.engine._simulate import simulate as simulate
 
 __all__ = ["RunStats", "LossStats", "SCORE_CLIP", "loss_blowup", "SCORE_WINDOW", "Simulation",
-           "simulate",
+           "simulate", "pad",
            "noise_floor", "divergence_bound", "compile_count", "device_count", "chunk_program",
            "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS", "FastPath", "Chunk", "ChunkSpec",
            "tiled", "fused"]

@@ -12,10 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import DTypeLike
 
-from gdlab import _cores
 from gdlab.interfaces import Layered
-
-_cores.use_every_core()   # the engine is loaded before it runs anything: every CPU core a device
 
 __all__ = ["step_sizes", "RunStats", "Chunk", "ChunkSpec", "FastPath", "noise_floor",
            "mode_floor", "divergence_bound", "norm", "inner_sign"]

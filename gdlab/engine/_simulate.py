@@ -28,7 +28,7 @@ from gdlab.engine._common import Chunk, RunStats
 from gdlab.engine._program import _compiled, _layout, spans_processes
 from gdlab.errors import ArgumentError
 
-__all__ = ["simulate", "Simulation", "device_count"]
+__all__ = ["simulate", "Simulation", "device_count", "pad"]
 
 
 def device_count(devices: int | str) -> int:
@@ -94,7 +94,7 @@ def simulate(problem: Any, hparams: dict, w0: np.ndarray, *, make_optimizer: Cal
                           statistics=statistics)
     fields = getattr(problem, "_fields", ())
     h_axes = spec.hparam_axes()
-    cut = lambda a, ax, start, stop: _pad(np.asarray(a[start:stop]), chunk) if ax == 0 else a
+    cut = lambda a, ax, start, stop: pad(np.asarray(a[start:stop]), chunk) if ax == 0 else a
     outputs, compile_s, path = [], 0.0, "loop"
     bar = progress_lib.Progress(total=n, enabled=progress, unit="runs", work_per_unit=steps)
     spans = spans_processes(spec)   # under jax.distributed: outputs gathered from every process
@@ -138,7 +138,9 @@ def simulate(problem: Any, hparams: dict, w0: np.ndarray, *, make_optimizer: Cal
     return Simulation(w_final, stats, snaps, compile_s, run_s, path)
 
 
-def _pad(a: np.ndarray, size: int) -> np.ndarray:
+def pad(a: np.ndarray, size: int) -> np.ndarray:
+    """``a`` (runs on the leading axis, at least one, at most ``size``) padded to ``size`` runs
+    with copies of its last run: a chunk's remainder, so that one program serves every chunk."""
     if a.shape[0] == size:
         return a
     return np.concatenate([a, np.repeat(a[-1:], size - a.shape[0], axis=0)])
