@@ -7,7 +7,7 @@ import argparse
 import re
 from typing import NoReturn
 
-__all__ = ["ArgumentParser", "EXIT_BAD_INPUT", "EXIT_BUG", "plain"]
+__all__ = ["ArgumentParser", "CommandParser", "EXIT_BAD_INPUT", "EXIT_BUG", "plain"]
 
 EXIT_BAD_INPUT = 2  # the input was refused: one line says why, nothing was written
 EXIT_BUG = 1        # anything else: a traceback and a line saying it is gdlab's fault
@@ -34,3 +34,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class CommandParser(ArgumentParser):
+    """A command's parser (``gdlab run``, as ``add_subparsers(parser_class=…)``): an argument it
+    does not know is its own error, so the line points at ``gdlab run --help``; argparse would
+    hand it up to the top-level parser, whose line points at ``gdlab --help``."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras

@@ -16,14 +16,26 @@ BUNDLED = next((p for p in (Path(__file__).parent / "configs", Path(__file__).pa
 
 
 def bundled_configs() -> list[Path]:
-    """The configs shipped with gdlab, then those in ./configs that are not the same files."""
+    """The configs shipped with gdlab, then those in ./configs that differ from them (not the
+    same file, nor a byte-identical copy of the bundled config of that name)."""
     seen, out = set(), []
     for root in (BUNDLED, Path.cwd() / "configs"):
         for p in sorted(root.glob("*.toml")) if root.is_dir() else []:
-            if p.is_file() and p.resolve() not in seen:
+            if p.is_file() and p.resolve() not in seen and not _copy_of_bundled(p):
                 seen.add(p.resolve())
                 out.append(p)
     return out
+
+
+def _copy_of_bundled(path: Path) -> bool:
+    """Is ``path`` (outside the bundle) a byte-identical copy of the bundled config of its name?"""
+    twin = BUNDLED / path.name
+    if path.parent.resolve() == BUNDLED.resolve() or not twin.is_file():
+        return False
+    try:
+        return path.read_bytes() == twin.read_bytes()
+    except OSError:
+        return False
 
 
 def config_path(config: str) -> str:

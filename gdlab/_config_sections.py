@@ -3,10 +3,11 @@ depends on) and returns a NamedTuple of checked values, or raises ConfigError na
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from gdlab._config_values import Validator
 from gdlab._imports import resolve as import_path
 from gdlab._naming import did_you_mean
 from gdlab._sweep import DTYPES
-from gdlab.errors import ArgumentError
+from gdlab.errors import ArgumentError, one_line
 from gdlab.interfaces import Layered, Linear, WithInit
 from gdlab.problems import Param
 
@@ -158,7 +159,7 @@ def _custom_problem(v: Validator, prob: dict) -> ProblemSection:
     w0 = (_imported(v, w0, base, "problem.w0") if isinstance(w0, str)
           else v.number_list("problem.w0", w0) if isinstance(w0, list)
           else v.number("problem.w0", w0))
-    w0 = w0() if callable(w0) else w0
+    w0 = _initial(v, prob["w0"], w0) if callable(w0) else w0
     try:
         value, flat = problems_lib.custom(loss, optimum=optimum, **values).bind(w0)
     except ValueError as e:
@@ -171,6 +172,23 @@ def _custom_problem(v: Validator, prob: dict) -> ProblemSection:
         extra["w0"] = prob["w0"]
     return ProblemSection("custom", spec, values, tuple(float(x) for x in np.ravel(flat))
                           if np.ndim(flat) else float(flat), value, extra)
+
+
+def _initial(v: Validator, spec: str, start: Callable) -> Any:
+    """``w0 = "module:function"``: the function is called with no arguments (w0 is one starting
+    point for every run, whatever the loss's parameters) and returns the initial parameters."""
+    try:
+        inspect.signature(start).bind()
+    except TypeError:
+        v.fail("problem.w0", f"{spec!r} takes arguments {inspect.signature(start)}; a w0 function "
+                             "takes none and returns the initial parameters (a number, an array "
+                             "or a pytree): define it as start() or give w0 as a number or list")
+    except ValueError:   # no signature to read (a builtin): call it and see
+        pass
+    try:
+        return start()
+    except Exception as e:  # noqa: BLE001 — whatever the user's code raises
+        v.fail("problem.w0", f"{spec!r} raised {one_line(e)}")
 
 
 def config_key_of(e: ValueError) -> str:
@@ -409,18 +427,32 @@ def report_table(v: Validator, table: dict, steps: int, problem: Any) -> ReportS
     table_steps = v.integer("report.table_steps", rep.get("table_steps", 10), 1)
     orbit_window = v.integer("report.orbit_window", rep.get("orbit_window", min(256, steps)),
                              2 if "orbit_window" in rep else 1)
+    given = (v.integer("report.max_period", rep["max_period"], 1) if "max_period" in rep
+             else None)
     if orbit_window > steps:
-        v.fail("report.orbit_window", f"{orbit_window} must be <= run.steps = {steps}")
+        v.fail("report.orbit_window", f"{orbit_window} must be <= run.steps = {steps}; "
+                                      + _window_fix(steps, given))
     if orbit_window < 2 and not isinstance(problem, Linear):
         v.fail("run.steps", f"{steps} is too short for an orbit study; use at least 2 steps")
-    max_period = v.integer("report.max_period",
-                           rep.get("max_period", max(1, min(64, orbit_window // 2))), 1)
-    if "max_period" not in rep:
-        max_period = max(1, min(max_period, orbit_window // 2))
+    max_period = given if given is not None else max(1, min(64, orbit_window // 2))
     if max_period > max(1, orbit_window // 2):
         v.fail("report.max_period", f"{max_period} must be <= orbit_window/2 = "
-                                    f"{orbit_window // 2}")
+                                    f"{orbit_window // 2}; set report.max_period <= "
+                                    f"{orbit_window // 2}" + (
+                                        f", or report.orbit_window >= {2 * max_period}"
+                                        if 2 * max_period <= steps else ""))
     return ReportSection(trajectories, table_steps, orbit_window, max_period)
+
+
+def _window_fix(steps: int, max_period: int | None) -> str:
+    """What makes ``report`` fit ``run.steps``: the orbit window at most ``steps``, and the longest
+    period (if given) at most half of it, said together (both dependent limits at once)."""
+    fix = f"set report.orbit_window <= {steps}"
+    if max_period is not None and max_period > steps // 2:
+        fix += f" and report.max_period <= {max(1, steps // 2)} (at most half the window)"
+    elif max_period is not None:
+        fix += f" (and >= {2 * max_period}, twice report.max_period = {max_period})"
+    return fix + f", e.g. orbit_window = {steps}"
 
 
 def gradients_table(v: Validator, table: dict) -> GradientsSection:

@@ -1,8 +1,10 @@
 """What a sweep study logs, each line read from its summary (the content of summary.json).
 
 ``gdlab.study`` computes the summary; these functions only word it: the header, the step-by-step
-tables of a scalar parameter, the spectrum, the comparison with theory, the regime boundaries and
-the regime counts (:func:`summary_lines`), and, once the run directory is in place, the timings
+tables of a scalar parameter, the spectrum, the comparison with theory (no fraction where no run
+was compared; reasons for leaving runs out that overlap said so), the regime boundaries (apart from
+them the edges of "stalled", which only say where the horizon starts to show progress) and the
+regime counts (:func:`summary_lines`), and, once the run directory is in place, the timings
 and the files written (:func:`closing_lines`). The study logs each stage's lines as that stage
 finishes: :func:`sweep_lines` after the sweep, :func:`comparison_lines` after the comparison with
 theory, :func:`zoom_lines` after the zoom series.
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import jax
+import tqdm
 
 import gdlab
 from gdlab import report
@@ -38,7 +41,8 @@ def summary_lines(cfg: SweepConfig, res: SweepResult, traj: SweepResult | None,
 
 def sweep_lines(cfg: SweepConfig, res: SweepResult, traj: SweepResult | None) -> list[str]:
     """What was simulated, and the runs shown step by step (``traj``)."""
-    out = [f"gdlab {gdlab.__version__}: {cfg.path}: {res.n_runs} runs × {res.steps} steps, "
+    out = [f"gdlab {gdlab.__version__}: {cfg.path}: {report.plural(res.n_runs, 'run')} × "
+           f"{report.plural(res.steps, 'step')}, "
            f"{cfg.optimizer}, {res.dtype}, {jax.default_backend()}"]
     if traj is not None and traj.w_star is not None and traj.w_star.ndim == 1:  # a scalar w
         w_star = traj.w_star.reshape(len(traj.alpha), -1)
@@ -63,7 +67,7 @@ def comparison_lines(cfg: SweepConfig, summary: dict) -> list[str]:
     if "agreement" in summary:
         out += _theory_lines(cfg, summary)
     if "boundaries" in summary:
-        out += _boundary_lines(summary["boundaries"])
+        out += _boundary_lines(summary["boundaries"], summary["steps"])
     if "rounding_check" in summary:
         rc = summary["rounding_check"]
         out.append(f"rounding-sensitive (no closed form for this optimizer; {rc['rule']}): "
@@ -105,10 +109,32 @@ def _trainability_lines(t: dict) -> list[str]:
 def closing_lines(out: Path, res: SweepResult, files: list[str]) -> list[str]:
     """The timings, and where the results and the plots (``files``, written) are."""
     rate = res.n_runs / max(res.run_s, 1e-12)
+    # SI prefixes, as the progress bar's (a small run's 23.8k, not 0.000 G)
     return [f"compile {res.compile_s:.2f} s, run {res.run_s:.3f} s "
-            f"({res.updates_per_s / 1e9:.3f} G updates/s, {rate:,.0f} runs/s)",
+            f"({tqdm.tqdm.format_sizeof(res.updates_per_s)} updates/s, {rate:,.0f} runs/s)",
             f"results: {out}/results.npz, {out}/summary.json; plots: "
             + ", ".join(f"{out}/{f}" for f in files if f.endswith(".png"))]
+
+
+def _progress_line(p: dict, steps: int) -> str:
+    """An edge of "stalled" (summary.json ``boundaries.progress``): the bracket bisected, and the
+    closed form of the smallest |α| that shows progress within the horizon, where there is one."""
+    side = "α > 0" if p["alpha"] > 0 else "α < 0"
+    line = (f"not a regime edge: {p['below']} → {p['above']} in [{p['lo']:.3g}, "
+            f"{p['hi']:.3g}] (located in float64): the smallest |α| ({side}) whose progress "
+            f"shows within {report.plural(steps, 'step')} (every α ≠ 0 moves; stalled: the "
+            "error's growth stays within the band e^±b over the horizon)")
+    closed = p.get("closed_form_abs_alpha")
+    if closed is None:
+        return line
+    forms = ", ".join(f"{dt} {_span(lo, hi)}" for dt, (lo, hi) in closed.items())
+    held = "in" if p["bracket_holds_closed_form"] else "NOT in"
+    return f"{line}; closed form |α|: {forms} ({held} the float64 bracket)"
+
+
+def _span(lo: float, hi: float) -> str:
+    """``lo`` where the closed form is one number, else "between lo and hi"."""
+    return f"{lo:.4g}" if lo == hi else f"between {lo:.4g} and {hi:.4g}"
 
 
 _CLOSED_FORM = {
@@ -122,23 +148,19 @@ def _theory_lines(cfg: SweepConfig, summary: dict) -> list[str]:
     """The Q4.2 answer, the agreement with theory, the stability region and the recurrence."""
     out = []
     if "q4_answer" in summary:
-        out.append("Q4.2 from the sweep:")
+        out.append(f"Q4.2 from the sweep (the grid values simulated; an interval where more than "
+                   f"{report.LISTED_MAX} consecutive ones agree, across no grid cell holding "
+                   "several bisected edges):")
         out += [f"  {k:>13}: {v}" for k, v in summary["q4_answer"].items()]
     agree = summary["agreement"]
-    why = ", ".join(f"{k} {v}" for k, v in agree["sensitive_why"].items() if v)
-    out.append(f"agreement with theory (the exact linear map, under the simulation's flip rule, "
-               f"floor and growth test): "
-               f"{agree['fraction']:.6f} on {agree['n_compared']} of {agree['n_runs']} runs; "
-               f"{agree['n_sensitive']} left out as rounding-sensitive"
-               + (f" ({why})" if why else "") + f"; {agree['regime_mismatches']} regime and "
-               f"{agree['steps_mismatches']} steps-to-tol mismatches")
+    out.append("agreement with theory (the exact linear map, under the simulation's flip rule, "
+               "floor and growth test): " + _agreement(agree))
     for name, c in summary["closed_form"].items():
         dist = c.get("max_boundary_distance")
         dev = c.get("max_relative_deviation_from_rho")
-        why = "; ".join(f"{k}: {v}" for k, v in c["band_why"].items() if v)
-        out.append(f"closed form, {_CLOSED_FORM[name].format(opt=cfg.optimizer)}: agreement "
-                   f"{c['fraction']:.6f} on {c['n_compared']} runs; {c['n_band']} left out"
-                   + (f" ({why})" if why else "")
+        out.append(f"closed form, {_CLOSED_FORM[name].format(opt=cfg.optimizer)}: "
+                   + report.agreement_text(c["fraction"], c["n_compared"], c["n_band"],
+                                           c["band_why"])
                    + ("" if dist is None else f"; largest |simulated − closed-form edge| "
                       f"{dist:.3g} (α grid step {c['alpha_grid_step']:.3g})")
                    + ("" if dev is None else f"; largest |contraction/ρ − 1| {dev:.3g}"))
@@ -149,22 +171,40 @@ def _theory_lines(cfg: SweepConfig, summary: dict) -> list[str]:
     return out
 
 
-def _boundary_lines(boundaries: dict) -> list[str]:
+def _agreement(agree: dict) -> str:
+    """summary.json ``agreement`` in words: the fraction on the runs compared (none: said so),
+    the rounding-sensitive runs left out, by reason, and the mismatches."""
+    left = report.left_out(agree["n_sensitive"], agree["sensitive_why"],
+                           "left out as rounding-sensitive")
+    if agree["fraction"] is None:
+        return f"no run to compare: all {left}"
+    return (f"{agree['fraction']:.6f} on {agree['n_compared']} of "
+            f"{report.plural(agree['n_runs'], 'run')}; {left}; {agree['regime_mismatches']} "
+            f"regime and {agree['steps_mismatches']} steps-to-tol mismatches")
+
+
+def _boundary_lines(boundaries: dict, steps: int) -> list[str]:
     """The regime boundaries bisected on a 1-D α grid (those between the same two grid values
-    together: the grid does not resolve the regimes between them), and the closed-form edges."""
+    together: the grid does not resolve the regimes between them), the closed-form edges, and
+    apart the edges of "stalled" (where the horizon starts to show progress)."""
     out = []
+    progress = boundaries.get("progress", [])
     cells: dict[tuple, list[dict]] = {}
-    for b in boundaries["bisected"]:
+    for b in sorted(boundaries["bisected"] + progress, key=lambda b: b["alpha"]):
         cells.setdefault((b["grid_lo"], b["grid_hi"]), []).append(b)
     parts = []
     for (lo, hi), edges in cells.items():
-        found = ", ".join(f"{b['below']} → {b['above']} at α = {b['alpha']:.7g}" for b in edges)
-        parts.append(found if len(edges) == 1 else
-                     f"grid values α = {lo:.7g} ({edges[0]['below']}) and {hi:.7g} "
-                     f"({edges[-1]['above']}) do not resolve what lies between them: {found}")
+        listed = [b for b in edges if b not in progress]
+        found = ", ".join(f"{b['below']} → {b['above']} at α = {b['alpha']:.7g}" for b in listed)
+        if len(edges) > 1:
+            parts.append(f"grid values α = {lo:.7g} ({edges[0]['below']}) and {hi:.7g} "
+                         f"({edges[-1]['above']}) do not resolve what lies between them: {found}")
+        elif listed:
+            parts.append(found)
     if parts:
-        out.append(f"regime boundaries (bisected, {boundaries['precision']}): "
+        out.append(f"regime boundaries (located by k-section, {boundaries['precision']}): "
                    + "; ".join(parts))
+    out += [_progress_line(p, steps) for p in progress]
     if boundaries.get("grid_changes_not_in_float64"):
         out.append(f"{boundaries['grid_changes_not_in_float64']} regime change(s) of the grid "
                    "not seen in float64 between the same grid values (rounding decides them)")

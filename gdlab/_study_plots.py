@@ -18,7 +18,9 @@ from gdlab.interfaces import Linear, WithOptimum
 __all__ = ["draw", "redraw", "not_drawn", "HEATMAP_COLUMNS", "HEATMAP_MAX_VALUES"]
 
 HEATMAP_COLUMNS = 200          # snapshots along t in the α × t heatmap
-HEATMAP_MAX_VALUES = 5_000_000  # above this many stored values the heatmap is skipped
+# Most iterates a 1-D sweep records for its α × t heatmap (n_α × snapshots, ≈ 24,750 α at
+# T = 200; gdlab.study decides): beyond it none are recorded and the heatmap is not drawn.
+HEATMAP_MAX_VALUES = 5_000_000
 
 
 def draw(directory: Path, cfg: SweepConfig, res: SweepResult, predicted: np.ndarray | None,
@@ -97,8 +99,11 @@ def not_drawn(cfg: SweepConfig, res: SweepResult) -> dict[str, str]:
         why = 'keep = "compact": no iterates were kept'
     elif res.trajectory is None:
         columns = cfg.steps // math.ceil(cfg.steps / HEATMAP_COLUMNS) + 2
-        why = (f"{n} α × {columns} snapshots = {n * columns:,} stored values, over the limit of "
-               f"{HEATMAP_MAX_VALUES:,}; sweep fewer α for the map")
+        most = HEATMAP_MAX_VALUES // columns
+        why = (f"{n} α × {columns} snapshots = {n * columns:,} values, over the limit of "
+               f"{HEATMAP_MAX_VALUES:,} recorded for the map, so no iterates were kept to draw "
+               f"it from (unlike the other plots, it cannot be reduced from the stored results); "
+               f"sweep at most {most:,} α (at T = {cfg.steps}) for the map")
     else:
         return {}
     return {"error_heatmap": f"not drawn: {why}"}

@@ -191,15 +191,23 @@ def shapes(problem: Problem, fields: tuple[str, ...], param_shape: tuple[int, ..
                                                 f"({loss.dtype}); a loss must return one real "
                                                 "number, e.g. a sum or a mean")
         try:
-            g, opt, lam = jax.eval_shape(
-                lambda p, w: (p.grad(w), *((p.optimum(), p.curvature()) if known else (w, w))),
-                one, w)
+            g = jax.eval_shape(lambda p, w: p.grad(w), one, w)
         except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
-            g = opt = lam = None
+            g = None
             why = why if loss is None else one_line(e)
             if loss is not None and isinstance(problem, Bindable):
                 raise ArgumentError("problem.loss", f"{name}'s loss cannot be differentiated by "
                                                     f"jax.grad ({why})") from None
+        opt = lam = w
+        if g is not None and known:   # the optimum and the curvature, apart: their own error
+            try:
+                opt, lam = jax.eval_shape(lambda p: (p.optimum(), p.curvature()), one)
+            except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
+                g, why = None, one_line(e)   # a built-in's fields of the wrong shape: below
+                if isinstance(problem, Bindable):
+                    raise ArgumentError("problem.optimum", f"{name}'s optimum or the curvature "
+                                                           f"there cannot be computed ({why})"
+                                        ) from None
     if g is not None:
         fits = (g.shape == param_shape and g.dtype == dtype and (not known or (
             lam.shape == () and np.broadcast_shapes(opt.shape, param_shape) == param_shape)))

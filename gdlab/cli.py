@@ -27,11 +27,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
+import textwrap
 import traceback
 from pathlib import Path
 
-from gdlab._args import EXIT_BAD_INPUT, EXIT_BUG, ArgumentParser
+from gdlab._args import EXIT_BAD_INPUT, EXIT_BUG, ArgumentParser, CommandParser
 from gdlab._bundled import bundled_configs, config_path, runnable_name
 from gdlab.errors import GdlabError
 
@@ -39,28 +41,44 @@ __all__ = ["main", "bundled_configs", "compile_cache", "default_out"]
 
 
 def _header(path: Path) -> str:
-    """The first comment line of a config: what it runs."""
+    """The first sentence of a config's leading comment (before its ``Command:``-style labels):
+    what it runs."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         return f"(unreadable: {getattr(e, 'strerror', None) or type(e).__name__})"
+    words = []
     for line in text.splitlines():
-        if line.startswith("#"):
-            return _printable(line.lstrip("# ").strip())
-    return ""
+        body = line.lstrip("# ").strip() if line.startswith("#") else None
+        if words and (body is None or not body or _LABEL.match(body)):
+            break   # the first paragraph of the leading comment has ended
+        if body:
+            words.append(body)
+    return _printable(_SENTENCE_END.split(" ".join(words), maxsplit=1)[0])
+
+
+_LABEL = re.compile(r"[A-Z][\w ]{0,15}:\s")          # "Command:  …", "GPU size: …"
+_SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-Z])")   # ". The …", not "al. 2021"
 
 
 def _cmd_list(args) -> int:
     from gdlab import optimizers, problems
     print("configs (gdlab run NAME):")
     for p in bundled_configs():
-        print(f"  {runnable_name(p):<28} {_header(p)}")
+        lines = textwrap.wrap(_header(p), width=max(40, shutil.get_terminal_size().columns - 33))
+        print(f"  {runnable_name(p):<28} {lines[0] if lines else ''}")
+        for more in lines[1:]:
+            print(f"  {'':<28} {more}")
     print("problems:")
     for name, spec in problems.PROBLEMS.items():
         print(f"  {name:<24} {spec.summary}")
         keys = ", ".join(f"{k} = {p.default!r}" + (" (sweepable)" if p.sweepable else "")
                          for k, p in spec.params.items())
         print(f"  {'':<24}   keys: {keys}")
+    print(f"  {'custom':<24} your own loss, from a config: loss = \"module:function\" "
+          "(README, \"Your own loss\")")
+    print(f"  {'':<24}   keys: loss, optimum (optional), w0, and the function's number-valued "
+          "parameters")
     print("optimizers:")
     for name, spec in optimizers.OPTIMIZERS.items():
         print(f"  {name:<24} {spec.summary}")
@@ -191,8 +209,8 @@ def _cmd_plot(args) -> int:
 
 def _cmd_view(args) -> int:
     from gdlab import view
-    view.check_port(args.port)          # bad input: one line before anything is simulated
-    view.check_resolution(args.resolution)
+    view.check_port(args.port, "--port")   # bad input: one line before anything is simulated
+    view.check_resolution(args.resolution, "--resolution")
     view.serve(args.target, port=args.port, host=args.host, resolution=args.resolution,
                sets=args.set, announce=lambda line: print(line, flush=True))
     return 0
@@ -237,7 +255,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="gdlab", description="Gradient-descent dynamics lab.",
                             epilog="gdlab COMMAND --help shows a command's options.")
     parser.add_argument("--version", action=_Version, help="show the versions of gdlab and JAX")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser,
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser,
                                 title="commands", metavar="COMMAND")
     run = sub.add_parser("run", help="run an experiment config")
     run.add_argument("config", help="a bundled config's name (gdlab list shows them, e.g. "

@@ -134,6 +134,8 @@ class CustomProblem:
         if self.layout is not None and np.shape(w0) == self.layout.param_shape:
             return self, np.asarray(grids.as_numbers(w0, "w0"), np.float64)
         layout, flat = layout_of(w0)
+        if isinstance(self._optimum, _Constant):
+            _check_fits(self._optimum.value, layout)
         cls = _problem_class(self._loss, self._optimum, self._fields,
                              self._ndims, layout)
         return cls(*self), flat
@@ -157,7 +159,7 @@ class _WithOptimum(CustomProblem):
 
     def optimum(self):
         if _traced(self):   # inside the engine: the run's own parameters, in its dtype
-            return _ravel_jax(self.layout, self._optimum(**self._params()))
+            return _ravel_jax(self.layout, self._optimum(**self._params()), _run_dtype(self))
         return self._host(functools.partial(_optimum_flat, self._optimum, self._fields,
                                             self.layout))
 
@@ -165,31 +167,67 @@ class _WithOptimum(CustomProblem):
         """λ_max of ∇²L at the optimum (host, float64; dense or Lanczos, ``gdlab.curvature``)."""
         if _traced(self):
             return _curvature_at_optimum(self._loss, self._optimum, self._fields, self.layout,
-                                         tuple(self))
+                                         tuple(self), _run_dtype(self))
         return self._host(functools.partial(_curvature_at_optimum, self._loss, self._optimum,
                                             self._fields, self.layout))
 
 
 def _traced(problem) -> bool:
-    return any(isinstance(v, jax.core.Tracer) for v in problem)
+    """Whether ``problem`` is being traced (the engine, ``jit``, ``eval_shape``): a field is a
+    tracer, or an array made now is one (inside a trace JAX stages every operation: so a problem
+    without fields, or with constant ones, is not sent down the host path, whose ``np.asarray``
+    cannot read a tracer)."""
+    return any(isinstance(v, jax.core.Tracer) for v in (*problem, jnp.zeros(())))
+
+
+def _run_dtype(problem):
+    """The dtype a traced problem runs in: its fields', or JAX's default float without fields."""
+    return jnp.result_type(*problem, float)
 
 
 def _optimum_flat(optimum, fields, layout, args):
     return _ravel_jax(layout, optimum(**dict(zip(fields, args))))
 
 
-def _curvature_at_optimum(loss, optimum, fields, layout, args):
+def _curvature_at_optimum(loss, optimum, fields, layout, args, dtype=None):
     params = dict(zip(fields, args))
-    w_star = _ravel_jax(layout, optimum(**params))
+    w_star = _ravel_jax(layout, optimum(**params), dtype)
     lam = curvature.top_eigenvalues(lambda w: loss(layout.unravel(w), **params), w_star, 1)
     return lam[0]
 
 
-def _ravel_jax(layout: Layout, tree):
-    leaves = [jnp.asarray(a) for a in jax.tree.leaves(tree)]
+def _ravel_jax(layout: Layout, tree, dtype=None):
+    """The flat w* of the pytree ``tree`` (a lone leaf broadcast to the parameter's shape), in
+    ``dtype`` (None: as given; a traced run's own, so that no float64 is asked of a float32 run)."""
+    leaves = [jnp.asarray(a, dtype) for a in jax.tree.leaves(tree)]
     if layout.is_leaf:
         return jnp.broadcast_to(leaves[0], layout.param_shape)
     return jnp.concatenate([a.reshape(-1) for a in leaves])
+
+
+def _check_fits(optimum, layout: Layout) -> None:
+    """A fixed optimum, flattened like w, broadcasts to w's flat shape: ArgumentError naming
+    ``optimum`` otherwise (one number is w* = c everywhere)."""
+    shapes = [np.shape(a) for a in jax.tree.leaves(optimum)]
+    size = sum(math.prod(s) for s in shapes)
+    if layout.is_leaf:
+        fits = len(shapes) == 1 and _broadcasts(shapes[0], layout.param_shape)
+    else:
+        fits = size in (1, layout.size)
+    if not fits:
+        got = (f"shape {shapes[0]}" if len(shapes) == 1
+               else f"{size} numbers in {len(shapes)} arrays")
+        want = (f"shape {layout.param_shape}" if layout.is_leaf
+                else f"{layout.size} numbers in {len(layout.shapes)} arrays")
+        raise ArgumentError("optimum", f"{got} does not fit w, of {want} (set by w0); give w* "
+                                       "like w0, or one number")
+
+
+def _broadcasts(shape: tuple[int, ...], to: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(shape, to) == to
+    except ValueError:
+        return False
 
 
 @functools.lru_cache(maxsize=None)

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
-__all__ = ["load", "named", "table", "export", "FORMATS"]
+__all__ = ["load", "named", "table", "export", "read_npz", "read_summary", "FORMATS"]
 
 FORMATS = {"netcdf": ".nc", "csv": ".csv"}   # --to → the default file's suffix
 _CATEGORICAL = ("regime", "predicted_regime")
@@ -152,27 +152,34 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dic
     if missing:
         raise _refuse(f"{path}: not a gdlab run directory (no {' nor '.join(missing)}); give a "
                       "directory that `gdlab run CONFIG --out DIR` wrote")
-    try:
-        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise _refuse(f"{path / 'summary.json'}: unreadable ({one_line(e)}); run the config "
-                      "again") from None
-    if not isinstance(summary, dict):
-        raise _refuse(f"{path / 'summary.json'}: not a gdlab summary (a JSON object); run the "
-                      "config again")
+    summary = read_summary(path / "summary.json")
     if "edge_of_stability" in summary:
         raise _refuse(f"{path}: an edge-of-stability run (loss and sharpness over steps, not a "
                       "map); read its results.npz with np.load(path, allow_pickle=False)")
-    arrays = _npz(path / "results.npz")
+    arrays = read_npz(path / "results.npz")
     for key in ("axis_names", "regime_names", "regime", *arrays.get("axis_names", [])):
         if key not in arrays:
             raise _refuse(f"{path / 'results.npz'}: has no {str(key)!r} array (not written by "
                           "this gdlab); run the config again")
-    zoom = _npz(path / "zoom.npz") if "zoom.npz" in present else {}
+    zoom = read_npz(path / "zoom.npz") if "zoom.npz" in present else {}
     return arrays, zoom, summary
 
 
-def _npz(file: Path) -> dict[str, np.ndarray]:
+def read_summary(file: Path) -> dict:
+    """A run's summary.json (a JSON object); ArgumentError ``run_dir`` (one line) where it cannot
+    be read as one."""
+    try:
+        summary = json.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise _refuse(f"{file}: unreadable ({one_line(e)}); run the config again") from None
+    if not isinstance(summary, dict):
+        raise _refuse(f"{file}: not a gdlab summary (a JSON object); run the config again")
+    return summary
+
+
+def read_npz(file: Path) -> dict[str, np.ndarray]:
+    """Every array of a run's .npz (``allow_pickle=False``); ArgumentError ``run_dir`` (one line)
+    where it cannot be read."""
     try:
         with np.load(file, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}

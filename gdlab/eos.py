@@ -41,8 +41,9 @@ import optax
 
 from gdlab import curvature, grids, optimizers
 from gdlab._naming import did_you_mean
+from gdlab._sweep_checks import precision
 from gdlab.errors import ArgumentError
-from gdlab.interfaces import Problem
+from gdlab.interfaces import Problem, WithInit
 
 __all__ = ["sharpness", "preconditioned_sharpness", "preconditioned_eigenvalues", "adam_v_hat",
            "gd_threshold", "momentum_threshold", "adam_threshold", "threshold", "Interval",
@@ -58,6 +59,22 @@ def _holder(problem_or_loss):
         return jax.tree_util.Partial(problem_or_loss)
     raise ArgumentError("problem", f"{type(problem_or_loss).__name__} is not a gdlab problem nor a "
                                    "function w -> scalar loss")
+
+
+def _in_precision(problem_or_loss, dtype: str | None, arrays: tuple, compute: Callable):
+    """``compute(holder, *arrays)`` in ``dtype``: given, else the problem's ``default_dtype`` (a
+    network's float64, as :func:`gdlab.track` runs it), else w's own (a loss function, a problem
+    without one). The arrays (w first) and the problem's floating arrays are cast to it."""
+    holder = _holder(problem_or_loss)
+    if dtype is None and isinstance(problem_or_loss, WithInit):
+        dtype = problem_or_loss.default_dtype
+    if dtype is None:
+        w = jnp.asarray(arrays[0])
+        return compute(holder, w, *(jnp.asarray(a, w.dtype) for a in arrays[1:]))
+    with precision(dtype):
+        cast = lambda x: (jnp.asarray(x, dtype) if jnp.issubdtype(jnp.asarray(x).dtype,
+                                                                  jnp.floating) else x)
+        return compute(jax.tree.map(cast, holder), *(jnp.asarray(a, dtype) for a in arrays))
 
 
 def _loss_of(holder) -> Callable:
@@ -95,27 +112,31 @@ def _top_preconditioned(holder, w, v_hat, eps, *, k, iters, dense_max):
 
 
 def sharpness(problem_or_loss, w, k: int = 1, *, iters: int = curvature.LANCZOS_ITERS,
-              dense_max: int = curvature.DENSE_MAX) -> jax.Array:
+              dense_max: int = curvature.DENSE_MAX, dtype: str | None = None) -> jax.Array:
     """The k largest eigenvalues of ∇²L(w), descending, shape (k,).
 
     Dense ``eigvalsh`` of the Hessian if w has at most ``dense_max`` entries, else ``iters``
     Lanczos steps (Ritz values: they approach the true eigenvalues from below as ``iters`` grows).
+    Computed in ``dtype``: by default the problem's ``default_dtype`` where it has one (float64
+    for networks, as :func:`gdlab.track`), else w's own dtype.
     """
     _check_k_iters(k, iters)
-    return _top(_holder(problem_or_loss), jnp.asarray(w), k=k, iters=iters, dense_max=dense_max)
+    top = functools.partial(_top, k=k, iters=iters, dense_max=dense_max)
+    return _in_precision(problem_or_loss, dtype, (w,), top)
 
 
 def preconditioned_sharpness(problem_or_loss, w, v_hat, eps=1e-8, k: int = 1, *,
                              iters: int = curvature.LANCZOS_ITERS,
-                             dense_max: int = curvature.DENSE_MAX) -> jax.Array:
+                             dense_max: int = curvature.DENSE_MAX,
+                             dtype: str | None = None) -> jax.Array:
     """The k largest eigenvalues of P⁻¹∇²L(w), P = diag(√v̂ + ε), descending, shape (k,).
 
-    v̂ is Adam's bias-corrected second moment (:func:`adam_v_hat`), shaped like w.
+    v̂ is Adam's bias-corrected second moment (:func:`adam_v_hat`), shaped like w. ``dtype`` as
+    in :func:`sharpness` (v̂ and ε are cast to it; by default to w's).
     """
     _check_k_iters(k, iters)
-    w = jnp.asarray(w)
-    return _top_preconditioned(_holder(problem_or_loss), w, jnp.asarray(v_hat, w.dtype),
-                               jnp.asarray(eps, w.dtype), k=k, iters=iters, dense_max=dense_max)
+    top = functools.partial(_top_preconditioned, k=k, iters=iters, dense_max=dense_max)
+    return _in_precision(problem_or_loss, dtype, (w, v_hat, eps), top)
 
 
 def adam_v_hat(opt_state, b2) -> jax.Array:

@@ -69,7 +69,7 @@ def _summary(cfg: SweepConfig, orb: dynamics.Orbits, found: list[boundary.Bounda
     first_cycle = next((b for b in found if b.above == "periodic"
                         and b.below.startswith("converging")), None)
     chaos = alpha[orb.regime == Regime.CHAOTIC]
-    escape = alpha[orb.diverged]
+    escape = alpha[orb.period < 0]   # left the float range, or unbounded (dynamics.orbits)
     periods = {int(p): int(c) for p, c in zip(*np.unique(orb.period[orb.period >= 2],
                                                          return_counts=True))}
     return {
@@ -133,10 +133,11 @@ def _lines(cfg: SweepConfig, summary: dict) -> list[str]:
     lines.append(f"period doubling: closed form α = 2/λ* = {doubling:.7g}; simulated "
                  + ("none on this grid" if first_cycle is None else
                     f"{first_cycle['below']} → periodic at α = {first_cycle['alpha']:.7g}"))
-    lines.append("periods seen: " + (", ".join(f"{p} ({c} runs)"
+    lines.append("periods seen: " + (", ".join(f"{p} ({report.plural(c, 'run')})"
                                                for p, c in summary["periods"].items()) or "none"))
-    lines.append(f"chaos from α ≈ {summary['chaos_first_alpha']}; escape from α ≈ "
-                 f"{summary['escape_first_alpha']}")
+    first = lambda key: ("none on this grid" if summary[key] is None else
+                         f"from α ≈ {summary[key]:.7g}")
+    lines.append(f"chaos: {first('chaos_first_alpha')}; escape: {first('escape_first_alpha')}")
     est, cyc = summary["lyapunov_estimate"], summary["cycles"]
     lines.append(f"Lyapunov exponents: {est['method']}; error ≤ {est['error_bound']:g} on "
                  "chaotic orbits (vs 10⁶-step float64 references)")

@@ -51,7 +51,8 @@ from gdlab.rundir import replace_file
 
 __all__ = ["cell_edges", "regime_strip", "error_heatmap", "trajectories", "phase_map", "save",
            "reduce_regimes", "reduce_regime_map", "reduce_log_errors", "STRIP_MAX_CELLS",
-           "MAP_MAX_CELLS", "HEATMAP_MAX_CELLS", "HEATMAP_MIN_ALPHA", "REGIME_COLORS", "symbol",
+           "MAP_MAX_CELLS", "HEATMAP_MAX_CELLS", "HEATMAP_MIN_ALPHA", "STRIP_MIN_CELLS",
+           "REGIME_COLORS", "symbol",
            "CLOSED_FORM_EDGES", "closed_form_lines", "closed_form_regime"]
 
 matplotlib.rcParams["svg.hashsalt"] = "gdlab"
@@ -64,6 +65,11 @@ _BOUNDARY_STYLE = {"color": "black", "lw": 1.2, "ls": "--"}
 _LINE_STYLES = ("--", ":", "-.", (0, (6, 2, 1, 2, 1, 2)))   # one per labelled edge or curve
 _FROZEN_COLOR = "#400000"    # error heatmap: steps after a run was frozen (diverged)
 _BELOW_COLOR = "#c8c8c8"     # error heatmap: |e| at or below the noise floor (rounding)
+# Fewest α a regime strip draws as cells. A cell reaches halfway to each neighbour, so a few wide
+# cells would colour α that no run measured (for the same reason a heatmap needs as many columns):
+# fewer α are drawn each as its own narrow bar at its α (:func:`_alpha_bars`).
+STRIP_MIN_CELLS = HEATMAP_MIN_ALPHA
+_BAR_WIDTH = 0.012           # such a bar's width, a fraction of the axis span: ≈ 12 px
 
 class ClosedFormEdge(NamedTuple):
     label: str                 # what the line means, as drawn
@@ -189,6 +195,27 @@ def _grid_rows(ax, alpha, rows, edges, starts) -> np.ndarray:
     return np.concatenate(present)
 
 
+def _alpha_bars(ax, alpha: np.ndarray, rows, span: float, log: bool) -> np.ndarray:
+    """Strip rows of a few α (fewer than :data:`STRIP_MIN_CELLS`): each α its own narrow bar in
+    its regime's colour, centred on it and outlined, row i at y = i … i + 1; the codes present.
+
+    A bar is ``_BAR_WIDTH`` of the axis ``span`` wide (in log10 α on a log axis), narrower where
+    neighbours are closer, so that bars never touch: nothing is drawn at an α that was not run.
+    """
+    t = np.log10(alpha) if log else alpha.astype(np.float64)
+    gaps = np.diff(np.sort(t))
+    half = min(_BAR_WIDTH * span, gaps[gaps > 0].min(initial=np.inf) * 0.8) / 2
+    lo, hi = (10 ** (t - half), 10 ** (t + half)) if log else (t - half, t + half)
+    present = []
+    for i, row in enumerate(rows):
+        row = np.asarray(row)
+        ax.broken_barh(list(zip(lo, hi - lo)), (i, 1), gid="simulated_alpha",
+                       facecolors=[REGIME_COLORS[Regime(int(c))] for c in row],
+                       edgecolor="black", linewidth=0.8, zorder=2)
+        present.append(row)
+    return np.concatenate(present)
+
+
 def _closed_form_row(ax, lo: float, hi: float, edges: dict[str, float], y0: float,
                      log: bool) -> np.ndarray:
     """The theory row from the closed-form ``edges``: one cell per interval between them over
@@ -214,6 +241,10 @@ def regime_strip(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | Non
     """Regime per α: simulated (bottom row, one cell per grid α) and theory (top row), separated
     and labelled, with closed-form edges as labelled vertical lines.
 
+    Both rows span the swept range, [min α, max α]: the outer cells end at the first and last α.
+    Fewer than :data:`STRIP_MIN_CELLS` α are drawn each as its own narrow, outlined bar at its α
+    (cells reaching halfway to the neighbours would show regimes of α that were never run).
+
     ``closed_form`` holds closed-form edges in α keyed as :data:`CLOSED_FORM_EDGES`. With a finite
     ``divergence`` among them the theory row is drawn from them — intervals between the edges,
     each in its closed-form regime (:func:`closed_form_regime`) over the swept range, right
@@ -227,18 +258,24 @@ def regime_strip(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | Non
     alpha = np.asarray(alpha)
     log = is_log_spaced(alpha)
     edges = cell_edges(alpha, log)
+    if alpha.size > 1:   # the outer cells end at the swept range's ends: no run lies beyond them
+        edges[[0, -1]] = alpha[[0, -1]]
     starts = cell_groups(edges, max_cells, log)
     exact = _has_closed_form(closed_form)
     theory = exact or predicted is not None
     fig = Figure(figsize=(9, 3.0 + 0.8 * theory), layout="constrained")
     ax = fig.add_subplot()
     grid_rows = [regime] if exact or predicted is None else [regime, predicted]
-    present = [_grid_rows(ax, alpha, grid_rows, edges, starts)]
+    # Both rows span the swept range [min α, max α] (one α: its own cell's), no further.
+    lo, hi = ((float(alpha.min()), float(alpha.max())) if np.ptp(alpha) > 0
+              else (float(edges[0]), float(edges[-1])))
+    if alpha.size < STRIP_MIN_CELLS:
+        span = np.log10(hi / lo) if log else hi - lo
+        present = [_alpha_bars(ax, alpha, grid_rows, span, log)]
+    else:
+        present = [_grid_rows(ax, alpha, grid_rows, edges, starts)]
     if exact:
-        # The closed form is drawn over the swept range [min α, max α] only: beyond it (half a
-        # grid cell at each end) it would show regimes that no run was asked about.
-        lo, hi = (alpha.min(), alpha.max()) if np.ptp(alpha) > 0 else edges[[0, -1]]
-        present.append(_closed_form_row(ax, float(lo), float(hi), closed_form, 1.0, log))
+        present.append(_closed_form_row(ax, lo, hi, closed_form, 1.0, log))
     labels = ["simulated\n(per grid α)",
               "theory\n(closed form)" if exact else "theory\n(per grid α)"][: 1 + theory]
     if theory:   # the separator: a white band between the rows
@@ -247,7 +284,7 @@ def regime_strip(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | Non
     ax.set_yticks(np.arange(len(labels)) + 0.5, labels)
     ax.tick_params(axis="y", length=0)
     ax.set_xscale("log" if log else "linear")
-    ax.set_xlim(*_padded(edges[0], edges[-1], log))
+    ax.set_xlim(*_padded(lo, hi, log))
     ax.set_xlabel("step size α")
     lines = _boundary_lines(ax, {**closed_form_lines(closed_form), **(boundaries or {})})
     fig.legend(handles=_regime_handles(np.concatenate(present)) + lines,

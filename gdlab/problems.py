@@ -155,7 +155,7 @@ PROBLEMS: dict[str, ProblemSpec] = {
         summary="½(w − w*)ᵀH(w − w*), eigenvalues λ_max·κ^(−i/(d−1)) or a given spectrum",
         # H, its eigenvectors and the QR that makes them: a few d × d float64 matrices
         size=lambda dim, spectrum=None, **_: (
-            4 * 8 * (len(spectrum) if spectrum is not None else dim) ** 2,
+            quadratics.quadratic_bytes(len(spectrum) if spectrum is not None else dim),
             "problem.spectrum" if spectrum is not None else "problem.dim"),
     ),
     "double_well": ProblemSpec(

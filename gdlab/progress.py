@@ -62,6 +62,13 @@ class Progress:
                                                 postfix=self._rate()) + "\n")
             self.stream.flush()
 
+    def set_total(self, total: int) -> None:
+        """The units expected in all, revised (a search that learns how many rounds it needs)."""
+        self.total = total
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.refresh()
+
     def _rate(self) -> str:
         """Updates per second of compute (see the module docstring)."""
         rate = self.done * self.work_per_unit / max(self.seconds, 1e-9)

@@ -17,9 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from gdlab import resources
 from gdlab.errors import ArgumentError
 
-__all__ = ["Quadratic", "LinearRegression", "quadratic", "linear_regression", "optimal_alpha"]
+__all__ = ["Quadratic", "LinearRegression", "quadratic", "linear_regression", "optimal_alpha",
+           "quadratic_bytes"]
 
 _HI = "highest"
 
@@ -119,6 +121,19 @@ def _rotation(d: int, seed: int) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
+def quadratic_bytes(dim: int) -> int:
+    """Memory that building a ``dim``-dimensional quadratic needs: the Gaussian, its QR factors and
+    the eigenvectors, a few d × d float64 matrices (a Hessian of dim = 10⁶ would be 8 TB)."""
+    return 4 * 8 * dim ** 2
+
+
+def _check_fits(dim: int, argument: str) -> None:
+    """TooLargeError naming ``argument`` unless a ``dim``-dimensional quadratic fits in memory
+    (:func:`gdlab.resources.check_fits`, the limit every request is held to)."""
+    resources.check_fits(resources.BASE_BYTES + quadratic_bytes(dim), argument=argument,
+                         what=f"a quadratic of dimension {dim}", fix=f"choose a smaller {argument}")
+
+
 def quadratic(dim: int = 10, lam_max: float = 1.0, kappa: float = 10.0,
               spectrum: ArrayLike | None = None, seed: int = 0,
               w_star: ArrayLike = 1.0) -> Quadratic:
@@ -126,21 +141,27 @@ def quadratic(dim: int = 10, lam_max: float = 1.0, kappa: float = 10.0,
 
     ``spectrum`` (positive numbers) replaces the geometric spacing; ``seed`` picks the eigenvectors
     (seed < 0: the identity, i.e. axis-aligned); ``w_star`` is a scalar (all coordinates) or a
-    vector.
+    vector. A dimension whose d × d matrices would not fit in memory is refused before any is
+    allocated.
     """
     if spectrum is not None:
         lam = np.asarray(spectrum, np.float64)
         if lam.ndim != 1 or lam.size == 0 or not np.all(lam > 0) or not np.all(np.isfinite(lam)):
             raise ArgumentError("spectrum",
                                 f"{spectrum!r} must be a non-empty list of finite numbers > 0")
+        _check_fits(lam.size, "spectrum")
         dim, lam_max = lam.size, float(lam.max())
         kappa = float(lam.max() / lam.min())
         profile = np.log(lam_max / lam) / np.log(kappa) if kappa > 1 else np.zeros(dim)
     else:
         if dim < 1:
             raise ArgumentError("dim", f"{dim!r} must be >= 1")
-        if not lam_max > 0 or not kappa >= 1:
-            raise ArgumentError("lam_max", f"{lam_max!r} must be > 0 and kappa: {kappa!r} >= 1")
+        if not lam_max > 0:
+            raise ArgumentError("lam_max", f"{lam_max!r} must be > 0 (the largest eigenvalue)")
+        if not kappa >= 1:
+            raise ArgumentError("kappa", f"{kappa!r} must be >= 1 (the condition number "
+                                         "λ_max/λ_min)")
+        _check_fits(dim, "dim")
         profile = np.linspace(0.0, 1.0, dim) if dim > 1 else np.zeros(1)
     Q = np.eye(dim) if seed < 0 else _rotation(dim, seed)
     w = np.broadcast_to(np.asarray(w_star, np.float64), (dim,)).copy()

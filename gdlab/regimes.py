@@ -93,14 +93,15 @@ REGIME_INFO: dict[Regime, RegimeInfo] = {
     Regime.CHAOTIC: RegimeInfo(
         "chaotic", "non-quadratic loss: bounded, aperiodic, positive Lyapunov exponent", "#E69F00"),
     Regime.CONVERGED: RegimeInfo(
-        "converged", "no known optimum: mean loss ratio L_t/L_0 over the last 20 steps below 1",
+        "converged", "no known optimum: mean loss ratio L_t/L_0 over the last 20 steps below 1 "
+        "(the loss fell)",
         "#0072B2"),
     Regime.DIVERGED: RegimeInfo(
-        "diverged", "no known optimum: the loss blew up (L_t/L_0 beyond the float range's "
-        "square root, or not finite)",
+        "diverged", "no known optimum: that mean above 1, or the loss blew up (L_t/L_0 beyond "
+        "the float range's square root, or not finite)",
         "#D55E00"),
     Regime.UNDECIDED: RegimeInfo(
-        "undecided", "no known optimum: neither converged nor blew up within the horizon",
+        "undecided", "no known optimum: that mean exactly 1 (the loss never changed)",
         "#F0E442"),
 }
 
@@ -156,27 +157,31 @@ def decide(grows: ArrayLike, shrinks: ArrayLike, oscillates: ArrayLike,
 
 
 def decide_orbit(period: np.ndarray, lyapunov: np.ndarray, oscillates: np.ndarray,
-                 stalled: np.ndarray, diverged: np.ndarray,
-                 diverged_regime: np.ndarray) -> np.ndarray:
+                 stalled: np.ndarray, diverged: np.ndarray, diverged_regime: np.ndarray, *,
+                 escapes: ArrayLike = False, neutral: ArrayLike = False) -> np.ndarray:
     """The regime (int8) of runs on a non-quadratic loss from their late orbit (arrays of one
     shape).
 
     Args:
-      period: 1 a fixed point, p ≥ 2 a cycle, 0 none found (``gdlab.dynamics``).
+      period: 1 a fixed point, p ≥ 2 a cycle, 0 none found, −1 diverged (``gdlab.dynamics``).
       lyapunov: the Lyapunov exponent λ_L of the late orbit, per step.
-      oscillates: the run's error changed sign (engine flips > 0).
+      oscillates: the error changes sign (f' < 0 at the orbit's last point).
       stalled: α = 0, the iterate never moves.
       diverged, diverged_regime: the run left the float range, and the engine's regime for it.
+      escapes: the run stayed in range but its orbit is unbounded (|e| keeps growing).
+      neutral: the detected cycle's multiplier is 1 to rounding.
 
-    A fixed point is converging (oscillating or monotone by the sign flips); p ≥ 2 is periodic; no
-    period is chaotic if λ_L > 10⁻³, else periodic with period 0 (slow convergence near a
-    bifurcation, or a cycle longer than the longest looked for). A diverged run keeps the engine's
-    regime, and α = 0 is stalled.
+    A fixed point is converging (oscillating or monotone by the sign of f'); a neutral 2-cycle is
+    the bounded oscillation of αλ = 2; p ≥ 2 is periodic; no period is chaotic if λ_L > 10⁻³, else
+    periodic with period 0 (a cycle longer than the longest looked for). An escaping run is
+    diverging (chaos is bounded), a diverged run keeps the engine's regime, and α = 0 is stalled.
     """
     regime = decide(False, True, oscillates, False)     # a fixed point: the error shrinks
-    regime = np.where(period >= 2, Regime.PERIODIC, regime)
+    regime = np.where(period >= 2, np.where(neutral & (period == 2),
+                                            Regime.BOUNDED_OSCILLATION, Regime.PERIODIC), regime)
     regime = np.where(period == 0, np.where(lyapunov > _LYAPUNOV_CHAOS, Regime.CHAOTIC,
                                             Regime.PERIODIC), regime)
+    regime = np.where(escapes, decide(True, False, oscillates, False), regime)
     regime = np.where(diverged, diverged_regime, regime)
     regime = np.where(stalled & ~diverged, Regime.STALLED, regime)
     return regime.astype(np.int8)
@@ -226,14 +231,19 @@ def judge(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, at_optimum: Ar
 def judge_by_loss(frozen: ArrayLike, last_mean: ArrayLike, *, xp=np) -> np.ndarray:
     """The regime (int8) of runs judged by their loss ratios ρ_t = L_t/L_0.
 
-    ``diverged``: the loss blew up (the run was frozen); ``converged``: the mean of the last
-    (clipped) ratios, ``last_mean``, is below 1 — Sohl-Dickstein's criterion, so the regime and the
-    sign of :func:`score` always agree; ``undecided``: neither within the horizon.
+    Sohl-Dickstein's (2024) two classes, from ``last_mean``, the mean of the last (clipped) ratios:
+    ``converged`` — below 1, the loss ends below where it started (his "trainable"; it says the
+    loss fell, not how far: a slow run that fell 4 % is converged); ``diverged`` — above 1, the
+    loss ends above its start, or it blew up (the run was frozen). ``undecided``: exactly 1, the
+    loss never changed (α = 0, or a quadratic's period-2 cycle at αλ = 2). So the regime and the
+    sign of :func:`score` agree on every run not frozen: negative converged, positive diverged or
+    undecided. On a quadratic ρ_t = (1 − αλ)^{2t}: converged, undecided, diverged as |1 − αλ| is
+    below, at or above 1.
     """
     frozen = xp.asarray(frozen, bool)
-    converged = ~frozen & (xp.asarray(last_mean) < 1)
-    return xp.where(frozen, xp.int8(Regime.DIVERGED),
-                    xp.where(converged, xp.int8(Regime.CONVERGED),
+    last_mean = xp.asarray(last_mean)
+    return xp.where(frozen | (last_mean > 1), xp.int8(Regime.DIVERGED),
+                    xp.where(last_mean < 1, xp.int8(Regime.CONVERGED),
                              xp.int8(Regime.UNDECIDED))).astype(xp.int8)
 
 

@@ -10,7 +10,6 @@ Q4) is written again and the marker lists every file written.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,8 @@ import numpy as np
 from gdlab import config as config_lib
 from gdlab import eos_study, orbit_study, report_html, rundir, zoom
 from gdlab._study_plots import redraw as redraw_sweep
-from gdlab.errors import GdlabError, OutputError
+from gdlab.dataset import read_npz, read_summary
+from gdlab.errors import ArgumentError, GdlabError, OutputError
 from gdlab.plots import save
 
 __all__ = ["replot", "NotARunDirectory"]
@@ -33,28 +33,36 @@ def replot(run_dir: Path) -> list[str]:
     return the names written. Raises NotARunDirectory (one line) for anything else."""
     run_dir = Path(run_dir)
     kind, summary = _kind(run_dir)
-    written = []
-    if kind != "gradients":
-        try:
-            cfg = config_lib.from_table(summary["config"], str(summary["config_path"]))
-        except (GdlabError, KeyError, TypeError) as e:
-            raise NotARunDirectory(f"{run_dir}: summary.json holds no usable config ({e}); "
-                                   "run the config again") from None
-        with np.load(run_dir / "results.npz", allow_pickle=False) as z:
-            arrays = dict(z)
-        if kind == "orbits":
-            written += orbit_study.redraw(run_dir, cfg, arrays)
-        elif kind == "track":
-            written += eos_study.redraw(run_dir, cfg, arrays)
-        else:
-            written += redraw_sweep(run_dir, cfg, arrays, summary)
-            if (run_dir / "zoom.npz").is_file():
-                written += _redraw_zoom(run_dir, cfg, summary)
+    written = [] if kind == "gradients" else _redraw(run_dir, kind, summary)
     for name, text in report_html.report_files(run_dir).items():
         rundir.replace_file(run_dir / name, lambda p, t=text: p.write_text(t, encoding="utf-8"))
         written.append(name)
     rundir.record_files(run_dir, written)
     return written
+
+
+def _redraw(run_dir: Path, kind: str, summary: dict) -> list[str]:
+    """The plots of a study of ``kind`` (see :func:`_kind`) from its stored results; a file that
+    lacks what they are drawn from (an array, a summary key: not written by this gdlab) is
+    NotARunDirectory, in one line."""
+    try:
+        cfg = config_lib.from_table(summary["config"], str(summary["config_path"]))
+    except (GdlabError, KeyError, TypeError) as e:
+        raise NotARunDirectory(f"{run_dir}: summary.json holds no usable config ({e}); "
+                               "run the config again") from None
+    arrays = _npz(run_dir / "results.npz")
+    try:
+        if kind == "orbits":
+            return orbit_study.redraw(run_dir, cfg, arrays)
+        if kind == "track":
+            return eos_study.redraw(run_dir, cfg, arrays)
+        written = redraw_sweep(run_dir, cfg, arrays, summary)
+        if (run_dir / "zoom.npz").is_file():
+            written += _redraw_zoom(run_dir, cfg, summary)
+        return written
+    except KeyError as e:
+        raise NotARunDirectory(f"{run_dir}: its results.npz, zoom.npz or summary.json has no "
+                               f"{e} (not written by this gdlab); run the config again") from None
 
 
 def _kind(run_dir: Path) -> tuple[str, dict | None]:
@@ -73,18 +81,37 @@ def _kind(run_dir: Path) -> tuple[str, dict | None]:
                                "first (gdlab merge SHARD_DIR... --out DIR)")
     if "gradients.json" in listed and (run_dir / "gradients.json").is_file():
         return "gradients", None
-    if not ("summary.json" in listed and (run_dir / "results.npz").is_file()):
-        raise NotARunDirectory(f"{run_dir}: a gdlab directory without summary.json and "
-                               "results.npz; run the config again")
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    missing = [f for f in ("summary.json", "results.npz")
+               if not (f in listed and (run_dir / f).is_file())]
+    if missing:
+        raise NotARunDirectory(f"{run_dir}: a gdlab directory without {' nor '.join(missing)}; "
+                               "run the config again")
+    summary = _summary(run_dir / "summary.json")
     return ("orbits" if "lyapunov_check" in summary else
             "track" if "edge_of_stability" in summary else "sweep"), summary
 
 
+def _summary(file: Path) -> dict:
+    """summary.json, read as :func:`gdlab.load` reads it; NotARunDirectory (one line) where it
+    cannot be."""
+    try:
+        return read_summary(file)
+    except ArgumentError as e:
+        raise NotARunDirectory(str(e)) from None
+
+
+def _npz(file: Path) -> dict[str, np.ndarray]:
+    """The arrays of ``file``, read as :func:`gdlab.load` reads them; NotARunDirectory (one line)
+    where they cannot be."""
+    try:
+        return read_npz(file)
+    except ArgumentError as e:
+        raise NotARunDirectory(str(e)) from None
+
+
 def _redraw_zoom(run_dir: Path, cfg: config_lib.SweepConfig, summary: dict) -> list[str]:
     """The zoom series' frames from zoom.npz and summary.json ``zoom`` (the dimensions)."""
-    with np.load(run_dir / "zoom.npz", allow_pickle=False) as z:
-        frames = dict(z)
+    frames = _npz(run_dir / "zoom.npz")
     x_name, y_name = list(cfg.axes)
     zs = zoom.ZoomSeries(x_name, y_name, frames["x"], frames["y"], frames["regime"],
                          frames.get("score"),

@@ -8,7 +8,8 @@ with the same worked answer. Both are written by ``gdlab.rundir.write_run`` (eve
 by ``gdlab plot``. The page holds the worked answer where the config is a homework question (Q4:
 trajectory tables, the oscillation and convergence conditions read off the sweep, the proof from
 e_{t+1} = (1 − αλ) e_t with the measured residual; Q1–Q3: the gradient lab's), the agreement with
-theory (what was compared, how many runs were left out and why), the plots, the config as TOML,
+theory (what was compared, how many runs were left out and why — a run can be left out for
+several reasons — and no fraction where none was compared), the plots, the config as TOML,
 the versions and the timings. Everything from the run (names, paths, values) is escaped.
 
 A page is a list of blocks (``gdlab._report_render``), rendered to HTML or Markdown, so the Q4
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gdlab import report
 from gdlab._report_render import Block, markdown_blocks, render_html, render_markdown, toml_text
 from gdlab._report_render import table as _table
 
@@ -136,7 +138,8 @@ def _q41(summary: dict, arrays: dict[str, np.ndarray], x: float, y: float,
               Block("p", f"Gradient descent w_{{t+1}} = w_t − α·x(x·w_t − y) on "
                          f"L(w) = ½(xw − y)² with x = {x:g}, y = {y:g}, w₀ = {w0:g}, as simulated "
                          f"({summary['dtype']}), beside the closed form w* − (1 − αx²)^t·(w* − w₀)"
-                         f" (w* = y/x = {w_star:g}, float64).")]
+                         f" (w* = y/x = {w_star:g}, float64)"
+                         f"{report.stride_note(steps[: rows + 1])}.")]
     for a in Q4_ALPHAS:
         i = int(np.flatnonzero(alpha == a)[0])
         table = []
@@ -166,7 +169,10 @@ def _q42(summary: dict, x: float, y: float) -> list[Block]:
                        f"{2 / lam:.6g}. At α = 2/λ it cycles between two values; above, and for "
                        "α < 0, it diverges."),
             Block("p", "Read off the sweep (regime of every simulated α, classified from the "
-                       "iterates alone):"),
+                       "iterates alone). The grid values are listed; an interval is given only "
+                       f"where the grid resolves it: more than {report.LISTED_MAX} consecutive "
+                       "grid values behave alike, and no grid cell between them holds several "
+                       "bisected edges."),
             _table(("behaviour", "simulated α", "theory"),
                    [(k, s, t) for k, s, t in answer]),
             *_boundary_blocks(summary)]
@@ -204,7 +210,29 @@ def _boundary_blocks(summary: dict) -> list[Block]:
     return [Block("h3", "Regime boundaries"),
             Block("p", f"Bisected between grid values ({b['precision']}); closed form: "
                        f"{closed or 'none'}."),
-            _table(("below", "above", "α (bisected)", "between grid values"), rows)]
+            _table(("below", "above", "α (bisected)", "between grid values"), rows),
+            *_progress_blocks(b.get("progress", []))]
+
+
+def _progress_blocks(progress: list[dict]) -> list[Block]:
+    """The edges of "stalled" (summary.json ``boundaries.progress``), apart from the regime
+    edges: where the horizon starts to show progress, with the closed form where there is one."""
+    if not progress:
+        return []
+    rows = []
+    for p in progress:
+        closed = p.get("closed_form_abs_alpha")
+        rows.append((p["below"], p["above"], f"[{p['lo']:.3g}, {p['hi']:.3g}]",
+                     "–" if closed is None else "; ".join(
+                         f"{dt}: {lo:.4g}" if lo == hi else f"{dt}: {lo:.4g} … {hi:.4g}"
+                         for dt, (lo, hi) in closed.items()),
+                     "–" if closed is None else
+                     ("yes" if p["bracket_holds_closed_form"] else "NO")))
+    return [Block("h3", "Not a regime edge: where the horizon starts to show progress"),
+            Block("p", f"The smallest |α| whose progress is visible within the horizon: "
+                       f"{progress[0]['meaning']}."),
+            _table(("below", "above", "bracket (bisected, float64)",
+                    "closed form |α| (by dtype)", "bracket holds it"), rows)]
 
 
 # --- agreement ----------------------------------------------------------------------------------
@@ -218,6 +246,16 @@ def _why(counts: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "–"
 
 
+def _reasons(counts: dict) -> str:
+    """Why runs are left out (``report.reasons``: overlapping reasons said so), "–" if none."""
+    return report.reasons(counts) or "–"
+
+
+def _fraction(fraction: float | None) -> str:
+    """The agreement fraction, or, with no run compared, that none was."""
+    return "no run to compare" if fraction is None else f"{fraction:.6f}"
+
+
 def _agreement_rows(summary: dict) -> list[tuple]:
     """(compared, runs compared, agreement, left out, why) for every check the summary holds."""
     rows = []
@@ -225,9 +263,10 @@ def _agreement_rows(summary: dict) -> list[tuple]:
         a = summary["agreement"]
         rows.append((f"simulated regime and steps-to-tol vs {a['compared_with']}",
                      f"{a['n_compared']} of {a['n_runs']}",
-                     f"{a['fraction']:.6f} ({a['regime_mismatches']} regime, "
-                     f"{a['steps_mismatches']} steps mismatches)",
-                     a["n_sensitive"], _why(a["sensitive_why"])))
+                     _fraction(a["fraction"]) + ("" if a["fraction"] is None else
+                                                 f" ({a['regime_mismatches']} regime, "
+                                                 f"{a['steps_mismatches']} steps mismatches)"),
+                     a["n_sensitive"], _reasons(a["sensitive_why"])))
     for name, c in summary.get("closed_form", {}).items():
         note = []
         if c.get("max_boundary_distance") is not None:
@@ -235,8 +274,8 @@ def _agreement_rows(summary: dict) -> list[tuple]:
         if c.get("max_relative_deviation_from_rho") is not None:
             note.append(f"largest |contraction/ρ − 1| {c['max_relative_deviation_from_rho']:.3g}")
         rows.append((f"{name}: {_COMPARED.get(name, 'closed form')}", c["n_compared"],
-                     "; ".join([f"{c['fraction']:.6f}", *note]), c["n_band"],
-                     _why(c["band_why"])))
+                     "; ".join([_fraction(c["fraction"]), *note]), c["n_band"],
+                     _reasons(c["band_why"])))
     if "recurrence" in summary:
         r = summary["recurrence"]
         rows.append((r["claim"], summary["n_runs"],

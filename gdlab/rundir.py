@@ -11,7 +11,8 @@ sibling renamed into place, optionally never onto an existing file (:func:`repla
 ``overwrite=True`` replaces only a directory gdlab wrote — one holding gdlab's marker
 (``.gdlab-run.json``, with the list of files it wrote) and nothing else — and never the current
 directory, one of its parents, or a directory named in ``protect`` (the config's, the shards') or a
-parent of one. Everything is checked before any work (:func:`check_target`).
+parent of one. A run directory is never written inside another (that one's ``--overwrite``
+would then refuse it). Everything is checked before any work (:func:`check_target`).
 
 A process killed with SIGKILL leaves its partial directory behind; the next run to the same target
 removes those of processes (on this host) that no longer exist.
@@ -160,6 +161,11 @@ def check_target(out: Path, overwrite: bool, *, protect: Iterable[Path] = ()) ->
         p = Path(p).resolve()
         if _inside(resolved, p):
             raise RunDirError(f"{out}: holds {p} (an input of this run); choose another --out")
+    inside = _enclosing_run(resolved)
+    if inside is not None:
+        raise RunDirError(f"{out}: is inside the gdlab run directory {inside} (whose --overwrite "
+                          f"would then refuse it); choose an --out outside it, such as "
+                          f"{inside.parent / name}")
     max_name = _name_max(out.parent)
     if len(os.fsencode(name)) + _SUFFIX_ROOM > max_name:
         raise RunDirError(f"{out}: the name is {len(os.fsencode(name))} bytes long; at most "
@@ -177,6 +183,15 @@ def check_target(out: Path, overwrite: bool, *, protect: Iterable[Path] = ()) ->
         raise RunDirError(f"{out}: {ancestor} is a file, not a directory; choose another --out")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise RunDirError(f"{out}: {ancestor} is not writable; choose another --out")
+
+
+def _enclosing_run(resolved: Path) -> Path | None:
+    """The innermost existing directory above ``resolved`` that is a gdlab run directory (it
+    records the files gdlab wrote, :func:`listed_files`), or None."""
+    for p in resolved.parents:
+        if p.is_dir() and listed_files(p) is not None:
+            return p
+    return None
 
 
 def _not_ours(out: Path) -> str:

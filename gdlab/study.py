@@ -5,6 +5,7 @@ This is what ``gdlab run CONFIG`` does for a ``[sweep]`` config; every piece it 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import time
@@ -19,6 +20,7 @@ from gdlab import (
     _study_plots,
     boundary,
     eos_study,
+    grids,
     plots,
     quadratics,
     report,
@@ -36,7 +38,8 @@ from gdlab.config import ConfigError, SweepConfig
 from gdlab.engine import Simulation
 from gdlab.interfaces import Linear, WithOptimum, studied_as_map
 from gdlab.orbit_study import run_orbit_study
-from gdlab.regimes import REGIME_NAMES
+from gdlab.progress import Progress
+from gdlab.regimes import REGIME_NAMES, Regime, growth_band, late_window
 from gdlab.shards import write_shard
 
 __all__ = ["run_sweep_study", "environment", "sweep_options"]
@@ -50,7 +53,8 @@ class _Plan(NamedTuple):
 
     short_list: bool           # an explicit α list short enough to show step by step
     record_every: int | None   # snapshot interval of the main sweep; None: no snapshots
-    traj_every: int            # snapshot interval of the trajectory sweep
+    traj_every: int            # snapshot interval of the trajectory sweep (beyond its first
+                               # table_steps steps, always recorded: _with_first_steps)
     keep: str                  # "all", or "compact" (regime and steps) where "all" would not fit
 
 
@@ -102,6 +106,8 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     if not studied_as_map(problem):  # a non-quadratic loss with an optimum: study the orbits
         return run_orbit_study(cfg, out, overwrite=overwrite, progress=progress, log=log,
                                environment=environment())
+    if len(cfg.axes) == 1 and cfg.shard is None:   # refuse an edge search that cannot end
+        _check_edge_search(cfg)
     plan = _plan(cfg, log)
     if cfg.shard is not None:    # a shard keeps every statistic, raw
         sim = simulate_shard(problem, cfg.axes["alpha"], shard=cfg.shard,
@@ -111,7 +117,7 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     emit(log, sweep_lines(cfg, res, traj))      # each stage's lines as it finishes
     th = _theory(cfg, res, plan.keep)
     changes = _grid_changes(res) if len(res.axes) == 1 else None
-    found = _bisect(cfg, res, changes)
+    found = _bisect(cfg, res, changes, progress)
     summary = _summary(cfg, res, plan.keep, th, found, changes)
     emit(log, comparison_lines(cfg, summary))
     zs = _zoom(cfg, progress) if cfg.zoom is not None else None
@@ -188,7 +194,24 @@ def _simulate(cfg: SweepConfig, plan: _Plan, progress: bool | None,
     if cfg.trajectories:
         traj = gdlab.sweep(problem, list(cfg.trajectories), record_every=plan.traj_every,
                            progress=False, **sweep_options(cfg))
+    if traj is not None and plan.traj_every > 1:
+        traj = _with_first_steps(cfg, traj)
     return res, traj
+
+
+def _with_first_steps(cfg: SweepConfig, traj: SweepResult) -> SweepResult:
+    """``traj`` with its first ``cfg.table_steps`` steps recorded one by one (the tables of
+    homework Q4.1 show t = 0, 1, 2, …, not the stride a long horizon records at): those steps
+    simulated again, from the same α and w₀ in the same dtype, and put in front of the strided
+    snapshots beyond them. Gradient descent is deterministic: the first k steps do not depend on
+    the horizon."""
+    k = min(cfg.table_steps, cfg.steps)
+    first = gdlab.sweep(cfg.problem_value, traj.alpha, record_every=1, progress=False,
+                        **{**sweep_options(cfg), "steps": k})
+    later = traj.snapshot_steps > k
+    return dataclasses.replace(
+        traj, snapshot_steps=np.concatenate([first.snapshot_steps, traj.snapshot_steps[later]]),
+        trajectory=np.concatenate([first.trajectory, traj.trajectory[:, later]], axis=1))
 
 
 def _theory(cfg: SweepConfig, res: SweepResult, keep: str) -> _Theory:
@@ -228,10 +251,21 @@ def _edges(cfg: SweepConfig, res: SweepResult) -> dict[str, float]:
     return {**edges, "divergence": divergence}
 
 
-def _bisect(cfg: SweepConfig, res: SweepResult,
-            changes: _GridChanges | None = None) -> list[boundary.Boundary] | None:
-    """The regime boundaries of a 1-D α grid, bisected between grid points in float64; None for
-    other grids. ``changes``: the grid's :func:`_grid_changes`, where the caller has them.
+def _check_edge_search(cfg: SweepConfig) -> None:
+    """Refuse, before any work, a 1-D sweep whose float64 edge search would take more steps one
+    after another than one run may (``boundary.check_work``): sized by the grid's widest cell,
+    found a chunk at a time (the grid is never built whole)."""
+    spec, n = cfg.axes["alpha"], cfg.axis_sizes["alpha"]
+    parts = (grids.axis_part(spec, lo, lo + grids.CHUNK + 1, name="sweep.alpha")
+             for lo in range(0, max(n - 1, 1), grids.CHUNK))
+    boundary.check_work(boundary.widest_cell(parts), cfg.steps)
+
+
+def _bisect(cfg: SweepConfig, res: SweepResult, changes: _GridChanges | None = None,
+            progress: bool | None = False) -> list[boundary.Boundary] | None:
+    """The regime boundaries of a 1-D α grid, located between grid points in float64 by
+    ``boundary.locate`` (a dyadic k-section, its rounds shown as progress); None for other grids.
+    ``changes``: the grid's :func:`_grid_changes`, where the caller has them.
 
     A float32 sweep's labels change where its rounding lets them (the Q4 sweep counts its first
     sign change only once |e₁| = |1 − α|·|e₀| clears float32's rounding floor, at α ≈ 1.000015,
@@ -252,7 +286,31 @@ def _bisect(cfg: SweepConfig, res: SweepResult,
     if ends.size == 0:
         return []
     labels = regime[ends] if res.dtype == "float64" else rerun(alpha[ends])
-    return boundary.locate(rerun, alpha[ends], labels, dtype="float64")
+    return boundary.locate(rerun, alpha[ends], labels, dtype="float64",
+                           progress=_edge_progress(cfg.steps, progress))
+
+
+def _edge_progress(steps: int, enabled: bool | None) -> Callable[[boundary.Round], None]:
+    """The edge search's rounds shown as the sweep's chunks are (``gdlab.progress``: a bar on a
+    terminal, plain lines in a log, nothing when ``enabled`` is False), out of the rounds it
+    plans; each round simulates ``Round.runs`` α for ``steps`` steps."""
+    bar: list[Progress] = []
+
+    def update(r: boundary.Round) -> None:
+        if r.round == 0:
+            if r.left == 0:
+                return
+            bar.append(Progress(r.left, enabled=enabled, work_per_unit=r.runs * steps,
+                                unit=f"rounds of the float64 edge search "
+                                     f"({report.plural(r.open, 'grid change')})"))
+            return
+        if not bar:
+            return
+        bar[0].set_total(r.round + r.left)   # the plan, revised as brackets split or close
+        bar[0].update(1, seconds=r.seconds)
+        if r.left == 0:
+            bar[0].close()
+    return update
 
 
 class _GridChanges(NamedTuple):
@@ -271,19 +329,66 @@ def _grid_changes(res: SweepResult) -> _GridChanges:
     return _GridChanges(alpha[order], regime, np.flatnonzero(regime[1:] != regime[:-1]))
 
 
-def _boundaries(res: SweepResult, th: _Theory, found: list[boundary.Boundary],
-                changes: _GridChanges | None = None) -> dict:
-    """summary.json's "boundaries": the bisected edges, the closed-form ones, the precision, the
-    grid cells holding several edges (regimes the grid does not resolve) and the grid's changes
-    that float64 does not show (``changes``: the grid's :func:`_grid_changes`, if known)."""
+def _boundaries(cfg: SweepConfig, res: SweepResult, th: _Theory,
+                found: list[boundary.Boundary], changes: _GridChanges | None = None) -> dict:
+    """summary.json's "boundaries": the bisected edges between regimes, the closed-form ones, the
+    precision, the grid cells holding several edges (regimes the grid does not resolve), the
+    grid's changes that float64 does not show (``changes``: the grid's :func:`_grid_changes`, if
+    known) and, apart, the edges to or from "stalled" (:func:`_progress`): no regime edge in
+    theory, but where the horizon starts to show progress."""
     cells = [(b.grid_lo, b.grid_hi) for b in found]
     alpha, _, change = _grid_changes(res) if changes is None else changes
     # a change between α_i and α_{i+1} that float64 shows has an edge with grid_lo = α_i
     rounding = np.sum(~np.isin(alpha[change], [b.grid_lo for b in found]))
-    return {"bisected": [b.as_dict() for b in found], "closed_form": th.edges,
+    stalled = [b for b in found if REGIME_NAMES[Regime.STALLED] in (b.below, b.above)]
+    return {"bisected": [b.as_dict() for b in found if b not in stalled],
+            "closed_form": th.edges,
             "precision": f"bracket ≤ {boundary.PRECISION:g}·max(1, |α|), simulated in float64",
             "unresolved_cells": sorted({c for c in cells if cells.count(c) > 1}),
-            "grid_changes_not_in_float64": int(rounding)}
+            "grid_changes_not_in_float64": int(rounding),
+            "progress": [_progress(cfg, res, th, b) for b in stalled]}
+
+
+_PROGRESS = ("in theory only α = 0 stalls (0 < α < 2/λ_max converges, α < 0 diverges); a run is "
+             "called stalled while its error's growth over the horizon stays within the band "
+             "e^±b (gdlab.regimes: b = late_window(T)·δ), so this edge is where T steps start to "
+             "show the iterate move, not a regime edge")
+
+
+def _progress(cfg: SweepConfig, res: SweepResult, th: _Theory, b: boundary.Boundary) -> dict:
+    """A bisected edge to or from "stalled", as what it is: the smallest |α| whose progress is
+    visible within T steps (``_PROGRESS``), with, for gradient descent on a quadratic, its closed
+    form in the sweep's dtype and in float64 (the bisection's).
+
+    A run is stalled when e^−b ≤ g ≤ e^b, g = max_{t>h} ‖e_t‖ / max_{t≤h} ‖e_t‖, h = ⌊T/2⌋,
+    b = (T − h)·δ, δ = ``regimes.growth_band``(ε, ‖w*‖, ‖e₀‖). For 0 < α < 1/λ_max every direction
+    shrinks monotonically, so g = ‖e_{h+1}‖/‖e₀‖, a weighted mean of (1 − αλ_i)^{h+1}: it
+    lies in [(1 − αλ_max)^{h+1}, (1 − αλ_min)^{h+1}], and the run shrinks visibly for
+    α > (1 − e^{−b/(h+1)})/λ_min, never for α < (1 − e^{−b/(h+1)})/λ_max. For α < 0 every
+    direction grows, g = ‖e_T‖/‖e_h‖ ∈ [(1 + |α|λ_min)^{T−h}, (1 + |α|λ_max)^{T−h}]: visible for
+    |α| > (e^{b/(T−h)} − 1)/λ_min, never below (e^{b/(T−h)} − 1)/λ_max. One curvature λ (a scalar
+    parameter): a single α, exactly."""
+    out = {**b.as_dict(), "meaning": _PROGRESS}
+    if not (th.edges and cfg.optimizer == "sgd"):
+        return out
+    ev = np.asarray(cfg.problem_value.eigenvalues(), np.float64).ravel()
+    w_star = np.asarray(res.w_star, np.float64).reshape(res.n_runs, -1)[0]
+    e0 = np.asarray(res.w0, np.float64).reshape(-1)[: w_star.size] - w_star
+    T, h = res.steps, res.steps // 2
+
+    def threshold(dtype: str) -> list[float]:
+        """[never below, always above] of |α|, from the band of ``dtype``."""
+        band = late_window(T) * float(growth_band(float(np.finfo(dtype).eps),
+                                                  np.linalg.norm(w_star), np.linalg.norm(e0)))
+        x = -np.expm1(-band / (h + 1)) if b.alpha > 0 else np.expm1(band / (T - h))
+        return [float(x / ev.max()), float(x / ev.min())]
+
+    closed = {res.dtype: threshold(res.dtype), "float64": threshold("float64")}
+    lo, hi = sorted(abs(v) for v in (b.lo, b.hi))
+    near, far = closed["float64"]
+    out.update(closed_form_abs_alpha=closed,
+               bracket_holds_closed_form=bool(lo <= far and near <= hi))
+    return out
 
 
 def _summary(cfg: SweepConfig, res: SweepResult, keep: str, th: _Theory,
@@ -312,12 +417,14 @@ def _summary(cfg: SweepConfig, res: SweepResult, keep: str, th: _Theory,
     spectrum = _spectrum(cfg.problem_value, res)
     if spectrum is not None:
         summary["spectrum"] = spectrum
+    bounds = None if found is None else _boundaries(cfg, res, th, found, changes)
     if th.pred is not None:
-        summary.update(_theory_summary(cfg, res, th))
+        unresolved = [] if bounds is None else bounds["unresolved_cells"]
+        summary.update(_theory_summary(cfg, res, th, unresolved))
     if not isinstance(cfg.problem_value, WithOptimum):
         summary["trainability"] = trainability.summary(res)
-    if found is not None:
-        summary["boundaries"] = _boundaries(res, th, found, changes)
+    if bounds is not None:
+        summary["boundaries"] = bounds
     if th.edges:   # the regime strip's closed-form row, for `gdlab plot`
         summary["closed_form_edges"] = th.edges
     return summary
@@ -349,9 +456,11 @@ _AGAINST = ("the exact float64 evaluation of the same linear map (scalar GD: |r|
             "decides (n_sensitive, by reason in sensitive_why) are left out")
 
 
-def _theory_summary(cfg: SweepConfig, res: SweepResult, th: _Theory) -> dict:
+def _theory_summary(cfg: SweepConfig, res: SweepResult, th: _Theory,
+                    unresolved: list[tuple[float, float]]) -> dict:
     """The comparison with theory: predicted regimes, agreement, stability region, the Q4.3
-    recurrence check and, for GD on one scalar curvature over α, the Q4.2 answer."""
+    recurrence check and, for GD on one scalar curvature over α, the Q4.2 answer (with intervals
+    only across grid cells not in ``unresolved``, see ``report.q4_statement``)."""
     out = {"predicted_regime_counts": report.regime_counts(th.pred.regime),
            "agreement": {**th.agree.as_dict(), "compared_with": _AGAINST},
            "closed_form": th.closed, "region": th.closed["converges"]}
@@ -365,7 +474,8 @@ def _theory_summary(cfg: SweepConfig, res: SweepResult, th: _Theory) -> dict:
                        "(|w*| + |e_t| + |e_{t+1}| + |αλ e_t|), r = 1 − αλ, e_t = w_t − w*"}
     if (len(res.axes) == 1 and th.const_lam is not None and cfg.optimizer == "sgd"
             and _scalar_w(res)):
-        out["q4_answer"] = report.q4_statement(res.alpha, res.regime, th.const_lam)
+        out["q4_answer"] = report.q4_statement(res.alpha, res.regime, th.const_lam,
+                                               unresolved)
     return out
 
 

@@ -58,7 +58,7 @@ class Prediction(NamedTuple):
 
 
 class Agreement(NamedTuple):
-    fraction: float              # agreeing runs / comparable (non-sensitive) runs
+    fraction: float | None       # agreeing runs / comparable runs; None where none is comparable
     n_runs: int
     n_compared: int
     n_sensitive: int
@@ -249,14 +249,14 @@ def _predict_modes(result: SweepResult) -> Prediction:
 
 def agreement(result: SweepResult, prediction: Prediction) -> Agreement:
     """Fraction of comparable runs whose simulated regime *and* steps-to-tol equal the
-    prediction."""
+    prediction; None where every run is rounding-sensitive (no fraction of nothing)."""
     keep = ~prediction.sensitive
     regime_ok = result.regime == prediction.regime
     steps_ok = result.steps_to_tol == prediction.steps_to_tol
     n_compared = int(keep.sum())
     agree = int((keep & regime_ok & steps_ok).sum())
     return Agreement(
-        fraction=agree / n_compared if n_compared else 1.0, n_runs=int(keep.size),
+        fraction=agree / n_compared if n_compared else None, n_runs=int(keep.size),
         n_compared=n_compared, n_sensitive=int(prediction.sensitive.sum()),
         regime_mismatches=int((keep & ~regime_ok).sum()),
         steps_mismatches=int((keep & ~steps_ok).sum()),
@@ -283,10 +283,11 @@ def closed_form(result: SweepResult, prediction: Prediction) -> dict:
 
 def _check(simulated: np.ndarray, closed: np.ndarray, band: dict[str, np.ndarray]) -> dict:
     """Agreement of ``simulated`` with ``closed`` outside the band (reason → cells, which may
-    overlap), with the cells compared and left out."""
+    overlap: ``band_why`` counts a cell under each reason that applies), with the cells compared
+    and left out; ``fraction`` None where the band holds every cell."""
     left_out = np.logical_or.reduce([np.broadcast_to(v, closed.shape) for v in band.values()])
     keep = ~left_out
-    fraction = float((simulated == closed)[keep].mean()) if keep.any() else 1.0
+    fraction = float((simulated == closed)[keep].mean()) if keep.any() else None
     return {"fraction": fraction, "n_compared": int(keep.sum()), "n_band": int(left_out.sum()),
             "band": "; ".join(band), "band_why": {k: int(v.sum()) for k, v in band.items()}}
 

@@ -9,9 +9,14 @@ traced hyperparameters) and records
 * for Adam also ``preconditioned[i, j]`` = λ₁(P⁻¹∇²L(w_t)), P = diag(√v̂_t + ε) (NaN at t = 0,
   where v̂ is not defined yet).
 
-All step sizes are one compiled program: ``jit(vmap(run))`` over α, where a run is a scan of T/k
-blocks, each a scan of k optimizer steps followed by one Lanczos. The optimizer step is the same
-operation as an untracked run's (``w + update(∇L(w))``), so the losses are the same bits.
+All step sizes are one compiled program, ``jit(lax.map(run))`` over α: the runs one after another
+inside it, where a run is a scan of T/k blocks, each a scan of k optimizer steps followed by one
+Lanczos. Sequential, not vmapped: a vmapped batch's matrix products round differently with the
+batch size, so one α's numbers would depend on which other α share the call; run one at a time,
+each α gives the same bits whatever the others are and wherever it stands among them. (On a CPU
+each step is already a large matrix product: the batch saved little; the one compilation is what
+one program buys.) The optimizer step is the same operation as an untracked run's
+(``w + update(∇L(w))``).
 
 :func:`summary` reduces a result to Cohen et al.'s (2021) figures per step size: the first step at
 which the sharpness reaches the threshold (2/α for GD, 2(1 + β)/α heavy ball, (2 + 2β₁)/((1 − β₁)α)
@@ -141,7 +146,8 @@ def track(problem, alphas, *, optimizer: str = "sgd", hparams: dict | None = Non
           dense_max: int = curvature.DENSE_MAX, dtype: str | None = None,
           sharpness: bool = True) -> TrackResult:
     """Train ``problem`` from w₀ (default ``problem.init()``) for ``steps`` steps at each α of
-    ``alphas`` at once, recording the loss every step and the top-``k`` sharpness every ``every``
+    ``alphas``, one after another in one compiled program (each α's numbers the same bits
+    whatever the other α), recording the loss every step and the top-``k`` sharpness every ``every``
     steps by ``iters`` Lanczos iterations (dense below ``dense_max`` parameters).
     ``sharpness=False`` skips the eigenvalues (zeros): the same program without Lanczos, for
     timing. ``dtype`` defaults to the problem's ``default_dtype`` (float64 for networks).
@@ -172,7 +178,8 @@ def track(problem, alphas, *, optimizer: str = "sgd", hparams: dict | None = Non
         run = functools.partial(_blocks, make=spec.make, steps=steps, every=every, k=k,
                                 iters=iters, dense_max=dense_max, adam=optimizer == "adam",
                                 measure=bool(sharpness))
-        program = jax.jit(jax.vmap(run, in_axes=(None, None, None, 0)))
+        program = jax.jit(lambda prob, w, hp, a: jax.lax.map(
+            functools.partial(run, prob, w, hp), a))
         a = jnp.asarray(alphas, dtype)
         t0 = time.perf_counter()
         compiled = program.lower(prob, w, hp_arrays, a).compile()

@@ -1,11 +1,13 @@
 """Trainability maps: runs judged by their loss, summarised and drawn as Sohl-Dickstein (2024) does.
 
 A run is *trained* when its regime is ``converged``: the mean loss ratio of the last 20 steps is
-below 1, the notebook's criterion, so exactly where its score is negative. The boundary of the
-trained region on a 2-D map is measured by box counting (:mod:`gdlab.fractal`). The score image uses
-the notebook's colouring: scores ranked separately below and above zero onto [−1, −¼] and [¼, 1]
-(equal numbers of pixels per colour), sign flipped, shown with the ``Spectral`` colour map — blue
-trained, red not; the deepest colours (slowest training, latest blow-up) lie at the boundary.
+below 1, the notebook's criterion, so exactly where its score is negative (it says the loss fell,
+not that it reached a minimum); above 1 it is ``diverged`` (:func:`gdlab.regimes.judge_by_loss`).
+The boundary of the trained region on a 2-D map is measured by box counting (:mod:`gdlab.fractal`).
+The score image uses the notebook's colouring: scores ranked separately below and above zero onto
+[−1, −¼] and [¼, 1] (equal numbers of pixels per colour), sign flipped, shown with the ``Spectral``
+colour map — blue trained, red not; the deepest colours (slowest training, latest blow-up) lie at
+the boundary.
 """
 
 from __future__ import annotations
@@ -41,12 +43,12 @@ def summary(res: Any) -> dict[str, Any]:
     ok = trained(res.regime)
     out: dict[str, Any] = {
         "judged_by": "the loss ratio L_t/L_0 (no known optimum)",
-        "rules": {"diverged": f"L_t/L_0 > {engine.loss_blowup(res.dtype):.3g} or not finite "
-                              "(run frozen)",
-                  "converged": f"mean of the last {engine.SCORE_WINDOW} ratios (clipped at "
-                               f"{engine.SCORE_CLIP:g}) below 1",
+        "rules": {"converged": f"mean of the last {engine.SCORE_WINDOW} ratios (clipped at "
+                               f"{engine.SCORE_CLIP:g}) below 1: the loss ends below its start",
+                  "diverged": "that mean above 1 (the loss ends above its start), or L_t/L_0 > "
+                              f"{engine.loss_blowup(res.dtype):.3g} or not finite (run frozen)",
+                  "undecided": "that mean exactly 1: the loss never changed",
                   "steps_to_tol": f"first step with L_t/L_0 < tol = {res.tol:g}",
-                  "undecided": "neither within the horizon",
                   "score": "−Σ ratios (clipped at 1e6) if the mean of the last 20 is below 1, "
                            "else Σ 1/ratio (Sohl-Dickstein 2024)"},
         "trained_fraction": float(ok.mean()),

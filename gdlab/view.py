@@ -30,17 +30,19 @@ DEFAULT_PORT = 5006          # Bokeh's own default
 DEFAULT_RESOLUTION = 200     # at most this many runs per axis per re-simulated window
 
 
-def check_port(port: int) -> int:
+def check_port(port: int, name: str = "port") -> int:
+    """``port`` if it is a TCP port number, 0 (any free port) to 65535; ArgumentError naming
+    ``name`` (``--port`` on the command line) otherwise."""
     if not 0 <= port <= 65535:
-        raise ArgumentError("--port", f"{port} is not a port; give 0 (any free port) to 65535",
-                            prefix=False)
+        raise ArgumentError(name, f"{port} is not a port number; give 0 (any free port) to 65535")
     return port
 
 
-def check_resolution(n: int) -> int:
+def check_resolution(n: int, name: str = "resolution") -> int:
+    """``n`` if 2 ≤ n ≤ 1000 runs per axis of a re-simulated window; ArgumentError naming
+    ``name`` (``--resolution`` on the command line) otherwise."""
     if not 2 <= n <= 1000:
-        raise ArgumentError("--resolution", f"{n} must be in [2, 1000] (runs per axis)",
-                            prefix=False)
+        raise ArgumentError(name, f"{n} runs per axis is out of range; give 2 to 1000")
     return n
 
 

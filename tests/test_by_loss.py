@@ -2,9 +2,10 @@
 
 The reference is Sohl-Dickstein's (2024) judgment, written here in plain NumPy: the ratios
 v_t = L_t/L_0 for t = 0 … T−1 (the losses *before* each update), clipped at 10⁶; converged iff
-mean(v[-20:]) < 1; score = −Σv if converged, else Σ1/v. gdlab adds the freeze: the first t ≤ T with
+mean(v[-20:]) < 1, diverged iff it is > 1 (his two classes; exactly 1, a loss that never changed,
+is undecided); score = −Σv if converged, else Σ1/v. gdlab adds the freeze: the first t ≤ T with
 ρ_t = L_t/L_0 beyond √(largest float64) or a non-finite loss/iterate stops the run at w_{t−1}
-(its remaining v_t count 10⁶).
+(its remaining v_t count 10⁶), diverged.
 
 On L(w) = c·w² from w0 = 1, gradient descent is w_{t+1} = w_t − α·2c·w_t = r·w_t with
 r = 1 − 2cα, so w_t = r^t and ρ_t = r^(2t) exactly; every expected value below comes from that.
@@ -75,11 +76,12 @@ def judge(rho: np.ndarray, steps: int, tol: float) -> dict:
     v = np.where(inbound[:, :steps], np.minimum(rho[:, :steps], CLIP), CLIP)
     last_mean = v[:, -WINDOW:].mean(axis=1)
     converged = ~frozen & (last_mean < 1)
+    diverged = frozen | (last_mean > 1)
     with np.errstate(divide="ignore", over="ignore"):   # 1/ρ of a ρ that underflowed
         score = np.where(last_mean < 1, -v.sum(axis=1), (1 / v).sum(axis=1))
     t_end = np.where(frozen, t_freeze - 1, steps)            # the iterate the run ends at
     return {
-        "regime": np.where(frozen, Regime.DIVERGED,
+        "regime": np.where(diverged, Regime.DIVERGED,
                            np.where(converged, Regime.CONVERGED, Regime.UNDECIDED)),
         "diverged_at": t_freeze, "steps_to_tol": steps_to_tol, "score": score,
         "loss_ratio": rho[np.arange(n), t_end],
@@ -177,8 +179,8 @@ def test_grid_has_no_step_size_decided_by_rounding(c, steps):
     res, ref = quadratic(c, steps)
     assert res.alpha.shape == (200,)
     assert not ref["near"].any(), res.alpha[ref["near"]]
-    # The grid covers every outcome: converged, undecided (α = 0, r = −1, slow growth) and
-    # diverged, frozen inside the horizon and by the final check at T.
+    # The grid covers every outcome: converged, undecided (α = 0, r = −1) and diverged (growing
+    # within the bound, frozen inside the horizon and by the final check at T).
     regimes = set(ref["regime"].tolist())
     assert regimes == {Regime.CONVERGED, Regime.DIVERGED, Regime.UNDECIDED}
     assert steps in ref["diverged_at"] and steps in ref["steps_to_tol"]
@@ -212,6 +214,33 @@ def test_converged_means_window_mean_below_one_whatever_tol(tol):
     np.testing.assert_array_equal(res.regime[live] == Regime.CONVERGED, res.score[live] < 0)
 
 
+def shifted(w, k, w_star):
+    """q(w) = ½k(w − w*)²: no optimum given, so judged by its loss."""
+    return 0.5 * k * (w - w_star) ** 2
+
+
+def test_growing_loss_is_diverged_and_the_score_sign_is_the_regime():
+    """q(w) = ½(w − 3)² from w0 = 0 for 50 steps: GD's error is (1 − α)^t·(−3), so
+    ρ_t = (1 − α)^{2t} exactly. A loss that grows (|1 − α| > 1: α = 2.5 gives ρ_50 = 1.5¹⁰⁰ =
+    4.07·10¹⁷, α = 2.1 gives 1.1¹⁰⁰ = 1.38·10⁴, both far inside the float64 bound, never frozen)
+    is diverged, with a positive score; a loss that falls (|1 − α| < 1) is converged, with a
+    negative one; α = 2 (ρ_t = 1 exactly, the period-2 cycle) and α = 0 are undecided."""
+    alphas = np.array([0.0, 1e-3, 0.5, 1.0, 1.5, 1.999, 2.0, 2.001, 2.1, 2.5])
+    res = gdlab.sweep(gdlab.problems.custom(shifted, k=1.0, w_star=3.0), alphas, w0=0.0,
+                      steps=50, dtype="float64")
+    r = np.abs(1 - res.alpha)
+    want = np.where(r > 1, Regime.DIVERGED, np.where(r < 1, Regime.CONVERGED, Regime.UNDECIDED))
+    np.testing.assert_array_equal(res.regime, want)
+    assert (res.diverged_at == -1).all()
+    np.testing.assert_allclose(res.loss_ratio, r ** 100, rtol=1e-12)
+    np.testing.assert_allclose(res.loss_ratio[-2:], [1.1 ** 100, 1.5 ** 100], rtol=1e-12)
+    # the sign of the score is the regime: negative converged, positive diverged (and undecided)
+    np.testing.assert_array_equal(np.sign(res.score), np.where(r < 1, -1.0, 1.0))
+    # the score itself, Σ_{t<50} 1/min(ρ_t, 10⁶) for the growing runs: 1/(1 − 1.5⁻²)·(1 − …)
+    v = np.minimum(r[-2:, None] ** (2 * np.arange(50)), CLIP)
+    np.testing.assert_allclose(res.score[-2:], (1 / v).sum(axis=1), rtol=1e-12)
+
+
 @pytest.mark.parametrize("c,steps", CASES)
 def test_diverged_at_and_steps_to_tol(c, steps):
     res, ref = quadratic(c, steps)
@@ -219,10 +248,10 @@ def test_diverged_at_and_steps_to_tol(c, steps):
     np.testing.assert_array_equal(res.steps_to_tol, ref["steps_to_tol"])
     # By hand for c = 2 (r = 1 − 4α): α = −0.1 (the grid's first) → ρ_t = 1.96^t grows past the
     # score's clip 10⁶ at t = 21 but stays far below the bound (1.96⁸⁰ = 2.4·10²³): not frozen,
-    # undecided; α = 1/4 → ρ_1 = 0 < 0.5.
+    # yet diverged (the last 20 ratios average 10⁶ > 1); α = 1/4 → ρ_1 = 0 < 0.5.
     if c == 2.0 and steps == STEPS:
         assert res.alpha[0] == -0.1 and res.diverged_at[0] == -1 and res.steps_to_tol[0] == -1
-        assert res.regime[0] == Regime.UNDECIDED
+        assert res.regime[0] == Regime.DIVERGED
         assert res.steps_to_tol[np.flatnonzero(res.alpha == 0.25)[0]] == 1
 
 
@@ -410,9 +439,10 @@ def test_pytree_parameter():
     ref = judge(rho, steps, TOL)
     rel = np.maximum(rtol(ra, steps), rtol(rb, steps))
     assert not near_threshold(rho, ref["last_mean"], TOL, rel).any()
-    assert set(ref["regime"].tolist()) == {Regime.CONVERGED, Regime.UNDECIDED}
-    # Fast B, slow A: ρ_t first falls then, for r_b < −1, climbs again — the minimum is inside.
-    assert ((ref["min_loss_ratio"] < 1) & (ref["regime"] == Regime.UNDECIDED)).any()
+    assert set(ref["regime"].tolist()) == {Regime.CONVERGED, Regime.DIVERGED, Regime.UNDECIDED}
+    # Fast B, slow A: ρ_t first falls then, for r_b < −1, climbs again — the minimum is inside,
+    # and the run is diverged (its loss ends above the start).
+    assert ((ref["min_loss_ratio"] < 1) & (ref["regime"] == Regime.DIVERGED)).any()
     assert not band(ref, TOL).any()     # no window mean in [TOL, 1): see the threshold's test
     np.testing.assert_array_equal(res.regime, ref["regime"])
     np.testing.assert_array_equal(res.diverged_at, ref["diverged_at"])

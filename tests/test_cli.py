@@ -12,6 +12,7 @@ import types
 import numpy as np
 import pytest
 
+import gdlab
 from gdlab import cli, replot, study
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
@@ -109,6 +110,46 @@ def test_a_study_derives_each_fact_once(tmp_path, monkeypatch):
         loads=lambda text: reads.append(text) or loads(text)))
     assert run("plot", out) == 0
     assert len(reads) == 1
+
+
+def _garbage(path):
+    path.write_text("garbage\n")
+
+
+def _drop_key(path, key):
+    summary = json.loads(path.read_text())
+    del summary[key]
+    path.write_text(json.dumps(summary))
+
+
+# A run directory damaged after gdlab wrote it: what is wrong, and the file it is in.
+_DAMAGED = {
+    "results_garbage": (lambda d: _garbage(d / "results.npz"), "results.npz: unreadable"),
+    "summary_not_json": (lambda d: (d / "summary.json").write_text("{\n"),
+                         "summary.json: unreadable (JSONDecodeError"),
+    "summary_a_list": (lambda d: (d / "summary.json").write_text("[]"),
+                       "summary.json: not a gdlab summary"),
+    "results_missing": (lambda d: (d / "results.npz").unlink(), "without results.npz;"),
+    "summary_missing": (lambda d: (d / "summary.json").unlink(), "without summary.json;"),
+    "array_missing": (lambda d: np.savez(d / "results.npz", alpha=np.arange(3.0)),
+                      "has no 'axis_names'"),
+    "summary_key_missing": (lambda d: _drop_key(d / "summary.json", "steps"), "has no 'steps'"),
+}
+
+
+@pytest.mark.parametrize("case", list(_DAMAGED))
+def test_plot_of_a_damaged_run_directory_is_one_line(case, tmp_path, capsys, trajectories_run):
+    """`gdlab plot` on a run directory whose files were damaged after gdlab wrote them says in
+    one line which file and what (exit 2), as `gdlab export` and `gdlab.load` do; no traceback."""
+    out = tmp_path / "t"
+    shutil.copytree(trajectories_run, out)
+    damage, expected = _DAMAGED[case]
+    damage(out)
+    capsys.readouterr()
+    assert run("plot", out) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gdlab: error: {out}") and err.count("\n") == 1, err
+    assert expected in err, err
 
 
 def test_interrupted_run_leaves_no_directory(tmp_path, monkeypatch):
@@ -229,3 +270,83 @@ def test_bad_options_are_one_line_and_exit_2(argv, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error:" in err and "--help" in err, err
+
+
+@pytest.mark.parametrize("argv, prog", [(["run", "q4_alpha_sweep", "--bogus"], "gdlab run"),
+                                        (["plot", "a", "b"], "gdlab plot"),
+                                        (["--bogus", "run", "q4_alpha_sweep"], "gdlab")])
+def test_an_unknown_argument_points_at_its_own_commands_help(argv, prog, capsys):
+    """An argument `gdlab run` does not know is `gdlab run`'s error: the line points at
+    `gdlab run --help`, where the options are; one before the command is gdlab's."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    extra = " ".join(a for a in argv if a in ("--bogus", "b"))
+    assert capsys.readouterr().err == (f"{prog}: error: unrecognized arguments: {extra} "
+                                       f"(see {prog} --help)\n")
+
+
+def test_short_grids_are_listed_and_nothing_compared_has_no_fraction(tmp_path, capsys):
+    """Q4.2 on the homework's three α says what was simulated at which α (three points make no
+    interval); a one-run sweep whose only run the band holds prints no agreement fraction; small
+    runs print their rate with an SI prefix, not 0.000 G."""
+    assert run("run", os.path.join(CONFIGS, "q4_trajectories.toml"), "--out", tmp_path / "t",
+               "--no-progress") == 0
+    text = capsys.readouterr().out
+    assert "convergence: simulated: at α = 0.5, 1.5; theory" in text
+    assert "oscillation: simulated: at α = 1.5, 2.5; theory" in text
+    assert "divergence: simulated: at α = 2.5; theory" in text
+    assert "≤ α ≤" not in text.split("Q4.2")[1].split("agreement")[0]
+    assert re.search(r"run [\d.]+ s \([\d.]+[kMGT]? updates/s", text), text
+    assert run("run", os.path.join(CONFIGS, "q4_alpha_sweep.toml"), "--set",
+               "sweep.alpha.num=1", "--out", tmp_path / "one", "--no-progress") == 0
+    text = capsys.readouterr().out
+    assert ": 1 run × 200 steps," in text
+    assert re.search(r"closed form, converges \(.*\): no run to compare: all 1 left out \(", text)
+    assert "on 0 runs" not in text and "on 1 runs" not in text
+
+
+def test_stalled_edge_is_listed_apart_with_its_closed_form(tmp_path, capsys):
+    """α = 0 stalls and every α > 0 converges: the stalled → converging edge is no regime edge
+    but the smallest α whose progress shows within T steps. From regimes.py a run is stalled while
+    its growth g = max_{t>h}|e_t| / max_{t≤h}|e_t| = (1 − α)^{h+1} (λ = 1, h = T//2) stays above
+    e^{−b}, b = (T − h)·4ε(1 + |w*|/|e₀|): the edge is α = 1 − e^{−b/(h+1)}."""
+    out = tmp_path / "s"
+    assert run("run", os.path.join(CONFIGS, "q4_trajectories.toml"), "--set",
+               "sweep.alpha=[0.0, 0.5]", "--out", out, "--no-progress") == 0
+    text = capsys.readouterr().out
+    b = json.loads((out / "summary.json").read_text())["boundaries"]
+    assert all("stalled" not in (e["below"], e["above"]) for e in b["bisected"])
+    (edge,) = b["progress"]
+    assert (edge["below"], edge["above"]) == ("stalled", "converging_monotone")
+    T, h = 30, 15
+    for dtype, (lo, hi) in edge["closed_form_abs_alpha"].items():
+        band = (T - h) * 4 * float(np.finfo(dtype).eps) * (1 + 100 / 100)
+        np.testing.assert_allclose([lo, hi], 1 - np.exp(-band / (h + 1)), rtol=1e-12)
+        # and the simulation turns there: stalled just below, converging just above
+        got = gdlab.sweep(gdlab.problems.scalar_regression(x=1.0, y=100.0), [0.9 * lo, 1.1 * lo],
+                          w0=0.0, steps=T, tol=1.0, dtype=dtype, progress=False).regime
+        assert [gdlab.REGIME_NAMES[r] for r in got] == ["stalled", "converging_monotone"]
+    assert edge["bracket_holds_closed_form"] and edge["lo"] <= lo
+    assert "not a regime edge: stalled → converging_monotone" in text
+    assert "regime boundaries" not in text or "stalled →" not in text.split(
+        "regime boundaries")[1].split("\n")[0]
+
+
+def test_q41_tables_show_the_first_steps_at_any_horizon(tmp_path, capsys):
+    """With T = 200001 the trajectories are recorded every 3rd step; the Q4.1 tables (log and
+    report.md) still show t = 0, 1, …, 10: w_t = 100·(1 − (1 − α)^t) from w₀ = 0."""
+    out = tmp_path / "long"
+    assert run("run", os.path.join(CONFIGS, "q4_trajectories.toml"), "--set",
+               "run.steps=200001", "--out", out, "--no-progress") == 0
+    text = capsys.readouterr().out
+    md = (out / "report.md").read_text(encoding="utf-8")
+    for alpha in (0.5, 1.5, 2.5):
+        for t in range(11):
+            w = 100 * (1 - (1 - alpha) ** t)
+            assert re.search(rf"(?m)^\s*{t}\s+{re.escape(f'{w:.6g}')}\s", text), (alpha, t)
+    assert "| 3 | 437.5 |" in md and "| 3 | 112.5 |" in md and "| 10 | " in md
+    assert "recorded every" not in text
+    with np.load(out / "results.npz", allow_pickle=False) as z:
+        steps = z["trajectory_steps"]
+    assert list(steps[:12]) == [*range(11), 12] and steps[-1] == 200001

@@ -24,6 +24,9 @@ from gdlab.progress import Progress
 ROOT = Path(__file__).resolve().parent.parent
 # one progress line: "3/3 runs (100 %) [00:00<00:00, 32.8k updates/s]"
 PROGRESS_LINE = re.compile(r"^(\d+)/(\d+) runs \(\d+ %\) \[[\d:]+<[\d:?]+, [\d.]+\w? updates/s\]$")
+# the float64 edge search of a 1-D sweep, after the sweep: its rounds, out of those it plans
+EDGE_LINE = re.compile(r"^(\d+)/(\d+) rounds of the float64 edge search \(\d+ grid changes?\) "
+                       r"\(\d+ %\) \[[\d:]+<[\d:?]+, [\d.]+\w? updates/s\]$")
 
 
 def _commands() -> list[str]:
@@ -82,13 +85,22 @@ def test_bare_name_is_the_bundled_config(tmp_path, monkeypatch):
 def test_list_shows_names_runnable_from_here(tmp_path, monkeypatch, capsys):
     (tmp_path / "configs").mkdir()
     shutil.copy(ROOT / "configs" / "q4_trajectories.toml", tmp_path / "configs" / "mine.toml")
+    # a byte-identical copy of a bundled config under its own name is the bundled one: not listed
+    shutil.copy(ROOT / "configs" / "q4_alpha_sweep.toml", tmp_path / "configs")
     monkeypatch.chdir(tmp_path)
     assert cli.main(["list"]) == 0
     text = capsys.readouterr().out
     section = text.split("configs (gdlab run NAME):\n")[1].split("problems:")[0]
-    names = [line.split()[0] for line in section.splitlines()]
+    entries = re.split(r"\n(?=  \S)", section.rstrip("\n"))   # continuation lines are indented
+    names = [e.split()[0] for e in entries]
     bundled = sorted(p.stem for p in (ROOT / "configs").glob("*.toml"))
     assert names == [*bundled, "configs/mine.toml"]
+    # each description is the whole first sentence of the config's leading comment, not its
+    # first line cut mid-sentence
+    eos = " ".join(entries[names.index("eos_digits")].split()[1:])
+    assert eos.startswith("The edge of stability on a real dataset") and eos.endswith(
+        "(standard parameterization, MSE on one-hot targets, float32).")
+    assert "custom" in text.split("problems:")[1].split("optimizers:")[0]
     for name in names:    # each resolves, from here, to the file it names
         expected = (tmp_path / name if "/" in name else ROOT / "configs" / f"{name}.toml")
         assert Path(cli.config_path(name)).resolve() == expected.resolve()
@@ -101,8 +113,12 @@ def test_run_by_name_from_any_directory_with_progress_lines(tmp_path, monkeypatc
     assert cli.main(["run", "q4_trajectories", "--out", "o"]) == 0
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
-    assert lines and all(PROGRESS_LINE.match(line) for line in lines), captured.err
-    assert PROGRESS_LINE.match(lines[-1]).group(1, 2) == ("3", "3")
+    runs = [line for line in lines if PROGRESS_LINE.match(line)]
+    edges = [EDGE_LINE.match(line) for line in lines[len(runs):]]
+    assert runs and all(edges) and lines == runs + lines[len(runs):], captured.err
+    assert PROGRESS_LINE.match(runs[-1]).group(1, 2) == ("3", "3")
+    # the edge search's last line says every round it took, out of as many (the plan revised)
+    assert edges and edges[-1].group(1) == edges[-1].group(2)
     assert "agreement with theory" in captured.out
     expected = tomllib.loads((ROOT / "configs" / "q4_trajectories.toml").read_text())
     with np.load(tmp_path / "o" / "results.npz") as z:

@@ -1,6 +1,7 @@
 """Every kind of bad input: exit status 2, one line naming file, key, value and fix, no output."""
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -216,3 +217,24 @@ def test_unroll_auto_or_integer(tmp_path, capsys, monkeypatch):
     refused(tmp_path, capsys, monkeypatch,
             GOOD.replace("steps = 20", 'steps = 20\nunroll = "fast"'),
             [], r"run.unroll: 'fast' must be \"auto\" or an integer >= 1")
+
+
+_QUARTIC = "configs/quartic_bifurcation.toml"   # orbit_window = 400, max_period = 64
+
+
+@pytest.mark.parametrize("sets, message", [
+    # both dependent limits said at once: the window fits the steps, the period half the window
+    (["run.steps=200"], r"report.orbit_window: 400 must be <= run.steps = 200; set "
+                        r"report.orbit_window <= 200 \(and >= 128, twice report.max_period = "
+                        r"64\), e.g. orbit_window = 200$"),
+    (["run.steps=100"], r"report.orbit_window: 400 must be <= run.steps = 100; set "
+                        r"report.orbit_window <= 100 and report.max_period <= 50 \(at most half "
+                        r"the window\), e.g. orbit_window = 100$"),
+    (["run.steps=200", "report.orbit_window=100"],
+     r"report.max_period: 64 must be <= orbit_window/2 = 50; set report.max_period <= 50, or "
+     r"report.orbit_window >= 128$"),
+])
+def test_orbit_window_errors_say_the_values_that_fit(tmp_path, capsys, monkeypatch, sets,
+                                                     message):
+    refused(tmp_path, capsys, monkeypatch, Path(_QUARTIC).read_text(encoding="utf-8"), sets,
+            message)

@@ -133,6 +133,12 @@ def vector(w, a, b):
     return jnp.stack([w["x"], w["y"]]) * a
 
 not_callable = 3
+
+def start_of(a, b):
+    return {"x": -a, "y": b}
+
+def raises():
+    raise RuntimeError("no start here")
 '''
 
 _CONFIG = '''
@@ -198,6 +204,12 @@ def test_shards_of_a_user_loss_merge_to_the_single_run(user_config, tmp_path):
     ('problem.loss="my_losses:vector"', "problem.loss: "),
     ('problem.loss="not a path"', "must be an import path"),
     ('problem.w0="my_losses:zz"', "problem.w0: module"),
+    ('problem.w0="my_losses:start_of"', "problem.w0: 'my_losses:start_of' takes arguments (a, b); "
+                                        "a w0 function takes none"),
+    ('problem.w0="my_losses:raises"', "problem.w0: 'my_losses:raises' raised RuntimeError: no "
+                                      "start here"),
+    ('problem.optimum=[1.0, 1.0, 1.0]', "problem.optimum: 3 numbers in 3 arrays does not fit w, "
+                                        "of 2 numbers in 2 arrays"),
 ])
 def test_bad_user_losses_in_a_config_exit_2_and_write_nothing(user_config, tmp_path, setting,
                                                              message, capsys):
@@ -207,3 +219,46 @@ def test_bad_user_losses_in_a_config_exit_2_and_write_nothing(user_config, tmp_p
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
     assert not out.exists()
+
+
+def _q(w):
+    return 0.5 * (w - 3.0) ** 2
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_loss_without_parameters_sweeps_with_its_optimum(dtype):
+    """L = ½(w − 3)², no parameters: e_{t+1} = (1 − α)e_t, so α = 0.5, 1.5, 2.5 are monotone,
+    oscillating and diverging (closed form), and w* = 3 is used as given."""
+    res = gdlab.sweep(gdlab.problems.custom(_q, optimum=3.0), [0.5, 1.5, 2.5], w0=0.0,
+                      dtype=dtype, progress=False)
+    R = gdlab.Regime
+    assert res.regime.tolist() == [R.CONVERGING_MONOTONE, R.CONVERGING_OSCILLATING,
+                                   R.DIVERGING_OSCILLATING]
+    np.testing.assert_array_equal(np.asarray(res.w_star, np.float64), 3.0)
+    assert float(np.asarray(res.problem.curvature())) == 1.0      # ∇²L = 1
+
+
+@pytest.mark.parametrize("optimum, w0, message", [
+    (np.array([3.0]), 0.0, "optimum: shape (1,) does not fit w, of shape () (set by w0)"),
+    ([3.0, 3.0], np.zeros(3), "optimum: 2 numbers in 2 arrays does not fit w, of shape (3,)"),
+])
+def test_an_optimum_of_the_wrong_shape_is_named(optimum, w0, message):
+    with pytest.raises(ArgumentError) as e:
+        gdlab.sweep(gdlab.problems.custom(lambda w: 0.5 * jnp.sum((w - 3.0) ** 2),
+                                          optimum=optimum), [0.5], w0=w0, progress=False)
+    assert str(e.value).startswith(message) and "differentiated" not in str(e.value)
+
+
+def test_an_optimum_that_cannot_be_computed_is_named_as_such():
+    # the loss is fine (its gradient traces); only the optimum function raises: the error names
+    # problem.optimum, not differentiation
+    def q(w, a):
+        return 0.5 * a * (w - 3.0) ** 2
+
+    def no_closed_form(a):
+        raise ValueError("no closed form here")
+
+    with pytest.raises(ArgumentError) as err:
+        gdlab.sweep(gdlab.problems.custom(q, a=1.0, optimum=no_closed_form), [0.5], w0=0.0)
+    assert err.value.argument == "problem.optimum"
+    assert "no closed form here" in str(err.value) and "differentiated" not in str(err.value)

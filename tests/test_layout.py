@@ -117,7 +117,7 @@ def test_a_value_without_an_optimum_is_judged_by_its_loss():
 
     # Declares Problem but not WithOptimum: judged by L_t/L_0 (w_t = (1 − 2α)^t w0).
     res = gdlab.sweep(LossOnly(1.0), [0.1, 1.1], w0=1.0, steps=30)
-    assert res.regime.tolist() == [gdlab.Regime.CONVERGED, gdlab.Regime.UNDECIDED]
+    assert res.regime.tolist() == [gdlab.Regime.CONVERGED, gdlab.Regime.DIVERGED]   # |1 − 2.2| > 1
     assert res.curvature is None and res.score is not None
     with pytest.raises(ArgumentError) as err:     # L(0) = 0: no ratio to judge by
         gdlab.sweep(LossOnly(1.0), [0.1])

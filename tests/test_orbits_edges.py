@@ -134,6 +134,58 @@ def test_coarse_grid_reports_every_edge_between():
     assert found[-1].above == "diverging_oscillating"
     no_theory = study._Theory(False, None, None, None, None, {})
     text = "\n".join(summary_lines(cfg, res, None, {
-        "regime_counts": {}, "boundaries": study._boundaries(res, no_theory, found)}))
+        "regime_counts": {}, "steps": cfg.steps,
+        "boundaries": study._boundaries(cfg, res, no_theory, found)}))
     assert "do not resolve what lies between them" in text
     assert "converging_monotone → diverging_oscillating" not in text
+
+
+def _quadratic(w, k):
+    return 0.5 * k * (w - 3.0) ** 2
+
+
+def _quadratic_regimes(alpha, k):
+    """The closed form for L = ½k(w − 3)², e_{t+1} = (1 − αk)e_t (gdlab.regimes' table)."""
+    r = 1 - alpha * k
+    return np.select([alpha == 0, np.abs(r) < 1, np.abs(r) == 1, r < -1],
+                     [Regime.STALLED, np.where(r >= 0, Regime.CONVERGING_MONOTONE,
+                                               Regime.CONVERGING_OSCILLATING),
+                      Regime.BOUNDED_OSCILLATION, Regime.DIVERGING_OSCILLATING],
+                     Regime.DIVERGING_MONOTONE)
+
+
+def test_a_quadratic_user_loss_gets_its_closed_form_orbit_labels(recwarn):
+    """The issue's config: window = all 200 steps (the transient included). Every α of the grid
+    gets the quadratic's exact regime: no "periodic" with period 0 for a run converging to w*
+    (0.14–1.87 were), none "chaotic" for one whose error grows 1 %/step (2.01–2.24 were), and the
+    cycle at αk = 2 is the bounded oscillation. No float64 is asked of the float32 run."""
+    problem = gdlab.problems.custom(_quadratic, optimum=3.0, k=1.0)
+    orb = dynamics.orbits(problem, np.linspace(0.0, 3.0, 301), w0=0.0, steps=200, window=200,
+                          max_period=64)
+    alpha = orb.alpha.astype(np.float64)     # the float32 α the runs used
+    np.testing.assert_array_equal(orb.regime, _quadratic_regimes(alpha, 1.0))
+    converging = np.abs(1 - alpha) < 1
+    assert np.all(orb.period[converging & (alpha > 0)] == 1)
+    assert np.all(orb.period[np.abs(1 - alpha) > 1] == -1)
+    # at the fixed point λ_L = log|1 − αk| (closed form; αk = 1 is super-attracting)
+    finite = converging & (alpha > 0) & (alpha != 1)
+    np.testing.assert_allclose(orb.lyapunov[finite], np.log(np.abs(1 - alpha[finite])),
+                               atol=1e-4)
+    # a second sweep of the same problem, as the orbit study's bisection runs (the first ran
+    # float64 Lyapunov continuations): the warnings came from there
+    dynamics.orbits(problem, [0.5, 2.5], w0=0.0, steps=200, window=200, max_period=64)
+    assert not [w for w in recwarn if "float64" in str(w.message)]
+
+
+def test_slow_convergers_on_the_double_well_are_converging():
+    """T = 200 steps, a 100-step window: at α = 0.010–0.013 the orbit still approaches w = 1 at
+    the rate 1 − 2α (f'(1) = 1 − 2α > 0, closed form), far from w* over the whole window (plain
+    float64 NumPy below): converging_monotone with period 1, never "periodic" with period 0."""
+    alpha = np.array([0.010, 0.011, 0.012, 0.013])
+    orb = dynamics.orbits(DW, alpha, w0=0.5, steps=200, window=100, max_period=32)
+    w = np.full(alpha.shape, 0.5)
+    for _ in range(100):
+        w = w - alpha * w * (w * w - 1)
+    assert np.all(np.abs(w - 1) > 0.01)                    # the window starts far from w*
+    assert np.all(orb.period == 1)
+    assert np.all(orb.regime == Regime.CONVERGING_MONOTONE)

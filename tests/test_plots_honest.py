@@ -11,7 +11,9 @@ import pytest
 from matplotlib.collections import QuadMesh
 from matplotlib.colors import to_rgb
 
-from gdlab import _study_plots, plots
+from gdlab import _study_plots, plots, study
+from gdlab import config as config_lib
+from gdlab._bundled import config_path
 from gdlab.errors import ArgumentError
 from gdlab.problems import scalar_regression
 from gdlab.regimes import Regime
@@ -132,6 +134,59 @@ def test_theory_row_of_an_n_d_quadratic_follows_the_dominant_mode():
             "oscillating mode dominates (2/(λ_min+λ_max))", "divergence (2/λ_max)"} <= names
 
 
+def _row_extents(fig, y0):
+    """(x0, x1, RGB) of everything filled in the strip row y0 … y0 + 1: mesh cells and bars."""
+    ax = fig.axes[0]
+    out = []
+    for c in ax.collections:
+        if isinstance(c, QuadMesh):
+            xy = c.get_coordinates()                       # (rows + 1, cells + 1, 2)
+            colors = c.to_rgba(np.asarray(c.get_array()).reshape(xy.shape[0] - 1, -1))
+            for j in np.flatnonzero(xy[:-1, 0, 1] == y0):
+                out += [(xy[j, i, 0], xy[j, i + 1, 0], tuple(colors[j, i, :3]))
+                        for i in range(xy.shape[1] - 1)]
+        elif c.get_gid() == "simulated_alpha":
+            for path, color in zip(c.get_paths(), c.get_facecolors()):
+                (x0, y), (x1, _) = path.vertices.min(0), path.vertices.max(0)
+                if y == y0:
+                    out.append((x0, x1, tuple(color[:3])))
+    return out
+
+
+def test_strip_draws_no_regime_at_an_alpha_that_was_not_run():
+    """The issue: q4_trajectories (α = 0.5, 1.5, 2.5) coloured all of [0, 3] as simulated,
+    α = 0 (stalled) as converging. Each of a few α is its own bar, in its regime's colour, with
+    nothing else in the row; the theory row covers the swept range and both share one axis."""
+    edges = {"oscillation_onset": 1.0, "divergence": 2.0}
+    for alpha in (np.array([0.5, 1.5, 2.5]), np.array([0.5, 2.5]), np.linspace(0.2, 2.9, 12)):
+        fig = _drawn(plots.regime_strip(alpha, _gd_regime(alpha), closed_form=edges))
+        lo, hi = fig.axes[0].get_xlim()
+        span = alpha.max() - alpha.min()
+        assert alpha.min() - 0.05 * span < lo < alpha.min()
+        assert alpha.max() < hi < alpha.max() + 0.05 * span
+        drawn = _row_extents(fig, 0.0)
+        assert len(drawn) == alpha.size
+        for (x0, x1, color), a, code in zip(sorted(drawn), alpha, _gd_regime(alpha)):
+            assert x0 < a < x1 and x1 - x0 <= 0.02 * span
+            assert color == to_rgb(plots.REGIME_COLORS[Regime(int(code))])
+        x, _, _ = _theory_row(fig)
+        assert (x[0], x[-1]) == (alpha.min(), alpha.max())
+
+
+def test_strip_cells_end_at_the_first_and_last_alpha():
+    """A grid's outer cells would reach half a step beyond it (below α = 0.1 here, into α < 0):
+    both rows end at min α and max α, on a linear and on a log axis."""
+    edges = {"oscillation_onset": 1.0, "divergence": 2.0}
+    for alpha in (np.linspace(0.1, 2.9, 29), np.geomspace(0.01, 2.9, 40)):
+        regime = _gd_regime(alpha)
+        for fig in (plots.regime_strip(alpha, regime, closed_form=edges),
+                    plots.regime_strip(alpha, regime, regime)):
+            for y0 in (0.0, 1.0):
+                drawn = _row_extents(fig, y0)
+                assert min(d[0] for d in drawn) == alpha[0]
+                assert max(d[1] for d in drawn) == alpha[-1]
+
+
 # ---- error heatmap: not from 3 α, skips said, rounding and frozen cells named -----------------
 
 def test_heatmap_needs_enough_alpha_and_says_why_not():
@@ -151,6 +206,13 @@ def test_heatmap_needs_enough_alpha_and_says_why_not():
     big = _study_plots.not_drawn(types.SimpleNamespace(**{**vars(cfg), "steps": 200}),
                                  res(30_000, trajectory=False))["error_heatmap"]
     assert f"{_study_plots.HEATMAP_MAX_VALUES:,}" in big and "30000 α" in big
+    # The fix it names: 5·10⁶ values / (T/k + 2 snapshots as gdlab.study counts them, k =
+    # ⌈T/200⌉ = 1) = 24,752 α at T = 200; the study records the iterates of that many α, not more.
+    most = 5_000_000 // (200 + 2)
+    assert f"sweep at most {most:,} α (at T = 200)" in big
+    for num, recorded in ((most, True), (most + 1, False)):
+        q4 = config_lib.load(config_path("q4_alpha_sweep"), [f"sweep.alpha.num={num}"])
+        assert q4.steps == 200 and (study._plan(q4, print).record_every is not None) == recorded
     assert "compact" in _study_plots.not_drawn(cfg, res(100, False, True))["error_heatmap"]
 
 

@@ -1,12 +1,14 @@
 """n-D quadratics and linear regression: gradients, spectra, optimum, per-direction oscillation."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import gdlab
-from gdlab import quadratics, theory
+from gdlab import config, quadratics, theory
 from gdlab.regimes import Regime
 
 
@@ -90,3 +92,49 @@ def test_kappa_axis_one_batched_computation():
                       steps=100, tol=1e-2)
     assert res.grid_shape == (12, 7) and gdlab.engine.compile_count() - before == 1
     assert theory.agreement(res, theory.predict(res)).fraction == 1.0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kappa": 0}, r"^kappa: 0 must be >= 1 \(the condition number λ_max/λ_min\)$"),
+    ({"kappa": 0.5, "lam_max": 2.0}, r"^kappa: 0\.5 must be >= 1 "),
+    ({"lam_max": 0.0}, r"^lam_max: 0\.0 must be > 0 \(the largest eigenvalue\)$"),
+    ({"lam_max": -1.0, "kappa": 0}, r"^lam_max: -1\.0 must be > 0"),
+])
+def test_quadratic_bad_lam_max_or_kappa_names_only_what_is_wrong(kwargs, message):
+    with pytest.raises(gdlab.errors.ArgumentError, match=message):
+        gdlab.problems.quadratic(**kwargs)
+
+
+def _tib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**40:.3g} TiB"
+
+
+@pytest.mark.parametrize("kwargs, argument, dim", [
+    ({"dim": 10**6}, "dim", 10**6),
+    ({"spectrum": np.ones(300_000)}, "spectrum", 300_000),
+])
+def test_quadratic_too_large_for_memory_is_refused_before_allocating(monkeypatch, kwargs,
+                                                                     argument, dim):
+    """dim = 10⁶ would need four 10⁶ × 10⁶ float64 matrices (the Gaussian, its QR, the
+    eigenvectors): 32·d² bytes plus the interpreter's 400 MiB, refused in one line naming the
+    argument, as the config path refuses problem.dim, instead of NumPy's MemoryError."""
+    monkeypatch.setenv("GDLAB_MEMORY_LIMIT", "1G")
+    want = _tib(32 * dim**2 + 400 * 2**20)
+    with pytest.raises(gdlab.errors.TooLargeError,
+                       match=rf"^{argument}: a quadratic of dimension {dim} needs about "
+                             rf"{re.escape(want)}, more than the 1 GiB allowed .*; choose a "
+                             rf"smaller {argument}$"):
+        gdlab.problems.quadratic(**kwargs)
+
+
+def test_config_and_factory_refuse_the_same_size(monkeypatch, tmp_path):
+    """One estimate, two entry points: the config's problem.dim and quadratic(dim=…)."""
+    monkeypatch.setenv("GDLAB_MEMORY_LIMIT", "1G")
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text('[problem]\nname = "quadratic"\ndim = 100000\n[optimizer]\nname = "sgd"\n'
+                   '[sweep]\nalpha = [0.1]\n')
+    want = f"{(32 * 10**10 + 400 * 2**20) / 2**30:.3g} GiB"     # 298 GiB
+    with pytest.raises(ValueError, match=rf"problem\.dim: .* needs about {want}"):
+        config.load(cfg)
+    with pytest.raises(ValueError, match=rf"^dim: .* needs about {want}"):
+        gdlab.problems.quadratic(dim=100_000)

@@ -88,6 +88,28 @@ def test_output_paths_are_checked_before_any_work(tmp_path, capsys, monkeypatch,
         ["afile"] + (["link"] if case == "dangling_link" else []))
 
 
+def test_no_run_directory_inside_another(tmp_path, capsys, monkeypatch, trajectories_run):
+    """The issue: `--out runs/q4_alpha_sweep/sub` was written, and then `--overwrite` of
+    runs/q4_alpha_sweep refused ("holds files gdlab did not write ('sub')"). Refused before any
+    work, at any depth, with a place outside it; the enclosing run stays replaceable."""
+    calls = []
+    monkeypatch.setattr(study.gdlab, "sweep", lambda *a, **k: calls.append(1))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    outer = runs / "t"
+    shutil.copytree(trajectories_run, outer)
+    (outer / "deeper").mkdir()
+    before = sorted(p.name for p in outer.iterdir())
+    for sub in (outer / "sub", outer / "deeper" / "sub"):
+        assert run("run", TRAJ, "--out", sub) == 2
+        assert one_error_line(capsys) == (
+            f"gdlab: error: {sub}: is inside the gdlab run directory {outer} (whose --overwrite "
+            f"would then refuse it); choose an --out outside it, such as {runs / 'sub'}")
+    assert calls == [] and sorted(p.name for p in outer.iterdir()) == before
+    assert run("merge", outer, "--out", outer / "merged") == 2   # gdlab merge too
+    assert "is inside the gdlab run directory" in one_error_line(capsys)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
 def test_read_only_parent_is_refused_up_front(tmp_path, capsys):
     ro = tmp_path / "ro"

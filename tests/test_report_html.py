@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import gdlab
-from gdlab import cli, engine, rundir
+from gdlab import cli, engine, report, report_html, rundir
 from gdlab._report_render import Block, render_html
+from gdlab.regimes import Regime
 from gdlab.report_html import report_files
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -229,3 +230,54 @@ def test_gradient_lab_report(tmp_path):
     assert row[1] == str(summary["checks"]) and row[3] == str(summary["failed"])
     assert tomllib.loads(page.pres[0]) == summary["config"]
     assert cli.main(["plot", str(run)]) == 0
+
+
+def _gd_regimes(alpha):
+    """GD's regime on L = ½(w − w*)² (λ = 1) from r = 1 − α alone (the table of regimes.py)."""
+    a = np.asarray(alpha, np.float64)
+    return np.select([a == 0, a <= 1, a < 2, a == 2],
+                     [Regime.STALLED, Regime.CONVERGING_MONOTONE, Regime.CONVERGING_OSCILLATING,
+                      Regime.BOUNDED_OSCILLATION], Regime.DIVERGING_OSCILLATING).astype(np.int8)
+
+
+def test_q4_answer_lists_a_short_grid_and_gives_intervals_only_where_resolved():
+    """Three α do not make an interval: the answer says what was simulated at which α. A run of
+    more than LISTED_MAX grid values is an interval, cut at a grid cell holding several edges."""
+    short = report.q4_statement([0.5, 1.5, 2.5], _gd_regimes([0.5, 1.5, 2.5]), 1.0)
+    assert short["convergence"].startswith("simulated: at α = 0.5, 1.5; theory")
+    assert short["oscillation"].startswith("simulated: at α = 1.5, 2.5; theory")
+    assert short["divergence"].startswith("simulated: at α = 2.5; theory")
+    assert short["bounded cycle"].startswith("simulated: at no grid value; theory")
+    assert not any("≤ α ≤" in v.split("; theory")[0] for v in short.values())
+    dense = np.linspace(0.0, 3.0, 3001)
+    answer = report.q4_statement(dense, _gd_regimes(dense), 1.0)
+    # 0 < α < 2 converges: grid values 0.001 … 1.999, 1999 of them
+    assert answer["convergence"].startswith(
+        "simulated: on 0.001 ≤ α ≤ 1.999 (1999 grid values, spacing 0.001); theory")
+    assert answer["bounded cycle"].startswith("simulated: at α = 2; theory")
+    # a cell the bisection found several edges in cuts the interval there
+    cut = report.q4_statement(dense, _gd_regimes(dense), 1.0, unresolved=[(dense[999],
+                                                                          dense[1000])])
+    assert cut["convergence"].startswith("simulated: on 0.001 ≤ α ≤ 0.999 (999 grid values, "
+                                         "spacing 0.001); on 1 ≤ α ≤ 1.999 (1000 grid values")
+    # 12 consecutive values are listed, 13 make an interval
+    assert "at α = 0.1, " in report.q4_statement(dense[100:112], _gd_regimes(dense[100:112]),
+                                                  1.0)["convergence"]
+    assert "on 0.1 ≤ α ≤ 0.112 (13 grid values" in report.q4_statement(
+        dense[100:113], _gd_regimes(dense[100:113]), 1.0)["convergence"]
+
+
+def test_left_out_reasons_say_they_overlap_and_nothing_compared_has_no_fraction():
+    why = {"k unknown": 26014, "the divergence bound in reach": 5612, "double root": 2}
+    assert report.left_out(26024, why) == (
+        "26024 left out; by reason, a run counted under each that applies: k unknown: 26014; "
+        "the divergence bound in reach: 5612; double root: 2")
+    assert report.left_out(20, {"near tol": 20, "underflow": 0}) == "20 left out (near tol: 20)"
+    assert report.left_out(0, {"near tol": 0}) == "0 left out"
+    assert report.agreement_text(None, 0, 1, {"band": 1}) == (
+        "no run to compare: all 1 left out (band: 1)")
+    assert report.agreement_text(1.0, 1, 0, {}) == "agreement 1.000000 on 1 run; 0 left out"
+    summary = {"closed_form": {"converges": {"fraction": None, "n_compared": 0, "n_band": 1,
+                                             "band_why": {"band": 1}}}}
+    row = report_html._agreement_rows(summary)[0]
+    assert row[1:] == (0, "no run to compare", 1, "band: 1")

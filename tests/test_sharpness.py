@@ -42,6 +42,21 @@ def test_lanczos_matches_dense_hessian_on_a_network(x64):
     assert -1e-12 * want[0] <= err < 0.5 * want[0], err
 
 
+def test_sharpness_of_a_network_is_in_its_default_dtype():
+    """digits_mlp is float64 by default (``gdlab list``, gdlab.track): gdlab.sharpness, called with
+    x64 off, computes in float64 too — 1e-12 of numpy's float64 eigvalsh, which float32 (~1e-7)
+    cannot meet — and in float32 when asked."""
+    net = gdlab.problems.digits_mlp(hidden=(2,), points=50)    # 160 parameters: dense
+    assert net.default_dtype == "float64" and not jax.config.jax_enable_x64
+    got = gdlab.sharpness(net, net.init(), 2)
+    with jax.enable_x64(True):
+        h = np.asarray(jax.hessian(net.loss)(jnp.asarray(net.init(), jnp.float64)))
+    want = np.linalg.eigvalsh(0.5 * (h + h.T))[::-1][:2]
+    assert got.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12)
+    assert gdlab.sharpness(net, net.init(), dtype="float32").dtype == jnp.float32
+
+
 @pytest.mark.parametrize("lam_max, kappa", [(3.0, 10.0), (0.5, 1000.0)])
 def test_quadratic_sharpness_is_lam_max(x64, lam_max, kappa):
     q = gdlab.problems.quadratic(dim=300, lam_max=lam_max, kappa=kappa, seed=2)

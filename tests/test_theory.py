@@ -90,3 +90,20 @@ def test_theory_refuses_other_optimizers():
     res = dataclasses.replace(res, optimizer="adam")
     with pytest.raises(ValueError, match="no closed form here for optimizer 'adam'"):
         theory.predict(res)
+
+
+def test_nothing_compared_gives_no_fraction():
+    """A check that compares no run has no agreement fraction (None, never 1.0): at α = 0 the
+    error never changes (|1 − αλ| = 1), so the closed-form region check's band holds the only
+    run; with every run flagged rounding-sensitive the exact-map agreement compares none."""
+    res = gdlab.sweep(P, [0.0], w0=0.0, steps=200, tol=1.0)
+    pred = theory.predict(res)
+    region = theory.closed_form(res, pred)["converges"]
+    assert region["n_compared"] == 0 and region["n_band"] == 1
+    assert region["fraction"] is None
+    flagged = pred._replace(sensitive=np.ones_like(pred.sensitive))
+    agree = theory.agreement(res, flagged)
+    assert agree.n_compared == 0 and agree.fraction is None
+    # with runs compared the fraction is one: r = 1 − 0.5 converges monotonically, as predicted
+    half = gdlab.sweep(P, [0.5], w0=0.0, steps=200, tol=1.0)
+    assert theory.agreement(half, theory.predict(half)).fraction == 1.0

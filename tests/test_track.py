@@ -14,7 +14,8 @@ ALPHAS = np.array([0.05, 0.2, 0.8])
 
 
 def _plain(problem, tx_of, alphas, steps):
-    """Reference: a plain jitted, vmapped scan of optax steps, recording L(w_t), and w_t."""
+    """Reference: a plain jitted scan of optax steps per α (one run at a time, as track runs
+    them), recording L(w_t), and w_t; rows stacked."""
     def run(alpha):
         tx = tx_of(alpha)
         def step(carry, _):
@@ -25,24 +26,28 @@ def _plain(problem, tx_of, alphas, steps):
         w0 = jnp.asarray(problem.init())
         (w, _), (losses, ws) = jax.lax.scan(step, (w0, tx.init(w0)), None, length=steps)
         return jnp.concatenate([losses, problem.loss(w)[None]]), ws
-    return jax.jit(jax.vmap(run))(jnp.asarray(alphas))
+    runs = [jax.jit(run)(jnp.asarray(a)) for a in alphas]
+    return tuple(jnp.stack(parts) for parts in zip(*runs))
 
 
-def _op_by_op(problem, tx, alphas, steps):
-    """Reference: L(w_t) of the runs (one row per α) stepped by ``tx`` evaluated eagerly, one
-    operation at a time, so every product is rounded before it is added (no fused multiply-add:
-    the rounding gdlab.optimizers promises for every optimizer but sgd); the gradients by a jitted,
-    vmapped ``jax.value_and_grad`` of the problem's loss."""
-    value_and_grad = jax.jit(jax.vmap(jax.value_and_grad(problem.loss)))
-    w = jnp.tile(jnp.asarray(problem.init()), (len(alphas), 1))
-    state, losses = tx.init(w), []
-    for _ in range(steps):
-        loss, g = value_and_grad(w)
-        u, state = tx.update(g, state, w)
-        w = w + u
-        losses.append(loss)
-    losses.append(jax.jit(jax.vmap(problem.loss))(w))
-    return np.stack(losses, axis=1)
+def _op_by_op(problem, tx_of, alphas, steps):
+    """Reference: L(w_t) of the runs (one row per α) stepped by ``tx_of(α)`` evaluated eagerly,
+    one operation at a time, so every product is rounded before it is added (no fused
+    multiply-add: the rounding gdlab.optimizers promises for every optimizer but sgd); the
+    gradients by a jitted ``jax.value_and_grad`` of the problem's loss, one run at a time."""
+    value_and_grad = jax.jit(jax.value_and_grad(problem.loss))
+    rows = []
+    for alpha in alphas:
+        tx, w = tx_of(jnp.asarray(alpha)), jnp.asarray(problem.init())
+        state, losses = tx.init(w), []
+        for _ in range(steps):
+            loss, g = value_and_grad(w)
+            u, state = tx.update(g, state, w)
+            w = w + u
+            losses.append(loss)
+        losses.append(jax.jit(problem.loss)(w))
+        rows.append(np.stack(losses))
+    return np.stack(rows)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
@@ -53,10 +58,8 @@ def test_tracked_loss_is_untracked_loss_bit_for_bit(optimizer):
         if optimizer == "sgd":
             loss, ws = _plain(p, optax.sgd, res.alphas, 12)
         else:
-            # optax's heavy ball, v ← ∇L + βv, w ← w − αv, is gdlab's "momentum" (one learning
-            # rate per run: a column, broadcast over the parameters)
-            loss = _op_by_op(p, optax.sgd(jnp.asarray(res.alphas)[:, None], momentum=0.9),
-                             res.alphas, 12)
+            # optax's heavy ball, v ← ∇L + βv, w ← w − αv, is gdlab's "momentum"
+            loss = _op_by_op(p, lambda a: optax.sgd(a, momentum=0.9), res.alphas, 12)
         np.testing.assert_array_equal(res.loss, np.asarray(loss))   # the same bits
         if optimizer == "sgd":
             # the sharpness at t = 4 is the top eigenvalue of numpy's eigvalsh of the Hessian at
@@ -67,6 +70,23 @@ def test_tracked_loss_is_untracked_loss_bit_for_bit(optimizer):
             np.testing.assert_allclose(res.sharpness[:, 1, 0], want, rtol=1e-10)
     assert res.loss.shape == (3, 13) and res.sharpness.shape == (3, 4, 1)
     np.testing.assert_allclose(res.threshold, (2 if optimizer == "sgd" else 3.8) / ALPHAS)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_runs_numbers_do_not_depend_on_the_other_step_sizes(dtype):
+    """α = 8 and α = 4 give the same bits alone, in a pair and among three, in any position: a
+    run's result never depends on which other runs share its call (a vmapped batch's matrix
+    products round differently with its size)."""
+    net = gdlab.problems.digits_mlp(hidden=(16, 16), points=64)
+    kw = dict(steps=40, every=10, iters=8, dtype=dtype)
+    runs = [gdlab.track(net, alphas, **kw) for alphas in ([8.0], [4.0, 8.0], [8.0, 4.0, 2.0])]
+    for alpha in (8.0, 4.0):
+        rows = [(r.loss[i], r.sharpness[i]) for r in runs
+                for i in np.flatnonzero(r.alphas == alpha)]
+        assert len(rows) == (3 if alpha == 8.0 else 2)
+        for loss, lam in rows[1:]:
+            np.testing.assert_array_equal(loss, rows[0][0])
+            np.testing.assert_array_equal(lam, rows[0][1])
 
 
 def _result(edge, alphas, steps, every, loss_last=0.1):
@@ -97,6 +117,9 @@ def test_bad_arguments_are_one_line_errors():
         gdlab.track(p, [0.1], steps=10, every=3)
     with pytest.raises(gdlab.errors.ArgumentError, match="nesterov"):
         gdlab.track(p, [0.1], optimizer="nesterov", steps=10, every=5)
+    with pytest.raises(gdlab.errors.ArgumentError,
+                       match=r"^optimizer: .*'adma' \(did you mean 'adam'\?\); known: sgd, "):
+        gdlab.track(p, [0.1], optimizer="adma", steps=10, every=5)
     with pytest.raises(gdlab.errors.ArgumentError, match="alphas"):
         gdlab.track(p, [-0.1], steps=10, every=5)
 

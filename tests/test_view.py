@@ -102,10 +102,14 @@ def test_first_line_is_the_address_and_it_answers_http(server):
         assert r.status == 200 and b"bokeh" in r.read().lower()
 
 
-def test_bad_port_is_one_line(capsys):
-    assert cli.main(["view", "anything", "--port", "70000"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("gdlab: error:") and err.count("\n") == 0 and "70000" in err
+@pytest.mark.parametrize("option, value, message", [
+    ("--port", "70000", "70000 is not a port number; give 0 (any free port) to 65535"),
+    ("--port", "-1", "-1 is not a port number; give 0 (any free port) to 65535"),
+    ("--resolution", "0", "0 runs per axis is out of range; give 2 to 1000"),
+    ("--resolution", "1001", "1001 runs per axis is out of range; give 2 to 1000")])
+def test_bad_port_or_resolution_is_one_line_naming_the_option(option, value, message, capsys):
+    assert cli.main(["view", "anything", option, value]) == 2
+    assert capsys.readouterr().err == f"gdlab: error: {option}: {message}\n"
 
 
 def test_missing_run_directory_is_one_line(tmp_path, capsys):
