@@ -283,7 +283,7 @@ def memory(sizes: dict[str, int], *, runs: int, where: str, keep: str, steps: in
     """The memory the request needs fits (``resources.check_fits``), before anything per run."""
     n = math.prod(sizes.values())
     size_txt = " × ".join(map(str, sizes.values()))
-    snapshots = steps // record_every + 2 if record_every else 0
+    snapshots = engine.snapshot_count(steps, record_every) if record_every else 0
     fixes = ["keep='compact'"] * (keep == "all") + ["fewer runs"] + (
         ["a coarser record_every"] if record_every else [])
     fix = "use " + (f"{', '.join(fixes[:-1])} or {fixes[-1]}" if len(fixes) > 1 else fixes[0])

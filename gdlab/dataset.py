@@ -12,7 +12,9 @@
   space-separated); :func:`named` turns codes into names;
 * arrays not on the grid have their own dimensions: the ``trajectory_*`` arrays are on
   ``trajectory_alpha`` (``trajectory_w`` also on ``trajectory_step``, the coordinate holding
-  ``trajectory_steps``), the zoom frames (``zoom_x``, ``zoom_y``, ``zoom_regime``, ``zoom_score``)
+  ``trajectory_steps``), the ``heatmap_*`` arrays (the α a 1-D grid too large to record whole
+  draws its heatmap from) on ``heatmap_alpha`` (``heatmap_w`` also on ``heatmap_step``), the
+  zoom frames (``zoom_x``, ``zoom_y``, ``zoom_regime``, ``zoom_score``)
   on (``zoom_frame``, ``zoom_i``, ``zoom_j``), summary.json's bisected regime boundaries
   (``boundary_alpha``, ``boundary_lo``, ``boundary_below``, …) on ``boundary``, and any other array
   on ``NAME_dim0``, ``NAME_dim1``, …;
@@ -49,11 +51,16 @@ FORMATS = {"netcdf": ".nc", "csv": ".csv"}   # --to → the default file's suffi
 _CATEGORICAL = ("regime", "predicted_regime")
 # Coordinates of dimensions other than the axes: results.npz name → the dimension (and name).
 _COORDS = {"snapshot_steps": "step", "trajectory_steps": "trajectory_step",
-           "trajectory_alpha": "trajectory_alpha"}
-# The names of an array's dimensions after the grid's (or after trajectory_alpha's).
+           "trajectory_alpha": "trajectory_alpha", "heatmap_steps": "heatmap_step",
+           "heatmap_alpha": "heatmap_alpha"}
+# Arrays on runs of their own, not the grid's: name prefix → their leading dimension.
+_OWN_RUNS = {"trajectory_": "trajectory_alpha", "heatmap_": "heatmap_alpha"}
+# The names of an array's dimensions after the grid's (or after trajectory_alpha's, …).
 _TRAILING = {"snapshot_w": ("step", "param"), "trajectory_w": ("trajectory_step", "param"),
+             "heatmap_w": ("heatmap_step", "param"),
              "mode_flips": ("mode",), "w0": ("param",), "w_star": ("param",),
-             "trajectory_w_star": ("param",), "late_iterates": ("late_iterate",)}
+             "trajectory_w_star": ("param",), "heatmap_w_star": ("param",),
+             "late_iterates": ("late_iterate",)}
 _ZOOM_DIMS = {"x": ("zoom_frame", "zoom_i"), "y": ("zoom_frame", "zoom_j"),
               "regime": ("zoom_frame", "zoom_i", "zoom_j"),
               "score": ("zoom_frame", "zoom_i", "zoom_j")}
@@ -87,6 +94,13 @@ _LONG_NAMES = {
     "trajectory_diverged_at": "step at which the trajectory run was frozen (−1: never)",
     "trajectory_w_star": "optimum w* of the trajectory runs",
     "trajectory_curvature": "curvature λ (largest Hessian eigenvalue) of the trajectory runs",
+    "heatmap_alpha": "step size α of the runs the error heatmap is drawn from",
+    "heatmap_step": "step t",
+    "heatmap_index": "grid index of each heatmap α (every k-th grid value, and the last)",
+    "heatmap_w": "iterate w_t of the heatmap runs",
+    "heatmap_diverged_at": "step at which the heatmap run was frozen (−1: never)",
+    "heatmap_w_star": "optimum w* of the heatmap runs",
+    "heatmap_noise_floor": "rounding-noise floor of the heatmap runs' error ‖w_t − w*‖",
     "w_star": "optimum w*",
     "noise_floor": "rounding-noise floor of the error ‖w_t − w*‖",
     "zoom_x": "first axis's values in each zoom frame",
@@ -198,10 +212,11 @@ def _own_dims(name: str, ndim: int) -> tuple[str, ...]:
 
 def _dims(name: str, shape: tuple[int, ...], axes: list[str],
           grid: tuple[int, ...]) -> tuple[str, ...]:
-    """The dimensions of results.npz's array ``name``: the grid's (``trajectory_*``: the
-    trajectory runs') and those named after them; an array on neither has its own."""
-    if name.startswith("trajectory_"):  # the few runs drawn as trajectories, even if the grid
-        lead = ("trajectory_alpha",)      # has as many
+    """The dimensions of results.npz's array ``name``: the grid's (``trajectory_*``,
+    ``heatmap_*``: those runs') and those named after them; an array on none has its own."""
+    own = [dim for prefix, dim in _OWN_RUNS.items() if name.startswith(prefix)]
+    if own:   # the runs drawn as trajectories or in the heatmap, even if the grid has as many
+        lead = (own[0],)
     elif shape[:len(grid)] == grid:
         lead = tuple(axes)
     else:

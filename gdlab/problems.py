@@ -172,8 +172,9 @@ PROBLEMS: dict[str, ProblemSpec] = {
         summary="(1/2m)‖Xw − y‖², data inline (X, y) or generated with condition number κ",
         # X, the QR factor that generates it and their product: a few m × d float64 matrices
         size=lambda m, d, X=None, **_: (
-            (4 * 8 * (len(X) * len(X[0]) + len(X[0]) ** 2), "problem.X") if X is not None
-            else (4 * 8 * (m * d + d * d), "problem.m" if m >= d else "problem.d")),
+            (quadratics.linear_regression_bytes(len(X), len(X[0])), "problem.X")
+            if X is not None else
+            (quadratics.linear_regression_bytes(m, d), "problem.m" if m >= d else "problem.d")),
     ),
     "mlp": ProblemSpec(
         make=mlp,

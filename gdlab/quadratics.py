@@ -21,7 +21,7 @@ from gdlab import resources
 from gdlab.errors import ArgumentError
 
 __all__ = ["Quadratic", "LinearRegression", "quadratic", "linear_regression", "optimal_alpha",
-           "quadratic_bytes"]
+           "linear_regression_bytes", "quadratic_bytes"]
 
 _HI = "highest"
 
@@ -127,6 +127,12 @@ def quadratic_bytes(dim: int) -> int:
     return 4 * 8 * dim ** 2
 
 
+def linear_regression_bytes(m: int, d: int) -> int:
+    """Memory that generating (or holding) m × d least-squares data needs: X, the QR factor that
+    generates it, their product and XᵀX's eigenvectors, a few float64 matrices."""
+    return 4 * 8 * (m * d + d * d)
+
+
 def _check_fits(dim: int, argument: str) -> None:
     """TooLargeError naming ``argument`` unless a ``dim``-dimensional quadratic fits in memory
     (:func:`gdlab.resources.check_fits`, the limit every request is held to)."""
@@ -184,6 +190,9 @@ def linear_regression(X: ArrayLike | None = None, y: ArrayLike | None = None, *,
         if m < d:
             raise ArgumentError("m", f"{m!r} must be >= d = {d!r} for a unique least-squares "
                                      "optimum")
+        resources.check_fits(resources.BASE_BYTES + linear_regression_bytes(m, d), argument="m",
+                             what=f"least-squares data of {m} × {d}",
+                             fix="choose a smaller m (rows) or d (columns)")
         rng = np.random.default_rng(seed)
         U = np.linalg.qr(rng.standard_normal((m, d)))[0]
         V = _rotation(d, seed + 1)

@@ -32,10 +32,10 @@ from gdlab import (
     zoom,
 )
 from gdlab._study_log import closing_lines, comparison_lines, emit, sweep_lines, zoom_lines
-from gdlab._study_plots import HEATMAP_COLUMNS, HEATMAP_MAX_VALUES
+from gdlab._study_plots import HeatmapSample, heatmap_every, heatmap_sample
 from gdlab._sweep import SweepResult, finish_sweep, simulate_shard
 from gdlab.config import ConfigError, SweepConfig
-from gdlab.engine import Simulation
+from gdlab.engine import Simulation, snapshot_count
 from gdlab.interfaces import Linear, WithOptimum, studied_as_map
 from gdlab.orbit_study import run_orbit_study
 from gdlab.progress import Progress
@@ -56,6 +56,8 @@ class _Plan(NamedTuple):
     traj_every: int            # snapshot interval of the trajectory sweep (beyond its first
                                # table_steps steps, always recorded: _with_first_steps)
     keep: str                  # "all", or "compact" (regime and steps) where "all" would not fit
+    heatmap_sample: np.ndarray | None  # grid indices swept again with snapshots for the heatmap,
+                                       # where the main sweep's would pass HEATMAP_MAX_VALUES
 
 
 class _Theory(NamedTuple):
@@ -114,46 +116,57 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
                              **_options(cfg, plan, progress))
         return write_shard(cfg, out, sim, overwrite=overwrite, environment=environment(), log=log)
     res, traj = _simulate(cfg, plan, progress, simulation)
+    heat = _heatmap_runs(cfg, plan, res)
     emit(log, sweep_lines(cfg, res, traj))      # each stage's lines as it finishes
     th = _theory(cfg, res, plan.keep)
     changes = _grid_changes(res) if len(res.axes) == 1 else None
     found = _bisect(cfg, res, changes, progress)
-    summary = _summary(cfg, res, plan.keep, th, found, changes)
+    summary = _summary(cfg, res, plan.keep, th, found, changes, heat)
     emit(log, comparison_lines(cfg, summary))
     zs = _zoom(cfg, progress) if cfg.zoom is not None else None
     if zs is not None:
         summary["zoom"] = zs.summary()
         emit(log, zoom_lines(summary))
-    _write(out, overwrite, cfg, res, th, traj, summary, zs, t_start=t_start, log=log)
+    _write(out, overwrite, cfg, res, th, traj, heat, summary, zs, t_start=t_start, log=log)
     return summary
 
 
 def _plan(cfg: SweepConfig, log: Callable[[str], None]) -> _Plan:
     """Snapshots for the heatmap or the trajectories, and keep = "all" when every statistic fits
-    in the memory limit (a shard's always does), else "compact" with no snapshots."""
+    in the memory limit (a shard's always does), else "compact" with no snapshots.
+
+    A 1-D sweep records its heatmap's iterates while n_α × snapshots ≤ HEATMAP_MAX_VALUES; beyond
+    that its heatmap is drawn from ``_study_plots.heatmap_sample``'s α, swept again."""
     n_alpha, one_d = cfg.axis_sizes["alpha"], len(cfg.axes) == 1
     short_list = one_d and n_alpha <= _TRAJECTORY_LIST_MAX and not cfg.trajectories
     traj_every = max(1, math.ceil(cfg.steps / _TRAJECTORY_POINTS))
-    record_every = None
+    record_every, sample = None, None
     if short_list:
         record_every = traj_every
     elif one_d:
-        record_every = max(1, math.ceil(cfg.steps / HEATMAP_COLUMNS))
-        if n_alpha * (cfg.steps // record_every + 2) > HEATMAP_MAX_VALUES:
-            record_every = None
+        every = heatmap_every(cfg.steps)
+        if n_alpha * snapshot_count(cfg.steps, every) <= _study_plots.HEATMAP_MAX_VALUES:
+            record_every = every
+        else:
+            sample = heatmap_sample(n_alpha)
     if cfg.shard is not None:
-        return _Plan(short_list, record_every, traj_every, "all")
+        return _Plan(short_list, record_every, traj_every, "all", sample)
     n = cfg.runs
-    size = int(np.prod(cfg.problem_value.param_shape, dtype=np.int64))
-    snaps = cfg.steps // record_every + 2 if record_every else 0
-    full = resources.sweep_bytes(n, keep="all", param_size=size,
-                                 itemsize=np.dtype(cfg.dtype).itemsize, snapshots=snaps)
+    common = dict(keep="all", param_size=int(np.prod(cfg.problem_value.param_shape,
+                                                     dtype=np.int64)),
+                  itemsize=np.dtype(cfg.dtype).itemsize)
+    snaps = snapshot_count(cfg.steps, record_every) if record_every else 0
+    full = resources.sweep_bytes(n, snapshots=snaps, **common)
+    if sample is not None:   # its runs and iterates, held beside the main sweep's results
+        full += (resources.sweep_bytes(sample.size, **common,
+                                       snapshots=snapshot_count(cfg.steps, every))
+                 - resources.sweep_bytes(0, **common))
     limit = resources.memory_limit()
     if full <= limit:
-        return _Plan(short_list, record_every, traj_every, "all")
+        return _Plan(short_list, record_every, traj_every, "all", sample)
     log(f"{cfg.path}: {n} runs: keeping regime and steps-to-tol only (keep = \"compact\"): "
         f"all statistics would not fit in {resources.format_bytes(limit)}")
-    return _Plan(False, None, traj_every, "compact")
+    return _Plan(False, None, traj_every, "compact", None)
 
 
 def sweep_options(cfg: SweepConfig) -> dict:
@@ -197,6 +210,18 @@ def _simulate(cfg: SweepConfig, plan: _Plan, progress: bool | None,
     if traj is not None and plan.traj_every > 1:
         traj = _with_first_steps(cfg, traj)
     return res, traj
+
+
+def _heatmap_runs(cfg: SweepConfig, plan: _Plan, res: SweepResult) -> HeatmapSample | None:
+    """The α of ``plan.heatmap_sample`` (grid values of ``res``) swept again as the trajectories
+    are, their iterates recorded every ``heatmap_every(T)`` steps, for the error heatmap; None
+    where the plan has no sample. The main sweep's results do not depend on it."""
+    if plan.heatmap_sample is None:
+        return None
+    runs = gdlab.sweep(cfg.problem_value, res.alpha[plan.heatmap_sample],
+                       record_every=heatmap_every(cfg.steps), progress=False,
+                       **sweep_options(cfg))
+    return HeatmapSample(plan.heatmap_sample, runs, res.alpha.size)
 
 
 def _with_first_steps(cfg: SweepConfig, traj: SweepResult) -> SweepResult:
@@ -392,9 +417,11 @@ def _progress(cfg: SweepConfig, res: SweepResult, th: _Theory, b: boundary.Bound
 
 
 def _summary(cfg: SweepConfig, res: SweepResult, keep: str, th: _Theory,
-             found: list[boundary.Boundary] | None, changes: _GridChanges | None) -> dict:
+             found: list[boundary.Boundary] | None, changes: _GridChanges | None,
+             heat: HeatmapSample | None = None) -> dict:
     """summary.json, less its timings and files (added once the plots are written);
-    ``changes``: the grid's :func:`_grid_changes` (1-D), for the boundaries."""
+    ``changes``: the grid's :func:`_grid_changes` (1-D), for the boundaries; ``heat``: the
+    heatmap's subsample, if any."""
     summary = {
         "config_path": cfg.path, "config": cfg.resolved, **environment(),
         "dtype": res.dtype, "n_runs": res.n_runs, "grid_shape": list(res.grid_shape),
@@ -402,7 +429,7 @@ def _summary(cfg: SweepConfig, res: SweepResult, keep: str, th: _Theory,
         "regime_names": list(REGIME_NAMES), "regime_counts": report.regime_counts(res.regime),
         "keep": keep,
     }
-    not_drawn = _study_plots.not_drawn(cfg, res)
+    not_drawn = _study_plots.not_drawn(cfg, res, heat)
     if not_drawn:
         summary["plots_not_drawn"] = not_drawn
     if res.rounding_sensitive is not None:
@@ -489,17 +516,17 @@ def _zoom(cfg: SweepConfig, progress: bool | None) -> zoom.ZoomSeries:
 
 
 def _write(out: Path, overwrite: bool, cfg: SweepConfig, res: SweepResult, th: _Theory,
-           traj: SweepResult | None, summary: dict, zs: zoom.ZoomSeries | None, *,
-           t_start: float,
+           traj: SweepResult | None, heat: HeatmapSample | None, summary: dict,
+           zs: zoom.ZoomSeries | None, *, t_start: float,
            log: Callable[[str], None]) -> None:
     """results.npz, summary.json (with its timings and files) and the plots, then the log."""
-    arrays = _result_arrays(res, th.pred, traj)
+    arrays = _result_arrays(res, th.pred, traj, heat)
     t_plot = time.perf_counter()
 
     def contents(tmp: Path) -> rundir.RunFiles:
         files = _study_plots.draw(tmp, cfg, res, None if th.pred is None else th.pred.regime,
                                   th.edges, th.linear, traj,
-                                  skipped=summary.get("plots_not_drawn", {}))
+                                  skipped=summary.get("plots_not_drawn", {}), heat=heat)
         extra = {}
         if zs is not None:
             files += plots.save(zoom.frames_figure(zs), tmp, "zoom_frames")
@@ -516,9 +543,10 @@ def _write(out: Path, overwrite: bool, cfg: SweepConfig, res: SweepResult, th: _
     rundir.write_run(out, overwrite, contents, log=log)
 
 
-def _result_arrays(res: SweepResult, pred: theory.Prediction | None,
-                   traj: SweepResult | None) -> dict[str, np.ndarray]:
-    """results.npz: the axes, the per-run results kept, the predictions and the snapshots."""
+def _result_arrays(res: SweepResult, pred: theory.Prediction | None, traj: SweepResult | None,
+                   heat: HeatmapSample | None = None) -> dict[str, np.ndarray]:
+    """results.npz: the axes, the per-run results kept, the predictions and the snapshots (the
+    grid's own, or the heatmap's subsample's with what redrawing it needs)."""
     arrays = {name: values for name, values in res.axes.items()}
     arrays.update(axis_names=np.array(list(res.axes)), regime=res.regime,
                   regime_names=np.array(REGIME_NAMES), steps_to_tol=res.steps_to_tol)
@@ -546,4 +574,10 @@ def _result_arrays(res: SweepResult, pred: theory.Prediction | None,
         arrays.update({f"trajectory_{k}": v for k, v in dict(
             diverged_at=traj.diverged_at, w_star=traj.w_star,
             curvature=traj.curvature).items() if v is not None})
+    if heat is not None:
+        h = heat.runs
+        arrays.update({f"heatmap_{k}": v for k, v in dict(
+            index=heat.index, alpha=h.alpha, steps=h.snapshot_steps, w=h.trajectory,
+            diverged_at=h.diverged_at, w_star=h.w_star,
+            noise_floor=h.noise_floor).items() if v is not None})
     return arrays

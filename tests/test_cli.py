@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import gdlab
-from gdlab import cli, replot, study
+from gdlab import cli, study
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
@@ -106,7 +106,7 @@ def test_a_study_derives_each_fact_once(tmp_path, monkeypatch):
     assert "3 α values" in summary["plots_not_drawn"]["error_heatmap"]   # 3 α: no α × t map
     assert not (out / "error_heatmap.png").exists() and summary["boundaries"]["bisected"]
     reads, loads = [], json.loads
-    monkeypatch.setattr(replot, "json", types.SimpleNamespace(
+    monkeypatch.setattr(gdlab.dataset, "json", types.SimpleNamespace(
         loads=lambda text: reads.append(text) or loads(text)))
     assert run("plot", out) == 0
     assert len(reads) == 1

@@ -203,16 +203,19 @@ def test_heatmap_needs_enough_alpha_and_says_why_not():
 
     assert "3 α values" in _study_plots.not_drawn(cfg, res(3))["error_heatmap"]
     assert _study_plots.not_drawn(cfg, res(13)) == {}
-    big = _study_plots.not_drawn(types.SimpleNamespace(**{**vars(cfg), "steps": 200}),
-                                 res(30_000, trajectory=False))["error_heatmap"]
-    assert f"{_study_plots.HEATMAP_MAX_VALUES:,}" in big and "30000 α" in big
-    # The fix it names: 5·10⁶ values / (T/k + 2 snapshots as gdlab.study counts them, k =
-    # ⌈T/200⌉ = 1) = 24,752 α at T = 200; the study records the iterates of that many α, not more.
-    most = 5_000_000 // (200 + 2)
-    assert f"sweep at most {most:,} α (at T = 200)" in big
+    # Over the limit the grid records no iterates, and the heatmap is drawn from a subsample.
+    heat = _study_plots.HeatmapSample(np.arange(0, 30_000, 8), res(3750), 30_000)
+    assert _study_plots.not_drawn(cfg, res(30_000, trajectory=False), heat) == {}
+    old = _study_plots.not_drawn(cfg, res(30_000, trajectory=False))["error_heatmap"]
+    assert "no iterates were recorded" in old      # a run directory written before the subsample
+    # The limit: 5·10⁶ values / (T/k + 1 snapshots, k = ⌈T/200⌉ = 1, as the engine stores
+    # them: w₀, …, w_T) = 24,875 α at T = 200; one α more and a subsample is swept instead.
+    most = 5_000_000 // (200 + 1)
     for num, recorded in ((most, True), (most + 1, False)):
         q4 = config_lib.load(config_path("q4_alpha_sweep"), [f"sweep.alpha.num={num}"])
-        assert q4.steps == 200 and (study._plan(q4, print).record_every is not None) == recorded
+        plan = study._plan(q4, print)
+        assert q4.steps == 200 and (plan.record_every is not None) == recorded
+        assert (plan.heatmap_sample is None) == recorded
     assert "compact" in _study_plots.not_drawn(cfg, res(100, False, True))["error_heatmap"]
 
 

@@ -138,3 +138,17 @@ def test_config_and_factory_refuse_the_same_size(monkeypatch, tmp_path):
         config.load(cfg)
     with pytest.raises(ValueError, match=rf"^dim: .* needs about {want}"):
         gdlab.problems.quadratic(dim=100_000)
+
+
+def test_generated_least_squares_too_large_is_refused_before_allocating(monkeypatch):
+    """m × d = 10⁷ × 10⁴ generated data would need X, its QR factor, their product and XᵀX's
+    eigenvectors: 32·(m·d + d²) bytes plus the interpreter's 400 MiB — refused in one line naming
+    m, instead of NumPy's MemoryError."""
+    monkeypatch.setenv("GDLAB_MEMORY_LIMIT", "1G")
+    m, d = 10**7, 10**4
+    want = _tib(32 * (m * d + d * d) + 400 * 2**20)
+    with pytest.raises(gdlab.errors.TooLargeError,
+                       match=rf"^m: least-squares data of {m} × {d} needs about "
+                             rf"{re.escape(want)}, more than the 1 GiB allowed .*; choose a "
+                             rf"smaller m \(rows\) or d \(columns\)$"):
+        gdlab.problems.linear_regression(m=m, d=d)

@@ -20,6 +20,7 @@ from gdlab.engine._common import FastPath as FastPath
 from gdlab.engine._common import RunStats as RunStats
 from gdlab.engine._common import divergence_bound as divergence_bound
 from gdlab.engine._common import noise_floor as noise_floor
+from gdlab.engine._loop import snapshot_count as snapshot_count
 from gdlab.engine._program import FAST_PATH as FAST_PATH
 from gdlab.engine._program import FAST_PATH_MODES as FAST_PATH_MODES
 from gdlab.engine._program import FAST_PATHS as FAST_PATHS
@@ -32,7 +33,7 @@ from gdlab.engine._simulate import pad as pad
 from gdlab.engine._simulate import simulate as simulate
 
 __all__ = ["RunStats", "LossStats", "SCORE_CLIP", "loss_blowup", "SCORE_WINDOW", "Simulation",
-           "simulate", "pad",
+           "simulate", "pad", "snapshot_count",
            "noise_floor", "divergence_bound", "compile_count", "device_count", "chunk_program",
            "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS", "FastPath", "Chunk", "ChunkSpec",
            "tiled", "fused"]

@@ -215,7 +215,7 @@ def _run(problem: Any, hparams: dict, w0: jax.Array, r: Any, tol: Any, *,
         carry = _steps(body, carry, 0, steps, unroll)
         return carry[0], carry[2], None
 
-    # Strided snapshots: w_0, w_k, w_2k, …, and w_T last.
+    # Strided snapshots: w_0, w_k, w_2k, …, and w_T last (snapshot_count of them).
     n_outer, rest = divmod(steps, record_every)
     carry, snaps = jax.lax.scan(functools.partial(_stride, body, record_every, unroll), carry,
                                 record_every * jnp.arange(n_outer, dtype=jnp.int32))
@@ -223,3 +223,9 @@ def _run(problem: Any, hparams: dict, w0: jax.Array, r: Any, tol: Any, *,
         carry = _steps(body, carry, n_outer * record_every, rest, unroll)
     snaps = [w0[None], snaps] + ([carry[0][None]] if rest else [])
     return carry[0], carry[2], jnp.concatenate(snaps)
+
+
+def snapshot_count(steps: int, record_every: int) -> int:
+    """Iterates a run recording every k-th of T steps keeps (:func:`_run`): w₀, w_k, …,
+    w_{⌊T/k⌋k}, and w_T when k does not divide T — ⌈T/k⌉ + 1 in all."""
+    return -(-steps // record_every) + 1

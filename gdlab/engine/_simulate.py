@@ -44,7 +44,8 @@ def device_count(devices: int | str) -> int:
     available, local = len(jax.devices()), len(jax.local_devices())
     if devices > available:
         raise ArgumentError("devices", f"{devices} requested but only {available} "
-                                       f"{jax.default_backend()} device(s) are visible")
+                                       f"{jax.default_backend()} device(s) are visible; use "
+                                       f"\"all\" or at most {available}")
     if local < devices < available:
         raise ArgumentError("devices", f"{devices}: with {jax.process_count()} processes use "
                                        f"\"all\" ({available} devices) or at most this "
