@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import gdlab
-from gdlab import cli, study
+from gdlab import _study_edges, cli, study
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
@@ -97,11 +97,11 @@ def test_a_study_derives_each_fact_once(tmp_path, monkeypatch):
         fn = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a: calls.update([name]) or fn(*a))
 
-    count(study, "_grid_changes")
+    count(_study_edges, "grid_changes")
     count(study._study_plots, "not_drawn")
     out = tmp_path / "t"
     assert run("run", os.path.join(CONFIGS, "q4_trajectories.toml"), "--out", out, "--quiet") == 0
-    assert calls == {"_grid_changes": 1, "not_drawn": 1}
+    assert calls == {"grid_changes": 1, "not_drawn": 1}
     summary = json.loads((out / "summary.json").read_text())
     assert "3 α values" in summary["plots_not_drawn"]["error_heatmap"]   # 3 α: no α × t map
     assert not (out / "error_heatmap.png").exists() and summary["boundaries"]["bisected"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gdlab import config, dynamics, grids, study
+from gdlab import _study_plan, config, dynamics, grids, study
 from gdlab.config import ConfigError
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -137,7 +137,7 @@ class Handed(Exception):
 
 def test_the_study_hands_the_ranges_to_the_sweep(monkeypatch):
     cfg = load(table("q4_phase_alpha_x.toml"))
-    plan = study._plan(cfg, print)
+    plan = _study_plan.plan(cfg, print)
 
     def sweep(problem, alphas, **kw):
         raise Handed(alphas, kw["over"])

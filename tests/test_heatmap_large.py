@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import gdlab
-from gdlab import _study_plots, cli, config, plots, resources, study
+from gdlab import _study_plan, _study_plots, cli, config, plots, resources
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 Q4 = os.path.join(CONFIGS, "q4_alpha_sweep.toml")   # x = 1, y = 100, w₀ = 0, α ∈ [0, 3], float32
@@ -117,8 +117,8 @@ def test_the_memory_estimate_counts_the_subsample(small_limits, monkeypatch):
     cfg = config.load(Q4, [f"sweep.alpha.num={N}", f"run.steps={T}"])
     main = resources.sweep_bytes(N, keep="all", param_size=1, itemsize=4)
     monkeypatch.setattr(resources, "memory_limit", lambda: main)
-    assert study._plan(cfg, lambda line: None).keep == "compact"
+    assert _study_plan.plan(cfg, lambda line: None).keep == "compact"
     monkeypatch.setattr(resources, "memory_limit", lambda: 2 * main)
-    plan = study._plan(cfg, lambda line: None)
+    plan = _study_plan.plan(cfg, lambda line: None)
     assert plan.keep == "all" and plan.record_every is None
     np.testing.assert_array_equal(plan.heatmap_sample, INDEX)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gdlab
-from gdlab import boundary, config, dynamics, orbit_study, study
+from gdlab import _study_edges, _study_theory, boundary, config, dynamics, orbit_study, study
 from gdlab._study_log import summary_lines
 from gdlab.regimes import Regime
 
@@ -111,7 +111,7 @@ def _sweep(cfg):
 
 
 def test_q4_oscillation_edge_within_the_stated_precision(q4_config):
-    found = study._bisect(q4_config, _sweep(q4_config))
+    found = _study_edges.bisect(q4_config, _sweep(q4_config))
     (edge,) = [b for b in found if b.above == "converging_oscillating"]
     # closed form: e_{t+1} = (1 − αx²)e_t flips sign from α = 1/x² = 1
     assert edge.lo <= 1.0 <= edge.hi and edge.hi - edge.lo <= boundary.PRECISION
@@ -123,7 +123,7 @@ def test_coarse_grid_reports_every_edge_between():
     cfg = config.load("configs/q4_alpha_sweep.toml",
                       ["sweep.alpha=[0.5, 2.5]", "run.dtype=float64"])
     res = _sweep(cfg)
-    found = study._bisect(cfg, res)
+    found = _study_edges.bisect(cfg, res)
     # closed form: monotone up to α = 1/x² = 1, oscillating up to 2/x² = 2 (the float64 run
     # over T = 200 steps looks neutral within ~1e-6 of 2), diverging above
     pairs = [(b.below, b.above) for b in found]
@@ -132,10 +132,10 @@ def test_coarse_grid_reports_every_edge_between():
     assert abs(found[0].alpha - 1.0) <= boundary.PRECISION
     assert all(abs(b.alpha - 2.0) < 1e-5 for b in found[1:])
     assert found[-1].above == "diverging_oscillating"
-    no_theory = study._Theory(False, None, None, None, None, {})
+    no_theory = _study_theory.Theory(False, None, None, None, None, {})
     text = "\n".join(summary_lines(cfg, res, None, {
         "regime_counts": {}, "steps": cfg.steps,
-        "boundaries": study._boundaries(cfg, res, no_theory, found)}))
+        "boundaries": _study_edges.boundaries(cfg, res, no_theory, found)}))
     assert "do not resolve what lies between them" in text
     assert "converging_monotone → diverging_oscillating" not in text
 

@@ -11,7 +11,7 @@ import pytest
 from matplotlib.collections import QuadMesh
 from matplotlib.colors import to_rgb
 
-from gdlab import _study_plots, plots, study
+from gdlab import _study_plan, _study_plots, plots
 from gdlab import config as config_lib
 from gdlab._bundled import config_path
 from gdlab.errors import ArgumentError
@@ -213,7 +213,7 @@ def test_heatmap_needs_enough_alpha_and_says_why_not():
     most = 5_000_000 // (200 + 1)
     for num, recorded in ((most, True), (most + 1, False)):
         q4 = config_lib.load(config_path("q4_alpha_sweep"), [f"sweep.alpha.num={num}"])
-        plan = study._plan(q4, print)
+        plan = _study_plan.plan(q4, print)
         assert q4.steps == 200 and (plan.record_every is not None) == recorded
         assert (plan.heatmap_sample is None) == recorded
     assert "compact" in _study_plots.not_drawn(cfg, res(100, False, True))["error_heatmap"]
