@@ -41,7 +41,7 @@ from gdlab._study_plots import HeatmapSample, heatmap_every
 from gdlab._study_theory import Theory
 from gdlab._sweep import SweepResult, finish_sweep, simulate_shard
 from gdlab.config import ConfigError, SweepConfig
-from gdlab.engine import Simulation
+from gdlab.engine import Simulation, device_count
 from gdlab.interfaces import WithOptimum, studied_as_map
 from gdlab.orbit_study import run_orbit_study
 from gdlab.regimes import REGIME_NAMES
@@ -50,18 +50,20 @@ from gdlab.shards import write_shard
 __all__ = ["run_sweep_study", "environment", "sweep_options"]
 
 
-def environment() -> dict:
-    """Versions and device, for summary.json."""
+def environment(devices: int | str | None = None) -> dict:
+    """Versions and device, for summary.json: ``count`` the devices JAX sees, ``used`` those a
+    sweep asking for ``devices`` (``[run] devices``) runs on, when given."""
     import jaxlib
     import matplotlib
     import optax
-    devices = jax.devices()
+    used, devices = devices, jax.devices()
     return {
         "versions": {"gdlab": gdlab.__version__, "jax": jax.__version__,
                      "jaxlib": jaxlib.__version__, "numpy": np.__version__,
                      "optax": optax.__version__, "matplotlib": matplotlib.__version__,
                      "python": platform.python_version()},
         "device": {"backend": jax.default_backend(), "count": len(devices),
+                   **({} if used is None else {"used": device_count(used)}),
                    "kind": devices[0].device_kind, "platform": platform.platform()},
     }
 
@@ -86,14 +88,15 @@ def run_sweep_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
                          "loss-judged sweeps, not for orbit studies of non-quadratic losses")
     if not studied_as_map(problem):  # a non-quadratic loss with an optimum: study the orbits
         return run_orbit_study(cfg, out, overwrite=overwrite, progress=progress, log=log,
-                               environment=environment())
+                               environment=environment(cfg.devices))
     if len(cfg.axes) == 1 and cfg.shard is None:   # refuse an edge search that cannot end
         _study_edges.check_edge_search(cfg)
     plan = _study_plan.plan(cfg, log)
     if cfg.shard is not None:    # a shard keeps every statistic, raw
         sim = simulate_shard(problem, cfg.axes["alpha"], shard=cfg.shard,
                              **_study_plan.main_options(cfg, plan, progress))
-        return write_shard(cfg, out, sim, overwrite=overwrite, environment=environment(), log=log)
+        return write_shard(cfg, out, sim, overwrite=overwrite,
+                           environment=environment(cfg.devices), log=log)
     res, traj = _simulate(cfg, plan, progress, simulation)
     heat = _heatmap_runs(cfg, plan, res)
     emit(log, sweep_lines(cfg, res, traj))      # each stage's lines as it finishes
@@ -164,7 +167,7 @@ def _summary(cfg: SweepConfig, res: SweepResult, keep: str, th: Theory,
     ``changes``: the grid's :func:`_study_edges.grid_changes` (1-D), for the boundaries;
     ``heat``: the heatmap's subsample, if any."""
     summary = {
-        "config_path": cfg.path, "config": cfg.resolved, **environment(),
+        "config_path": cfg.path, "config": cfg.resolved, **environment(cfg.devices),
         "dtype": res.dtype, "n_runs": res.n_runs, "grid_shape": list(res.grid_shape),
         "axes": list(res.axes), "steps": res.steps, "tol": res.tol,
         "regime_names": list(REGIME_NAMES), "regime_counts": report.regime_counts(res.regime),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import types
 
+import jax
 import numpy as np
 import pytest
 
@@ -51,6 +52,8 @@ def test_main_job_writes_a_complete_run_directory(tmp_path, capsys):
     assert summary["config"]["sweep"]["alpha"] == {"start": 0.0, "stop": 3.0, "num": 3001}
     assert set(summary["versions"]) >= {"gdlab", "jax", "jaxlib", "numpy", "optax"}
     assert summary["dtype"] == "float32" and summary["device"]["backend"] == "cpu"
+    # [run] devices = "all" (the default): the sweep ran on every device JAX sees
+    assert summary["device"]["used"] == summary["device"]["count"] == len(jax.devices())
     assert summary["regime_counts"]["bounded_oscillation"] == 1
     assert {"compile_s", "run_s"} <= set(summary["timings"])
     for f in ("regime_strip", "error_heatmap", "trajectories"):
@@ -350,3 +353,13 @@ def test_q41_tables_show_the_first_steps_at_any_horizon(tmp_path, capsys):
     with np.load(out / "results.npz", allow_pickle=False) as z:
         steps = z["trajectory_steps"]
     assert list(steps[:12]) == [*range(11), 12] and steps[-1] == 200001
+
+
+def test_summary_says_how_many_devices_the_sweep_used(tmp_path):
+    """``device.used`` is the devices ``[run] devices`` asked for, beside ``count``, those JAX
+    sees (one per core here): a run on one device says 1."""
+    out = tmp_path / "one"
+    assert run("run", os.path.join(CONFIGS, "q4_trajectories.toml"), "--out", out,
+               "--set", "run.devices=1", "--quiet") == 0
+    device = json.loads((out / "summary.json").read_text())["device"]
+    assert device["used"] == 1 and device["count"] == len(jax.devices())
