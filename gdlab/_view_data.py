@@ -163,7 +163,7 @@ def trajectory(spec: MapSpec, alpha: float, y: float | None) -> tuple[np.ndarray
     import jax.numpy as jnp
 
     import gdlab
-    from gdlab._sweep_checks import precision
+    from gdlab._sweep_checks import precision, problem_fields
     over = {spec.y_name: [y]} if spec.y_name else None
     res = gdlab.sweep(spec.cfg.problem_value, [alpha], over=over, record_every=1,
                       progress=False, **_common(spec.cfg))
@@ -172,7 +172,7 @@ def trajectory(spec: MapSpec, alpha: float, y: float | None) -> tuple[np.ndarray
         err = np.linalg.norm(w - np.asarray(res.w_star).reshape(1, -1), axis=1)
         return res.snapshot_steps, err, "‖w_t − w*‖"
     problem = spec.cfg.problem_value
-    if spec.y_name and spec.y_name in getattr(problem, "_fields", ()):
+    if spec.y_name and spec.y_name in problem_fields(problem)[0]:   # a problem key, swept
         problem = problem._replace(**{spec.y_name: y})
     with precision(res.dtype):                 # the loss in the run's own dtype
         loss = np.asarray(jax.vmap(problem.loss)(jnp.asarray(w, res.dtype)), np.float64)

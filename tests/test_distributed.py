@@ -49,13 +49,18 @@ def _launch(config, sets, out, devices_per_process):
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
 
 
-def _finish(procs):
+def _communicate(procs):
+    """(stdout, stderr) of every process, each waited for at most 120 s; none is left running."""
     try:
-        outs = [p.communicate(timeout=120) for p in procs]
+        return [p.communicate(timeout=120) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
+
+
+def _finish(procs):
+    outs = _communicate(procs)
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err
     # gloo itself prints a line when it connects ("[Gloo] Rank 0 is connected to 1 peer ranks")
@@ -116,12 +121,7 @@ def test_a_count_that_does_not_span_the_processes_is_refused(tmp_path, devices):
     config = tmp_path / "q4.toml"
     config.write_text(open(Q4).read().replace("[run]", f"[run]\ndevices = {devices}", 1))
     procs = _launch(str(config), Q4_SMALL, tmp_path / "dist", 2)
-    try:
-        outs = [p.communicate(timeout=120) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    outs = _communicate(procs)
     message = (f"gdlab: error: {config}: run.devices: {devices} is fewer than the 4 devices of "
                f"the 2 processes that --distributed shares the sweep among; set \"all\" (the "
                f"default) or 4\n")
