@@ -47,7 +47,7 @@ def default_chunk(n: int, dtype: DTypeLike, param_shape: tuple[int, ...] = (), s
     """Runs per chunk from a 256 MiB budget: per run the engine's inputs, state and outputs
     (~100 B), the host's float64 post-processing (~100 B), and any snapshots."""
     per_run = 200 + 4 * np.dtype(dtype).itemsize * max(1, math.prod(param_shape)) * (
-        1 + (steps // record_every + 2 if record_every else 0))
+        1 + (engine.snapshot_count(steps, record_every) if record_every else 0))
     return max(1, min(n, _DEFAULT_CHUNK_BYTES // per_run))
 
 

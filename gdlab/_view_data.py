@@ -99,9 +99,9 @@ def _axis(lo: float, hi: float, n: int, log: bool) -> np.ndarray:
 
 
 def _common(cfg: Any) -> dict:
-    """The main sweep's arguments (``study.sweep_options``), loaded on the first window: the
+    """The main sweep's arguments (``_study_plan.sweep_options``), loaded on the first window: the
     viewer starts before JAX does."""
-    from gdlab.study import sweep_options
+    from gdlab._study_plan import sweep_options
     return sweep_options(cfg)
 
 

@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike
 
 from gdlab.regimes import REGIME_NAMES, Regime
 
-__all__ = ["trajectory_table", "stride_note", "regime_counts", "grid_runs", "intervals",
+__all__ = ["trajectory_table", "stride_note", "regime_counts", "grid_runs",
            "format_runs", "q4_statement", "plural", "reasons", "left_out", "agreement_text",
            "LISTED_MAX"]
 
@@ -70,11 +70,6 @@ def grid_runs(alpha: ArrayLike, mask: ArrayLike,
             out.append(a[start: i + 1])
             start = None
     return out
-
-
-def intervals(alpha: ArrayLike, mask: ArrayLike) -> list[tuple[float, float]]:
-    """Maximal runs of consecutive (sorted) grid values where ``mask`` holds, as (first, last)."""
-    return [(float(r[0]), float(r[-1])) for r in grid_runs(alpha, mask)]
 
 
 LISTED_MAX = 12   # a run of at most this many grid values is listed, not written as an interval
