@@ -28,15 +28,16 @@ _OSC = (Regime.CONVERGING_OSCILLATING, Regime.BOUNDED_OSCILLATION, Regime.DIVERG
 
 def onsets(path: str, dtype: str) -> dict:
     cfg = config.load(path, [f"run.dtype={dtype}"])
-    alpha, beta = cfg.axes["alpha"], cfg.axes["beta"]
-    res = gdlab.sweep(cfg.problem_value, alpha, over={"beta": beta}, optimizer=cfg.optimizer,
-                      w0=cfg.w0, steps=cfg.steps, tol=cfg.tol, dtype=dtype, progress=False)
+    res = gdlab.sweep(cfg.problem_value, cfg.axes["alpha"], over={"beta": cfg.axes["beta"]},
+                      optimizer=cfg.optimizer, w0=cfg.w0, steps=cfg.steps, tol=cfg.tol,
+                      dtype=dtype, progress=False)
+    beta = np.asarray(res.axes["beta"], np.float64)   # the grid as simulated
     pred = theory.predict(res)
     closed_osc, band = theory.oscillation_band(res, pred)
     banded = np.logical_or.reduce(list(band.values()))
     a = res.alpha.astype(np.float64)
     lam = float(np.ravel(res.curvature)[0])
-    closed = stability.oscillation_onset(cfg.optimizer, lam, np.asarray(beta, np.float64))
+    closed = stability.oscillation_onset(cfg.optimizer, lam, beta)
     osc = np.isin(res.regime, _OSC)
     step = float(np.max(np.diff(a)))
     within, explained, unexplained, offsets = 0, 0, 0, []

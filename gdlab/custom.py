@@ -140,18 +140,26 @@ class CustomProblem:
                              self._ndims, layout)
         return cls(*self), flat
 
-    def _host(self, fn):
-        """``fn(params)`` evaluated on the host in float64, vmapped over swept parameters."""
+    def _host(self, fn, *static):
+        """``fn(*static, params)`` evaluated on the host in float64, vmapped over swept
+        parameters (compiled once per ``fn``, ``static`` and batching)."""
         batched = tuple(np.ndim(v) > nd for v, nd in zip(self, self._ndims))
         with jax.enable_x64(True):
             args = tuple(jnp.asarray(v, jnp.float64) for v in self)
-            return np.asarray(_host_map(fn, batched)(args))
+            try:
+                program = _host_map(fn, static, batched)
+            except TypeError:   # an unhashable callable of the user's: compiled for this call
+                program = _host_map.__wrapped__(fn, static, batched)
+            return np.asarray(program(args))
 
 
-@functools.lru_cache(maxsize=None)
-def _host_map(fn, batched):
+@functools.lru_cache(maxsize=256)
+def _host_map(fn, static, batched):
+    """The compiled ``fn(*static, ·)``: keyed on its parts (a fresh partial per call would never
+    hit the cache, compiling again each time and keeping every program)."""
+    f = functools.partial(fn, *static)
     axes = tuple(0 if b else None for b in batched)
-    return jax.jit(jax.vmap(fn, in_axes=(axes,)) if any(batched) else fn)
+    return jax.jit(jax.vmap(f, in_axes=(axes,)) if any(batched) else f)
 
 
 class _WithOptimum(CustomProblem):
@@ -160,16 +168,15 @@ class _WithOptimum(CustomProblem):
     def optimum(self):
         if _traced(self):   # inside the engine: the run's own parameters, in its dtype
             return _ravel_jax(self.layout, self._optimum(**self._params()), _run_dtype(self))
-        return self._host(functools.partial(_optimum_flat, self._optimum, self._fields,
-                                            self.layout))
+        return self._host(_optimum_flat, self._optimum, self._fields, self.layout)
 
     def curvature(self):
         """λ_max of ∇²L at the optimum (host, float64; dense or Lanczos, ``gdlab.curvature``)."""
         if _traced(self):
             return _curvature_at_optimum(self._loss, self._optimum, self._fields, self.layout,
                                          tuple(self), _run_dtype(self))
-        return self._host(functools.partial(_curvature_at_optimum, self._loss, self._optimum,
-                                            self._fields, self.layout))
+        return self._host(_curvature_at_optimum, self._loss, self._optimum, self._fields,
+                          self.layout)
 
 
 def _traced(problem) -> bool:

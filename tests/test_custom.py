@@ -262,3 +262,21 @@ def test_an_optimum_that_cannot_be_computed_is_named_as_such():
         gdlab.sweep(gdlab.problems.custom(q, a=1.0, optimum=no_closed_form), [0.5], w0=0.0)
     assert err.value.argument == "problem.optimum"
     assert "no closed form here" in str(err.value) and "differentiated" not in str(err.value)
+
+
+def test_host_optimum_and_curvature_compile_once():
+    """Asking a problem's optimum and curvature again (a fresh but equal problem, as every sweep
+    builds) reuses the compiled host programs: the cache gains one entry per quantity and batching,
+    not one per call (a fresh ``functools.partial`` key would miss every time, recompiling and
+    keeping each program). The values are the closed forms w* = y/x, λ = x²."""
+    from gdlab import custom
+    before = custom._host_map.cache_info().currsize
+    opt = lambda x, y: y / x   # noqa: E731
+    p = gdlab.problems.custom(_scalar_loss, optimum=opt, x=2.0, y=6.0).bind(0.0)[0]
+    assert (float(np.asarray(p.optimum())), float(np.asarray(p.curvature()))) == (3.0, 4.0)
+    size = custom._host_map.cache_info().currsize
+    for _ in range(3):
+        q = gdlab.problems.custom(_scalar_loss, optimum=opt, x=2.0, y=6.0).bind(0.0)[0]
+        q.optimum(), q.curvature()
+    assert custom._host_map.cache_info().currsize == size
+    assert size > before
