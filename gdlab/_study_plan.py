@@ -69,7 +69,21 @@ def plan(cfg: SweepConfig, log: Callable[[str], None]) -> Plan:
         return Plan(short_list, record_every, traj_every, "all", sample)
     log(f"{cfg.path}: {n} runs: keeping regime and steps-to-tol only (keep = \"compact\"): "
         f"all statistics would not fit in {resources.format_bytes(limit)}")
-    return Plan(False, None, traj_every, "compact", None)
+    return Plan(False, None, traj_every, "compact", _compact_sample(cfg, common, limit))
+
+
+def _compact_sample(cfg: SweepConfig, common: dict, limit: int) -> np.ndarray | None:
+    """The heatmap's subsample of a compact 1-D sweep (its iterates were not kept): at most
+    ``_study_plots.HEATMAP_SAMPLE`` grid α swept again with snapshots, where those fit in the
+    limit beside the compact results; None otherwise (``_study_plots.not_drawn`` says why)."""
+    if len(cfg.axes) != 1:
+        return None
+    sample = heatmap_sample(cfg.axis_sizes["alpha"])
+    snaps = snapshot_count(cfg.steps, heatmap_every(cfg.steps))
+    need = (resources.sweep_bytes(cfg.runs, **{**common, "keep": "compact"})
+            + resources.sweep_bytes(sample.size, **common, snapshots=snaps)
+            - resources.sweep_bytes(0, **common))
+    return sample if need <= limit else None
 
 
 def sweep_options(cfg: SweepConfig) -> dict:

@@ -140,8 +140,9 @@ def not_drawn(cfg: SweepConfig, res: SweepResult,
     if n < plots.HEATMAP_MIN_ALPHA:
         why = (f"{n} α value{'s' * (n != 1)}: too few columns for an α × t map (it needs at least "
                f"{plots.HEATMAP_MIN_ALPHA})")
-    elif res.diverged_at is None:
-        why = 'keep = "compact": no iterates were kept'
+    elif res.diverged_at is None and heat is None:
+        why = ('keep = "compact": no iterates were kept, and a subsample\'s would not fit in the '
+               'memory limit beside the compact results')
     elif res.trajectory is None and heat is None:   # a run directory of an older gdlab
         why = ("no iterates were recorded to draw it from (results.npz has neither snapshot_w "
                "nor heatmap_w); run the config again")

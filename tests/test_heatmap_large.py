@@ -122,3 +122,20 @@ def test_the_memory_estimate_counts_the_subsample(small_limits, monkeypatch):
     plan = _study_plan.plan(cfg, lambda line: None)
     assert plan.keep == "all" and plan.record_every is None
     np.testing.assert_array_equal(plan.heatmap_sample, INDEX)
+
+
+def test_a_compact_study_still_gets_the_subsample_where_it_fits(small_limits, monkeypatch):
+    """keep = "compact" keeps no iterates, so the heatmap's α are swept again, as above the
+    recording limit — unless their snapshots would not fit beside the compact results."""
+    cfg = config.load(Q4, [f"sweep.alpha.num={N}", f"run.steps={T}"])
+    compact = resources.sweep_bytes(N, keep="compact", param_size=1, itemsize=4)
+    snaps = gdlab.engine.snapshot_count(T, _study_plots.heatmap_every(T))
+    extra = (resources.sweep_bytes(INDEX.size, param_size=1, itemsize=4, snapshots=snaps)
+             - resources.sweep_bytes(0, param_size=1, itemsize=4))
+    monkeypatch.setattr(resources, "memory_limit", lambda: compact + extra)
+    plan = _study_plan.plan(cfg, lambda line: None)
+    assert plan.keep == "compact" and plan.record_every is None
+    np.testing.assert_array_equal(plan.heatmap_sample, INDEX)
+    monkeypatch.setattr(resources, "memory_limit", lambda: compact + extra - 1)
+    plan = _study_plan.plan(cfg, lambda line: None)
+    assert plan.keep == "compact" and plan.heatmap_sample is None

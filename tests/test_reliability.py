@@ -200,6 +200,9 @@ def test_huge_sweeps_use_compact_results_where_all_statistics_would_not_fit(
     assert summary["keep"] == "compact" and "compact" in summary
     with np.load(out / "results.npz", allow_pickle=False) as z:
         assert z["regime"].shape == (1_000_000,) and "final_error" not in z.files
+        # the iterates were not kept, but the heatmap's subsample of α was swept again
+        assert z["heatmap_w"].shape[0] == z["heatmap_index"].size <= 4096
+    assert (out / "error_heatmap.png").exists() and "plots_not_drawn" not in summary
     monkeypatch.setenv("GDLAB_MEMORY_LIMIT", "600M")    # not even compact fits: refused up front
     assert run("run", CONFIGS / "q4_alpha_sweep.toml", "--out", tmp_path / "no",
                "--set", "sweep.alpha.num=1000000") == 2
