@@ -44,11 +44,8 @@ def integer(name: str, value: object, minimum: int, maximum: int | None = None, 
 
 def tol(value: object, dtype: np.dtype) -> float:
     """tol: a finite number > 0 that ``dtype`` holds as a normal number (not 0, not inf)."""
-    try:
-        number = float(value) if isinstance(value, numbers.Real) else math.nan
-    except OverflowError:   # an int beyond float64
-        number = math.inf
-    if isinstance(value, (bool, np.bool_)) or not math.isfinite(number) or number <= 0:
+    number = grids.real(value)
+    if number is None or not math.isfinite(number) or number <= 0:
         raise ArgumentError("tol", f"{grids.brief(value)} must be a finite number > 0")
     info = np.finfo(dtype)
     value = number
@@ -279,8 +276,9 @@ def names(problem: object, optimizer: str, hparams: object, over: object,
 
 def memory(sizes: dict[str, int], *, runs: int, where: str, keep: str, steps: int,
            record_every: int | None, param_shape: tuple[int, ...], dtype: np.dtype,
-           shared_bytes: int) -> None:
-    """The memory the request needs fits (``resources.check_fits``), before anything per run."""
+           shared_bytes: int, chunk_runs: int = 0) -> None:
+    """The memory the request needs fits (``resources.check_fits``), before anything per run;
+    ``chunk_runs``: the runs one chunk simulates, padding included (``resources.sweep_bytes``)."""
     n = math.prod(sizes.values())
     size_txt = " × ".join(map(str, sizes.values()))
     snapshots = engine.snapshot_count(steps, record_every) if record_every else 0
@@ -290,7 +288,7 @@ def memory(sizes: dict[str, int], *, runs: int, where: str, keep: str, steps: in
     resources.check_fits(
         resources.sweep_bytes(runs, keep=keep, param_size=math.prod(param_shape),
                               itemsize=dtype.itemsize, snapshots=snapshots,
-                              shared_bytes=shared_bytes),
+                              shared_bytes=shared_bytes, chunk_runs=chunk_runs),
         argument="over" if len(sizes) > 1 else "alphas",
         what=f"{where}a sweep of {n} runs" + (f" ({size_txt})" if len(sizes) > 1 else "")
              + f" with keep={keep!r}" + (f", record_every={record_every}" if record_every else ""),

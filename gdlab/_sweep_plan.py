@@ -153,9 +153,12 @@ def plan(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
     runs, where = _shard_runs(shard, n)
     if simulation is not _SIMULATE:
         check.simulation(simulation, n, param_shape)
+    options = _engine_options(a, n, param_shape)
     check.memory(sizes, runs=runs[1] - runs[0], where=where, keep=a.keep, steps=a.steps,
                  record_every=a.record_every, param_shape=param_shape, dtype=a.dtype,
-                 shared_bytes=sum(v.size * 8 for v in fixed_problem.values()))
+                 shared_bytes=sum(v.size * 8 for v in fixed_problem.values()),
+                 chunk_runs=engine.chunk_runs(a.problem, runs[1] - runs[0], options.chunk,
+                                              block=options.block, devices=options.devices)[0])
     axes = {name: grids.axis(v, a.dtype, name=arg) for name, (arg, v) in specs.items()}
     check.shapes(a.problem, fields, param_shape, axes, fixed_problem, a.dtype)
     out = Plan(
@@ -164,7 +167,7 @@ def plan(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
         fixed_problem=fixed_problem, fixed_hparams=fixed_hp, fixed_w0=fixed_w0, dtype=a.dtype,
         steps=a.steps, tol=a.tol, record_every=a.record_every, keep=a.keep,
         recurrence=_recurrence(a, optimizer, param_shape), rounding_check=a.rounding_check,
-        runs=runs, engine=_engine_options(a, n, param_shape))
+        runs=runs, engine=options)
     _check_geometry(out)
     return out
 
@@ -265,18 +268,22 @@ def widened(p: Plan) -> Plan:
 
 def cpu_block(problem: Problem, param_shape: tuple[int, ...], itemsize: int) -> int:
     """``block="auto"`` on a CPU: runs whose working set stays in a core's cache for all T steps —
-    ``CPU_BLOCK`` runs of a problem with a known optimum; for a network, as many as keep its
+    ``CPU_BLOCK`` runs of a scalar problem with a known optimum; for a network, as many as keep its
     activations (points × width per layer, a few copies) within ~1 MiB, at least 8; for another
-    problem judged by its loss at most ``LANES``.
+    problem judged by its loss, with more than one parameter or a user's, at most ``LANES``.
 
-    A problem judged by its loss always runs in blocks of this many runs, whatever the chunk size
-    or device count: XLA's vectorised and scalar transcendental functions (cos, tanh, …) differ in
-    the last bit, and the loss value is fused apart from the gradient, so a batch of another width
-    would change a score's last bit (measured: 62 of 144 network scores with one wide vmap).
+    Those (``gdlab.engine.exact_blocks``) always run in blocks of this many runs, whatever the
+    chunk size or device count: XLA's vectorised and scalar transcendental functions (cos,
+    tanh, …) differ in the last bit, and the loss value is fused apart from the gradient, so a
+    batch of another width would change a score's last bit (measured: 62 of 144 network scores
+    with one wide vmap); and its CPU matrix products and reductions pick their kernels by the
+    batch width too (measured: ``quadratic(dim=5)``, 301 α, 150 steps: 77 of 301 runs' w_T moved
+    with ``chunk_size=64``, 239 with Adam, one regime). A built-in scalar problem's runs are
+    elementwise, the same at any width of whole vectors.
     """
     if isinstance(problem, WithWorkingSet):
         return max(8, min(CPU_BLOCK, _CPU_CACHE_BYTES // max(1, problem.run_bytes(itemsize))))
-    if not isinstance(problem, WithOptimum):
+    if engine.exact_blocks(problem):
         return max(8, min(engine.LANES, CPU_BLOCK // max(1, math.prod(param_shape))))
     return CPU_BLOCK
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from typing import Callable, Mapping, NamedTuple
 
 import jax
@@ -231,7 +230,7 @@ def check_hparams(optimizer: str, hparams: object, *, dtype=None,
 def _hparam(key: str, value: object, allowed: Interval, dtype) -> float:
     """``value`` as a float if it is one finite real number in ``allowed`` (and still is when
     rounded to ``dtype``), else ArgumentError naming ``key``, the value and the interval."""
-    number = _real(value)
+    number = grids.real(np.asarray(value) if isinstance(value, jax.Array) else value)
     if number is None or not math.isfinite(number) or number not in allowed:
         raise ArgumentError(key, f"{grids.brief(value)} must be a number in {allowed} "
                                  f"({allowed.why})")
@@ -243,18 +242,3 @@ def _hparam(key: str, value: object, allowed: Interval, dtype) -> float:
                                      f"outside {allowed} ({allowed.why}); use float64 or a value "
                                      "further inside")
     return number
-
-
-def _real(value: object) -> float | None:
-    """One real number (a Python or NumPy number, a 0-d numeric array) as a float; None if
-    ``value`` is anything else (a bool, a string, a list …)."""
-    if isinstance(value, (bool, np.bool_)):
-        return None
-    if not isinstance(value, numbers.Real) and not (
-            isinstance(value, (np.ndarray, jax.Array)) and value.ndim == 0
-            and value.dtype.kind in "iuf"):
-        return None
-    try:
-        return float(value)
-    except OverflowError:        # an int beyond float64
-        return math.inf

@@ -23,8 +23,8 @@ from numpy.typing import ArrayLike, DTypeLike
 from gdlab import resources
 from gdlab.errors import ArgumentError
 
-__all__ = ["axis", "axis_values", "axis_size", "axis_part", "cast_axis", "as_numbers", "brief",
-           "DuplicateGridWarning", "CHUNK"]
+__all__ = ["axis", "axis_values", "axis_size", "axis_part", "cast_axis", "as_numbers", "real",
+           "brief", "DuplicateGridWarning", "CHUNK"]
 
 CHUNK = 2**20               # values of a range computed at once (float64, then cast)
 # Bytes per value of the one chunk in flight, for the memory estimate: at most 16 live (the float64
@@ -340,13 +340,21 @@ def _linspace(start, stop, num: int, lo: int, hi: int) -> np.ndarray:
     return y
 
 
-def _finite(value, name: str) -> float:
+def real(value: object) -> float | None:
+    """One real number (a Python or NumPy number, a 0-d numeric NumPy array) as a float — ±inf
+    for an integer beyond float64; None for anything else (a bool, a string, a list …)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ArgumentError(name, f"{brief(value)} must be a finite number")
+        return None
     try:
-        out = float(value)
-    except OverflowError:
-        out = math.inf
-    if not math.isfinite(out):
+        return float(value)
+    except OverflowError:        # an int beyond float64
+        return math.inf if value > 0 else -math.inf
+
+
+def _finite(value, name: str) -> float:
+    out = real(value)
+    if out is None or not math.isfinite(out):
         raise ArgumentError(name, f"{brief(value)} must be a finite number")
     return out

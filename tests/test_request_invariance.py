@@ -9,6 +9,7 @@ optimizer's). Gradient descent keeps its fused multiply-add (gdlab.optimizers): 
 compared with each other.
 """
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from engines import FIELDS, P
@@ -146,3 +147,48 @@ def test_rounding_check_refuses_what_it_cannot_do():
         gdlab.sweep(P, [0.5], steps=3, rounding_check="yes")
     with pytest.raises(TypeError, match="rounding_check"):
         gdlab.simulate_shard(P, [0.5], shard=(0, 2), steps=3, rounding_check=True)
+
+
+def _w_bits(res):
+    return {k: np.asarray(getattr(res, k)) for k in ("w_final", "regime", "steps_to_tol",
+                                                    "flips", "diverged_at", "final_error")}
+
+
+def _matmul_loss(w, h):
+    return 0.5 * w @ (h @ w)
+
+
+def _mean_squares(w, x, y):
+    return 0.5 * jnp.mean((x * w - y) ** 2)   # one parameter, a reduction over data
+
+
+_H = np.diag([4.0, 2.0, 1.0, 0.5, 0.25])
+_X, _Y = np.linspace(0.5, 1.5, 37), np.linspace(1.0, 3.0, 37)
+
+
+@pytest.mark.parametrize("problem, w0", [
+    (gdlab.problems.quadratic(dim=5, kappa=10.0), None),
+    (gdlab.problems.linear_regression(m=40, d=6, seed=1), None),
+    (gdlab.problems.custom(_matmul_loss, optimum=lambda h: np.zeros(5), h=_H), np.ones(5)),
+    (gdlab.problems.custom(_mean_squares, optimum=lambda x, y: jnp.sum(x * y) / jnp.sum(x * x),
+                           x=_X, y=_Y), 0.0),
+], ids=["quadratic", "linear_regression", "user_matmul", "user_scalar_mean"])
+@pytest.mark.parametrize("optimizer, hparams", [("sgd", None), ("adam", {"b1": 0.5})])
+def test_matrix_products_and_reductions_whichever_way_asked(problem, w0, optimizer, hparams):
+    """Problems whose gradient holds matrix products or sums over a parameter or data axis (the
+    built-in n-D quadratics, a user's w·Hw, a user's mean over data with one parameter): XLA's CPU
+    kernels for those pick their code by the batch width, so these run in fixed blocks of runs.
+    Reference: the same α asked for in chunks of 7 and 64, on one device, one α alone and in a
+    larger sweep — each bit for bit the default sweep (before the fixed blocks, quadratic(dim=5)
+    moved 77 of 301 runs' w_T with chunk_size=64, Adam 239, and one regime)."""
+    alphas = np.linspace(0.0, 2.5, 151)
+    kw = dict(w0=w0, steps=120, tol=1e-3, optimizer=optimizer, hparams=hparams, progress=False)
+    base = _w_bits(gdlab.sweep(problem, alphas, **kw))
+    for way in ({"chunk_size": 7}, {"chunk_size": 64}, {"devices": 1}):
+        other = _w_bits(gdlab.sweep(problem, alphas, **kw, **way))
+        for k in base:
+            np.testing.assert_array_equal(other[k], base[k], err_msg=f"{way}: {k}")
+    for i in (3, 100):
+        alone = _w_bits(gdlab.sweep(problem, alphas[i:i + 1], **kw))
+        for k in base:
+            np.testing.assert_array_equal(alone[k][0], base[k][i], err_msg=f"α alone: {k}")

@@ -26,7 +26,9 @@ from gdlab.engine._program import FAST_PATH_MODES as FAST_PATH_MODES
 from gdlab.engine._program import FAST_PATHS as FAST_PATHS
 from gdlab.engine._program import LANES as LANES
 from gdlab.engine._program import chunk_program as chunk_program
+from gdlab.engine._program import chunk_runs as chunk_runs
 from gdlab.engine._program import compile_count as compile_count
+from gdlab.engine._program import exact_blocks as exact_blocks
 from gdlab.engine._simulate import Simulation as Simulation
 from gdlab.engine._simulate import device_count as device_count
 from gdlab.engine._simulate import pad as pad
@@ -35,5 +37,6 @@ from gdlab.engine._simulate import simulate as simulate
 __all__ = ["RunStats", "LossStats", "SCORE_CLIP", "loss_blowup", "SCORE_WINDOW", "Simulation",
            "simulate", "pad", "snapshot_count",
            "noise_floor", "divergence_bound", "compile_count", "device_count", "chunk_program",
+           "chunk_runs", "exact_blocks",
            "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS", "FastPath", "Chunk", "ChunkSpec",
            "tiled", "fused"]

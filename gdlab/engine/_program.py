@@ -13,6 +13,7 @@ devices (:func:`mesh_devices`, :func:`spans_processes`).
 from __future__ import annotations
 
 import functools
+import math
 import time
 import warnings
 from typing import Any, Callable
@@ -25,10 +26,10 @@ from jax.sharding import PartitionSpec as P
 from gdlab.engine import _by_loss, fused, tiled
 from gdlab.engine._common import Chunk, ChunkSpec, FastPath
 from gdlab.engine._loop import _run
-from gdlab.interfaces import WithOptimum
+from gdlab.interfaces import Bindable, WithOptimum
 
-__all__ = ["compile_count", "chunk_program", "mesh_devices", "spans_processes", "LANES",
-           "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS"]
+__all__ = ["compile_count", "chunk_program", "chunk_runs", "exact_blocks", "mesh_devices", "spans_processes",
+           "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS"]
 
 
 LANES = 64  # runs per device are padded to a multiple of this (see _layout)
@@ -174,17 +175,25 @@ def spans_processes(spec: ChunkSpec) -> bool:
     return spec.devices > len(jax.local_devices())
 
 
-def _layout(problem: Any, hparams: dict, n: int, chunk_size: int, *, block: int | None,
-            devices: int, make_optimizer: Callable, steps: int, unroll: int,
-            record_every: int | None, batched_fields: frozenset,
-            statistics: bool) -> tuple[int, ChunkSpec]:
-    """Chunk size (a multiple of devices × block) and the spec of the chunk program."""
+def exact_blocks(problem: Any) -> bool:
+    """Whether ``problem``'s runs are always computed in blocks of exactly the block size: a run
+    judged by its loss, of a problem with more than one parameter, or of a user's loss. Their
+    transcendentals (vectorised and scalar code differ in the last bit), matrix products and
+    reductions (XLA's CPU kernels are chosen by the batch width) would otherwise round by how many
+    runs share the batch; a built-in scalar problem's runs are elementwise, the same in any batch
+    of whole vectors (see gdlab._sweep_plan.cpu_block)."""
+    return (not isinstance(problem, WithOptimum) or isinstance(problem, Bindable)
+            or math.prod(problem.param_shape) > 1)
+
+
+def chunk_runs(problem: Any, n: int, chunk_size: int, *, block: int | None,
+               devices: int) -> tuple[int, int | None]:
+    """(runs a chunk simulates, padding included; the block size, None: one vmap) for ``n`` runs
+    asked in chunks of ``chunk_size``: each device's share rounded up to whole blocks, or to whole
+    vectors of ``LANES`` runs."""
     chunk = max(1, min(int(chunk_size), n))
     per_device = -(-chunk // devices)
-    # A run judged by its loss is always computed in a block of exactly ``block`` runs (its score
-    # would otherwise depend on the batch width, see gdlab._sweep_plan.cpu_block).
-    by_loss = block is not None and not isinstance(problem, WithOptimum)
-    if block is not None and (per_device > block or by_loss):
+    if block is not None and (per_device > block or exact_blocks(problem)):
         per_device = -(-per_device // block) * block
     else:
         block = None
@@ -192,7 +201,15 @@ def _layout(problem: Any, hparams: dict, n: int, chunk_size: int, *, block: int 
         # vector and scalar code may fuse multiply-adds differently, so an odd batch size could
         # change the last bits of a run (and so a shard would differ from the whole sweep).
         per_device = -(-per_device // LANES) * LANES
-    chunk = per_device * devices
+    return per_device * devices, block
+
+
+def _layout(problem: Any, hparams: dict, n: int, chunk_size: int, *, block: int | None,
+            devices: int, make_optimizer: Callable, steps: int, unroll: int,
+            record_every: int | None, batched_fields: frozenset,
+            statistics: bool) -> tuple[int, ChunkSpec]:
+    """Chunk size (a multiple of devices × block) and the spec of the chunk program."""
+    chunk, block = chunk_runs(problem, n, chunk_size, block=block, devices=devices)
     fields = getattr(problem, "_fields", ())
     spec = ChunkSpec(
         make_optimizer=make_optimizer, steps=int(steps), unroll=int(unroll),
