@@ -28,8 +28,8 @@ from gdlab.engine._common import Chunk, ChunkSpec, FastPath
 from gdlab.engine._loop import _run
 from gdlab.interfaces import Bindable, WithOptimum
 
-__all__ = ["compile_count", "chunk_program", "chunk_runs", "exact_blocks", "mesh_devices", "spans_processes",
-           "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS"]
+__all__ = ["compile_count", "chunk_program", "chunk_runs", "exact_blocks", "mesh_devices",
+           "spans_processes", "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS"]
 
 
 LANES = 64  # runs per device are padded to a multiple of this (see _layout)
