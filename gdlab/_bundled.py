@@ -39,13 +39,16 @@ def _copy_of_bundled(path: Path) -> bool:
 
 
 def config_path(config: str) -> str:
-    """The file ``gdlab run CONFIG`` reads: ``config`` itself when it exists, else a bundled config
-    named by a bare name (``q4_alpha_sweep`` or ``q4_alpha_sweep.toml``), shown relative to the
-    current directory when it is under it; anything else is returned as given (and refused by the
-    config loader)."""
+    """The file ``gdlab run CONFIG`` reads: ``config`` itself when it exists, else for a bare name
+    (``q4_alpha_sweep`` or ``q4_alpha_sweep.toml``) the file ``NAME.toml`` of the current directory
+    if there is one, else the bundled config of that name, shown relative to the current directory
+    when it is under it; anything else is returned as given (and refused by the config loader)."""
     if os.path.lexists(config) or os.sep in config or (os.altsep or os.sep) in config:
         return config
-    bundled = BUNDLED / (config if config.endswith(".toml") else f"{config}.toml")
+    name = config if config.endswith(".toml") else f"{config}.toml"
+    if os.path.lexists(name):      # a file of that name here wins over the bundled one
+        return name
+    bundled = BUNDLED / name
     return _shown(bundled) if bundled.is_file() else config
 
 

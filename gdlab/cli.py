@@ -97,7 +97,7 @@ def _cmd_run(args) -> int:
     cfg = config_lib.load(path, args.set or [])
     if args.distributed and isinstance(cfg, config_lib.SweepConfig):
         _check_shared(cfg)
-    out = Path(args.out) if args.out else default_out(path)
+    out = _out(args.out) if args.out is not None else default_out(path)
     rundir.check_target(out, args.overwrite, protect=[Path(path).parent])
     writer = distributed.is_writer()  # process 0 prints, and writes (rundir)
     progress, log = _output(args, writer)
@@ -188,7 +188,7 @@ def _cmd_merge(args) -> int:
     from gdlab import rundir
     from gdlab.shards import merge
     from gdlab.study import run_sweep_study
-    out = Path(args.out)
+    out = _out(args.out)
     rundir.check_target(out, args.overwrite, protect=[Path(d) for d in args.shards])
     cfg, simulation = merge(args.shards)
     compile_cache()
@@ -210,6 +210,7 @@ def _cmd_plot(args) -> int:
 def _cmd_view(args) -> int:
     from gdlab import view
     view.check_port(args.port, "--port")   # bad input: one line before anything is simulated
+    view.check_host(args.host, "--host")
     view.check_resolution(args.resolution, "--resolution")
     view.serve(args.target, port=args.port, host=args.host, resolution=args.resolution,
                sets=args.set, announce=lambda line: print(line, flush=True))
@@ -218,7 +219,8 @@ def _cmd_view(args) -> int:
 
 def _cmd_export(args) -> int:
     from gdlab.dataset import export
-    print(f"wrote {export(args.run_dir, args.to, args.out, overwrite=args.overwrite)}")
+    target = None if args.out is None else _out(args.out)
+    print(f"wrote {export(args.run_dir, args.to, target, overwrite=args.overwrite)}")
     return 0
 
 
@@ -353,6 +355,14 @@ def compile_cache() -> str | None:
     return path
 
 
+def _out(value: str) -> Path:
+    """``--out``'s path; an empty one is refused (it used to mean the default silently)."""
+    if not value.strip():
+        from gdlab.errors import ArgumentError
+        raise ArgumentError("--out", "is empty; give a path, e.g. --out runs/mine")
+    return Path(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line in this thread; returns the exit status (``gdlab._launch.entry`` handles
     signals)."""
@@ -364,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
         from gdlab import bench
         return bench.main(argv[1:])
     parser = _parser()
+    if argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        parser.error(f"unrecognized option {argv[0]}: gdlab's options are --help and --version; "
+                     "a command's come after it (gdlab COMMAND --help)")
     args = parser.parse_args(argv)
     if args.func is _cmd_run:
         _check_cluster(parser, args)

@@ -319,9 +319,11 @@ def region_check(result: SweepResult, prediction: Prediction | None = None,
     out = _check(np.isin(result.regime, _CONVERGING), closed.reshape(grid), {
         "the closed-form terms do not decide the growth test over T by a factor 2 (ρ near 1, a "
         "small dominant term, a double root, started at the optimum)": band.reshape(grid)})
-    # Boundary distance along α (axis 0), for each value of the other axes.
-    simulated = np.isin(result.regime, _CONVERGING)
-    a = result.alpha.astype(np.float64)
+    # Boundary distance along α (axis 0), for each value of the other axes, on α in ascending
+    # order (a list may be given in any order).
+    order = np.argsort(result.alpha.astype(np.float64), kind="stable")
+    simulated = np.isin(result.regime, _CONVERGING)[order]
+    a = result.alpha.astype(np.float64)[order]
     crit = stability.critical_alpha(result.optimizer, m.lam.max(-1).reshape(grid),
                                     m.beta.reshape(grid))[0]
     dist = []

@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 from gdlab.errors import ArgumentError, OutputError
 
-__all__ = ["serve", "open_target", "DEFAULT_PORT", "DEFAULT_RESOLUTION"]
+__all__ = ["serve", "open_target", "check_port", "check_host", "check_resolution", "DEFAULT_PORT",
+           "DEFAULT_RESOLUTION"]
 
 DEFAULT_PORT = 5006          # Bokeh's own default
 DEFAULT_RESOLUTION = 200     # at most this many runs per axis per re-simulated window
@@ -36,6 +37,23 @@ def check_port(port: int, name: str = "port") -> int:
     if not 0 <= port <= 65535:
         raise ArgumentError(name, f"{port} is not a port number; give 0 (any free port) to 65535")
     return port
+
+
+def check_host(host: str, name: str = "host") -> str:
+    """``host`` if this machine can listen on it (a name that resolves to one of its addresses);
+    ArgumentError naming ``name`` (``--host`` on the command line) otherwise."""
+    fix = ("give one of its addresses, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every "
+           "interface)")
+    if not host.strip():
+        raise ArgumentError(name, f"empty; {fix}")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.bind((host, 0))
+    except (OSError, UnicodeError) as e:
+        why = getattr(e, "strerror", None) or str(e)
+        raise ArgumentError(name, f"{host!r}: this machine cannot listen there ({why}); {fix}") \
+            from None
+    return host
 
 
 def check_resolution(n: int, name: str = "resolution") -> int:
@@ -103,6 +121,7 @@ def serve(target: str, *, port: int = DEFAULT_PORT, host: str = "127.0.0.1",
 
     from gdlab import _view_app, _view_data
     check_port(port)
+    check_host(host)
     check_resolution(resolution)
     ds, title = open_target(target, sets, log)
     spec = _view_data.spec_from_run(ds)

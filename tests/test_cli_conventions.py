@@ -78,6 +78,7 @@ def test_bare_name_is_the_bundled_config(tmp_path, monkeypatch):
         assert Path(cli.config_path(name)).resolve() == ROOT / "configs" / "q4_trajectories.toml"
     (tmp_path / "q4_trajectories.toml").write_text("# mine\n")   # a file of that name wins
     assert cli.config_path("q4_trajectories.toml") == "q4_trajectories.toml"
+    assert cli.config_path("q4_trajectories") == "q4_trajectories.toml"   # the bare name too
     assert cli.config_path("configs/nope.toml") == "configs/nope.toml"   # a path stays a path
     assert cli.config_path("nope") == "nope"            # refused by the loader, as before
 
@@ -212,3 +213,21 @@ def test_wheel_holds_the_bundled_configs(tmp_path):
     expected = {f"gdlab/configs/{p.name}": p.read_bytes()
                 for p in (ROOT / "configs").glob("*.toml")}
     assert shipped == expected and len(expected) >= 10
+
+
+def test_a_misspelt_top_level_option_is_named(capsys):
+    """`gdlab --versoin` used to say "the following arguments are required: COMMAND"."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--versoin"])
+    assert exc.value.code == 2
+    assert "unrecognized option --versoin" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["run", "q4_trajectories", "--out", ""],
+                                  ["export", "runs/anything", "--out", " "]])
+def test_an_empty_out_is_refused_not_taken_for_the_default(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == "gdlab: error: --out: is empty; give a path, e.g. --out runs/mine\n"
+    assert not any(tmp_path.iterdir())

@@ -98,3 +98,14 @@ def test_beta_is_traced_one_compile():
     for b in (0.1, 0.5, 0.9):
         gdlab.sweep(P, np.linspace(0, 3, 17), optimizer="momentum", hparams={"beta": b}, steps=29)
     assert gdlab.engine.compile_count() - before == 1
+
+
+def test_boundary_distance_does_not_depend_on_the_order_of_an_alpha_list():
+    """The audit's list [2.5, 0.5, 1.5, 0.7, 2.1] on ½(w − 100)²: the largest converging α is 1.5,
+    the next grid value 2.1, so the simulated edge is 1.8 against the closed form 2/λ = 2
+    (distance 0.2), and the grid step is 0.8 (1.5 → 2.1 → … sorted: 0.2, 0.8, 0.6, 0.4)."""
+    for alphas in ([2.5, 0.5, 1.5, 0.7, 2.1], [0.5, 0.7, 1.5, 2.1, 2.5]):
+        res = gdlab.sweep(P, alphas, steps=200, tol=1.0, progress=False)
+        region = theory.region_check(res, theory.predict(res))
+        assert region["max_boundary_distance"] == pytest.approx(0.2)
+        assert region["alpha_grid_step"] == pytest.approx(0.8)

@@ -112,6 +112,17 @@ def test_bad_port_or_resolution_is_one_line_naming_the_option(option, value, mes
     assert capsys.readouterr().err == f"gdlab: error: {option}: {message}\n"
 
 
+@pytest.mark.parametrize("host, why", [("999.1.1.1", "this machine cannot listen there"),
+                                       ("nosuchhost.invalid", "this machine cannot listen there"),
+                                       ("", "empty")])
+def test_bad_host_is_one_line_naming_the_option_before_any_work(host, why, capsys):
+    """With --port 0 the free port used to be looked up on the host first: a traceback (audit)."""
+    assert cli.main(["view", "anything", "--host", host, "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gdlab: error: --host: ") and why in err and err.count("\n") == 1
+    assert "127.0.0.1" in err
+
+
 def test_missing_run_directory_is_one_line(tmp_path, capsys):
     assert cli.main(["view", str(tmp_path / "nope"), "--port", "0"]) == 2
     err = capsys.readouterr().err.strip()
