@@ -44,7 +44,7 @@ from gdlab._sweep_plan import (
 from gdlab._sweep_plan import default_chunk as default_chunk
 from gdlab._sweep_plan import default_unroll as default_unroll
 from gdlab.interfaces import Problem, WithOptimum
-from gdlab.regimes import Regime, growth_band, growth_limits, judge, judge_by_loss
+from gdlab.regimes import Regime, growth_band, growth_limits, judge, judge_by_loss, settled
 from gdlab.regimes import score as trainability_score
 
 __all__ = ["sweep", "simulate_shard", "finish_sweep", "SweepResult", "DTYPES"]
@@ -266,11 +266,13 @@ def finish_slice(p: Plan, lo: int, hi: int,
     with np.errstate(over="ignore"):   # e.g. float64 from |e₀| = 1e-300 to the bound
         growth = _growth(st.err_early, st.err_late, np)
     if p.keep == "compact":
-        return {"regime": judge(growth, st.flips, st.t_freeze >= 0, *_limits(p, lo, hi)),
+        return {"regime": judge(growth, st.flips, st.t_freeze >= 0, *_limits(p, lo, hi),
+                                settled(np.asarray(st.k_obs), p.steps)),
                 "steps_to_tol": st.steps_to_tol}
     w_star, lam, w_abs, err0 = geometry(p, lo, hi)
     floor, delta, limits = _judging(p, w_abs, err0)
-    regime = judge(growth, st.flips, st.t_freeze >= 0, *limits)
+    regime = judge(growth, st.flips, st.t_freeze >= 0, *limits,
+                   settled(np.asarray(st.k_obs), p.steps))
     w_final = np.asarray(w_final)
     return {
         "regime": regime, "steps_to_tol": st.steps_to_tol, "contraction": _contraction(st, err0),
@@ -372,14 +374,16 @@ def on_device(p: Plan) -> Callable | None:
             limits = (shared if shared is not None else
                       tuple(engine.pad(a, chunk) for a in _limits(p, lo, hi)))
             return _judged(st.err_early, st.err_late, st.flips, st.t_freeze, st.steps_to_tol,
-                           *limits)
+                           st.k_obs, *limits, steps=p.steps)
     return judged
 
 
-@jax.jit
-def _judged(err_early, err_late, flips, t_freeze, steps_to_tol, at_optimum, lower, upper):
+@functools.partial(jax.jit, static_argnames="steps")
+def _judged(err_early, err_late, flips, t_freeze, steps_to_tol, k_obs, at_optimum, lower, upper,
+            *, steps):
     growth = _growth(err_early, err_late, jnp)
-    return {"regime": judge(growth, flips, t_freeze >= 0, at_optimum, lower, upper, xp=jnp),
+    return {"regime": judge(growth, flips, t_freeze >= 0, at_optimum, lower, upper,
+                            settled(k_obs, steps), xp=jnp),
             "steps_to_tol": steps_to_tol}
 
 

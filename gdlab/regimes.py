@@ -42,7 +42,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = ["Regime", "REGIME_NAMES", "REGIME_INFO", "RegimeInfo", "classify", "decide",
-           "late_window", "decide_orbit", "growth_band", "growth_limits", "judge", "judge_by_loss",
+           "late_window", "decide_orbit", "growth_band", "growth_limits", "judge", "settled",
+           "judge_by_loss",
            "score"]
 
 
@@ -218,14 +219,29 @@ _SMALLEST = float(np.nextafter(0.0, 1.0))
 
 
 def judge(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, at_optimum: ArrayLike,
-          lower: ArrayLike, upper: ArrayLike, *, xp=np) -> np.ndarray:
+          lower: ArrayLike, upper: ArrayLike, settled: ArrayLike = False, *,
+          xp=np) -> np.ndarray:
     """:func:`classify` from the growth limits (:func:`growth_limits`): grows if frozen or
-    growth > upper, shrinks if growth < lower, oscillates if it flipped. Comparisons and a table
+    growth > upper, shrinks if growth < lower, oscillates if it flipped. A run ``settled`` at the
+    optimum (its error at the noise floor over the end of the horizon: :func:`settled`) shrinks
+    whatever its growth: Adam at a large α can swing wider in the late half than in the early one
+    and then land on w* (45 runs of ``configs/adam_alpha_beta.toml`` ended at |e_T| = 0 labelled
+    diverging); a linear map's error never comes back from growing. Comparisons and a table
     lookup only, in the array namespace ``xp`` (numpy, or ``jax.numpy`` inside a compiled program,
     where ``gdlab.sweep(keep="compact")`` classifies on the device): bit for bit the same."""
     growth = xp.asarray(growth, xp.float64)
-    grows = xp.asarray(frozen, bool) | (growth > upper)
-    return decide(grows, ~grows & (growth < lower), xp.asarray(flips) > 0, at_optimum, xp=xp)
+    settled = xp.asarray(settled, bool)
+    grows = xp.asarray(frozen, bool) | ((growth > upper) & ~settled)
+    shrinks = ~grows & ((growth < lower) | settled)
+    return decide(grows, shrinks, xp.asarray(flips) > 0, at_optimum, xp=xp)
+
+
+def settled(k_obs, steps: int):
+    """Whether a run's error sat at the noise floor over the last ``max(2, T // 100)`` steps of
+    the horizon: ``k_obs`` (``gdlab.engine.RunStats``), the last step whose predecessor was above
+    the floor, is at most T − that many (so |e_t| ≤ floor for k_obs ≤ t < T). A stretch, not
+    one step: an error swinging through w* can touch the floor once by chance."""
+    return k_obs <= steps - max(2, steps // 100)
 
 
 def judge_by_loss(frozen: ArrayLike, last_mean: ArrayLike, *, xp=np) -> np.ndarray:
