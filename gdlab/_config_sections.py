@@ -217,6 +217,10 @@ def optimizer_table(v: Validator, table: dict, problem: ProblemSection) -> Optim
     v.table(table, "optimizer", ["name", *spec.defaults])
     hparams = {k: v.number(f"optimizer.{k}", opt.get(k, d))
                for k, d in spec.defaults.items()}
+    for k, x in hparams.items():   # each in the range its spec declares (gdlab.optimizers)
+        why = spec.refusal(k, x)
+        if why:
+            v.fail(f"optimizer.{k}", f"{show_value(opt.get(k, x))} {why}")
     if name not in optimizers_lib.OPTIMIZERS:
         try:
             optimizers_lib.check_fits(name, tuple(problem.value.param_shape))
@@ -276,6 +280,9 @@ def sweep_table(v: Validator, table: dict, problem: ProblemSection,
     if len(mapped) > 2:
         v.fail("sweep", f"{len(mapped)} axes ({', '.join(mapped)}); at most 2 can be mapped "
                         "(fix alpha to one value, e.g. alpha = [0.5], to map two others)")
+    for k in optimizer.spec.ranges:
+        if k in axes:
+            _hparam_axis(v, optimizer.spec, k, axes[k], sizes[k])
     for k, p in problem.spec.params.items():
         if k in axes and p.nonzero and _some(axes[k], sizes[k], k, lambda x: x == 0.0):
             v.fail(f"sweep.{k}", "contains 0.0; the optimum needs a nonzero value")
@@ -302,6 +309,21 @@ def _some(axis: Any, size: int, name: str, test: Any) -> bool:
     return any(bool(np.any(test(grids.axis_part(axis, lo, lo + grids.CHUNK,
                                                 name=f"sweep.{name}"))))
                for lo in range(0, size, grids.CHUNK))
+
+
+def _hparam_axis(v: Validator, spec: optimizers_lib.OptimizerSpec, name: str, axis: Any,
+                 size: int) -> None:
+    """An axis of hyperparameter ``name`` lies in the range its spec declares: a range's two ends
+    (a linear or log range is monotone; it is not built), a list's every value."""
+    if isinstance(axis, Mapping):
+        for end, value in zip(("start", "stop"), _ends(axis, size, name)):
+            why = spec.refusal(name, value)
+            if why:
+                v.fail(f"sweep.{name}.{end}", f"{value!r} {why}")
+        return
+    found = spec.first_refusal(name, axis)
+    if found:
+        v.fail(f"sweep.{name}", f"contains {found[0]!r}, which {found[1]}")
 
 
 def _ends(axis: Any, size: int, name: str) -> tuple[float, float]:

@@ -67,7 +67,8 @@ def comparison_lines(cfg: SweepConfig, summary: dict) -> list[str]:
     if "agreement" in summary:
         out += _theory_lines(cfg, summary)
     if "boundaries" in summary:
-        out += _boundary_lines(summary["boundaries"], summary["steps"])
+        out += _boundary_lines(summary["boundaries"], summary["steps"],
+                               {"name": cfg.optimizer, **cfg.hparams})
     if "rounding_check" in summary:
         rc = summary["rounding_check"]
         out.append(f"rounding-sensitive (no closed form for this optimizer; {rc['rule']}): "
@@ -183,9 +184,10 @@ def _agreement(agree: dict) -> str:
             f"regime and {agree['steps_mismatches']} steps-to-tol mismatches")
 
 
-def _boundary_lines(boundaries: dict, steps: int) -> list[str]:
+def _boundary_lines(boundaries: dict, steps: int, optimizer: dict) -> list[str]:
     """The regime boundaries bisected on a 1-D α grid (those between the same two grid values
-    together: the grid does not resolve the regimes between them), the closed-form edges, and
+    together: the grid does not resolve the regimes between them), the closed-form edges (with
+    where they come from for a negative β: ``optimizer``, the config's name and hparams), and
     apart the edges of "stalled" (where the horizon starts to show progress)."""
     out = []
     progress = boundaries.get("progress", [])
@@ -210,5 +212,28 @@ def _boundary_lines(boundaries: dict, steps: int) -> list[str]:
                    "not seen in float64 between the same grid values (rounding decides them)")
     if boundaries["closed_form"]:
         out.append("closed form: " + ", ".join(
-            f"{k} α = {v:.7g}" for k, v in boundaries["closed_form"].items()))
+            f"{k} α = {v:.7g}" for k, v in boundaries["closed_form"].items())
+            + _negative_beta(optimizer))
     return out
+
+
+# Why the closed-form edges of a negative β are what they are (derived in gdlab.stability's
+# oscillation_onset and critical_alpha): the README table's 0 ≤ β < 1 forms do not apply there.
+_NEGATIVE_BETA = {
+    "momentum": "the roots of z² − (1 + β − αλ)z + β are real and of opposite signs, and the "
+                "negative one dominates from αλ = 1 + β on (not (1 − √β)², which holds for "
+                "β ≥ 0); divergence at αλ = 2(1 + β) as for β ≥ 0",
+    "nesterov": "the roots of z² − (1 + β)(1 − αλ)z + β(1 − αλ) are real and of opposite signs, "
+                "the positive one dominant, for αλ < 1, and negative or complex from αλ = 1 on "
+                "(not ((1 − β)/(1 + β))², which holds for β ≥ 0); divergence where "
+                "αλ(1 + 2β) = 2(1 + β) for β ≥ −1/3, where |β(1 − αλ)| = 1 below",
+}
+
+
+def _negative_beta(optimizer: dict) -> str:
+    """Where the closed form's edges come from when β < 0 (``optimizer``: the config's
+    ``[optimizer]`` as resolved), else ""."""
+    beta, why = optimizer.get("beta"), _NEGATIVE_BETA.get(optimizer.get("name"))
+    if why is None or not isinstance(beta, (int, float)) or beta >= 0:
+        return ""
+    return f" (β = {beta:g} < 0: {why})"

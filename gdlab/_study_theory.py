@@ -4,6 +4,7 @@ regime edges in α they give (:func:`closed_form_edges`), the Hessian's spectrum
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -13,7 +14,8 @@ from gdlab._sweep import SweepResult
 from gdlab.config import SweepConfig
 from gdlab.interfaces import Linear
 
-__all__ = ["Theory", "closed_forms", "closed_form_edges", "scalar_w", "spectrum", "comparison"]
+__all__ = ["Theory", "closed_forms", "closed_form_edges", "edge_alphas", "scalar_w", "spectrum",
+           "comparison"]
 
 
 class Theory(NamedTuple):
@@ -53,17 +55,29 @@ def closed_form_edges(cfg: SweepConfig, res: SweepResult) -> dict[str, float]:
     outlasts the slowest one, |1 − αλ_max| > |1 − αλ_min| for α > 2/(λ_min + λ_max), so the error
     as a whole changes sign from then on) and ``divergence`` (2/λ_max).
     """
-    beta = cfg.hparams.get("beta", 0.0)
+    beta = float(cfg.hparams.get("beta", 0.0))
     ev = np.asarray(cfg.problem_value.eigenvalues(), np.float64)
     lam_max = float(ev.max())
-    onset = float(stability.oscillation_onset(cfg.optimizer, lam_max, beta))
-    divergence = float(stability.critical_alpha(cfg.optimizer, lam_max, beta))
+    onset, divergence = edge_alphas(cfg.optimizer, lam_max, beta)
     if scalar_w(res):
-        return {"oscillation_onset": onset, "divergence": divergence}
-    edges = {"oscillation_onset_stiffest_mode": onset}
-    if cfg.optimizer == "sgd":
-        edges["oscillation_dominates"] = float(quadratics.optimal_alpha(ev))
-    return {**edges, "divergence": divergence}
+        edges = {"oscillation_onset": onset}
+    else:
+        edges = {"oscillation_onset_stiffest_mode": onset}
+        if cfg.optimizer == "sgd":
+            edges["oscillation_dominates"] = float(quadratics.optimal_alpha(ev))
+    edges["divergence"] = divergence
+    # none is left out for λ_max > 0 and |β| < 1; a degenerate λ_max = 0 has no edge in α
+    return {k: v for k, v in edges.items() if math.isfinite(v)}
+
+
+def edge_alphas(optimizer: str, lam: float, beta: float) -> tuple[float, float]:
+    """(oscillation onset, divergence): the α from which the dominant root of a direction of
+    curvature λ > 0 is no positive real, and above which it leaves the unit disc, for
+    −1 < β < 1 (:func:`gdlab.stability.oscillation_onset`, ``critical_alpha``: derived there for
+    β < 0 too; λ = 0: inf, left out by the caller)."""
+    with np.errstate(divide="ignore"):
+        return (float(stability.oscillation_onset(optimizer, lam, beta)),
+                float(stability.critical_alpha(optimizer, lam, beta)))
 
 
 def scalar_w(res: SweepResult) -> bool:

@@ -182,11 +182,17 @@ def shapes(problem: Problem, fields: tuple[str, ...], param_shape: tuple[int, ..
             loss = jax.eval_shape(lambda p, w: p.loss(w), one, w)
         except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
             loss, why = None, one_line(e)
-        if (loss is not None and isinstance(problem, Bindable)   # a user's loss
-                and (loss.shape != () or not jnp.issubdtype(loss.dtype, jnp.floating))):
-            raise ArgumentError("problem.loss", f"{name}'s loss returns shape {loss.shape} "
-                                                f"({loss.dtype}); a loss must return one real "
-                                                "number, e.g. a sum or a mean")
+        if loss is not None and isinstance(problem, Bindable):   # a user's loss
+            if loss.shape != ():
+                raise ArgumentError("problem.loss", f"{name}'s loss returns shape {loss.shape} "
+                                                    f"({loss.dtype}); a loss must return one "
+                                                    "real number, e.g. a sum or a mean")
+            if not jnp.issubdtype(loss.dtype, jnp.floating):
+                raise ArgumentError("problem.loss", f"{name}'s loss returns a value of dtype "
+                                                    f"{loss.dtype}, not a real number (the dtype "
+                                                    "is wrong, not the shape); a loss must "
+                                                    "return one real number, computed in "
+                                                    "floating point (an integer has no gradient)")
         try:
             g = jax.eval_shape(lambda p, w: p.grad(w), one, w)
         except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
@@ -224,10 +230,12 @@ def shapes(problem: Problem, fields: tuple[str, ...], param_shape: tuple[int, ..
 
 
 def names(problem: object, optimizer: str, hparams: object, over: object,
-          recurrence: bool | None,
+          recurrence: bool | None, dtype: np.dtype | None = None,
           ) -> tuple[optimizers_lib.OptimizerSpec, tuple[str, ...], tuple[int, ...], dict]:
     """(optimizer spec, problem fields, param_shape, hyperparameters with their values) after
-    checking the optimizer, ``hparams`` and ``over`` name what exists, and fit the problem."""
+    checking the optimizer, ``hparams`` and ``over`` name what exists, fit the problem, and give
+    every hyperparameter a value in the range its spec declares (:func:`hparam_ranges`; also once
+    rounded to ``dtype``, when given)."""
     try:
         spec = optimizers_lib.get(optimizer)
     except ValueError as e:
@@ -271,7 +279,57 @@ def names(problem: object, optimizer: str, hparams: object, over: object,
         optimizers_lib.check_fits(optimizer, param_shape)
     except ValueError as e:
         raise ArgumentError("optimizer", str(e)) from None
+    hparam_ranges(spec, hp, over or {}, dtype)
     return spec, fields, param_shape, hp
+
+
+def hparam_ranges(spec: optimizers_lib.OptimizerSpec, hp: Mapping[str, object],
+                  over: Mapping[str, object], dtype: np.dtype | None = None) -> None:
+    """Every value of a hyperparameter with a declared range (``spec.ranges``) lies in it: a fixed
+    value of ``hp``, and each value of an axis of ``over`` — an explicit list's every value, a
+    ``{start, stop, num}`` range's first and last (a linear or log range is monotone, so its ends
+    bound it; the range is not built). ArgumentError ``hparams['beta']``, ``over['beta']`` or
+    ``over['beta'].stop`` otherwise. A value that is not one finite number, or a malformed axis,
+    is left to the checks that report those (:func:`shared`, ``grids``)."""
+    for name in spec.ranges:
+        if name in over:
+            _axis_in_range(spec, name, over[name], dtype)
+        elif name in hp:
+            number = _one_number(hp[name])
+            why = None if number is None else spec.refusal(name, number, dtype)
+            if why:
+                raise ArgumentError(f"hparams[{name!r}]", f"{grids.brief(hp[name])} {why}")
+
+
+def _axis_in_range(spec: optimizers_lib.OptimizerSpec, name: str, axis: object,
+                   dtype: np.dtype | None) -> None:
+    """An axis of hyperparameter ``name`` (as ``over`` gives it) lies in its declared range."""
+    argument = f"over[{name!r}]"
+    if isinstance(axis, Mapping):
+        size = grids.axis_size(axis, name=argument)   # checks the range (as grids.axis will)
+        ends = {"start": grids.axis_part(axis, 0, 1, name=argument)[0],
+                "stop": grids.axis_part(axis, size - 1, size, name=argument)[0]}
+        for end, value in ends.items():
+            why = spec.refusal(name, float(value), dtype)
+            if why:
+                raise ArgumentError(f"{argument}.{end}", f"{float(value)!r} {why}")
+        return
+    found = spec.first_refusal(name, grids.axis_values(axis, name=argument), dtype)
+    if found:
+        raise ArgumentError(argument, f"contains {found[0]!r}, which {found[1]}")
+
+
+def _one_number(value: object) -> float | None:
+    """``value`` as a float if it is one finite real number (a Python, NumPy or JAX scalar, a 0-d
+    array), else None."""
+    try:
+        arr = np.asarray(value)
+    except Exception:  # noqa: BLE001 — whatever cannot be an array is not a number
+        return None
+    if arr.ndim or arr.dtype.kind not in "iuf":
+        return None
+    number = grids.real(arr)
+    return number if number is not None and math.isfinite(number) else None
 
 
 def memory(sizes: dict[str, int], *, runs: int, where: str, keep: str, steps: int,

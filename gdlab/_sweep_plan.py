@@ -142,7 +142,8 @@ def plan(problem: Problem, alphas: ArrayLike | Mapping[str, object], *,
                       rounding_check=rounding_check, record_every=record_every,
                       chunk_size=chunk_size, block=block, keep=keep, recurrence=recurrence,
                       progress=progress, devices=devices)
-    spec, fields, param_shape, hp = check.names(a.problem, optimizer, hparams, over, a.recurrence)
+    spec, fields, param_shape, hp = check.names(a.problem, optimizer, hparams, over, a.recurrence,
+                                                a.dtype)
     # The axes' sizes (a {start, stop, num} range is not built yet), then every shared value.
     specs = {"alpha": ("alphas", alphas),
              **{name: (f"over[{name!r}]", values) for name, values in (over or {}).items()}}

@@ -375,8 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         return bench.main(argv[1:])
     parser = _parser()
     if argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
-        parser.error(f"unrecognized option {argv[0]}: gdlab's options are --help and --version; "
-                     "a command's come after it (gdlab COMMAND --help)")
+        parser.error(f"unrecognized arguments: {argv[0]}")   # not "COMMAND is required"
     args = parser.parse_args(argv)
     if args.func is _cmd_run:
         _check_cluster(parser, args)

@@ -88,10 +88,19 @@ def _hessian(problem):
 
 
 def orbits(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *,
-           w0: ArrayLike = 0.5, steps: int = 1200, window: int = 256, max_period: int = 64,
-           dtype: str = "float32", lyapunov_steps: int = LYAPUNOV_STEPS,
+           w0: ArrayLike = 0.5, steps: int = 1200, tol: float = 1.0, window: int = 256,
+           max_period: int = 64, dtype: str = "float32", lyapunov_steps: int = LYAPUNOV_STEPS,
            progress: bool | None = None) -> Orbits:
     """Simulate ``steps`` GD steps per α and classify the last ``window`` iterates.
+
+    ``tol`` only sets ``result.steps_to_tol``, the first t with |w_t − w*| < tol (−1 if never),
+    as in :func:`gdlab.sweep`, whose default (1.0, also ``[run] tol``'s) it shares; ``gdlab run``
+    passes the config's ``run.tol``. No orbit decision depends on it: periods and fixed points are
+    decided within √eps·scale (the module docstring), a threshold set by rounding, not by the user.
+
+    A run started at the optimum (|w₀ − w*| within the sweep's noise floor) has nothing to observe:
+    it gets :func:`gdlab.sweep`'s regime for it (``gdlab.regimes.decide``: converging_monotone,
+    whatever α) and period 1, not a label read off a repelling fixed point it never leaves.
 
     A run that converges (p = 1) is ``converging_oscillating`` iff f'(w_∞) < 0 at its simulated
     limit w_∞ = w_T, else ``converging_monotone``. This is a measurement, not the closed form:
@@ -108,7 +117,7 @@ def orbits(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *,
                             f"{max_period!r} must be in [1, window/2 = {window // 2}]")
     if not 1 <= lyapunov_steps < 2**31:
         raise ArgumentError("lyapunov_steps", f"{lyapunov_steps!r} must be in [1, 2³¹)")
-    res = sweep(problem, alphas, w0=w0, steps=steps, tol=1e-6, record_every=1, dtype=dtype,
+    res = sweep(problem, alphas, w0=w0, steps=steps, tol=tol, record_every=1, dtype=dtype,
                 progress=progress)
     late = res.trajectory[:, -window:].astype(np.float64)
     diverged = res.diverged_at >= 0
@@ -141,6 +150,11 @@ def orbits(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *,
     neutral = np.abs(log_m) <= found * _NEUTRAL
     regime = decide_orbit(period, np.nan_to_num(lyap), deriv[:, -1] < 0, alpha == 0, diverged,
                           res.regime, escapes=escapes, neutral=neutral)
+    # Started at w*: gdlab.sweep judged the run (regimes.decide's at_optimum, |e₀| ≤ its noise
+    # floor); that regime stands, and the orbit, w* throughout, is a fixed point.
+    at_optimum = np.abs(np.asarray(res.w0, np.float64) - w_star) <= res.noise_floor
+    regime = np.where(at_optimum, res.regime, regime).astype(np.int8)
+    period = np.where(at_optimum & ~diverged, 1, period).astype(np.int32)
     return Orbits(res.alpha, late, diverged, period, multiplier, lyap, regime, res)
 
 

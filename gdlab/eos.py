@@ -22,16 +22,20 @@ the plain sharpness of L̃(u) = L(s ⊙ u) at u = w / s with s = P^{-1/2} = 1/�
 chain rule gives ∇²L̃(u) = diag(s) ∇²L(w) diag(s), so the same Lanczos applies unchanged. (Cohen et
 al. also scale P by Adam's momentum bias correction 1 − β₁^{t+1}, which tends to 1; left out.)
 
-The thresholds hold for the hyperparameters of :data:`HPARAM_RANGES` (β, β₁, β₂ in [0, 1), ε > 0);
-:func:`threshold` and :func:`check_hparams` refuse others in one line. The single-formula
-functions (:func:`gd_threshold` …) are unchecked, so that they can be traced.
+The thresholds hold on the ranges each optimizer declares for its hyperparameters
+(``gdlab.optimizers.OptimizerSpec.ranges``, with the reasons), with no narrower range needed: heavy
+ball's 2(1 + β)/α is its Jury edge αλ < 2(1 + β), which holds for every β in (−1, 1), a negative β
+included (gdlab.stability); Adam's needs β₁ in [0, 1) (infinite at β₁ = 1), v̂ needs β₂ in [0, 1)
+(0/0 at β₂ = 1) and P needs ε > 0 to be invertible. :func:`threshold` and :func:`check_hparams`
+refuse others in one line. The single-formula functions (:func:`gd_threshold` …) are unchecked,
+so that they can be traced.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, Mapping, NamedTuple
+from typing import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -45,8 +49,7 @@ from gdlab.errors import ArgumentError
 from gdlab.interfaces import Problem, WithInit
 
 __all__ = ["sharpness", "preconditioned_sharpness", "preconditioned_eigenvalues", "adam_v_hat",
-           "gd_threshold", "momentum_threshold", "adam_threshold", "threshold", "Interval",
-           "HPARAM_RANGES", "check_hparams"]
+           "gd_threshold", "momentum_threshold", "adam_threshold", "threshold", "check_hparams"]
 
 
 def _holder(problem_or_loss):
@@ -176,38 +179,16 @@ def threshold(optimizer: str, alpha, **hparams):
     return gd_threshold(alpha)
 
 
-class Interval(NamedTuple):
-    """The values ``low ≤ x < high`` (``low < x < high`` when ``open_low``) of a hyperparameter,
-    and ``why`` the thresholds need them."""
-
-    low: float
-    high: float
-    why: str
-    open_low: bool = False
-
-    def __contains__(self, x: float) -> bool:
-        return (self.low < x if self.open_low else self.low <= x) and x < self.high
-
-    def __str__(self) -> str:
-        return f"{'(' if self.open_low else '['}{self.low:g}, {self.high:g})"
-
-
-HPARAM_RANGES: dict[str, Interval] = {
-    # stability.py: heavy ball converges on a quadratic iff |β| < 1 and αλ < 2(1 + β)
-    "beta": Interval(0.0, 1.0, "heavy ball's threshold 2(1 + β)/α holds for 0 ≤ β < 1"),
-    "b1": Interval(0.0, 1.0, "Adam's threshold (2 + 2β₁)/((1 − β₁)α) is infinite at β₁ = 1"),
-    "b2": Interval(0.0, 1.0, "Adam's v̂ = ν/(1 − β₂ᵗ) is 0/0 at β₂ = 1"),
-    "eps": Interval(0.0, math.inf, "P = diag(√v̂ + ε) must be invertible", open_low=True),
-}
 _THRESHOLDS = ("sgd", "momentum", "adam")
 
 
 def check_hparams(optimizer: str, hparams: object, *, dtype=None,
                   argument: str | None = "hparams") -> dict[str, float]:
     """``optimizer``'s hyperparameters as floats: its defaults (:mod:`gdlab.optimizers`)
-    overridden by the mapping ``hparams``, each a finite real number in :data:`HPARAM_RANGES`,
-    also once rounded to ``dtype`` (the run's precision) when given. Errors name
-    ``argument['b1']`` (``b1`` when ``argument`` is None: keyword arguments)."""
+    overridden by the mapping ``hparams``, each a finite real number in the range its spec
+    declares (``OptimizerSpec.ranges``), also once rounded to ``dtype`` (the run's precision) when
+    given. Errors name ``argument['b1']`` (``b1`` when ``argument`` is None: keyword
+    arguments)."""
     if optimizer not in _THRESHOLDS:
         raise ArgumentError("optimizer", f"no edge-of-stability threshold for {optimizer!r}"
                                          f"{did_you_mean(optimizer, _THRESHOLDS)}; known: "
@@ -215,7 +196,8 @@ def check_hparams(optimizer: str, hparams: object, *, dtype=None,
     if not isinstance(hparams, Mapping):
         raise ArgumentError(argument or "hparams", f"{grids.brief(hparams)} must be a mapping "
                                                    "name → value, e.g. {'beta': 0.9}")
-    defaults = optimizers.get(optimizer).defaults
+    spec = optimizers.get(optimizer)
+    defaults = spec.defaults
     unknown = [name for name in hparams if name not in defaults]
     if unknown:
         raise ArgumentError(argument or str(unknown[0]),
@@ -223,22 +205,21 @@ def check_hparams(optimizer: str, hparams: object, *, dtype=None,
                             f"{optimizer!r}{did_you_mean(unknown[0], defaults)} (it has: "
                             f"{', '.join(defaults) or 'none'})")
     key = (lambda name: f"{argument}[{name!r}]") if argument else str
-    return {name: _hparam(key(name), hparams.get(name, default), HPARAM_RANGES[name], dtype)
+    return {name: _hparam(key(name), hparams.get(name, default), spec, name, dtype)
             for name, default in defaults.items()}
 
 
-def _hparam(key: str, value: object, allowed: Interval, dtype) -> float:
-    """``value`` as a float if it is one finite real number in ``allowed`` (and still is when
-    rounded to ``dtype``), else ArgumentError naming ``key``, the value and the interval."""
+def _hparam(key: str, value: object, spec: optimizers.OptimizerSpec, name: str, dtype) -> float:
+    """``value`` as a float if it is one finite real number in the range ``spec`` declares for
+    ``name`` (and still is when rounded to ``dtype``), else ArgumentError naming ``key``, the
+    value, the interval and why."""
     number = grids.real(np.asarray(value) if isinstance(value, jax.Array) else value)
-    if number is None or not math.isfinite(number) or number not in allowed:
-        raise ArgumentError(key, f"{grids.brief(value)} must be a number in {allowed} "
+    if number is None or not math.isfinite(number):
+        allowed = spec.ranges.get(name)
+        raise ArgumentError(key, f"{grids.brief(value)} must be a finite number" if allowed is None
+                            else f"{grids.brief(value)} must be a number in {allowed} "
                                  f"({allowed.why})")
-    if dtype is not None:
-        with np.errstate(over="ignore"):
-            rounded = float(np.asarray(number, dtype))
-        if not (math.isfinite(rounded) and rounded in allowed):
-            raise ArgumentError(key, f"{number!r} rounds to {rounded!r} in {np.dtype(dtype).name}, "
-                                     f"outside {allowed} ({allowed.why}); use float64 or a value "
-                                     "further inside")
+    why = spec.refusal(name, number, dtype)
+    if why:
+        raise ArgumentError(key, f"{grids.brief(value)} {why}")
     return number

@@ -14,6 +14,13 @@ the compiled program. A Python float baked in at trace time would recompile for 
 * any other optax optimizer whose hyperparameters are numbers (``rmsprop``, ``adagrad``, ``lion``,
   …): its numeric keyword arguments become sweepable hyperparameters with optax's defaults.
 
+Each hyperparameter's allowed values are declared once, on its spec (``OptimizerSpec.ranges``, an
+:class:`Interval` with the reason), and checked by ``gdlab.sweep`` (fixed values and every value of
+an axis), by configs and by :mod:`gdlab.eos`: β in (−1, 1) (heavy ball converges on a quadratic
+only there; a negative β is a legitimate, damped, dynamics), Adam's b1, b2 in [0, 1) and eps > 0,
+and likewise for the optax optimizers of :data:`GENERIC_RANGES`; a hyperparameter without a
+declared range takes any finite number.
+
 Every optimizer but ``sgd`` rounds each product it computes before it is added
 (:func:`rounded_products`): XLA's CPU and GPU compilers contract ``a·b + c`` into one fused
 multiply-add (one rounding instead of two) wherever the code generator sees the pattern, and which
@@ -28,11 +35,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import numbers
-from typing import Callable, NamedTuple
+from typing import Callable, Iterable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
 from jax.extend import core as jex_core
@@ -40,15 +49,62 @@ from jax.extend import core as jex_core
 from gdlab._naming import did_you_mean
 from gdlab.errors import ArgumentError
 
-__all__ = ["OptimizerSpec", "OPTIMIZERS", "get", "names", "check_fits", "rounded_products"]
+__all__ = ["OptimizerSpec", "Interval", "OPTIMIZERS", "GENERIC_RANGES", "get", "names",
+           "check_fits", "rounded_products"]
+
+
+class Interval(NamedTuple):
+    """The values ``low ≤ x < high`` (``low < x < high`` when ``open_low``) a hyperparameter may
+    take, and ``why``."""
+
+    low: float
+    high: float
+    why: str
+    open_low: bool = False
+
+    def __contains__(self, x: float) -> bool:
+        return (self.low < x if self.open_low else self.low <= x) and x < self.high
+
+    def __str__(self) -> str:
+        return f"{'(' if self.open_low else '['}{self.low:g}, {self.high:g})"
+
 
 class OptimizerSpec(NamedTuple):
     """``make(alpha, **hparams)`` builds the transformation; ``defaults`` lists the hparams but
-    α."""
+    α; ``ranges`` the values a hyperparameter may take (none listed: any finite number)."""
 
     make: Callable[..., optax.GradientTransformation]
     defaults: dict[str, float]
     summary: str
+    ranges: Mapping[str, Interval] = {}
+
+    def refusal(self, name: str, value: float, dtype=None) -> str | None:
+        """Why the finite number ``value`` is not a value of hyperparameter ``name`` (once rounded
+        to ``dtype`` too, when given: the run's precision), worded to follow the value in a
+        message ("must be in [0, 1) (why)"); None if it is one."""
+        allowed = self.ranges.get(name)
+        if allowed is None:
+            return None
+        if value not in allowed:
+            return f"must be in {allowed} ({allowed.why})"
+        if dtype is not None:
+            with np.errstate(over="ignore"):
+                rounded = float(np.asarray(value, dtype))
+            if not (math.isfinite(rounded) and rounded in allowed):
+                return (f"rounds to {rounded!r} in {np.dtype(dtype).name}, outside {allowed} "
+                        f"({allowed.why}); use float64 or a value further inside")
+        return None
+
+    def first_refusal(self, name: str, values: Iterable[float],
+                      dtype=None) -> tuple[float, str] | None:
+        """(the first of ``values`` that :meth:`refusal` refuses, why), or None."""
+        if name not in self.ranges:
+            return None
+        for value in values:
+            why = self.refusal(name, float(value), dtype)
+            if why:
+                return float(value), why
+        return None
 
 
 def rounded_products(tx: optax.GradientTransformation,
@@ -186,15 +242,65 @@ def _adam(alpha, b1, b2, eps):
     return optax.adam(learning_rate=alpha, b1=b1, b2=b2, eps=eps)
 
 
+_INF = math.inf
+# Heavy ball's iteration on a quadratic has the characteristic polynomial z² − (1 + β − αλ)z + β
+# (gdlab.stability); by the Jury criterion it converges iff |β| < 1 and 0 < αλ < 2(1 + β). So no α
+# converges at |β| ≥ 1 (β = 1 is undamped: every run's label is decided by rounding), while any
+# β in (−1, 1) has a convergent band; a negative β (damped, oscillating momentum) is legitimate.
+_HEAVY_BALL_BETA = Interval(-1.0, 1.0, "heavy ball converges on a quadratic iff |β| < 1 and "
+                            "0 < αλ < 2(1 + β) (Jury criterion, gdlab.stability); at |β| ≥ 1 no "
+                            "step size converges", open_low=True)
+# Nesterov's polynomial z² − (1 + β)(1 − αλ)z + β(1 − αλ) converges in a band of αλ around 1 even
+# for |β| ≥ 1, but there the trace v ← ∇L + βv no longer forgets old gradients (it is no momentum
+# average) and gdlab.stability's closed forms (divergence and oscillation edges) are derived for
+# |β| < 1 only.
+_NESTEROV_BETA = Interval(-1.0, 1.0, "the momentum trace v ← ∇L + βv forgets old gradients only "
+                          "for |β| < 1, where gdlab.stability's closed forms for Nesterov hold",
+                          open_low=True)
+_B1 = Interval(0.0, 1.0, "m ← b1·m + (1 − b1)·∇L averages past gradients for 0 ≤ b1 < 1; at b1 = 1 "
+               "no gradient enters, and Adam's edge-of-stability threshold (2 + 2β₁)/((1 − β₁)α) "
+               "is infinite")
+_B2 = Interval(0.0, 1.0, "ν ← b2·ν + (1 − b2)·∇L² averages squared gradients, ≥ 0 so that √ν̂ is "
+               "real, for 0 ≤ b2 < 1; at b2 = 1 the bias correction ν/(1 − b2ᵗ) is 0/0")
+_EPS = Interval(0.0, _INF, "the divisor √ν̂ + eps must be > 0 where every gradient so far was 0 "
+                "(ν̂ = 0)", open_low=True)
+_EPS_ROOT = Interval(0.0, _INF, "it is added to ν̂ under the square root, √(ν̂ + eps_root), which "
+                     "a negative value can make NaN")
+_ADAM = {"b1": _B1, "b2": _B2, "eps": _EPS, "eps_root": _EPS_ROOT}
+
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     "sgd": OptimizerSpec(_sgd, {}, "plain gradient descent, w ← w − α∇L (optax.sgd)"),
     "momentum": OptimizerSpec(_exact(_momentum), {"beta": 0.9},
-                              "heavy ball, v ← ∇L + βv, w ← w − αv (optax.sgd(momentum=β))"),
+                              "heavy ball, v ← ∇L + βv, w ← w − αv (optax.sgd(momentum=β))",
+                              {"beta": _HEAVY_BALL_BETA}),
     "nesterov": OptimizerSpec(_exact(_nesterov), {"beta": 0.9},
                               "Nesterov, w ← w − α(∇L + βv) "
-                              "(optax.sgd(momentum=β, nesterov=True))"),
+                              "(optax.sgd(momentum=β, nesterov=True))",
+                              {"beta": _NESTEROV_BETA}),
     "adam": OptimizerSpec(_exact(_adam), {"b1": 0.9, "b2": 0.999, "eps": 1e-8},
-                          "optax.adam(α, b1, b2, eps)"),
+                          "optax.adam(α, b1, b2, eps)", {k: _ADAM[k] for k in ("b1", "b2", "eps")}),
+}
+
+# The ranges of optax optimizers reached by name (:func:`get`): those built on Adam's moments
+# (optax.scale_by_adam or scale_by_amsgrad: b1, b2, eps, eps_root as above), and RMSprop and
+# AdaGrad (optax.scale_by_rms: ν ← decay·ν + (1 − decay)·g², g/√(ν + eps), ν₀ = initial_scale;
+# optax.scale_by_rss: a sum of g² from initial_accumulator_value, g/√(sum + eps) where the sum is
+# > 0). Others (lion, yogi, adan, …) take any finite number.
+GENERIC_RANGES: dict[str, dict[str, Interval]] = {
+    **dict.fromkeys(("adamw", "amsgrad", "nadam", "nadamw", "radam", "lamb"), _ADAM),
+    "rmsprop": {
+        "decay": _B2._replace(why="ν ← decay·ν + (1 − decay)·∇L² averages squared gradients, "
+                                  "≥ 0 so that √(ν + eps) is real, for 0 ≤ decay < 1"),
+        "eps": _EPS._replace(why="the divisor √(ν + eps) must be > 0 where every gradient so far "
+                                 "was 0 (ν = 0)"),
+        "initial_scale": Interval(0.0, _INF, "ν starts at initial_scale; a negative start can "
+                                             "make √(ν + eps) NaN")},
+    "adagrad": {
+        "initial_accumulator_value": Interval(0.0, _INF, "the sum of squared gradients starts "
+                                                         "there; a negative start can make its "
+                                                         "square root NaN (optax: must be >= 0)"),
+        "eps": Interval(0.0, _INF, "it is added to the sum of squared gradients under the square "
+                                   "root")},
 }
 
 
@@ -217,7 +323,8 @@ def _generic(name: str) -> OptimizerSpec | None:
     def make(alpha, **hp):
         return fn(learning_rate=alpha, **hp)
 
-    return OptimizerSpec(_exact(make), numeric, f"optax.{name}(α, {', '.join(numeric)})")
+    ranges = {k: r for k, r in GENERIC_RANGES.get(name, {}).items() if k in numeric}
+    return OptimizerSpec(_exact(make), numeric, f"optax.{name}(α, {', '.join(numeric)})", ranges)
 
 
 def names() -> list[str]:

@@ -32,8 +32,8 @@ def run_orbit_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     if len(cfg.axes) != 1 or cfg.optimizer != "sgd":
         raise ConfigError(f"{cfg.path}: sweep: a non-quadratic problem is studied over α alone "
                           "with optimizer 'sgd' (its Lyapunov exponent is that of the GD map)")
-    kw = dict(w0=cfg.w0, steps=cfg.steps, window=cfg.orbit_window, max_period=cfg.max_period,
-              dtype=cfg.dtype)
+    kw = dict(w0=cfg.w0, steps=cfg.steps, tol=cfg.tol, window=cfg.orbit_window,
+              max_period=cfg.max_period, dtype=cfg.dtype)
     problem = cfg.problem_value
     orb = dynamics.orbits(problem, cfg.axes["alpha"], progress=progress, **kw)
     found = boundary.locate(lambda a: dynamics.orbits(problem, a, **kw).regime,
@@ -164,8 +164,9 @@ def redraw(directory: Path, cfg: SweepConfig, arrays: dict[str, np.ndarray]) -> 
 
 def _figure(cfg: SweepConfig, alpha: np.ndarray, late: np.ndarray, diverged: np.ndarray,
             regime: np.ndarray, lyapunov: np.ndarray) -> plots.Figure:
-    """The bifurcation diagram: late iterates (not drawn where ``diverged``) and Lyapunov
-    exponents over α, with αλ* = 2 (λ* = ∇²L(w*)) and log|1 − αλ*| at the fixed point."""
+    """The bifurcation diagram: late iterates and Lyapunov exponents over α (neither drawn for
+    runs that left the float range or escape: ``plots.bifurcation`` leaves out every diverging
+    regime), with αλ* = 2 (λ* = ∇²L(w*)) and log|1 − αλ*| at the fixed point."""
     lam_star = float(np.asarray(cfg.problem_value.curvature()))
 
     def closed_form(a):

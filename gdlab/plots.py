@@ -52,7 +52,7 @@ from gdlab.rundir import replace_file
 __all__ = ["cell_edges", "regime_strip", "error_heatmap", "trajectories", "phase_map", "save",
            "reduce_regimes", "reduce_regime_map", "reduce_log_errors", "STRIP_MAX_CELLS",
            "MAP_MAX_CELLS", "HEATMAP_MAX_CELLS", "HEATMAP_MIN_ALPHA", "STRIP_MIN_CELLS",
-           "REGIME_COLORS", "symbol",
+           "REGIME_COLORS", "symbol", "draw_regime_map", "regime_handles", "bifurcation",
            "CLOSED_FORM_EDGES", "closed_form_lines", "closed_form_regime"]
 
 matplotlib.rcParams["svg.hashsalt"] = "gdlab"
@@ -70,6 +70,9 @@ _BELOW_COLOR = "#c8c8c8"     # error heatmap: |e| at or below the noise floor (r
 # fewer α are drawn each as its own narrow bar at its α (:func:`_alpha_bars`).
 STRIP_MIN_CELLS = HEATMAP_MIN_ALPHA
 _BAR_WIDTH = 0.012           # such a bar's width, a fraction of the axis span: ≈ 12 px
+# Regimes of runs whose orbit is unbounded: left out of the bifurcation diagram's panels.
+_UNBOUNDED = (Regime.DIVERGING_OSCILLATING, Regime.DIVERGING_MONOTONE)
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 class ClosedFormEdge(NamedTuple):
     label: str                 # what the line means, as drawn
@@ -131,14 +134,10 @@ def _has_closed_form(edges: dict[str, float] | None) -> bool:
                  or np.isfinite(edges.get("oscillation_dominates", np.nan))))
 
 
-def _regime_handles(codes) -> list[Patch]:
+def regime_handles(codes) -> list[Patch]:
     """Legend patches of the regimes in ``codes``, ascending."""
     return [Patch(color=REGIME_COLORS[Regime(r)], label=REGIME_INFO[Regime(r)].name)
             for r in sorted(set(int(x) for x in np.ravel(codes)))]
-
-
-def _legend(ax, present, **kw):
-    ax.legend(handles=_regime_handles(np.unique(present)), **kw)
 
 
 def _boundary_lines(ax, boundaries: dict[str, float]) -> list[Line2D]:
@@ -152,12 +151,22 @@ def _boundary_lines(ax, boundaries: dict[str, float]) -> list[Line2D]:
 
 def _padded(lo: float, hi: float, log: bool, frac: float = 0.02) -> tuple[float, float]:
     """(lo, hi) widened by ``frac`` of the span on each side (of log10 on a log axis): room for a
-    9-pt marker at either end of a ~7.5-in axis, which needs ≈ 0.9 %."""
+    9-pt marker at either end of a ~7.5-in axis, which needs ≈ 0.9 %. An empty span (lo = hi)
+    is first widened to :func:`_around` lo, never to limits matplotlib finds singular."""
     if log:
         lo_l, hi_l = _padded(np.log10(lo), np.log10(hi), False, frac)
         return 10 ** lo_l, 10 ** hi_l
+    lo, hi = (float(lo), float(hi)) if hi > lo else _around(float(lo))
     pad = frac * (hi - lo)
-    return lo - pad, hi + pad
+    return max(lo - pad, -_FLOAT_MAX), min(hi + pad, _FLOAT_MAX)
+
+
+def _around(x: float) -> tuple[float, float]:
+    """A range around a single value x: x ± max(½, |x|/2), as wide as the cell of one α in the
+    strip (x ± ½) for |x| ≤ 1, and visibly wider than x's rounding however large x is (1e30 ± ½
+    is 1e30); held within the float64 range."""
+    half = max(0.5, abs(x) / 2)
+    return max(x - half, -_FLOAT_MAX), min(x + half, _FLOAT_MAX)
 
 
 def _markers(ax, xs, y: float, code: int) -> None:
@@ -234,6 +243,17 @@ def _closed_form_row(ax, lo: float, hi: float, edges: dict[str, float], y0: floa
     return np.concatenate([codes, point_codes])
 
 
+def _distinct(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | None) -> tuple:
+    """``alpha`` sorted, each value once (its first run's regimes), with ``regime`` and
+    ``predicted`` to match: a repeated α is one run repeated, drawn once. Already increasing
+    input (a grid) is returned as it is, without a sort."""
+    alpha, regime = np.asarray(alpha), np.asarray(regime)
+    if alpha.size < 2 or np.all(np.diff(alpha) > 0):
+        return alpha, regime, predicted
+    alpha, first = np.unique(alpha, return_index=True)
+    return alpha, regime[first], None if predicted is None else np.asarray(predicted)[first]
+
+
 def regime_strip(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | None = None,
                  boundaries: dict[str, float] | None = None, title: str = "",
                  max_cells: int | None = STRIP_MAX_CELLS,
@@ -241,7 +261,8 @@ def regime_strip(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | Non
     """Regime per α: simulated (bottom row, one cell per grid α) and theory (top row), separated
     and labelled, with closed-form edges as labelled vertical lines.
 
-    Both rows span the swept range, [min α, max α]: the outer cells end at the first and last α.
+    Both rows span the swept range, [min α, max α]: the outer cells end at the first and last α
+    (a single α: α ± max(½, |α|/2)). A repeated α is drawn once, and unsorted α in order.
     Fewer than :data:`STRIP_MIN_CELLS` α are drawn each as its own narrow, outlined bar at its α
     (cells reaching halfway to the neighbours would show regimes of α that were never run).
 
@@ -255,7 +276,7 @@ def regime_strip(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | Non
     More than ``max_cells`` runs are merged to that many cells first (:func:`reduce_regimes`;
     None: never), so the cost is O(pixels), not O(runs).
     """
-    alpha = np.asarray(alpha)
+    alpha, regime, predicted = _distinct(alpha, regime, predicted)
     log = is_log_spaced(alpha)
     edges = cell_edges(alpha, log)
     if alpha.size > 1:   # the outer cells end at the swept range's ends: no run lies beyond them
@@ -266,9 +287,9 @@ def regime_strip(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | Non
     fig = Figure(figsize=(9, 3.0 + 0.8 * theory), layout="constrained")
     ax = fig.add_subplot()
     grid_rows = [regime] if exact or predicted is None else [regime, predicted]
-    # Both rows span the swept range [min α, max α] (one α: its own cell's), no further.
-    lo, hi = ((float(alpha.min()), float(alpha.max())) if np.ptp(alpha) > 0
-              else (float(edges[0]), float(edges[-1])))
+    # Both rows span the swept range [min α, max α] (one α: a range around it), no further.
+    lo, hi = ((float(alpha.min()), float(alpha.max())) if alpha.size > 1
+              else _around(float(alpha[0])))
     if alpha.size < STRIP_MIN_CELLS:
         span = np.log10(hi / lo) if log else hi - lo
         present = [_alpha_bars(ax, alpha, grid_rows, span, log)]
@@ -284,10 +305,14 @@ def regime_strip(alpha: ArrayLike, regime: ArrayLike, predicted: ArrayLike | Non
     ax.set_yticks(np.arange(len(labels)) + 0.5, labels)
     ax.tick_params(axis="y", length=0)
     ax.set_xscale("log" if log else "linear")
-    ax.set_xlim(*_padded(lo, hi, log))
+    x_lo, x_hi = _padded(lo, hi, log)
+    ax.set_xlim(x_lo, x_hi)
     ax.set_xlabel("step size α")
-    lines = _boundary_lines(ax, {**closed_form_lines(closed_form), **(boundaries or {})})
-    fig.legend(handles=_regime_handles(np.concatenate(present)) + lines,
+    # edges beyond the axis are not drawn, so not in the legend either
+    lines = _boundary_lines(ax, {label: a for label, a in
+                                 {**closed_form_lines(closed_form), **(boundaries or {})}.items()
+                                 if x_lo <= a <= x_hi})
+    fig.legend(handles=regime_handles(np.concatenate(present)) + lines,
                loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     ax.set_title(title or "Gradient-descent regime per step size", fontsize=10)
     return fig
@@ -393,7 +418,9 @@ def trajectories(alphas: Sequence[float], steps: ArrayLike, w: ArrayLike, w_star
     left.set_ylim(-ymax, ymax)
     left.set_xlabel("step t")
     left.set_ylabel("w_t")
-    left.legend(fontsize=8)
+    # legends below the axes: a diverging α zig-zags through every corner of the first steps
+    left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4,
+                frameon=False)
     left.set_title("Iterates (first steps)")
     if np.isfinite(lowest):
         right.set_ylim(bottom=lowest / 10)
@@ -403,7 +430,8 @@ def trajectories(alphas: Sequence[float], steps: ArrayLike, w: ArrayLike, w_star
     if rates is not None:
         handles.append(Line2D([], [], color="black", lw=0.9, ls=(0, (3, 2)),
                               label="closed form |1 − αλ|^t·|w* − w₀|"))
-    right.legend(handles=handles, fontsize=8)
+    right.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13),
+                 ncol=2, frameon=False)
     right.set_title("Distance to the optimum")
     for ax in (left, right):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -417,29 +445,42 @@ def phase_map(alpha: ArrayLike, other: ArrayLike, other_name: str, regime: Array
               max_cells: tuple[int, int] | None = MAP_MAX_CELLS) -> Figure:
     """Regime over α (or another x axis, ``x_name``) × another parameter, boundaries overlaid.
 
-    ``curves`` maps a label to the α on the boundary for each value of ``other``. Axis names are
-    drawn as their symbols (:func:`symbol`). The legend sits below the axes, covering no cell or
-    curve. Beyond ``max_cells = (nx, ny)`` blocks are merged to their most frequent regime
-    (:func:`reduce_regime_map`; None: never).
+    ``curves`` maps a label to the α on the boundary for each value of ``other``. The map is
+    drawn by :func:`draw_regime_map` (symbols, regime colours, merged beyond ``max_cells``). The
+    legend sits below the axes, covering no cell or curve.
     """
     fig = Figure(figsize=(8, 6.6), layout="constrained")
     ax = fig.add_subplot()
-    log_a, log_o = is_log_spaced(alpha), is_log_spaced(other)
-    a_edges, o_edges, cells = reduce_regime_map(alpha, other, regime, max_cells, (log_a, log_o))
-    ax.pcolormesh(a_edges, o_edges, np.asarray(cells).T, cmap=_CMAP, norm=_NORM, rasterized=True)
+    codes = draw_regime_map(ax, alpha, other, regime, x_name=x_name, y_name=other_name,
+                            max_cells=max_cells)
+    log_o = is_log_spaced(other)
     fine = (np.geomspace if log_o else np.linspace)(np.min(other), np.max(other), 400)
     for (label, fn), ls in zip((curves or {}).items(), _LINE_STYLES):
         ax.plot(fn(fine), fine, color="black", lw=1.5, ls=ls, label=label)
-    ax.set_xlim(a_edges[[0, -1]])
-    ax.set_ylim(o_edges[[0, -1]])
-    ax.set_xscale("log" if log_a else "linear")
-    ax.set_yscale("log" if log_o else "linear")
-    ax.set_xlabel(symbol(x_name))
-    ax.set_ylabel(symbol(other_name))
-    handles = _regime_handles(code_counts(regime)[0]) + ax.get_legend_handles_labels()[0]
+    handles = regime_handles(codes) + ax.get_legend_handles_labels()[0]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     ax.set_title(title or f"Regime over α × {symbol(other_name)}", fontsize=10)
     return fig
+
+
+def draw_regime_map(ax, x: ArrayLike, y: ArrayLike, regime: ArrayLike, *, x_name: str,
+                    y_name: str, max_cells: tuple[int, int] | None = MAP_MAX_CELLS
+                    ) -> np.ndarray:
+    """A regime map (``regime``: shape (len(x), len(y))) on ``ax``: cells on explicit edges
+    (log axes where the values are log-spaced), in the regime colours (:data:`REGIME_COLORS`),
+    axes named by their symbols (:func:`symbol`); blocks merged to their most frequent regime
+    beyond ``max_cells = (nx, ny)`` (:func:`reduce_regime_map`; None: never). Returns the regime
+    codes present, for a legend (:func:`regime_handles`)."""
+    log_x, log_y = is_log_spaced(x), is_log_spaced(y)
+    x_edges, y_edges, cells = reduce_regime_map(x, y, regime, max_cells, (log_x, log_y))
+    ax.pcolormesh(x_edges, y_edges, np.asarray(cells).T, cmap=_CMAP, norm=_NORM, rasterized=True)
+    ax.set_xlim(x_edges[[0, -1]])
+    ax.set_ylim(y_edges[[0, -1]])
+    ax.set_xscale("log" if log_x else "linear")
+    ax.set_yscale("log" if log_y else "linear")
+    ax.set_xlabel(symbol(x_name))
+    ax.set_ylabel(symbol(y_name))
+    return code_counts(regime)[0]
 
 
 def save(fig: Figure, directory: Path, stem: str) -> list[str]:
@@ -459,20 +500,31 @@ def bifurcation(alpha: ArrayLike, late: ArrayLike, regime: ArrayLike, lyapunov: 
                 max_cells: int | None = STRIP_MAX_CELLS) -> Figure:
     """Late iterates vs α (top), the Lyapunov exponent vs α (bottom), regime strip between.
 
-    The strip is reduced like :func:`regime_strip`'s (``max_cells``; None: never).
+    Runs in a diverging regime (in an orbit study: those that escaped or left the float range)
+    are left out of both panels: their late iterates are a transient on its way out, their λ_L
+    is not an attractor's. The iterate panel is scaled by the orbits that stay bounded, so one
+    run on its way to 10¹⁹ cannot flatten every branch onto a line. The strip is reduced like
+    :func:`regime_strip`'s (``max_cells``; None: never); the legends sit below the axes, off
+    the data.
     """
-    fig = Figure(figsize=(10, 7.5), layout="constrained")
+    fig = Figure(figsize=(10, 8.0), layout="constrained")
     top, strip, bottom = fig.subplots(3, 1, sharex=True, height_ratios=[5, 0.5, 3])
     alpha = np.asarray(alpha, np.float64)
-    late = np.asarray(late, np.float64)
-    top.plot(np.repeat(alpha, late.shape[1]), late.ravel(), ",", color="black", alpha=0.5,
-             rasterized=True)
+    regime = np.asarray(regime)
+    unbounded = np.isin(regime, _UNBOUNDED)
+    late = np.where(unbounded[:, None], np.nan, np.asarray(late, np.float64))
+    shown = np.isfinite(late)
+    top.plot(np.repeat(alpha, late.shape[1])[shown.ravel()], late[shown], ",", color="black",
+             alpha=0.5, rasterized=True)
+    if shown.any():
+        top.set_ylim(*_padded(float(late[shown].min()), float(late[shown].max()), False, 0.05))
     top.set_ylabel("late iterates w_t")
     top.set_title(title or "Bifurcation diagram of gradient descent")
-    edges, cells = reduce_regimes(alpha, np.asarray(regime)[None, :], max_cells, log=False)
+    edges, cells = reduce_regimes(alpha, regime[None, :], max_cells, log=False)
     strip.pcolormesh(edges, [0, 1], cells, cmap=_CMAP, norm=_NORM, rasterized=True)
     strip.set_yticks([])
-    lyapunov = np.asarray(lyapunov, np.float64)   # NaN where the run escaped: not drawn
+    # NaN where the run escaped (diverging, or left the float range): not drawn
+    lyapunov = np.where(unbounded, np.nan, np.asarray(lyapunov, np.float64))
     label = "Lyapunov exponent (simulated" + ("; not drawn where the run escaped)"
                                               if np.isnan(lyapunov).any() else ")")
     bottom.plot(alpha, lyapunov, lw=1, color="#6a3d9a", label=label)
@@ -491,6 +543,6 @@ def bifurcation(alpha: ArrayLike, late: ArrayLike, regime: ArrayLike, lyapunov: 
                         max(1.0, np.nanmax(lyapunov) + 0.2))
     bottom.set_xlabel("step size α")
     bottom.set_ylabel("λ_L (per step)")
-    bottom.legend(fontsize=8, loc="lower left")
-    _legend(top, regime, fontsize=8, loc="upper left")
+    fig.legend(handles=regime_handles(regime) + bottom.get_legend_handles_labels()[0],
+               loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return fig

@@ -119,26 +119,38 @@ def converges(optimizer: str, alpha: ArrayLike, lam: ArrayLike,
 
 
 def critical_alpha(optimizer: str, lam: ArrayLike, beta: ArrayLike = 0.0) -> np.ndarray:
-    """The largest stable α for 0 ≤ β < 1: 2/λ, 2(1 + β)/λ, or 2(1 + β)/((1 + 2β)λ)."""
+    """The largest stable α for −1 < β < 1: 2/λ, 2(1 + β)/λ, or for Nesterov 2(1 + β)/((1 + 2β)λ)
+    when β ≥ −1/3 and (1 − 1/β)/λ below. Jury on z² − (1 + β)y·z + βy, y = 1 − αλ:
+    1 + a₁ + a₀ = αλ > 0, 1 − a₁ + a₀ = 2(1 + β) − αλ(1 + 2β) > 0 and |β(1 − αλ)| < 1; the second
+    binds first for β ≥ −1/3, the third below (both are 4/λ at β = −1/3)."""
     _check(optimizer)
     lam, b = np.broadcast_arrays(np.asarray(lam, np.float64), np.asarray(beta, np.float64))
     if optimizer == "sgd":
         return 2 / lam
     if optimizer == "momentum":
         return 2 * (1 + b) / lam
-    return 2 * (1 + b) / ((1 + 2 * b) * lam)
+    with np.errstate(divide="ignore", invalid="ignore"):   # the branch not taken
+        return np.where(b >= -1 / 3, 2 * (1 + b) / (1 + 2 * b), 1 - 1 / b) / lam
 
 
 def oscillation_onset(optimizer: str, lam: ArrayLike, beta: ArrayLike = 0.0) -> np.ndarray:
-    """The α above which the dominant root is not a positive real (0 ≤ β < 1)."""
+    """The α above which the dominant root is not a positive real (−1 < β < 1).
+
+    For −1 < β < 0, with x = αλ: heavy ball, z² − (1 + β − x)z + β: the roots' product β < 0
+    makes them real and of opposite signs, and the one of the sign of their sum 1 + β − x
+    dominates, so the error oscillates from x = 1 + β on (at x = 1 + β exactly the roots are ±√−β
+    and e_t = z^t(a + b(−1)^t) with a > b > 0 keeps its sign). Nesterov, z² − (1 + β)y·z + βy with
+    y = 1 − x: for y > 0 the product βy < 0 and the sum (1 + β)y > 0, so the positive root
+    dominates; for y < 0 the product is > 0 and the sum < 0, so both roots are negative or
+    complex: the onset is x = 1 (both roots are 0 there)."""
     _check(optimizer)
     lam, b = np.broadcast_arrays(np.asarray(lam, np.float64), np.asarray(beta, np.float64))
     if optimizer == "sgd":
         return 1 / lam
-    with np.errstate(invalid="ignore", divide="ignore"):  # β < 0: no real onset (NaN)
+    with np.errstate(invalid="ignore"):   # the branch not taken (√β for β < 0)
         if optimizer == "momentum":
-            return (1 - np.sqrt(b)) ** 2 / lam
-        return ((1 - b) / (1 + b)) ** 2 / lam
+            return np.where(b >= 0, (1 - np.sqrt(b)) ** 2, 1 + b) / lam
+        return np.where(b >= 0, ((1 - b) / (1 + b)) ** 2, 1.0) / lam
 
 class ErrorTerms(NamedTuple):
     """Each run's closed-form error e_t = Σ_j a_j z_j^t q_(j), two terms per direction

@@ -152,7 +152,8 @@ def track(problem, alphas, *, optimizer: str = "sgd", hparams: dict | None = Non
     ``sharpness=False`` skips the eigenvalues (zeros): the same program without Lanczos, for
     timing. ``dtype`` defaults to the problem's ``default_dtype`` (float64 for networks).
     ``hparams`` (a mapping, e.g. ``{"beta": 0.9}``) override the optimizer's defaults; the
-    thresholds need β, β₁, β₂ in [0, 1) and ε > 0 (:data:`gdlab.eos.HPARAM_RANGES`).
+    thresholds need the ranges each optimizer declares (``gdlab.optimizers.OptimizerSpec.ranges``:
+    β in (−1, 1), β₁, β₂ in [0, 1), ε > 0).
     Every argument is checked, in one line, before anything is compiled."""
     steps = integer("steps", steps, 1)
     every = integer("every", every, 1)

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from gdlab import plots, trainability
 from gdlab._sweep import sweep
@@ -89,24 +90,28 @@ def series(problem: Any, alphas: np.ndarray, other: str, other_values: np.ndarra
 
 
 def frames_figure(zs: ZoomSeries, title: str = "") -> Figure:
-    """Every frame's regime map side by side, each titled with its window and dimension."""
+    """Every frame's regime map side by side, each titled with its window and dimension, drawn as
+    the phase map is (:func:`gdlab.plots.draw_regime_map`: the axes' symbols, the regime colours,
+    one legend below)."""
     n = len(zs.regime)
     cols = min(n, 4)
     rows = -(-n // cols)
-    fig = Figure(figsize=(3.2 * cols, 3.0 * rows + 0.4), layout="constrained")
+    fig = Figure(figsize=(3.2 * cols, 3.0 * rows + 0.7), layout="constrained")
+    codes = []
     for k in range(n):
         ax = fig.add_subplot(rows, cols, k + 1)
-        trained = trainability.trained(zs.regime[k]).T
-        ax.imshow(trained, origin="lower", cmap="coolwarm_r", vmin=0, vmax=1, aspect="auto",
-                  interpolation="nearest")
+        codes.append(plots.draw_regime_map(ax, zs.x[k], zs.y[k], zs.regime[k], x_name=zs.x_name,
+                                           y_name=zs.y_name))
+        # ticks at the window's first and last values only: small panels, and the window is
+        # what changes from frame to frame
+        for axis, values in ((ax.xaxis, zs.x[k]), (ax.yaxis, zs.y[k])):
+            axis.set_ticks(values[[0, -1]], [f"{v:.4g}" for v in values[[0, -1]]], fontsize=7)
+            axis.set_minor_locator(NullLocator())
+            axis.label.set_fontsize(8)
         d = zs.dimensions[k]["dimension"]
         ax.set_title(f"frame {k}: D = {d:.2f}" if d is not None else f"frame {k}: D n/a",
                      fontsize=9)
-        ax.set_xticks([0, zs.x.shape[1] - 1], [f"{zs.x[k, 0]:.4g}", f"{zs.x[k, -1]:.4g}"],
-                      fontsize=7)
-        ax.set_yticks([0, zs.y.shape[1] - 1], [f"{zs.y[k, 0]:.4g}", f"{zs.y[k, -1]:.4g}"],
-                      fontsize=7)
-        ax.set_xlabel(zs.x_name, fontsize=8)
-        ax.set_ylabel(zs.y_name, fontsize=8)
-    fig.suptitle(title or "Zoom series (blue: trained)", fontsize=10)
+    fig.legend(handles=plots.regime_handles(np.concatenate(codes)), loc="outside lower center",
+               ncol=3, fontsize=8, frameon=False)
+    fig.suptitle(title or "Zoom series: the regime map on shrinking windows", fontsize=10)
     return fig

@@ -103,6 +103,15 @@ BAD = [
     ("hparams nan", dict(optimizer="momentum", hparams={"beta": float("nan")}), "hparams['beta']"),
     ("hparams unknown", dict(hparams={"beta": 0.9}), "hparams"),
     ("hparams not a mapping", dict(optimizer="momentum", hparams=[0.9]), "hparams"),
+    # outside the ranges the optimizers declare (gdlab.optimizers.OptimizerSpec.ranges)
+    ("hparams beta 1", dict(optimizer="momentum", hparams={"beta": 1.0}), "hparams['beta']"),
+    ("hparams beta -1", dict(optimizer="nesterov", hparams={"beta": -1.0}), "hparams['beta']"),
+    ("hparams b2 1.5", dict(optimizer="adam", hparams={"b2": 1.5}), "hparams['b2']"),
+    ("hparams eps -1", dict(optimizer="adam", hparams={"eps": -1.0}), "hparams['eps']"),
+    ("hparams decay 1", dict(optimizer="rmsprop", hparams={"decay": 1.0}), "hparams['decay']"),
+    ("over b1 stop 1.5", dict(optimizer="adam", over={"b1": {"start": 0.0, "stop": 1.5,
+                                                            "num": 11}}), "over['b1'].stop"),
+    ("over b1 list", dict(optimizer="adam", over={"b1": [0.5, 1.5]}), "over['b1']"),
     # extra axes
     ("over unknown", dict(over={"z": [1.0]}), "over"),
     ("over alpha", dict(over={"alpha": [1.0]}), "over"),
@@ -234,3 +243,17 @@ def test_trajectories_and_n_d_results_are_finite():
     for r in (res, q):
         bad = {k: v for k, v in _float_fields(r).items() if not np.all(np.isfinite(v))}
         assert not bad, bad
+
+
+def test_an_integer_valued_loss_is_refused_for_its_dtype():
+    """The shape () is right; the message says the dtype is what is wrong (it said "returns shape
+    () (int32)")."""
+    import jax.numpy as jnp
+    p = gdlab.problems.custom(lambda w, c: jnp.round(w * c).astype(jnp.int32), c=1.0)
+    with pytest.raises(ArgumentError) as exc:
+        call(problem=p, w0=1.0)
+    assert exc.value.argument == "problem.loss"
+    assert exc.value.detail.endswith(
+        "'s loss returns a value of dtype int32, not a real number (the dtype is wrong, not the "
+        "shape); a loss must return one real number, computed in floating point (an integer has "
+        "no gradient)"), str(exc.value)

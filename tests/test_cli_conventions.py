@@ -220,7 +220,8 @@ def test_a_misspelt_top_level_option_is_named(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["--versoin"])
     assert exc.value.code == 2
-    assert "unrecognized option --versoin" in capsys.readouterr().err
+    assert capsys.readouterr().err == ("gdlab: error: unrecognized arguments: --versoin "
+                                       "(see gdlab --help)\n")
 
 
 @pytest.mark.parametrize("argv", [["run", "q4_trajectories", "--out", ""],

@@ -30,6 +30,23 @@ def replace(old, new):
 
 
 CASES = [
+    # hyperparameters outside the ranges their optimizer declares (gdlab.optimizers)
+    ("beta 1", GOOD, ["optimizer.name=momentum", "optimizer.beta=1.0"],
+     r"cfg.toml: optimizer.beta: 1.0 must be in \(-1, 1\) \(heavy ball converges on a "
+     r"quadratic iff \|β\| < 1"),
+    ("beta -1.5", GOOD, ["optimizer.name=nesterov", "optimizer.beta=-1.5"],
+     r"cfg.toml: optimizer.beta: -1.5 must be in \(-1, 1\)"),
+    ("b2 1.5", GOOD, ["optimizer.name=adam", "optimizer.b2=1.5"],
+     r"cfg.toml: optimizer.b2: 1.5 must be in \[0, 1\)"),
+    ("eps -1", GOOD, ["optimizer.name=adam", "optimizer.eps=-1"],
+     r"cfg.toml: optimizer.eps: -1 must be in \(0, inf\)"),
+    ("swept b1 stop", GOOD, ["optimizer.name=adam", "sweep.b1={start=0.0, stop=1.5, num=11}"],
+     r"cfg.toml: sweep.b1.stop: 1.5 must be in \[0, 1\)"),
+    ("swept beta start", GOOD, ["optimizer.name=momentum",
+                                "sweep.beta={start=-1.0, stop=0.5, num=11}"],
+     r"cfg.toml: sweep.beta.start: -1.0 must be in \(-1, 1\)"),
+    ("swept b1 list", GOOD, ["optimizer.name=adam", "sweep.b1=[0.5, 1.0]"],
+     r"cfg.toml: sweep.b1: contains 1.0, which must be in \[0, 1\)"),
     ("invalid TOML", replace("steps = 20", "steps = = 20"), [],
      r"cfg.toml: invalid TOML: .*line 11"),
     ("duplicate key", replace("steps = 20", "steps = 20\nsteps = 30"), [],
@@ -238,3 +255,11 @@ def test_orbit_window_errors_say_the_values_that_fit(tmp_path, capsys, monkeypat
                                                      message):
     refused(tmp_path, capsys, monkeypatch, Path(_QUARTIC).read_text(encoding="utf-8"), sets,
             message)
+
+
+def test_negative_beta_loads_fixed_and_swept(tmp_path):
+    """β in (−1, 1), a negative one included: the README's β axis from −0.5 keeps working."""
+    (tmp_path / "cfg.toml").write_text(GOOD, encoding="utf-8")
+    cfg = config.load(tmp_path / "cfg.toml", ["optimizer.name=momentum", "optimizer.beta=-0.99",
+                                              "sweep.beta={start=-0.5, stop=0.5, num=11}"])
+    assert cfg.hparams == {"beta": -0.99} and cfg.axes["beta"]["start"] == -0.5

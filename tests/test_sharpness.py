@@ -131,14 +131,16 @@ def test_thresholds_closed_forms():
 
 
 @pytest.mark.parametrize("optimizer, hparams, message", [
-    ("adam", {"b1": 1.0}, r"b1: 1\.0 must be a number in \[0, 1\) \(Adam's threshold"),
-    ("adam", {"b1": 1}, r"b1: 1 must be a number in \[0, 1\)"),
+    ("adam", {"b1": 1.0}, r"b1: 1\.0 must be in \[0, 1\) \(m ← b1·m \+ \(1 − b1\)·∇L averages "
+                          r"past gradients .*Adam's edge-of-stability threshold"),
+    ("adam", {"b1": 1}, r"b1: 1 must be in \[0, 1\)"),
     ("adam", {"b1": float("nan")}, r"b1: nan must be a number in \[0, 1\)"),
     ("adam", {"b1": "0.9"}, r"b1: '0\.9' must be a number in \[0, 1\)"),
-    ("adam", {"eps": 0.0}, r"eps: 0\.0 must be a number in \(0, inf\)"),
-    ("adam", {"b2": 1.5}, r"b2: 1\.5 must be a number in \[0, 1\)"),
-    ("momentum", {"beta": 1.0}, r"beta: 1\.0 must be a number in \[0, 1\)"),
-    ("momentum", {"beta": float("inf")}, r"beta: inf must be a number in \[0, 1\)"),
+    ("adam", {"eps": 0.0}, r"eps: 0\.0 must be in \(0, inf\)"),
+    ("adam", {"b2": 1.5}, r"b2: 1\.5 must be in \[0, 1\)"),
+    ("momentum", {"beta": 1.0}, r"beta: 1\.0 must be in \(-1, 1\) \(heavy ball converges"),
+    ("momentum", {"beta": -1.0}, r"beta: -1\.0 must be in \(-1, 1\)"),
+    ("momentum", {"beta": float("inf")}, r"beta: inf must be a number in \(-1, 1\)"),
     ("adam", {"beta1": 0.5}, r"beta1: 'beta1' is not a hyperparameter of 'adam' \(it has: "
                              r"b1, b2, eps\)"),
     ("nesterov", {}, r"optimizer: no edge-of-stability threshold for 'nesterov'; known: sgd, "
@@ -160,6 +162,18 @@ def test_threshold_range_edges_and_defaults():
     assert sh.threshold("momentum", 0.1) == pytest.approx(38.0)
     assert sh.check_hparams("adam", {"b1": np.float32(0.5)}) == {
         "b1": 0.5, "b2": 0.999, "eps": 1e-8}
+
+
+@pytest.mark.parametrize("beta", [-0.9, -0.5, -0.1, 0.5])
+def test_momentum_threshold_is_the_jury_edge_for_negative_beta_too(beta):
+    """Heavy ball on λ: z² − (1 + β − αλ)z + β (optax's form). NumPy's roots, not gdlab's: the
+    largest |z| is < 1 at 0.999× the threshold and > 1 at 1.001× it, for β < 0 as for β ≥ 0 (the
+    spectral radius moves by ~1e-4 per 1e-3 of λ there, far above the roots' ~1e-15 error)."""
+    alpha = 0.1
+    edge = sh.threshold("momentum", alpha, beta=beta)
+    assert edge == pytest.approx(2 * (1 + beta) / alpha, rel=1e-15)
+    radius = lambda lam: max(abs(np.roots([1.0, -(1 + beta - alpha * lam), beta])))
+    assert radius(0.999 * edge) < 1 < radius(1.001 * edge)
 
 
 def test_adam_v_hat_is_bias_corrected_second_moment(x64):

@@ -60,3 +60,34 @@ def test_bad_zoom_sections_exit_2(tmp_path, capsys, setting, message):
                      "--set", setting]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and not out.exists()
+
+
+def test_frames_use_the_phase_maps_symbols_and_regime_colours():
+    """zoom_frames.png said `alpha`, `alpha_2` and red/blue; phase_map.png says α, α₂ in the
+    Okabe–Ito colours of the regime table. Same data, same symbols, same colours, same legend."""
+    from matplotlib.colors import to_rgba
+
+    from gdlab import plots
+    from gdlab.regimes import REGIME_INFO, Regime
+
+    x = np.geomspace(1.0, 1e4, 8)
+    y = np.geomspace(10.0, 1e3, 6)
+    regime = np.where(np.add.outer(np.log10(x), np.log10(y)) > 4.5, Regime.DIVERGED,
+                      Regime.CONVERGED).astype(np.int8)
+    regime[0, 0] = Regime.UNDECIDED
+    zs = zoom.ZoomSeries("alpha", "alpha_2", np.stack([x, x]), np.stack([y, y]),
+                         np.stack([regime, regime]), None,
+                         [{"dimension": None, "why": "small"}] * 2)
+    fig = zoom.frames_figure(zs)
+    ref = plots.phase_map(x, y, "alpha_2", regime, x_name="alpha")
+    colours = lambda mesh: mesh.to_rgba(np.asarray(mesh.get_array()).ravel())   # noqa: E731
+    for ax in fig.axes:
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("α", "α₂")
+        assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")   # as the map's axes
+        (mesh,) = ax.collections
+        # each cell in its regime's colour from the shared table (regime is indexed [x, y])
+        expected = [to_rgba(REGIME_INFO[Regime(int(r))].color) for r in regime.T.ravel()]
+        np.testing.assert_allclose(colours(mesh), expected)
+        np.testing.assert_allclose(colours(mesh), colours(ref.axes[0].collections[0]))
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["converged", "diverged", "undecided"]
