@@ -255,6 +255,8 @@ def _build(spec: Mapping, dtype: np.dtype, name: str, chunk: int = CHUNK):
     if isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, numbers.Integral) or chunk < 1:
         raise ArgumentError("chunk", f"{brief(chunk)} must be an integer >= 1")
     start, stop, num, scale = _range(spec, name)
+    for key, end in (("start", start), ("stop", stop)):   # the range's largest |value|: an end
+        _cast(np.array([end]), dtype, f"{name}.{key}")
     chunk = min(int(chunk), num)
     resources.check_fits(dtype.itemsize * num + CHUNK_BYTES_PER_VALUE * chunk,
                          argument=f"{name}.num", what=f"an axis of {num} values",

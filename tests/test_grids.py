@@ -175,3 +175,16 @@ def test_a_config_sizes_its_axes_once(monkeypatch):
     assert cfg.axis_sizes == {"alpha": 401, "x": 3}   # a { num = 401 } range, a list of 3
     assert cfg.runs == 401 * 3 and cfg.axis_sizes == {"alpha": 401, "x": 3}
     assert len(calls) == 2        # once per axis, however often the sizes are read
+
+
+@pytest.mark.parametrize("spec, key, value", [
+    ({"start": 0.0, "stop": 1e39, "num": 301}, "alpha.stop", "1e+39"),
+    ({"start": -1e39, "stop": 0.0, "num": 3}, "alpha.start", "-1e+39"),
+    ({"start": 1.0, "stop": 1e39, "num": 5, "scale": "log"}, "alpha.stop", "1e+39"),
+])
+def test_a_range_end_beyond_the_dtype_is_named_as_written(spec, key, value):
+    """The audit's `--set sweep.alpha.stop=1e39` named a grid value the user never wrote
+    ("sweep.alpha: 3.4033333333333336e+38 overflows float32"): the end is checked first."""
+    with pytest.raises(ArgumentError) as exc:
+        grids.axis(spec, "float32", name="alpha")
+    assert exc.value.argument == key and str(exc.value).startswith(f"{key}: {value} overflows")
