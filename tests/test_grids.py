@@ -132,9 +132,10 @@ def test_explicit_list_is_cast_as_before():
 def test_overflow_names_the_first_overflowing_value(dtype, top):
     start, stop, num = -top, 1.25 * top, 41
     first = next(v for v in reference(start, stop, num) if abs(v) >= top)
+    assert first == start     # the range's ends are checked first: named as the key written
     for chunk in (1, 3, 40, grids.CHUNK):
-        with pytest.raises(ArgumentError, match=re.escape(f"alphas: {float(first)!r} overflows "
-                                                          f"{np.dtype(dtype).name}")):
+        with pytest.raises(ArgumentError, match=re.escape(f"alphas.start: {float(first)!r} "
+                                                          f"overflows {np.dtype(dtype).name}")):
             grids.axis(spec(start, stop, num), dtype, name="alphas", chunk=chunk)
 
 
