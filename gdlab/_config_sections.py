@@ -217,8 +217,10 @@ def optimizer_table(v: Validator, table: dict, problem: ProblemSection) -> Optim
     v.table(table, "optimizer", ["name", *spec.defaults])
     hparams = {k: v.number(f"optimizer.{k}", opt.get(k, d))
                for k, d in spec.defaults.items()}
-    for k, x in hparams.items():   # each in the range its spec declares (gdlab.optimizers)
-        why = spec.refusal(k, x)
+    sweep = table.get("sweep")
+    swept = sweep if isinstance(sweep, Mapping) else {}
+    for k, x in hparams.items():   # each in the range its spec declares (gdlab.optimizers),
+        why = None if k in swept else spec.refusal(k, x)   # unless an axis replaces it
         if why:
             v.fail(f"optimizer.{k}", f"{show_value(opt.get(k, x))} {why}")
     if name not in optimizers_lib.OPTIMIZERS:

@@ -11,6 +11,7 @@ import numpy as np
 
 from gdlab import _study_plots, resources, stability
 from gdlab._study_plots import heatmap_every, heatmap_sample
+from gdlab._sweep_plan import padded_chunk
 from gdlab.config import SweepConfig
 from gdlab.engine import snapshot_count
 from gdlab.interfaces import WithOptimum
@@ -57,7 +58,10 @@ def plan(cfg: SweepConfig, log: Callable[[str], None]) -> Plan:
     n = cfg.runs
     common = dict(keep="all", param_size=int(np.prod(cfg.problem_value.param_shape,
                                                      dtype=np.int64)),
-                  itemsize=np.dtype(cfg.dtype).itemsize)
+                  itemsize=np.dtype(cfg.dtype).itemsize,
+                  chunk_runs=padded_chunk(cfg.problem_value, n, dtype=cfg.dtype, steps=cfg.steps,
+                                          record_every=record_every, chunk_size=cfg.chunk_size,
+                                          devices=cfg.devices))   # as the sweep's own check
     snaps = snapshot_count(cfg.steps, record_every) if record_every else 0
     full = resources.sweep_bytes(n, snapshots=snaps, **common)
     if sample is not None:   # its runs and iterates, held beside the main sweep's results

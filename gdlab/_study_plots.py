@@ -121,6 +121,8 @@ def _plots_1d(directory: Path, res: SweepResult, predicted: np.ndarray | None,
         src, title = heat.runs, f"log₁₀‖w_t − w*‖ — {title}\n{heat.caption()}"
     else:
         return files
+    if src.w_star is None:   # no known optimum (a user's loss without one): no error to map
+        return files
     err = src.trajectory.astype(np.float64) - src.w_star[:, None]
     err = np.abs(err) if err.ndim == 2 else np.sqrt(np.sum(err * err, axis=-1))
     return files + plots.save(plots.error_heatmap(src.alpha, src.snapshot_steps, err,

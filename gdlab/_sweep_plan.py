@@ -25,7 +25,7 @@ from gdlab.interfaces import Problem, WithInit, WithOptimum, WithWorkingSet
 from gdlab.regimes import late_window
 
 __all__ = ["Plan", "EngineOptions", "plan", "widened", "default_chunk", "default_unroll",
-           "CPU_BLOCK"]
+           "auto_block", "padded_chunk", "CPU_BLOCK"]
 
 _DEFAULT_CHUNK_BYTES = 256 * 2**20
 CPU_BLOCK = 4096  # runs whose carried state (~10 arrays) fits in a CPU core's L2 cache
@@ -246,11 +246,28 @@ def _engine_options(a: _Args, n: int, param_shape: tuple[int, ...]) -> EngineOpt
     """How the n runs are simulated: ``block="auto"`` and the chunk size resolved."""
     block = a.block
     if isinstance(block, str):
-        block = (cpu_block(a.problem, param_shape, a.dtype.itemsize)
-                 if jax.default_backend() == "cpu" else None)
+        block = auto_block(a.problem, param_shape, a.dtype)
     chunk = (min(n, a.chunk_size) if a.chunk_size
              else default_chunk(n, a.dtype, param_shape, a.steps, a.record_every))
     return EngineOptions(a.unroll, chunk, block, a.devices, a.progress)
+
+
+def auto_block(problem: Problem, param_shape: tuple[int, ...], dtype: np.dtype) -> int | None:
+    """``block="auto"``: :func:`cpu_block` on a CPU, else None (one vmap per chunk)."""
+    return (cpu_block(problem, param_shape, np.dtype(dtype).itemsize)
+            if jax.default_backend() == "cpu" else None)
+
+
+def padded_chunk(problem: Problem, n: int, *, dtype: DTypeLike, steps: int,
+                 record_every: int | None, chunk_size: int | None, devices: int | str) -> int:
+    """The runs one chunk of ``n`` simulates, padding included, as :func:`plan` lays them out
+    with ``block="auto"`` (``resources.sweep_bytes``' ``chunk_runs``): for a caller that sizes
+    memory before asking for the sweep (``gdlab._study_plan``)."""
+    shape = tuple(problem.param_shape)
+    chunk = (min(n, chunk_size) if chunk_size
+             else default_chunk(n, dtype, shape, steps, record_every))
+    return engine.chunk_runs(problem, n, chunk, block=auto_block(problem, shape, dtype),
+                             devices=engine.device_count(devices))[0]
 
 
 def widened(p: Plan) -> Plan:

@@ -374,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         from gdlab import bench
         return bench.main(argv[1:])
     parser = _parser()
-    if argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+    if argv[0].startswith("-") and not (argv[0] == "-h" or len(argv[0]) > 2 and any(
+            option.startswith(argv[0]) for option in ("--help", "--version"))):
         parser.error(f"unrecognized arguments: {argv[0]}")   # not "COMMAND is required"
     args = parser.parse_args(argv)
     if args.func is _cmd_run:

@@ -322,7 +322,8 @@ def _problem_class(loss: Callable, optimum: Callable | None, fields: tuple[str, 
     base = CustomProblem if optimum is None else _WithOptimum
     # named as the user named the loss ("quad", "<lambda>"): messages print the class's name
     name = _name_of(loss)
-    tuple_cls = NamedTuple(re.sub(r"\W", "_", name), [(f, Any) for f in fields])
+    identifier = "Custom_" + re.sub(r"\W", "_", name)   # whatever the loss is called
+    tuple_cls = NamedTuple(identifier, [(f, Any) for f in fields])
     attrs = {"_loss": staticmethod(loss), "_ndims": ndims, "layout": layout,
              "param_shape": None if layout is None else layout.param_shape,
              "__doc__": f"The user loss {name!r} with parameters {', '.join(fields) or 'none'}."}
@@ -428,9 +429,12 @@ def _check_optimum_signature(optimum: Callable, params: dict) -> None:
     for k in required:
         if k not in params:
             hint = did_you_mean(k, params)
-            raise ArgumentError("problem.optimum", f"{shown} needs {k!r}, which is not a "
-                                                   f"parameter of the loss{hint}; the optimum "
-                                                   "function takes the loss's parameters")
+            given = ", ".join(params) or "none"
+            raise ArgumentError("problem.optimum", f"{shown} needs {k!r}, which is not among the "
+                                                   f"parameters given ({given}){hint}; the "
+                                                   "optimum function is called with those alone "
+                                                   f"(a default of the loss is not passed): give "
+                                                   f"{k} a value")
     for k in params:
         if k not in names and not any_name:
             raise ArgumentError("problem.optimum", f"{shown} does not take {k!r}; the optimum "

@@ -189,7 +189,7 @@ def decide_orbit(period: np.ndarray, lyapunov: np.ndarray, oscillates: np.ndarra
 
 
 def classify(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, err0: ArrayLike,
-             floor: ArrayLike, band: ArrayLike) -> np.ndarray:
+             floor: ArrayLike, band: ArrayLike, settled: ArrayLike = False) -> np.ndarray:
     """Empirical regime per run from simulation statistics (numpy, any shape).
 
     Args:
@@ -201,8 +201,11 @@ def classify(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, err0: Array
       err0: |e_0|; floor: the error below which rounding noise dominates.
       band: |log growth| ≤ band is "neither growing nor shrinking" (see growth_band), decided on
         the growth itself against :func:`growth_limits` (:func:`judge`).
+      settled: the error sat at the floor over the end of the horizon (:func:`settled` of the
+        engine's ``k_obs``): the run landed, and shrinks whatever its growth.
     """
-    return judge(growth, flips, frozen, np.asarray(err0) <= floor, *growth_limits(band))
+    return judge(growth, flips, frozen, np.asarray(err0) <= floor, *growth_limits(band),
+                 settled)
 
 
 def growth_limits(band: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -225,10 +228,11 @@ def judge(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, at_optimum: Ar
     growth > upper, shrinks if growth < lower, oscillates if it flipped. A run ``settled`` at the
     optimum (its error at the noise floor over the end of the horizon: :func:`settled`) shrinks
     whatever its growth: Adam at a large α can swing wider in the late half than in the early one
-    and then land on w* (45 runs of ``configs/adam_alpha_beta.toml`` ended at |e_T| = 0 labelled
-    diverging); a linear map's error never comes back from growing. Comparisons and a table
-    lookup only, in the array namespace ``xp`` (numpy, or ``jax.numpy`` inside a compiled program,
-    where ``gdlab.sweep(keep="compact")`` classifies on the device): bit for bit the same."""
+    and then land on w* (40 of the 45 runs of ``configs/adam_alpha_beta.toml`` that ended near
+    w* labelled diverging); a linear map's error never comes back from growing. Comparisons and a
+    table lookup only, in the array namespace ``xp`` (numpy, or ``jax.numpy`` inside a compiled
+    program, where ``gdlab.sweep(keep="compact")`` classifies on the device): bit for bit the
+    same."""
     growth = xp.asarray(growth, xp.float64)
     settled = xp.asarray(settled, bool)
     grows = xp.asarray(frozen, bool) | ((growth > upper) & ~settled)

@@ -261,8 +261,9 @@ def _result_arrays(res: SweepResult, pred: theory.Prediction | None, traj: Sweep
     if res.mode_flips is not None:
         arrays["mode_flips"] = res.mode_flips
     if res.trajectory is not None:   # w* and the noise floor: the heatmap's, for `gdlab plot`
-        arrays.update(snapshot_steps=res.snapshot_steps, snapshot_w=res.trajectory,
-                      w_star=res.w_star, noise_floor=res.noise_floor)
+        arrays.update({k: v for k, v in dict(
+            snapshot_steps=res.snapshot_steps, snapshot_w=res.trajectory, w_star=res.w_star,
+            noise_floor=res.noise_floor).items() if v is not None})   # no optimum: no w*
     if traj is not None:
         arrays.update(trajectory_alpha=traj.alpha, trajectory_steps=traj.snapshot_steps,
                       trajectory_w=traj.trajectory)

@@ -214,8 +214,8 @@ def test_a_loss_taking_any_keyword_and_defaults_is_accepted():
 @pytest.mark.parametrize("optimum, message", [
     (lambda c: c, "problem.optimum: <lambda>(c) does not take 'k'; the optimum function is "
                   "called with every parameter of the loss"),
-    (lambda c, kk: c, "problem.optimum: <lambda>(c, kk) needs 'kk', which is not a parameter of "
-                      "the loss (did you mean 'k'?)"),
+    (lambda c, kk: c, "problem.optimum: <lambda>(c, kk) needs 'kk', which is not among the "
+                      "parameters given (c, k) (did you mean 'k'?)"),
 ])
 def test_an_optimum_function_that_does_not_fit_the_parameters_is_named(optimum, message):
     with pytest.raises(ArgumentError) as e:
@@ -275,3 +275,26 @@ def test_a_config_names_the_key(tmp_path, capsys, settings, message):
     err = capsys.readouterr().err.strip()
     assert f"q.toml: {message}" in err and "\n" not in err and "Custom" not in err
     assert not out.exists()
+
+
+def test_an_optimum_needing_a_parameter_the_loss_defaults_says_so():
+    """Review: the loss's own default is not passed to the optimum; the message used to say the
+    parameter was "not a parameter of the loss", though it is one."""
+    def quad_c(w, a, c=3.0):
+        return 0.5 * a * (w - c) ** 2
+
+    with pytest.raises(ArgumentError) as e:
+        gdlab.problems.custom(quad_c, optimum=lambda a, c: c, a=2.0)
+    assert "needs 'c', which is not among the parameters given (a)" in str(e.value)
+    assert "a default of the loss is not passed" in str(e.value)
+
+
+def test_a_loss_whose_name_is_no_identifier_still_works():
+    """Review: a loss named "1st-loss" raised NamedTuple's ValueError; messages keep the name."""
+    def loss(w):
+        return 0.5 * (w - 1.0) ** 2
+    loss.__name__ = "1st-loss"
+    p = gdlab.problems.custom(loss, optimum=1.0)
+    assert type(p).__name__ == "1st-loss"
+    res = gdlab.sweep(p, [0.5], w0=0.0, steps=10, progress=False)
+    assert gdlab.REGIME_NAMES[res.regime[0]] == "converging_monotone"
