@@ -19,6 +19,7 @@ from gdlab._config_values import Validator
 from gdlab._imports import resolve as import_path
 from gdlab._naming import did_you_mean
 from gdlab._sweep import DTYPES
+from gdlab._sweep_checks import axis_refusal
 from gdlab.errors import ArgumentError, one_line
 from gdlab.interfaces import Layered, Linear, WithInit
 from gdlab.problems import Param
@@ -284,7 +285,9 @@ def sweep_table(v: Validator, table: dict, problem: ProblemSection,
                         "(fix alpha to one value, e.g. alpha = [0.5], to map two others)")
     for k in optimizer.spec.ranges:
         if k in axes:
-            _hparam_axis(v, optimizer.spec, k, axes[k], sizes[k])
+            refused = axis_refusal(optimizer.spec, k, axes[k], f"sweep.{k}")
+            if refused:
+                v.fail(f"sweep.{k}{refused[0]}", refused[1])
     for k, p in problem.spec.params.items():
         if k in axes and p.nonzero and _some(axes[k], sizes[k], k, lambda x: x == 0.0):
             v.fail(f"sweep.{k}", "contains 0.0; the optimum needs a nonzero value")
@@ -311,21 +314,6 @@ def _some(axis: Any, size: int, name: str, test: Any) -> bool:
     return any(bool(np.any(test(grids.axis_part(axis, lo, lo + grids.CHUNK,
                                                 name=f"sweep.{name}"))))
                for lo in range(0, size, grids.CHUNK))
-
-
-def _hparam_axis(v: Validator, spec: optimizers_lib.OptimizerSpec, name: str, axis: Any,
-                 size: int) -> None:
-    """An axis of hyperparameter ``name`` lies in the range its spec declares: a range's two ends
-    (a linear or log range is monotone; it is not built), a list's every value."""
-    if isinstance(axis, Mapping):
-        for end, value in zip(("start", "stop"), _ends(axis, size, name)):
-            why = spec.refusal(name, value)
-            if why:
-                v.fail(f"sweep.{name}.{end}", f"{value!r} {why}")
-        return
-    found = spec.first_refusal(name, axis)
-    if found:
-        v.fail(f"sweep.{name}", f"contains {found[0]!r}, which {found[1]}")
 
 
 def _ends(axis: Any, size: int, name: str) -> tuple[float, float]:

@@ -293,7 +293,10 @@ def hparam_ranges(spec: optimizers_lib.OptimizerSpec, hp: Mapping[str, object],
     is left to the checks that report those (:func:`shared`, ``grids``)."""
     for name in spec.ranges:
         if name in over:
-            _axis_in_range(spec, name, over[name], dtype)
+            argument = f"over[{name!r}]"
+            refused = axis_refusal(spec, name, over[name], argument, dtype)
+            if refused:
+                raise ArgumentError(argument + refused[0], refused[1])
         elif name in hp:
             number = _one_number(hp[name])
             why = None if number is None else spec.refusal(name, number, dtype)
@@ -301,10 +304,13 @@ def hparam_ranges(spec: optimizers_lib.OptimizerSpec, hp: Mapping[str, object],
                 raise ArgumentError(f"hparams[{name!r}]", f"{grids.brief(hp[name])} {why}")
 
 
-def _axis_in_range(spec: optimizers_lib.OptimizerSpec, name: str, axis: object,
-                   dtype: np.dtype | None) -> None:
-    """An axis of hyperparameter ``name`` (as ``over`` gives it) lies in its declared range."""
-    argument = f"over[{name!r}]"
+def axis_refusal(spec: optimizers_lib.OptimizerSpec, name: str, axis: object, argument: str,
+                 dtype: np.dtype | None = None) -> tuple[str, str] | None:
+    """Why an axis of hyperparameter ``name`` (a list, or a ``{start, stop, num}`` range, as
+    ``over`` or a config's ``[sweep]`` gives it) leaves its declared range: (".start", ".stop" or
+    "" to add to the axis' own key, the message), or None. A range is judged by its two ends
+    (linear or log, it is monotone; it is not built), a list by its every value; ``argument``
+    names the axis in the errors of a malformed one (``grids``)."""
     if isinstance(axis, Mapping):
         size = grids.axis_size(axis, name=argument)   # checks the range (as grids.axis will)
         ends = {"start": grids.axis_part(axis, 0, 1, name=argument)[0],
@@ -312,11 +318,10 @@ def _axis_in_range(spec: optimizers_lib.OptimizerSpec, name: str, axis: object,
         for end, value in ends.items():
             why = spec.refusal(name, float(value), dtype)
             if why:
-                raise ArgumentError(f"{argument}.{end}", f"{float(value)!r} {why}")
-        return
+                return f".{end}", f"{float(value)!r} {why}"
+        return None
     found = spec.first_refusal(name, grids.axis_values(axis, name=argument), dtype)
-    if found:
-        raise ArgumentError(argument, f"contains {found[0]!r}, which {found[1]}")
+    return ("", f"contains {found[0]!r}, which {found[1]}") if found else None
 
 
 def _one_number(value: object) -> float | None:

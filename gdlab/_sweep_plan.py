@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, DTypeLike
 from gdlab import _sweep_checks as check
 from gdlab import engine, grids, resources
 from gdlab.errors import ArgumentError
-from gdlab.interfaces import Problem, WithInit, WithOptimum, WithWorkingSet
+from gdlab.interfaces import Problem, Verifiable, WithInit, WithOptimum, WithWorkingSet
 from gdlab.regimes import late_window
 
 __all__ = ["Plan", "EngineOptions", "plan", "widened", "default_chunk", "default_unroll",
@@ -247,9 +247,15 @@ def _engine_options(a: _Args, n: int, param_shape: tuple[int, ...]) -> EngineOpt
     block = a.block
     if isinstance(block, str):
         block = auto_block(a.problem, param_shape, a.dtype)
-    chunk = (min(n, a.chunk_size) if a.chunk_size
-             else default_chunk(n, a.dtype, param_shape, a.steps, a.record_every))
+    chunk = _chunk(n, a.chunk_size, a.dtype, param_shape, a.steps, a.record_every)
     return EngineOptions(a.unroll, chunk, block, a.devices, a.progress)
+
+
+def _chunk(n: int, chunk_size: int | None, dtype: DTypeLike, param_shape: tuple[int, ...],
+           steps: int, record_every: int | None) -> int:
+    """Runs per chunk: ``chunk_size`` if given (at most n), else :func:`default_chunk`."""
+    return (min(n, chunk_size) if chunk_size
+            else default_chunk(n, dtype, param_shape, steps, record_every))
 
 
 def auto_block(problem: Problem, param_shape: tuple[int, ...], dtype: np.dtype) -> int | None:
@@ -264,9 +270,8 @@ def padded_chunk(problem: Problem, n: int, *, dtype: DTypeLike, steps: int,
     with ``block="auto"`` (``resources.sweep_bytes``' ``chunk_runs``): for a caller that sizes
     memory before asking for the sweep (``gdlab._study_plan``)."""
     shape = tuple(problem.param_shape)
-    chunk = (min(n, chunk_size) if chunk_size
-             else default_chunk(n, dtype, shape, steps, record_every))
-    return engine.chunk_runs(problem, n, chunk, block=auto_block(problem, shape, dtype),
+    return engine.chunk_runs(problem, n, _chunk(n, chunk_size, dtype, shape, steps, record_every),
+                             block=auto_block(problem, shape, dtype),
                              devices=engine.device_count(devices))[0]
 
 
@@ -328,6 +333,8 @@ def _check_geometry(p: Plan) -> None:
     bound = engine.divergence_bound(p.dtype)
     limit = bound / 1e3
     for lo, hi in _checked_slices(p):
+        if isinstance(p.problem, Verifiable):   # a user's optimum is stationary, at every value
+            problem_at(p, lo, hi).verify()
         w_star, lam, w_abs, err0 = geometry(p, lo, hi)
         bad = ~np.isfinite(w_star.reshape(len(w_abs), -1)).all(axis=1)
         if bad.any():

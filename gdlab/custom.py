@@ -149,7 +149,7 @@ class CustomProblem:
         bound = cls(*self)
         if isinstance(bound, _WithOptimum):
             try:
-                bound._check_stationary()
+                bound.verify()
             except ArgumentError:
                 raise
             except Exception:  # noqa: BLE001, S110 — the user's code fails: the sweep's shape
@@ -192,19 +192,17 @@ class _WithOptimum(CustomProblem):
         return self._host(_optimum_flat, self._optimum, self._fields, self.layout)
 
     def curvature(self):
-        """λ_max of ∇²L at the optimum (host, float64; dense or Lanczos, ``gdlab.curvature``).
-        On the host it first checks that ∇L vanishes there (:func:`stationarity`; ArgumentError
-        naming ``problem.optimum``): the sweep asks every run's curvature before any work."""
+        """λ_max of ∇²L at the optimum (host, float64; dense or Lanczos, ``gdlab.curvature``)."""
         if _traced(self):
             return _curvature_at_optimum(self._loss, self._optimum, self._fields, self.layout,
                                          tuple(self), _run_dtype(self))
-        self._check_stationary()
         return self._host(_curvature_at_optimum, self._loss, self._optimum, self._fields,
                           self.layout)
 
-    def _check_stationary(self) -> None:
+    def verify(self) -> None:
         """ArgumentError naming ``problem.optimum`` unless ∇L(w*) ≈ 0 for every run (host,
-        float64, one vectorised call: :func:`stationarity`)."""
+        float64, one vectorised call: :func:`stationarity`); :class:`~gdlab.interfaces.Verifiable`,
+        called by ``bind`` and, for every chunk of swept values, before a sweep simulates."""
         grad, allowed = self._host(stationarity, self._loss, self._optimum, self._fields,
                                    self.layout)
         with np.errstate(invalid="ignore"):   # w* or ∇L(w*) not finite: not judged here

@@ -23,6 +23,8 @@ L_t/L_0 (``gdlab.engine``, ``gdlab.regimes``). Three more capabilities are indep
   hyperparameters ``alpha`` (layer 1), ``alpha_2``, … (``gdlab.networks``).
 * :class:`WithWorkingSet` — ``run_bytes(itemsize)``: memory one run touches per step (a network's
   activations), from which the CPU engine sizes its cache-resident blocks of runs.
+* :class:`Verifiable` — ``verify()``: raises ArgumentError where a fact the problem was given
+  does not hold (a user's optimum where ∇L ≠ 0); a sweep calls it on every chunk before any work.
 
 The methods are written for JAX arrays, traced under ``jit``; on the host ``optimum``,
 ``curvature`` and ``eigenvalues`` are also called on a problem whose fields are NumPy arrays.
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     import jax.numpy as jnp
 
 __all__ = ["Problem", "WithOptimum", "Linear", "Modal", "WithHessian", "Bindable", "WithInit",
-           "Layered", "WithWorkingSet", "studied_as_map"]
+           "Layered", "WithWorkingSet", "Verifiable", "studied_as_map"]
 
 
 @runtime_checkable
@@ -73,6 +75,11 @@ class WithHessian(Problem, Protocol):
 @runtime_checkable
 class Bindable(Protocol):
     def bind(self, w0: object) -> tuple[Problem, object]: ...
+
+
+@runtime_checkable
+class Verifiable(Protocol):
+    def verify(self) -> None: ...
 
 
 @runtime_checkable

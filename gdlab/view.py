@@ -49,8 +49,8 @@ def check_host(host: str, name: str = "host") -> str:
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
             s.bind((host, 0))
-    except (OSError, UnicodeError) as e:
-        why = getattr(e, "strerror", None) or str(e)
+    except (OSError, UnicodeError) as e:   # a name that does not resolve, a foreign address;
+        why = (e.strerror if isinstance(e, OSError) else None) or str(e)   # an IDNA error
         raise ArgumentError(name, f"{host!r}: this machine cannot listen there ({why}); {fix}") \
             from None
     return host

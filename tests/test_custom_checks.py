@@ -173,14 +173,14 @@ def test_the_check_of_a_swept_grid_is_one_compiled_program():
     before = custom._host_map.cache_info().currsize
     p = gdlab.problems.custom(quad, optimum=lambda c, k: c, c=3.0, k=2.0)
     c = np.linspace(-5.0, 5.0, 1_000_000)
-    _swept(p, c=c, k=np.full(c.size, 2.0))._check_stationary()
+    _swept(p, c=c, k=np.full(c.size, 2.0)).verify()
     after = custom._host_map.cache_info().currsize
-    _swept(p, c=c[::-1], k=np.full(c.size, 2.0))._check_stationary()
+    _swept(p, c=c[::-1], k=np.full(c.size, 2.0)).verify()
     assert custom._host_map.cache_info().currsize == after == before + 2
     wrong = gdlab.problems.custom(quad, optimum=lambda c, k: jnp.where(c >= 5.0, 0.0, c),
                                   c=3.0, k=2.0)
     with pytest.raises(ArgumentError, match=r"∇L\(0\) = -10, not 0 at c = 5, k = 2"):
-        _swept(wrong, c=c, k=np.full(c.size, 2.0))._check_stationary()
+        _swept(wrong, c=c, k=np.full(c.size, 2.0)).verify()
 
 
 # ---------------------------------------------------------------- parameters and signatures
