@@ -61,7 +61,7 @@ def numpy_sweep(alpha: ArrayLike, x: float, y: float, w0: float, steps: int, tol
     r = (1.0 - alpha.astype(np.float64) * float(x) * float(x)).astype(dtype)
     eps, bound = np.finfo(dtype).eps, dtype(engine.divergence_bound(dtype))
     err0 = np.abs(w - w_star)
-    floor = engine.noise_floor(eps, abs(w_star), err0)
+    floor = engine.noise_floor(dtype, abs(w_star))
     t_freeze = np.full(alpha.shape, -1, np.int32)
     steps_to_tol = np.where(err0 < tol, 0, -1).astype(np.int32)
     flips = np.zeros(alpha.shape, np.int32)
@@ -81,7 +81,9 @@ def numpy_sweep(alpha: ArrayLike, x: float, y: float, w0: float, steps: int, tol
             ok = active & (err_new <= bound)
             resolvable = ok & (err > floor)
             # A sign change between resolvable observations, even across steps below the floor.
-            seen = ok & (err_new > floor) & (e_new * e_ref != 0)
+            # Resolvable: above the floor plus 64 ulps of the step's own magnitudes.
+            resolvable_new = ok & (err_new > floor + 64 * eps * np.maximum(err, err_new))
+            seen = resolvable_new & (e_new * e_ref != 0)
             flips += seen & (e_new * e_ref < 0)
             e_ref = np.where(seen, e_new, e_ref)
             if recurrence:

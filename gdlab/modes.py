@@ -5,9 +5,10 @@ eigen-direction as the 2×2 map s_{t+1} = M(α, β, λ_i) s_t of ``gdlab.stabili
 s = (e_i, v_i), starting from (c_i, 0) with c_i = q_iᵀ(w₀ − w*)). Iterating M in float64 gives the
 error e_t of every run *as theory has it* — no problem gradient, no optax — and from it the
 quantities the simulation measures, with the same definitions: the first t with ‖e_t‖ < tol, the
-engine's sign-flip rule (a step whose error is resolvable, above the noise floor, flips when it
-points against the last resolvable error e_ref, ⟨e_t, e_ref⟩ < 0; e_ref starts at e₀), and the
-growth of the largest error from the early to the late half of the horizon.
+engine's sign-flip rule (a step whose error is resolvable, above the noise floor plus 64 ulps of
+the step's own magnitudes, flips when it points against the last resolvable error e_ref,
+⟨e_t, e_ref⟩ < 0; e_ref starts at e₀), and the growth of the largest error from the early to the
+late half of the horizon.
 
 **Rounding, propagated by the map.** One simulated step rounds numbers of magnitude |w*| and ‖e_t‖
 scaled by up to 1 + 4αλ (``theory._sign_by_rounding`` bounds one gradient step's roundings by
@@ -29,8 +30,9 @@ M (momentum near a double root) that ρ^k alone misses. s_t = √(Σ_i C_t[i]_ee
   rounding cannot remove) disagrees with the rule with the floor lowered and the sign test relaxed
   (flips rounding may create): a sign change that lands near the floor, or an error that sinks into
   rounding noise larger than the floor;
-* growth: the late/early growth within twice the growth band of 1 (but not exactly 1), where the
-  simulation's "neither growing nor shrinking" band decides.
+* growth: the late/early growth within twice the growth band of 1, where the simulation's
+  "neither growing nor shrinking" band decides — exactly 1 too (a root on the unit circle, whose
+  orbit repeats its roundings, which then add up coherently), unless α = 0 and nothing moves.
 
 Steps after the error passes the divergence bound observe nothing (the simulation froze there).
 """
@@ -42,6 +44,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gdlab import stability
+from gdlab.engine import FLOOR_ULPS
 from gdlab.regimes import decide
 
 __all__ = ["ModePrediction", "evaluate", "NOISE_SIGMAS"]
@@ -176,6 +179,7 @@ def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, w_st
     first = np.where(norm0 < tol, 0, -1)
     exact, certain, possible = _Flips(e), _Flips(e), _Flips(e)
     norm, zero, live = norm0, np.zeros_like(norm0), np.ones(len(e), bool)
+    norm_prev = norm0
     near_tol = np.zeros(len(e), bool)
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(steps):
@@ -184,9 +188,13 @@ def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, w_st
             norm = _norm(e)
             live &= norm <= bound     # False for inf and NaN: the simulation froze
             slack = NOISE_SIGMAS * np.sqrt(np.sum(cov[0], axis=1))
-            exact.step(e, norm, np.where(live, floor, np.inf), zero)
-            certain.step(e, norm, np.where(live, floor + slack, np.inf), slack)
-            possible.step(e, norm, np.where(live, floor - slack, np.inf), -slack)
+            # The floor of this step (engine.flip_floor): plus 64 ulps of its own magnitudes.
+            floor_t = np.where(live, floor + FLOOR_ULPS * eps * np.maximum(norm_prev, norm),
+                               np.inf)
+            exact.step(e, norm, floor_t, zero)
+            certain.step(e, norm, floor_t + slack, slack)
+            possible.step(e, norm, floor_t - slack, -slack)
+            norm_prev = norm
             grown = np.where(np.isfinite(norm), norm, np.inf)
             if t + 1 > half:
                 late = np.maximum(late, grown)
@@ -204,4 +212,4 @@ def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, w_st
     moves = ~at_optimum
     return (regime, first.astype(np.int32), rho, np.exp(log_g), near_tol & moves,
             (certain.seen != possible.seen) & moves,
-            (np.abs(log_g) <= 2 * band) & (log_g != 0) & moves, slack)
+            (np.abs(log_g) <= 2 * band) & ((log_g != 0) | (alpha_lam != 0)) & moves, slack)

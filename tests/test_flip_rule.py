@@ -18,9 +18,18 @@ F32 = np.float32
 P = gdlab.problems.scalar_regression(1.0, 100.0)
 
 
-def _floor(eps, w_star, e0):
-    """The engine's noise floor, 64 ulps of |w*| + |e₀| (README, "Regimes")."""
-    return 64 * eps * (np.linalg.norm(w_star) + np.linalg.norm(e0))
+TINY32 = np.finfo(np.float32).tiny
+
+
+def _floor(eps, w_star, tiny=TINY32):
+    """The engine's base noise floor, 64 ulps of |w*| + √(smallest normal) (README, "Regimes")."""
+    return 64 * eps * np.linalg.norm(w_star) + np.sqrt(tiny)
+
+
+def _floors(base, eps, e):
+    """The floor of each step t → t + 1: the base plus 64 ulps of max(‖e_t‖, ‖e_{t+1}‖)."""
+    norms = np.linalg.norm(np.asarray(e, np.float64).reshape(len(e), -1), axis=1)
+    return base + 64 * eps * np.maximum(norms[:-1], norms[1:])
 
 
 def _count(e, floors):
@@ -50,18 +59,18 @@ def _nesterov_errors(alpha, beta, e0, steps):
 
 def test_nesterov_crossing_below_the_floor_is_an_oscillation():
     # The issue's example: x = 1, y = 100, w₀ = 0, α = 101/120, β = 0.09, float32. The error goes
-    # −100, −8.26, −2.5e-4 (below the floor 64 ulps · 200 ≈ 1.5e-3), +0.118: a sign change seen on
-    # both sides far above the floor. The closed-form onset of oscillation is αλ = ((1−β)/(1+β))²
-    # = 0.697 < 0.842.
+    # −100, −8.26, −2.5e-4 (below the floor, 64 ulps of 100 ≈ 7.6e-4 plus 64 ulps of the step's
+    # 8.26), +0.118: a sign change seen on both sides far above the floor. The closed-form onset of
+    # oscillation is αλ = ((1−β)/(1+β))² = 0.697 < 0.842.
     alpha, beta, steps = F32(101 / 120), F32(0.09), 800
     assert alpha > ((1 - beta) / (1 + beta)) ** 2
     e = _nesterov_errors(alpha, beta, -100.0, steps)
-    floor = _floor(EPS32, 100.0, 100.0)
-    # Robust to float32 rounding (~1e-5 here, 1/100 of the floor): e₂ is 6× below the floor, e₃
-    # 77× above it, and no later error of the other sign comes within 10× of the floor.
-    assert abs(e[2]) < floor / 5 < 10 * floor < e[3]
-    assert (e[4:][e[4:] < 0] > -floor / 10).all()
-    expected = _count(e, floor)
+    floors = _floors(_floor(EPS32, 100.0), EPS32, e)
+    # Robust to float32 rounding (~1e-5 here, 1/50 of the floor): e₂ is 3× below its floor, e₃
+    # 140× above its own, and no later error of the other sign comes within 10× of the floor.
+    assert abs(e[2]) < floors[1] / 3 and e[3] > 100 * floors[2]
+    assert (e[4:][e[4:] < 0] > -floors.min() / 10).all()
+    expected = _count(e, floors)
     assert expected == 1
     # The grid and horizon of test_stability.py's Nesterov map (its program serves here), with
     # the example in one cell.
@@ -73,11 +82,12 @@ def test_nesterov_crossing_below_the_floor_is_an_oscillation():
     assert gdlab.REGIME_NAMES[res.regime[40, 2]] == "converging_oscillating"
 
 
-# Double well ¼(w² − 1)², α = 1.2: f(w) = w − αw(w² − 1) has f′(1) = −1.4 (w* = 1 unstable) and an
+# Double well ¼(w² − 1)², α ≈ 1.2: f(w) = w − αw(w² − 1) has f′(1) = −1.4 (w* = 1 unstable) and an
 # attracting period-2 cycle {0.731, 1.140} around it. From w₀ = 0.54083085 (e₀ = −0.459) the first
-# step lands 2.4e-6 from w* (below the float32 floor 1.1e-5), the error then grows by −1.4 per step
-# and is first resolvable at step 6 on the other side of w* (e₆ > 0 > e₀): a sign change across
-# sub-floor steps, the error far above the floor before and after.
+# step lands ~2.4e-6 from w* (below the float32 floor, 64 ulps of 1 ≈ 7.6e-6), the error then grows
+# by −1.4 per step, changing sign below the floor, and is first resolvable a few steps later, on one
+# side of w* or the other with the float32 neighbours of α = 1.2: a sign change across sub-floor
+# steps where that side is not e₀'s, the error far above the floor before and after.
 DW = gdlab.problems.double_well(1.0)
 DW_W0, DW_ALPHA = 0.54083085, 1.2
 
@@ -107,20 +117,24 @@ def _double_well_errors(w0, alpha, steps):
 
 
 def test_gradient_descent_crossing_below_the_floor_is_counted(double_well):
-    w0, alpha = F32(DW_W0), F32(DW_ALPHA)           # the float32 inputs, iterated in float64
     loop, _ = double_well
-    steps = loop.steps
-    e = _double_well_errors(w0, alpha, steps)
-    floor = _floor(EPS32, 1.0, e[0])
-    ratio = np.abs(e[:8]) / floor
-    # Rounding moves |e_t| by a few % in float32 (w₁ is ~20 ulps from w*, each step adds ½ ulp):
-    # the last sub-floor error and the first resolvable one are 15 % from the floor.
-    assert ratio[0] > 1e4 and (ratio[1:6] < 0.85).all() and ratio[6] > 1.15
-    assert e[6] > 0 > e[0]
-    assert (np.abs(e[6:]) > 1.15 * floor).all() and (e[7:] * e[6:-1] < 0).all()   # the cycle
-    expected = _count(e, floor)
-    assert expected == steps - 6 + 1                # every step from 6 on, and the crossing
-    assert loop.alpha[100] == alpha and loop.flips[100] == expected
+    steps, w0 = loop.steps, F32(DW_W0)          # the float32 inputs, iterated in float64
+    crossed = 0
+    for k, alpha in enumerate(loop.alpha[:200]):
+        e = _double_well_errors(w0, alpha, steps)
+        ratio = np.abs(e[1:]) / _floors(_floor(EPS32, 1.0), EPS32, e)
+        first = int(np.argmax(ratio > 1)) + 1       # the first resolvable step
+        # Rounding moves |e_t| by a few % in float32 (w₁ is ~20 ulps from w*, each step adds
+        # ½ ulp): only cases whose sub-floor errors and first resolvable one are 15 % from it.
+        if not ((ratio[:first - 1] < 0.85).all() and ratio[first - 1] > 1.15
+                and (ratio[first - 1:] > 1.15).all() and (e[first + 1:] * e[first:-1] < 0).all()):
+            continue
+        assert (e[1:first] * e[2:first + 1] < 0).all()      # sign changes below the floor
+        expected = _count(e, _floors(_floor(EPS32, 1.0), EPS32, e))
+        assert expected == steps - first + (e[first] * e[0] < 0)    # the cycle, and the crossing
+        assert loop.flips[k] == expected
+        crossed += e[first] * e[0] < 0
+    assert crossed >= 10        # first resolvable across w* from e₀, each counted
 
 
 def test_a_run_started_at_the_optimum_has_no_flip():
@@ -133,16 +147,16 @@ def test_a_run_started_at_the_optimum_has_no_flip():
     e1 = -float(alpha * (x * (x * w_star - y)))      # the first step, then e_{t+1} = −2 e_t
     assert e1 != 0
     e = np.r_[0.0, e1 * (-2.0) ** np.arange(100)]
-    floor = _floor(EPS32, w_star, 0.0)
-    above = np.abs(e) > floor
-    assert (above[1:] & above[:-1] & (e[1:] * e[:-1] < 0)).sum() > 50  # what the old rule counted
-    assert _count(e, floor) == 0
+    floors = _floors(_floor(EPS32, w_star), EPS32, e)
+    above = np.abs(e[1:]) > floors
+    assert (above[1:] & above[:-1] & (e[2:] * e[1:-1] < 0)).sum() > 50  # what the old rule counted
+    assert _count(e, floors) == 0
     # 1001 runs of 203 steps on the CPU tiles and the per-step loop: the programs of
     # test_tiled.py's test_runs_frozen_before_half_time_end_with_no_late_error serve here.
     alphas = np.linspace(0.0, 3.0, 1001) / 6.1**2
     fast, slow = engines.both(gdlab.problems.scalar_regression(6.1, 100.0), mode="tiled",
                               alphas=alphas, w0=float(w_star), steps=203, tol=1.0)
-    assert slow.max_error[-1] > 1e3 * floor                   # α = 3/x² moved far above it
+    assert slow.max_error[-1] > 1e3 * floors[0]               # α = 3/x² moved far above it
     assert (slow.flips == 0).all() and (fast.flips == 0).all()
 
 
@@ -178,7 +192,7 @@ def test_mode_flips_against_the_modes_iterated_in_float64():
     c = Q.T @ (0.0 - w_star)
     m = (1 - alpha * lam) ** np.arange(steps + 1)[:, None] * c      # modes of e_t, exact map
     norms = np.linalg.norm(m, axis=1)
-    floors = (_floor(EPS64, w_star, c)
+    floors = (_floor(EPS64, w_star, np.finfo(np.float64).tiny)
               + 64 * EPS64 * np.maximum(norms[:-1], norms[1:]))     # per step t → t + 1
     expected = _count(m, floors)
     factor = 1 - alpha * lam

@@ -131,7 +131,7 @@ def test_rounding_check_flags_the_runs_float64_decides_otherwise():
     # precisions (float32 at t = 260, float64 at 686, each after a late swing), so both converge.
     # α = 10, 1 converge in both, reaching tol at the same step. The trend written from the rule:
     # grows when the late max passes the early one, unless the error sits at the noise floor
-    # (64 ulps of |w*| + |e₀|) over the last T/100 steps.
+    # (64 ulps of |w*|) over the last T/100 steps.
     alphas = [95.48, 90.07, 10.0, 1.0]
     res = gdlab.sweep(P, alphas, w0=0.0, steps=1000, tol=1.0, optimizer="adam",
                       hparams={"b1": 0.5}, progress=False, rounding_check=True)

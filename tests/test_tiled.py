@@ -105,7 +105,7 @@ def test_speculation_holds_without_freezes_and_fails_on_one():
 def test_settled_blocks_take_quiet_groups_and_frozen_ones_skip():
     # T = 1000: 10 groups of 5 tiles; the late half starts with the group holding the reset at
     # t = 500 (groups 5), so groups 6–9 can be quiet. |1 − α| ≤ 0.7 settles within the float32
-    # noise floor (64 ulps of |w*| + |e₀|: 1.5e-3) by t = 40: every late group after the reset is
+    # noise floor (64 ulps of |w*|: 7.6e-4) by t = 40: every late group after the reset is
     # quiet and nothing fails. With α = 1.99 beside them (|r| = 0.99: still 4e-3 from w* at
     # t = 500) the block is not settled: no quiet group.
     assert _tiled(np.linspace(0.3, 1.7, 512), 1000, detail=True) == (0, 4, 0, 10)

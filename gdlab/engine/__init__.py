@@ -14,11 +14,13 @@ from gdlab.engine._by_loss import SCORE_CLIP as SCORE_CLIP
 from gdlab.engine._by_loss import SCORE_WINDOW as SCORE_WINDOW
 from gdlab.engine._by_loss import LossStats as LossStats
 from gdlab.engine._by_loss import blowup as loss_blowup
+from gdlab.engine._common import FLOOR_ULPS as FLOOR_ULPS
 from gdlab.engine._common import Chunk as Chunk
 from gdlab.engine._common import ChunkSpec as ChunkSpec
 from gdlab.engine._common import FastPath as FastPath
 from gdlab.engine._common import RunStats as RunStats
 from gdlab.engine._common import divergence_bound as divergence_bound
+from gdlab.engine._common import flip_floor as flip_floor
 from gdlab.engine._common import noise_floor as noise_floor
 from gdlab.engine._loop import snapshot_count as snapshot_count
 from gdlab.engine._program import FAST_PATH as FAST_PATH
@@ -36,7 +38,8 @@ from gdlab.engine._simulate import simulate as simulate
 
 __all__ = ["RunStats", "LossStats", "SCORE_CLIP", "loss_blowup", "SCORE_WINDOW", "Simulation",
            "simulate", "pad", "snapshot_count",
-           "noise_floor", "divergence_bound", "compile_count", "device_count", "chunk_program",
+           "noise_floor", "flip_floor", "FLOOR_ULPS", "divergence_bound", "compile_count",
+           "device_count", "chunk_program",
            "chunk_runs", "exact_blocks",
            "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS", "FastPath", "Chunk", "ChunkSpec",
            "tiled", "fused"]

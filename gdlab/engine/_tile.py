@@ -26,7 +26,7 @@ import numpy as np
 from jax import lax
 from numpy.typing import DTypeLike
 
-from gdlab.engine._common import RunStats, divergence_bound, noise_floor
+from gdlab.engine._common import RunStats, divergence_bound, flip_floor, noise_floor
 
 __all__ = ["Tile", "TileState"]
 
@@ -87,6 +87,7 @@ class Tile:
         self.make_optimizer, self.dtype = make_optimizer, np.dtype(dtype)
         self.statistics, self.rate = statistics, rate and statistics
         self.bound = divergence_bound(self.dtype)
+        self.eps = np.finfo(self.dtype).eps
 
     def f(self, i: Any) -> jax.Array:
         """Step numbers (and other small integers) as exact floats."""
@@ -96,7 +97,7 @@ class Tile:
         """w*, e₀ = w₀ − w* and the noise floor of one run."""
         w_star = jnp.asarray(p.optimum(), self.dtype)
         e0 = w0 - w_star
-        return w_star, e0, noise_floor(jnp.finfo(self.dtype).eps, jnp.abs(w_star), jnp.abs(e0))
+        return w_star, e0, noise_floor(self.dtype, jnp.abs(w_star))
 
     def init(self, p: Any, h: dict, w0: jax.Array,
              tol: Any) -> tuple[TileState, jax.Array, jax.Array, Any]:
@@ -151,7 +152,7 @@ class Tile:
         """
         res = ok & (c.a > k.floor)
         stt = jnp.where((st.stt < 0) & ok & (a_new < k.tol), ti, st.stt)
-        flip = ok & (a_new > k.floor) & (e_new * c.ref < 0)
+        flip = ok & (a_new > flip_floor(k.floor, self.eps, c.a, a_new)) & (e_new * c.ref < 0)
         fl = st.fl + flip.astype(self.dtype)
         eo = jnp.where(res, a_new, st.eo)
         return (st._replace(stt=stt, fl=fl, eo=eo, ko=jnp.where(res, ti, st.ko)),
