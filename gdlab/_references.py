@@ -81,8 +81,8 @@ def numpy_sweep(alpha: ArrayLike, x: float, y: float, w0: float, steps: int, tol
             ok = active & (err_new <= bound)
             resolvable = ok & (err > floor)
             # A sign change between resolvable observations, even across steps below the floor.
-            # Resolvable: above the floor plus 64 ulps of the step's own magnitudes.
-            resolvable_new = ok & (err_new > floor + 64 * eps * np.maximum(err, err_new))
+            # Resolvable: above the floor plus 64 ulps of the previous error.
+            resolvable_new = ok & (err_new > floor + 64 * eps * err)
             seen = resolvable_new & (e_new * e_ref != 0)
             flips += seen & (e_new * e_ref < 0)
             e_ref = np.where(seen, e_new, e_ref)

@@ -6,7 +6,7 @@ s = (e_i, v_i), starting from (c_i, 0) with c_i = q_iᵀ(w₀ − w*)). Iteratin
 error e_t of every run *as theory has it* — no problem gradient, no optax — and from it the
 quantities the simulation measures, with the same definitions: the first t with ‖e_t‖ < tol, the
 engine's sign-flip rule (a step whose error is resolvable, above the noise floor plus 64 ulps of
-the step's own magnitudes, flips when it points against the last resolvable error e_ref,
+the previous error, flips when it points against the last resolvable error e_ref,
 ⟨e_t, e_ref⟩ < 0; e_ref starts at e₀), and the growth of the largest error from the early to the
 late half of the horizon.
 
@@ -188,9 +188,8 @@ def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, w_st
             norm = _norm(e)
             live &= norm <= bound     # False for inf and NaN: the simulation froze
             slack = NOISE_SIGMAS * np.sqrt(np.sum(cov[0], axis=1))
-            # The floor of this step (engine.flip_floor): plus 64 ulps of its own magnitudes.
-            floor_t = np.where(live, floor + FLOOR_ULPS * eps * np.maximum(norm_prev, norm),
-                               np.inf)
+            # The floor of this step (engine.flip_floor): plus 64 ulps of the previous error.
+            floor_t = np.where(live, floor + FLOOR_ULPS * eps * norm_prev, np.inf)
             exact.step(e, norm, floor_t, zero)
             certain.step(e, norm, floor_t + slack, slack)
             possible.step(e, norm, floor_t - slack, -slack)

@@ -165,7 +165,7 @@ def predict(result: SweepResult) -> Prediction:
     why = {"near |r| = 1": (np.abs(q - 1.0) <= 2.0 * result.delta) & (q != 1.0),
            "sign of r by rounding": _sign_by_rounding(r, alpha * lam, np.abs(w_star), err0, eps),
            "oscillation below the floor": ((r < 0) & (err0 > 0) & (q * err0 <= 4.0 * (
-               result.noise_floor + FLOOR_ULPS * eps * np.maximum(1.0, q) * err0)))}
+               result.noise_floor + FLOOR_ULPS * eps * err0)))}
     # Rounding accumulated by step t: each step adds a few ulps of |w*| + |e|, damped by |r| < 1.
     scale = np.abs(w_star) + err0
     with np.errstate(divide="ignore"):
@@ -436,6 +436,19 @@ def _transient_flips(t: ErrorTerms, floor: np.ndarray, steps: int) -> np.ndarray
     return out
 
 
+def _fewest_steps(t: ErrorTerms, e0: np.ndarray, floor: np.ndarray, steps: int,
+                  spread: np.ndarray) -> np.ndarray:
+    """A lower bound on k_obs, the last step whose predecessor is above the floor, for a single
+    real term |e_t| = ρ^t·|e₀|: one less than the exact map's k = min(T, t* + 1), t* the last t
+    with ρ^t·|e₀| > floor (the simulated error, within its spread of the exact one, can cross the
+    floor a step early); 1 where the spread is not small against the floor."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        t_last = np.floor(np.log(floor / e0) / np.log(t.rho))
+        t_last = np.where((t.rho > 0) & (t.rho < 1) & (e0 > floor), t_last, 0.0)
+        k = np.minimum(float(steps), np.maximum(t_last, 0.0) + 1.0)
+    return np.where(spread < floor / 2, np.maximum(k - 1.0, 1.0), 1.0)
+
+
 def rate_check(result: SweepResult, prediction: Prediction, m: _Modal,
                t: ErrorTerms) -> dict:
     r"""The per-direction rates (the roots' |z|, ρ the largest) against the measured contraction
@@ -477,7 +490,10 @@ def rate_check(result: SweepResult, prediction: Prediction, m: _Modal,
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         small = np.minimum(np.where(single, m.floor, lo), e0)
         eta = 0.5 * eps * ((1 + 2 * x) * m.w_star_abs + (1 + 4 * x) * np.maximum(hi, e0)) / small
-        eta = eta + np.where(single, spread / (t.rho * m.floor), 0.0)
+        # c = (|e_k|/|e₀|)^{1/k}: |e_k|'s relative rounding, at most spread/(ρ·floor), enters
+        # c divided by k, and k is at least one less than the exact map's (below).
+        eta = eta + np.where(single, spread / (t.rho * m.floor) / _fewest_steps(t, e0, m.floor, T,
+                                                                                spread), 0.0)
         c_lo = np.where(single, t.rho, (lo / e0) ** (1.0 / T)) * (1 - eta)
         c_hi = np.where(single, t.rho, (hi / e0) ** (1.0 / T)) * (1 + eta)
         at_T = (lo_prev > m.floor) & (lo > 0)

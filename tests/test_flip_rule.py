@@ -27,9 +27,9 @@ def _floor(eps, w_star, tiny=TINY32):
 
 
 def _floors(base, eps, e):
-    """The floor of each step t → t + 1: the base plus 64 ulps of max(‖e_t‖, ‖e_{t+1}‖)."""
+    """The floor e_{t+1} must clear, per step t → t + 1: the base plus 64 ulps of ‖e_t‖."""
     norms = np.linalg.norm(np.asarray(e, np.float64).reshape(len(e), -1), axis=1)
-    return base + 64 * eps * np.maximum(norms[:-1], norms[1:])
+    return base + 64 * eps * norms[:-1]
 
 
 def _count(e, floors):

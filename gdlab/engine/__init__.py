@@ -21,6 +21,7 @@ from gdlab.engine._common import FastPath as FastPath
 from gdlab.engine._common import RunStats as RunStats
 from gdlab.engine._common import divergence_bound as divergence_bound
 from gdlab.engine._common import flip_floor as flip_floor
+from gdlab.engine._common import mode_floor as mode_floor
 from gdlab.engine._common import noise_floor as noise_floor
 from gdlab.engine._loop import snapshot_count as snapshot_count
 from gdlab.engine._program import FAST_PATH as FAST_PATH
@@ -38,8 +39,8 @@ from gdlab.engine._simulate import simulate as simulate
 
 __all__ = ["RunStats", "LossStats", "SCORE_CLIP", "loss_blowup", "SCORE_WINDOW", "Simulation",
            "simulate", "pad", "snapshot_count",
-           "noise_floor", "flip_floor", "FLOOR_ULPS", "divergence_bound", "compile_count",
-           "device_count", "chunk_program",
+           "noise_floor", "flip_floor", "mode_floor", "FLOOR_ULPS", "divergence_bound",
+           "compile_count", "device_count", "chunk_program",
            "chunk_runs", "exact_blocks",
            "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS", "FastPath", "Chunk", "ChunkSpec",
            "tiled", "fused"]

@@ -15,7 +15,7 @@ from numpy.typing import DTypeLike
 from gdlab.interfaces import Layered
 
 __all__ = ["FLOOR_ULPS", "step_sizes", "RunStats", "Chunk", "ChunkSpec", "FastPath", "noise_floor",
-           "flip_floor", "divergence_bound", "norm", "inner_sign"]
+           "flip_floor", "mode_floor", "divergence_bound", "norm", "inner_sign"]
 
 FLOOR_ULPS = 64.0  # errors below 64 ulps of the numbers involved are rounding noise
 
@@ -37,34 +37,44 @@ class RunStats(NamedTuple):
     rec_dev: jnp.ndarray       # float: max_t ||e_{t+1}| − |r||e_t|| / scale_t; 0 without r
                                # (see _run)
     mode_flips: Any = None     # int32 (d,): the same per eigen-direction, each against its
-                               # own reference and flip_floor, if the problem has modes
+                               # own reference and mode_floor, if the problem has modes
 
 
 def noise_floor(dtype: DTypeLike, w_star_abs: Any) -> Any:
     """The base noise floor: 64 ulps of |w*|, plus √(the dtype's smallest normal number), below
     which the square of an error, or the product of two (a norm, an inner product), underflows: no
     error at or below it is told from w* by the simulation. A step's own magnitudes add to it
-    (:func:`flip_floor`)."""
+    (:func:`flip_floor`, :func:`mode_floor`)."""
     fi = np.finfo(dtype)
     return FLOOR_ULPS * fi.eps * w_star_abs + np.sqrt(fi.tiny)
 
 
-def flip_floor(floor: Any, eps: Any, err: Any, err_new: Any) -> Any:
-    """The floor an error must clear at step t → t + 1 to be *resolvable* (to count a sign change,
-    or to be one, for the whole error and for each eigen-component): ``floor`` + 64 ulps of
+def flip_floor(floor: Any, eps: Any, err: Any) -> Any:
+    """The floor the error e_{t+1} must clear to be *resolvable* (to count a sign change, or to be
+    one): ``floor`` + 64 ulps of ‖e_t‖.
+
+    A step rounds numbers of size |w*| (the base floor) and of size ‖e_t‖ (its gradient and
+    momentum terms, up to a few times ‖e_t‖), and then w_{t+1}, whose rounding relative to
+    e_{t+1} itself (eps·‖e_{t+1}‖) cannot reverse it. So an error far below |w*| is resolvable
+    where the simulation can represent it — every nonzero error of a problem with w* = 0, where
+    rounding is relative — and a step that cancels its error to within 64 ulps of the previous
+    one (a sign rounding could make) is not.
+    """
+    return floor + FLOOR_ULPS * eps * err
+
+
+def mode_floor(floor: Any, eps: Any, err: Any, err_new: Any) -> Any:
+    """The floor of one eigen-component at step t → t + 1: ``floor`` + 64 ulps of
     max(‖e_t‖, ‖e_{t+1}‖).
 
-    A step rounds w_{t+1} (entries up to |w*| + ‖e_{t+1}‖) and its gradient (size up to
-    λ_max‖e_t‖, a sum of products) to a few ulps each: the base floor covers the |w*| part, the
-    second term the current magnitudes. So an error far below |w*| is resolvable where the
-    simulation can represent it — in particular every nonzero error of a problem with w* = 0,
-    where rounding is relative — and a sign change that rounding alone could make (a step that
-    cancels its error to within 64 ulps of it) is not counted. For an eigen-component the second
-    term also covers the rounding that leaks from the largest one (a diverging run's exploding
-    mode); that noise is carried along the component, and where the component contracts faster
-    than ‖e‖ grows it adds up to a bounded multiple of one step's. Measured on the 10-D least
-    squares of ``configs/linreg_alpha_sweep.toml`` (α ∈ [1.5, 2.5], 400 steps): the leaked
-    components of decayed modes stay below 0.11 of this floor in float32, 0.08 in float64.
+    Unlike the whole error's (:func:`flip_floor`), a component's own size can be far below ‖e‖:
+    the rounding of w_{t+1} and of the gradient lands in every direction, so a component that has
+    decayed is swamped by noise of order eps·‖e‖ leaking from the largest one (a diverging run's
+    exploding mode, hence ‖e_{t+1}‖ too). That noise is carried along the component, and where
+    the component contracts faster than ‖e‖ grows it adds up to a bounded multiple of one step's.
+    Measured on the 10-D least squares of ``configs/linreg_alpha_sweep.toml`` (α ∈ [1.5, 2.5], 400
+    steps): the leaked components of decayed modes stay below 0.11 of this floor in float32, 0.08
+    in float64.
     """
     return floor + FLOOR_ULPS * eps * jnp.maximum(err, err_new)
 

@@ -9,7 +9,7 @@ step, so no inf or NaN ever reaches the results.
 Sign flips are counted between *resolvable* observations, not only between consecutive steps: a
 reference e_ref starts at e₀, and at each step taken, with e_new = e_{t+1},
 
-    resolvable = |e_new| > flip_floor,   flip = resolvable ∧ ⟨e_new, e_ref⟩ < 0,
+    resolvable = |e_new| > floor + 64 ulps of |e_t|,   flip = resolvable ∧ ⟨e_new, e_ref⟩ < 0,
     e_ref ← e_new if resolvable ∧ ⟨e_new, e_ref⟩ ≠ 0.
 
 So a sign change whose crossing step lands below the floor still counts once the error is seen
@@ -17,7 +17,7 @@ again on the other side; for consecutive resolvable steps it is ⟨e_{t+1}, e_t�
 exactly at the optimum (e₀ = 0) keeps e_ref = 0: nothing to observe, no flip. For a scalar,
 sign(e_ref) = sign(e₀)·(−1)^flips, which the fast paths use instead of carrying e_ref. Per
 eigen-direction (``mode_flips``) the same rule holds for each component, against
-:func:`~gdlab.engine._common.flip_floor` too.
+:func:`~gdlab.engine._common.mode_floor` (``flip_floor`` is the whole error's).
 
 :func:`_run` is one run; the chunk program (:mod:`gdlab.engine._program`) vmaps it over a batch.
 It is also the reference the fast paths reproduce (:mod:`gdlab.engine.tiled`,
@@ -37,6 +37,7 @@ from gdlab.engine._common import (
     divergence_bound,
     flip_floor,
     inner_sign,
+    mode_floor,
     noise_floor,
     step_sizes,
 )
@@ -52,7 +53,7 @@ class _Constants(NamedTuple):
     w_star: jnp.ndarray      # the optimum, broadcast to the parameter's shape
     w_star_abs: jnp.ndarray  # |w*|
     floor: jnp.ndarray       # the noise floor (see noise_floor)
-    eps: Any                 # the dtype's machine epsilon (flip_floor)
+    eps: Any                 # the dtype's machine epsilon (flip_floor, mode_floor)
     bound: jnp.ndarray       # the divergence bound
     tol: Any
     r: Any                   # the linear contraction factor, or None
@@ -109,9 +110,9 @@ def _observe(x_new, ref, resolvable, sign):
 
 def _mode_flips(c: _Constants, ref, e_new, err, err_new, ok):
     """Per eigen-direction, the sign-flip rule for the component of e_{t+1}, resolvable above
-    flip_floor: (flips (d,) int32, the new references)."""
+    mode_floor: (flips (d,) int32, the new references)."""
     m_new = c.problem.modes(e_new)
-    seen = ok & (jnp.abs(m_new) > flip_floor(c.floor, c.eps, err, err_new))
+    seen = ok & (jnp.abs(m_new) > mode_floor(c.floor, c.eps, err, err_new))
     flip, ref = _observe(m_new, ref, seen, jnp.sign(m_new) * jnp.sign(ref))
     return flip.astype(jnp.int32), ref
 
@@ -138,7 +139,7 @@ def _step(c: _Constants, carry, t):
     new = _freeze_step(c, w, opt_state, st.t_freeze, t)
     ok, e_new, err_new = new.ok, new.e, new.err
     measured = ok & (err > c.floor)     # a step from a resolvable error: err_obs, k_obs
-    resolvable = ok & (err_new > flip_floor(c.floor, c.eps, err, err_new))
+    resolvable = ok & (err_new > flip_floor(c.floor, c.eps, err))
     flip, e_ref = _observe(e_new, refs.e, resolvable, inner_sign(e_new, refs.e))
     mode_flips, m_ref = st.mode_flips, refs.modes
     if mode_flips is not None:

@@ -152,7 +152,7 @@ class Tile:
         """
         res = ok & (c.a > k.floor)
         stt = jnp.where((st.stt < 0) & ok & (a_new < k.tol), ti, st.stt)
-        flip = ok & (a_new > flip_floor(k.floor, self.eps, c.a, a_new)) & (e_new * c.ref < 0)
+        flip = ok & (a_new > flip_floor(k.floor, self.eps, c.a)) & (e_new * c.ref < 0)
         fl = st.fl + flip.astype(self.dtype)
         eo = jnp.where(res, a_new, st.eo)
         return (st._replace(stt=stt, fl=fl, eo=eo, ko=jnp.where(res, ti, st.ko)),
