@@ -83,8 +83,9 @@ def numpy_sweep(alpha: ArrayLike, x: float, y: float, w0: float, steps: int, tol
             # A sign change between resolvable observations, even across steps below the floor.
             # Resolvable: above the floor plus 64 ulps of the previous error.
             resolvable_new = ok & (err_new > floor + 64 * eps * err)
-            seen = resolvable_new & (e_new * e_ref != 0)
-            flips += seen & (e_new * e_ref < 0)
+            sign = np.sign(e_new) * np.sign(e_ref)   # exact where e_new·e_ref would underflow
+            seen = resolvable_new & (sign != 0)
+            flips += seen & (sign < 0)
             e_ref = np.where(seen, e_new, e_ref)
             if recurrence:
                 scale = abs(w_star) + err + err_new + np.abs(1 - r) * err

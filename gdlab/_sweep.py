@@ -289,7 +289,7 @@ def _judging(p: Plan, w_abs: np.ndarray, err0: np.ndarray) -> tuple:
     """(noise floor, growth band δ, (at optimum, lower, upper)) of runs with these |w*| and |e₀|:
     what :func:`gdlab.regimes.judge` needs besides the engine's statistics (host, float64)."""
     eps = float(np.finfo(p.dtype).eps)
-    floor = engine.noise_floor(p.dtype, w_abs)
+    floor = engine.noise_floor(p.dtype, w_abs, int(np.prod(p.param_shape)))
     # Where e₀ = 0 the band is infinite; held at DELTA_MAX, which still covers every growth.
     delta = np.minimum(growth_band(eps, w_abs, err0), DELTA_MAX)
     return floor, delta, (err0 <= floor, *growth_limits(p.late_steps * delta))

@@ -101,10 +101,10 @@ _LONG_NAMES = {
     "heatmap_diverged_at": "step at which the heatmap run was frozen (−1: never)",
     "heatmap_w_star": "optimum w* of the heatmap runs",
     "heatmap_noise_floor": "rounding-noise floor of the heatmap runs' error ‖w_t − w*‖ (64 ulps "
-                           "of |w*| + √(smallest normal))",
+                           "of |w*|, plus where its squares underflow)",
     "w_star": "optimum w*",
-    "noise_floor": "rounding-noise floor of the error ‖w_t − w*‖ (64 ulps of |w*| + √(smallest "
-                   "normal); a sign flip must also clear 64 ulps of the step's own errors)",
+    "noise_floor": "rounding-noise floor of the error ‖w_t − w*‖ (64 ulps of |w*|, plus where its "
+                   "squares underflow); a sign flip must also clear 64 ulps of the previous error",
     "zoom_x": "first axis's values in each zoom frame",
     "zoom_y": "second axis's values in each zoom frame",
     "zoom_regime": "regime in each zoom frame",

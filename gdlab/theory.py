@@ -439,12 +439,13 @@ def _transient_flips(t: ErrorTerms, floor: np.ndarray, steps: int) -> np.ndarray
 def _fewest_steps(t: ErrorTerms, e0: np.ndarray, floor: np.ndarray, steps: int,
                   spread: np.ndarray) -> np.ndarray:
     """A lower bound on k_obs, the last step whose predecessor is above the floor, for a single
-    real term |e_t| = ρ^t·|e₀|: one less than the exact map's k = min(T, t* + 1), t* the last t
-    with ρ^t·|e₀| > floor (the simulated error, within its spread of the exact one, can cross the
-    floor a step early); 1 where the spread is not small against the floor."""
+    real term |e_t| = ρ^t·|e₀|: the simulated error, within its spread s of the exact one, stays
+    above the floor at least while ρ^t·|e₀| > floor + s, so k ≥ min(T, t* + 1) for the last such
+    t*; one less again for the spread's own uncertainty, and 1 where s is not small against the
+    floor."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        t_last = np.floor(np.log(floor / e0) / np.log(t.rho))
-        t_last = np.where((t.rho > 0) & (t.rho < 1) & (e0 > floor), t_last, 0.0)
+        t_last = np.floor(np.log((floor + spread) / e0) / np.log(t.rho))
+        t_last = np.where((t.rho > 0) & (t.rho < 1) & (e0 > floor + spread), t_last, 0.0)
         k = np.minimum(float(steps), np.maximum(t_last, 0.0) + 1.0)
     return np.where(spread < floor / 2, np.maximum(k - 1.0, 1.0), 1.0)
 
@@ -491,7 +492,7 @@ def rate_check(result: SweepResult, prediction: Prediction, m: _Modal,
         small = np.minimum(np.where(single, m.floor, lo), e0)
         eta = 0.5 * eps * ((1 + 2 * x) * m.w_star_abs + (1 + 4 * x) * np.maximum(hi, e0)) / small
         # c = (|e_k|/|e₀|)^{1/k}: |e_k|'s relative rounding, at most spread/(ρ·floor), enters
-        # c divided by k, and k is at least one less than the exact map's (below).
+        # c divided by k (at least _fewest_steps).
         eta = eta + np.where(single, spread / (t.rho * m.floor) / _fewest_steps(t, e0, m.floor, T,
                                                                                 spread), 0.0)
         c_lo = np.where(single, t.rho, (lo / e0) ** (1.0 / T)) * (1 - eta)

@@ -25,6 +25,19 @@ def test_numpy_reference_matches_engine():
     np.testing.assert_allclose(res.recurrence_dev, ref["rec_dev"], atol=1e-7)
 
 
+def test_numpy_reference_counts_flips_of_tiny_errors_as_the_engine():
+    # w* = 0 and e₀ = 1e-30 in float32: for α > 2 the error grows from where e_t·e₀ underflows to 0
+    # (1e-30 · 1e-10 < 1.2e-38), so the reference's sign test takes the signs, not the product, as
+    # the engine does (gdlab.engine.inner_sign). It counted 66 and 100 flips where the engine
+    # counts 88 and 114.
+    alphas = np.array([2.5, 3.0])
+    ref = bench.numpy_sweep(alphas, 1.0, 0.0, 1e-30, 150, 1.0)
+    res = gdlab.sweep(gdlab.problems.scalar_regression(1.0, 0.0), alphas, w0=1e-30, steps=150,
+                      tol=1.0)
+    assert (res.flips > 50).all()
+    np.testing.assert_array_equal(ref["flips"], res.flips)
+
+
 def test_bench_command_prints_table_and_json(tmp_path, capsys):
     out = tmp_path / "b.json"
     assert cli.main(["bench", "--n", "3000", "--steps", "40", "--numpy-steps", "40",

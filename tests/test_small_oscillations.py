@@ -92,3 +92,36 @@ def test_sign_changes_far_below_w_star_are_seen(optimizer):
     # The crossings this test is about: below the old floor (and most below 1e-14, what a w near
     # w* = 100 resolves at all).
     assert tiny_crossings >= 4
+
+
+def test_vector_errors_count_as_the_exact_map_down_to_where_their_squares_underflow():
+    # A 5-D quadratic with w* = 0 in float32: errors decay through 1e-19 (√ of the smallest
+    # normal), where XLA on a CPU flushes the squares and products of their entries to zero — so
+    # a norm or an inner product there loses the entries and the flips came out wrong (176 for 178
+    # at α = 1.83; 10 where the map has none). The floor for d entries is √(d·tiny/eps) ≈ 1e-15
+    # (README, "Regimes"); the reference is the exact map in float64 (e_t = Q diag(1 − αλ)^t Qᵀe₀)
+    # under the flip rule as the README states it, and the cases used are those where no error
+    # comes within 1 % of its floor (float32 rounding moves an error near the floor by ~1e-6 of it).
+    dim, steps = 5, 400
+    q = gdlab.quadratics.quadratic(dim=dim, kappa=10.0, w_star=0.0, seed=0)
+    lam, Q = np.asarray(q.eigenvalues(), np.float64), np.asarray(q.Q, np.float64)
+    w0 = -100.0 * np.linspace(1.0, 0.3, dim)
+    fi = np.finfo(np.float32)
+    floor = np.sqrt(dim * fi.tiny / fi.eps)
+    alphas = np.r_[1.83, 1.86, 1.88, np.linspace(1.505, 1.975, 16)]
+    res = gdlab.sweep(q, alphas, w0=w0, steps=steps, tol=1.0, progress=False)
+    compared = 0
+    for i, a in enumerate(alphas):
+        e = (Q @ ((1 - a * lam)[:, None] ** np.arange(steps + 1) * (Q.T @ w0)[:, None])).T
+        norms = np.linalg.norm(e, axis=1)
+        floors = floor + 64 * fi.eps * norms[:-1]
+        if (np.abs(norms[1:] / floors - 1) < 0.01).any():
+            continue
+        ref, flips = e[0], 0
+        for x, n, f in zip(e[1:], norms[1:], floors):
+            if n > f and x @ ref != 0:
+                flips += x @ ref < 0
+                ref = x
+        assert res.flips[i] == flips, (a, res.flips[i], flips)
+        compared += 1
+    assert compared >= 15

@@ -194,7 +194,7 @@ def _run(problem: Any, hparams: dict, w0: jax.Array, r: Any, tol: Any, *,
     w_star_abs = _norm(w_star)
     e0 = w0 - w_star
     err0 = _norm(e0)
-    floor = noise_floor(dtype, w_star_abs)
+    floor = noise_floor(dtype, w_star_abs, w0.size)
     tx = make_optimizer(**step_sizes(problem, hparams))
     c = _Constants(problem, tx, w_star, w_star_abs, floor, eps, bound, tol, r, steps // 2)
 

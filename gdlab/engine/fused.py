@@ -90,7 +90,7 @@ class _Block(NamedTuple):
 
     kernel: _Kernel
     args: tuple         # (problem, hparams, w0, r, tol), per run or shared
-    consts: tuple       # per run: w*, |e₀| and the noise floor (Tile.constants), once, not per tile
+    consts: tuple       # per run: w*, e₀ and the noise floor (Tile.constants), once, not per tile
     speculate: bool     # as on the CPU: stateless optimizers only
 
 
