@@ -65,7 +65,7 @@ def numpy_sweep(alpha: ArrayLike, x: float, y: float, w0: float, steps: int, tol
     t_freeze = np.full(alpha.shape, -1, np.int32)
     steps_to_tol = np.where(err0 < tol, 0, -1).astype(np.int32)
     flips = np.zeros(alpha.shape, np.int32)
-    e_ref = w - w_star   # the last resolvable observation (e₀ to start with)
+    sign_ref = np.sign(w - w_star)   # of the last resolvable observation (e₀ to start with)
     err_early, err_late, err_obs = err0.copy(), np.zeros_like(err0), err0.copy()
     half = steps // 2
     k_obs = np.zeros(alpha.shape, np.int32)
@@ -83,10 +83,11 @@ def numpy_sweep(alpha: ArrayLike, x: float, y: float, w0: float, steps: int, tol
             # A sign change between resolvable observations, even across steps below the floor.
             # Resolvable: above the floor plus 64 ulps of the previous error.
             resolvable_new = ok & (err_new > floor + 64 * eps * err)
-            sign = np.sign(e_new) * np.sign(e_ref)   # exact where e_new·e_ref would underflow
-            seen = resolvable_new & (sign != 0)
-            flips += seen & (sign < 0)
-            e_ref = np.where(seen, e_new, e_ref)
+            # Against sign(e_ref) (exact; e_new·e_ref can underflow): a flip reverses it.
+            sign = e_new * sign_ref
+            flip = resolvable_new & (sign < 0)
+            flips += flip
+            sign_ref = np.where(flip, -sign_ref, sign_ref)
             if recurrence:
                 scale = abs(w_star) + err + err_new + np.abs(1 - r) * err
                 # scale = 0 only when w* = e_t = e_{t+1} = 0: both sides are 0, no deviation
