@@ -293,7 +293,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", help="a run directory that gdlab run wrote")
     export.add_argument("--to", choices=("netcdf", "csv"),
                         help="netcdf: the xarray Dataset of gdlab.load (netCDF-4); csv: one row "
-                             "per run (default: from --out's suffix, .nc or .csv, else netcdf)")
+                             "per run (default: from --out's suffix: .csv, or .nc and other "
+                             "netCDF names)")
     export.add_argument("--out", metavar="PATH", help="the file to write (default: "
                         "RUN_DIR/results.nc or RUN_DIR/results.csv)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing file")

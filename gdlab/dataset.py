@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = ["load", "named", "table", "export", "read_npz", "read_summary", "FORMATS"]
 
 FORMATS = {"netcdf": ".nc", "csv": ".csv"}   # --to → the default file's suffix
+# Other names a netCDF-4 file goes by (it is HDF5), and none: taken as netCDF without --to.
+_NETCDF_SUFFIXES = ("", ".nc", ".nc4", ".cdf", ".netcdf", ".h5", ".hdf5")
 _CATEGORICAL = ("regime", "predicted_regime")
 # Coordinates of dimensions other than the axes: results.npz name → the dimension (and name).
 _COORDS = {"snapshot_steps": "step", "trajectory_steps": "trajectory_step",
@@ -315,8 +317,9 @@ def table(ds: xr.Dataset) -> pd.DataFrame:
 def export(run_dir: str | os.PathLike, to: str | None = None,
            out: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
     """Write the run ``run_dir`` as netCDF-4 (``to="netcdf"``) or a tidy CSV table (``"csv"``; see
-    :func:`table`); returns the path written. ``to=None``: from ``out``'s suffix (.nc, .csv), else
-    netCDF. ``out=None``: ``run_dir/results.nc`` or ``run_dir/results.csv``.
+    :func:`table`); returns the path written. ``to=None``: from ``out``'s suffix (.csv; .nc, another
+    netCDF name or none: netCDF; any other is refused). ``out=None``: ``run_dir/results.nc`` or
+    ``run_dir/results.csv``.
 
     The file is written under a temporary name and renamed into place, so a failure leaves
     nothing. An existing file is replaced only with ``overwrite=True``, a run's own files never.
@@ -338,6 +341,10 @@ def _format(to: str | None, out: str | os.PathLike | None) -> str:
     suffix = Path(out).suffix.lower() if out is not None else ""
     implied = next((name for name, s in FORMATS.items() if s == suffix), None)
     if to is None:
+        if implied is None and suffix not in _NETCDF_SUFFIXES:
+            raise OutputError(f"{out}: a {suffix} file names no format gdlab exports; name it "
+                              f"{Path(out).with_suffix('.nc')} or "
+                              f"{Path(out).with_suffix('.csv')}, or pass --to netcdf|csv")
         return implied or "netcdf"
     if to not in FORMATS:
         raise ArgumentError("to", f"{to!r} is not a format; use one of {', '.join(FORMATS)}")

@@ -150,7 +150,9 @@ def test_export_refuses_bad_input_and_writes_nothing(trajectories_run, tmp_path,
     for argv, says in [((tmp_path / "missing",), "no such directory"),
                        ((run, "--to", "parquet"), "invalid choice: 'parquet'"),
                        ((run, "--to", "csv", "--out", tmp_path / "r.nc"), "a .nc file"),
-                       ((run, "--out", run / "summary.json", "--overwrite"), "run's own files"),
+                       ((run, "--to", "netcdf", "--out", run / "summary.json", "--overwrite"),
+                        "run's own files"),
+                       ((run, "--out", tmp_path / "r.txt"), "a .txt file names no format"),
                        ((run, "--out", tmp_path / "no" / "r.nc"), "is not a directory")]:
         status, err = _export(capsys, *argv)
         assert status == 2 and says in err and len(err.splitlines()) == 1, (argv, err)
