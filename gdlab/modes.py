@@ -44,7 +44,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gdlab import stability
-from gdlab.engine import FLOOR_ULPS
+from gdlab.engine import flip_floor
 from gdlab.regimes import decide
 
 __all__ = ["ModePrediction", "evaluate", "NOISE_SIGMAS"]
@@ -188,8 +188,7 @@ def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, w_st
             norm = _norm(e)
             live &= norm <= bound     # False for inf and NaN: the simulation froze
             slack = NOISE_SIGMAS * np.sqrt(np.sum(cov[0], axis=1))
-            # The floor of this step (engine.flip_floor): plus 64 ulps of the previous error.
-            floor_t = np.where(live, floor + FLOOR_ULPS * eps * norm_prev, np.inf)
+            floor_t = np.where(live, flip_floor(floor, eps, norm_prev), np.inf)  # the engine's
             exact.step(e, norm, floor_t, zero)
             certain.step(e, norm, floor_t + slack, slack)
             possible.step(e, norm, floor_t - slack, -slack)

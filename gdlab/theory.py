@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from gdlab import modes, stability
-from gdlab.engine import FLOOR_ULPS, divergence_bound
+from gdlab.engine import divergence_bound, flip_floor
 from gdlab.errors import ArgumentError
 from gdlab.interfaces import Linear
 from gdlab.regimes import Regime, decide, late_window
@@ -164,8 +164,8 @@ def predict(result: SweepResult) -> Prediction:
     q = np.abs(r)
     why = {"near |r| = 1": (np.abs(q - 1.0) <= 2.0 * result.delta) & (q != 1.0),
            "sign of r by rounding": _sign_by_rounding(r, alpha * lam, np.abs(w_star), err0, eps),
-           "oscillation below the floor": ((r < 0) & (err0 > 0) & (q * err0 <= 4.0 * (
-               result.noise_floor + FLOOR_ULPS * eps * err0)))}
+           "oscillation below the floor": ((r < 0) & (err0 > 0) & (
+               q * err0 <= 4.0 * flip_floor(result.noise_floor, eps, err0)))}
     # Rounding accumulated by step t: each step adds a few ulps of |w*| + |e|, damped by |r| < 1.
     scale = np.abs(w_star) + err0
     with np.errstate(divide="ignore"):

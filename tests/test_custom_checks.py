@@ -9,6 +9,7 @@ itself (gdlab.custom.stationarity); on ½k(w − c)² that is k·1e-6·|w*|.
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import user_losses
 
 import gdlab
 from gdlab import cli, custom
@@ -236,10 +237,6 @@ def test_messages_name_the_loss_as_the_user_did():
 
 # ---------------------------------------------------------------- the same from a config
 
-_LOSSES = '''
-def quad(w, c=3.0, k=2.0):
-    return 0.5 * k * (w - c) ** 2
-'''
 
 _CONFIG = '''
 [problem]
@@ -265,7 +262,7 @@ steps = 20
     (["problem.alpha=2.0"], "problem.alpha: 'alpha' is reserved"),
 ])
 def test_a_config_names_the_key(tmp_path, capsys, settings, message):
-    (tmp_path / "my_losses.py").write_text(_LOSSES)
+    (tmp_path / "my_losses.py").write_text(user_losses.QUAD)
     (tmp_path / "q.toml").write_text(_CONFIG)
     out = tmp_path / "out"
     args = ["run", str(tmp_path / "q.toml"), "--out", str(out)]

@@ -6,15 +6,11 @@ References are closed forms of GD on a quadratic, e_{t+1} = (1 − αk)e_t, neve
 
 import numpy as np
 import pytest
+import user_losses
 
 import gdlab
 from gdlab import cli, config, dynamics, orbit_study
 from gdlab.regimes import Regime
-
-_LOSSES = '''
-def quad(w, c=3.0, k=2.0):
-    return 0.5 * k * (w - c) ** 2
-'''
 
 # Homework Q4 (½(xw − y)², x = 1, y = 100, w0 = 0) written as a user loss, on the α grid and with
 # the run settings of configs/q4_alpha_sweep.toml (tol = 1.0).
@@ -55,7 +51,7 @@ def _closed_form_steps(alpha, e0, tol, steps):
 
 def test_orbit_study_counts_steps_to_the_configs_tol(tmp_path):
     """It counted |w − w*| < 1e-6 whatever run.tol said: α = 0.5 gave 25, α = 0.1 gave −1."""
-    (tmp_path / "my_losses.py").write_text(_LOSSES)
+    (tmp_path / "my_losses.py").write_text(user_losses.QUAD)
     (tmp_path / "q4custom.toml").write_text(_Q4_CUSTOM)
     out = tmp_path / "run"
     assert cli.main(["run", str(tmp_path / "q4custom.toml"), "--out", str(out)]) == 0
@@ -106,7 +102,7 @@ def quad_orbits():
 
 
 def _quad_config(tmp_path):
-    (tmp_path / "my_losses.py").write_text(_LOSSES)
+    (tmp_path / "my_losses.py").write_text(user_losses.QUAD)
     (tmp_path / "quad.toml").write_text(
         _Q4_CUSTOM.replace("c = 100.0", "c = 3.0").replace("k = 1.0", "k = 2.0")
         .replace("optimum = 100.0", "optimum = 3.0")

@@ -14,7 +14,6 @@ from gdlab.engine._by_loss import SCORE_CLIP as SCORE_CLIP
 from gdlab.engine._by_loss import SCORE_WINDOW as SCORE_WINDOW
 from gdlab.engine._by_loss import LossStats as LossStats
 from gdlab.engine._by_loss import blowup as loss_blowup
-from gdlab.engine._common import FLOOR_ULPS as FLOOR_ULPS
 from gdlab.engine._common import Chunk as Chunk
 from gdlab.engine._common import ChunkSpec as ChunkSpec
 from gdlab.engine._common import FastPath as FastPath
@@ -39,7 +38,7 @@ from gdlab.engine._simulate import simulate as simulate
 
 __all__ = ["RunStats", "LossStats", "SCORE_CLIP", "loss_blowup", "SCORE_WINDOW", "Simulation",
            "simulate", "pad", "snapshot_count",
-           "noise_floor", "flip_floor", "mode_floor", "FLOOR_ULPS", "divergence_bound",
+           "noise_floor", "flip_floor", "mode_floor", "divergence_bound",
            "compile_count", "device_count", "chunk_program",
            "chunk_runs", "exact_blocks",
            "LANES", "FAST_PATH", "FAST_PATH_MODES", "FAST_PATHS", "FastPath", "Chunk", "ChunkSpec",

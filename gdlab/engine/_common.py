@@ -14,10 +14,10 @@ from numpy.typing import DTypeLike
 
 from gdlab.interfaces import Layered
 
-__all__ = ["FLOOR_ULPS", "step_sizes", "RunStats", "Chunk", "ChunkSpec", "FastPath", "noise_floor",
+__all__ = ["step_sizes", "RunStats", "Chunk", "ChunkSpec", "FastPath", "noise_floor",
            "flip_floor", "mode_floor", "divergence_bound", "norm", "inner_sign"]
 
-FLOOR_ULPS = 64.0  # errors below 64 ulps of the numbers involved are rounding noise
+_FLOOR_ULPS = 64.0  # errors below 64 ulps of the numbers involved are rounding noise
 
 
 class RunStats(NamedTuple):
@@ -49,7 +49,7 @@ def noise_floor(dtype: DTypeLike, w_star_abs: Any, size: int = 1) -> Any:
     (:func:`flip_floor`, :func:`mode_floor`)."""
     fi = np.finfo(dtype)
     under = np.sqrt(fi.tiny) if size <= 1 else np.sqrt(size * fi.tiny / fi.eps).astype(fi.dtype)
-    return FLOOR_ULPS * fi.eps * w_star_abs + under
+    return _FLOOR_ULPS * fi.eps * w_star_abs + under
 
 
 def flip_floor(floor: Any, eps: Any, err: Any) -> Any:
@@ -63,7 +63,7 @@ def flip_floor(floor: Any, eps: Any, err: Any) -> Any:
     rounding is relative — and a step that cancels its error to within 64 ulps of the previous
     one (a sign rounding could make) is not.
     """
-    return floor + FLOOR_ULPS * eps * err
+    return floor + _FLOOR_ULPS * eps * err
 
 
 def mode_floor(floor: Any, eps: Any, err: Any, err_new: Any) -> Any:
@@ -79,7 +79,7 @@ def mode_floor(floor: Any, eps: Any, err: Any, err_new: Any) -> Any:
     400 steps, every iterate recorded): the simulated components of the decaying directions stay
     within 0.11 of this floor of the exact map's in float32, 0.35 in float64.
     """
-    return floor + FLOOR_ULPS * eps * jnp.maximum(err, err_new)
+    return floor + _FLOOR_ULPS * eps * jnp.maximum(err, err_new)
 
 
 def inner_sign(a: jax.Array, b: jax.Array) -> jax.Array:
