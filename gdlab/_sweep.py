@@ -44,12 +44,11 @@ from gdlab._sweep_plan import (
 from gdlab._sweep_plan import default_chunk as default_chunk
 from gdlab._sweep_plan import default_unroll as default_unroll
 from gdlab.interfaces import Problem, WithOptimum
-from gdlab.regimes import Regime, growth_band, growth_limits, judge, judge_by_loss, settled
+from gdlab.regimes import Regime, growth_band, growth_limits, judge, judge_by_loss, quiet, settled
 from gdlab.regimes import score as trainability_score
 
 __all__ = ["sweep", "simulate_shard", "finish_sweep", "SweepResult", "DTYPES"]
 
-DELTA_MAX = float(np.finfo(np.float64).max) / 2**32  # growth band where e₀ = 0 (see finish_slice)
 _TINY, _HUGE = float(np.finfo(np.float64).tiny), float(np.finfo(np.float64).max)
 # A regime's trend, what rounding_check compares: the error shrinks (1), grows (2) or neither (0);
 # whether it oscillates is left out (sign changes count above the noise floor, which float64
@@ -266,13 +265,12 @@ def finish_slice(p: Plan, lo: int, hi: int,
     with np.errstate(over="ignore"):   # e.g. float64 from |e₀| = 1e-300 to the bound
         growth = _growth(st.err_early, st.err_late, np)
     if p.keep == "compact":
-        return {"regime": judge(growth, st.flips, st.t_freeze >= 0, *_limits(p, lo, hi),
-                                settled(np.asarray(st.k_obs), p.steps)),
+        floor, lower, upper = _limits(p, lo, hi)
+        return {"regime": _judge(st, growth, floor, lower, upper, p.steps, np),
                 "steps_to_tol": st.steps_to_tol}
     w_star, lam, w_abs, err0 = geometry(p, lo, hi)
-    floor, delta, limits = _judging(p, w_abs, err0)
-    regime = judge(growth, st.flips, st.t_freeze >= 0, *limits,
-                   settled(np.asarray(st.k_obs), p.steps))
+    floor, delta, (_, lower, upper) = _judging(p, w_abs, err0)
+    regime = _judge(st, growth, floor, lower, upper, p.steps, np)
     w_final = np.asarray(w_final)
     return {
         "regime": regime, "steps_to_tol": st.steps_to_tol, "contraction": _contraction(st, err0),
@@ -286,17 +284,20 @@ def finish_slice(p: Plan, lo: int, hi: int,
 
 
 def _judging(p: Plan, w_abs: np.ndarray, err0: np.ndarray) -> tuple:
-    """(noise floor, growth band δ, (at optimum, lower, upper)) of runs with these |w*| and |e₀|:
+    """(noise floor, growth band δ, (noise floor, lower, upper)) of runs with these |w*| and |e₀|:
     what :func:`gdlab.regimes.judge` needs besides the engine's statistics (host, float64)."""
     eps = float(np.finfo(p.dtype).eps)
     floor = engine.noise_floor(p.dtype, w_abs, int(np.prod(p.param_shape)))
-    # Where e₀ = 0 the band is infinite; held at DELTA_MAX, which still covers every growth.
-    delta = np.minimum(growth_band(eps, w_abs, err0), DELTA_MAX)
-    return floor, delta, (err0 <= floor, *growth_limits(p.late_steps * delta))
+    # Rounding relative to the errors the growth compares, which are above the floor unless the
+    # run stays quiet: |e₀| below it (0 included) counts as the floor. From |e₀| = 1e-4 under a
+    # float32 floor of 7.6e-4 at w* = 100, δ of |e₀| (0.48 a step) would call a run that grows
+    # 1.5-fold a step neither growing nor shrinking; δ of the floor is at most 4 eps + 1/16.
+    delta = growth_band(eps, w_abs, np.maximum(err0, floor))
+    return floor, delta, (floor, *growth_limits(p.late_steps * delta))
 
 
 def _limits(p: Plan, lo: int, hi: int) -> tuple:
-    """(at optimum, lower, upper) of runs [lo, hi): the limits of :func:`_judging`, from their
+    """(noise floor, lower, upper) of runs [lo, hi): the limits of :func:`_judging`, from their
     |w*| and |e₀| alone (no curvature)."""
     return _judging(p, *distances(p, lo, hi))[2]
 
@@ -373,18 +374,22 @@ def on_device(p: Plan) -> Callable | None:
         with jax.enable_x64(True):
             limits = (shared if shared is not None else
                       tuple(engine.pad(a, chunk) for a in _limits(p, lo, hi)))
-            return _judged(st.err_early, st.err_late, st.flips, st.t_freeze, st.steps_to_tol,
-                           st.k_obs, *limits, steps=p.steps)
+            return _judged(st, *limits, steps=p.steps)
     return judged
 
 
+def _judge(st: engine.RunStats, growth, floor, lower, upper, steps: int, xp):
+    """:func:`gdlab.regimes.judge` of the engine's statistics, in the array namespace ``xp``."""
+    frozen = st.t_freeze >= 0
+    return judge(growth, st.flips, frozen, quiet(st.err_early, st.err_late, floor, frozen, xp=xp),
+                 lower, upper, settled(xp.asarray(st.k_obs), steps), xp=xp)
+
+
 @functools.partial(jax.jit, static_argnames="steps")
-def _judged(err_early, err_late, flips, t_freeze, steps_to_tol, k_obs, at_optimum, lower, upper,
-            *, steps):
-    growth = _growth(err_early, err_late, jnp)
-    return {"regime": judge(growth, flips, t_freeze >= 0, at_optimum, lower, upper,
-                            settled(k_obs, steps), xp=jnp),
-            "steps_to_tol": steps_to_tol}
+def _judged(st: engine.RunStats, floor, lower, upper, *, steps):
+    growth = _growth(st.err_early, st.err_late, jnp)
+    return {"regime": _judge(st, growth, floor, lower, upper, steps, jnp),
+            "steps_to_tol": st.steps_to_tol}
 
 
 @functools.partial(jax.jit, static_argnums=5)

@@ -55,7 +55,7 @@ from gdlab._sweep import sweep
 from gdlab.engine import divergence_bound
 from gdlab.errors import ArgumentError
 from gdlab.interfaces import WithHessian, WithOptimum
-from gdlab.regimes import _LYAPUNOV_CHAOS, decide_orbit
+from gdlab.regimes import _LYAPUNOV_CHAOS, decide_orbit, quiet
 
 __all__ = ["Orbits", "orbits", "lyapunov_exponent", "LYAPUNOV_STEPS", "LYAPUNOV_ERROR", "CYCLE_TOL"]
 
@@ -98,9 +98,10 @@ def orbits(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *,
     passes the config's ``run.tol``. No orbit decision depends on it: periods and fixed points are
     decided within √eps·scale (the module docstring), a threshold set by rounding, not by the user.
 
-    A run started at the optimum (|w₀ − w*| within the sweep's noise floor) has nothing to observe:
-    it gets :func:`gdlab.sweep`'s regime for it (``gdlab.regimes.decide``: converging_monotone,
-    whatever α) and period 1, not a label read off a repelling fixed point it never leaves.
+    A run at the optimum (its error never above the sweep's noise floor, ``gdlab.regimes.quiet``)
+    has nothing to observe: it gets :func:`gdlab.sweep`'s regime for it (``gdlab.regimes.decide``:
+    converging_monotone, whatever α) and period 1, not a label read off a repelling fixed point
+    it never leaves.
 
     A run that converges (p = 1) is ``converging_oscillating`` iff f'(w_∞) < 0 at its simulated
     limit w_∞ = w_T, else ``converging_monotone``. This is a measurement, not the closed form:
@@ -150,9 +151,9 @@ def orbits(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *,
     neutral = np.abs(log_m) <= found * _NEUTRAL
     regime = decide_orbit(period, np.nan_to_num(lyap), deriv[:, -1] < 0, alpha == 0, diverged,
                           res.regime, escapes=escapes, neutral=neutral)
-    # Started at w*: gdlab.sweep judged the run (regimes.decide's at_optimum, |e₀| ≤ its noise
-    # floor); that regime stands, and the orbit, w* throughout, is a fixed point.
-    at_optimum = np.abs(np.asarray(res.w0, np.float64) - w_star) <= res.noise_floor
+    # At w* throughout: gdlab.sweep judged the run (regimes.decide's at_optimum, its error never
+    # above the noise floor); that regime stands, and the orbit, w* throughout, is a fixed point.
+    at_optimum = quiet(res.max_error, 0.0, res.noise_floor, diverged)
     regime = np.where(at_optimum, res.regime, regime).astype(np.int8)
     period = np.where(at_optimum & ~diverged, 1, period).astype(np.int32)
     return Orbits(res.alpha, late, diverged, period, multiplier, lyap, regime, res)

@@ -33,6 +33,10 @@ M (momentum near a double root) that ρ^k alone misses. s_t = √(Σ_i C_t[i]_ee
 * growth: the late/early growth within twice the growth band of 1, where the simulation's
   "neither growing nor shrinking" band decides — exactly 1 too (a root on the unit circle, whose
   orbit repeats its roundings, which then add up coherently), unless α = 0 and nothing moves.
+* at the floor: the floor lies between max_t ‖e_t‖ − c·s_t and max_t ‖e_t‖ + c·s_t (and e₀'s own
+  rounding), so rounding decides whether the error ever rises above it — a run that never does is
+  at the optimum (``gdlab.regimes.quiet``); a run started at w* whose map grows its roundings is
+  one.
 
 Steps after the error passes the divergence bound observe nothing (the simulation froze there).
 """
@@ -69,11 +73,12 @@ class ModePrediction(NamedTuple):
     near_tol: np.ndarray      # bool: rounding may move steps-to-tol
     flip_noise: np.ndarray    # bool: rounding may add or remove the only sign flips
     growth_band: np.ndarray   # bool: the growth is within the simulation's band of 1
+    floor_noise: np.ndarray   # bool: rounding may decide whether ‖e_t‖ ever rises above the floor
     spread: np.ndarray        # float64, c·s_T: rounding's reach on ‖e_T‖ at the horizon
 
     @property
     def sensitive(self) -> np.ndarray:
-        return self.near_tol | self.flip_noise | self.growth_band
+        return self.near_tol | self.flip_noise | self.growth_band | self.floor_noise
 
 
 def evaluate(optimizer: str, alpha: np.ndarray, beta: np.ndarray, lam: np.ndarray, c: np.ndarray,
@@ -163,7 +168,20 @@ def _step_variance(eps: float, w_star_abs: np.ndarray, norm: np.ndarray, alpha_l
     return (eps * ((1 + 2 * alpha_lam) * w_star_abs + (1 + 4 * alpha_lam) * norm)) ** 2 / (12 * d)
 
 
+def _power_of_two(x: np.ndarray) -> np.ndarray:
+    """2^k with 2^(k−1) ≤ x < 2^k (1 for x = 0; at most 2¹⁰²³): a unit to divide lengths by
+    without rounding."""
+    return np.ldexp(1.0, np.minimum(np.frexp(x)[1], 1023))
+
+
 def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, w_star_abs, bound):
+    # Lengths in units of a power of two near max(|w*|, max_i |c_i|, floor) per run, so that no
+    # square underflows (float64, w* = 9e-150: a step's rounding variance (eps·|w*|)² = 4e-330
+    # would be 0) and, the scaling being exact, nothing else changes; every test below is
+    # homogeneous in lengths, and only the spread, a length, is scaled back.
+    unit = _power_of_two(np.maximum(np.maximum(w_star_abs, np.abs(c).max(axis=1)), floor))
+    c, tol, floor = c / unit[:, None], tol / unit, floor / unit
+    w_star_abs, bound = w_star_abs / unit, bound / unit
     M = stability.iteration_matrix(optimizer, alpha[:, None], lam, beta[:, None])  # (n, d, 2, 2)
     rho_modes = stability.spectral_radius(optimizer, alpha[:, None], lam, beta[:, None])
     rho = np.where(c != 0, rho_modes, 0.0).max(axis=1)
@@ -181,6 +199,10 @@ def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, w_st
     norm, zero, live = norm0, np.zeros_like(norm0), np.ones(len(e), bool)
     norm_prev = norm0
     near_tol = np.zeros(len(e), bool)
+    # max_t ‖e_t‖ as rounding may leave it: ± e₀'s rounding, then ± c·s_t (nothing moves at α = 0)
+    a0 = 4.0 * eps * (w_star_abs + norm0)
+    top_lo, top_hi = norm0 - a0, norm0 + a0
+    moving = alpha_lam != 0
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(steps):
             cov = step.spread(cov, _step_variance(eps, w_star_abs, norm, alpha_lam, d)[:, None])
@@ -188,6 +210,9 @@ def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, w_st
             norm = _norm(e)
             live &= norm <= bound     # False for inf and NaN: the simulation froze
             slack = NOISE_SIGMAS * np.sqrt(np.sum(cov[0], axis=1))
+            reach = np.where(moving, slack, 0.0)
+            top_lo = np.maximum(top_lo, np.where(live, norm - reach, np.inf))
+            top_hi = np.maximum(top_hi, np.where(live, norm + reach, np.inf))
             floor_t = np.where(live, flip_floor(floor, eps, norm_prev), np.inf)  # the engine's
             exact.step(e, norm, floor_t, zero)
             certain.step(e, norm, floor_t + slack, slack)
@@ -205,9 +230,10 @@ def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, w_st
     with np.errstate(divide="ignore", invalid="ignore"):
         log_g = np.log(late / early)
     log_g = np.where(np.isnan(log_g), np.inf, log_g)
-    at_optimum = norm0 <= floor
+    at_optimum = np.maximum(early, late) <= floor   # never above the floor: regimes.quiet
     regime = decide(log_g > 0, log_g < 0, exact.seen, at_optimum)
     moves = ~at_optimum
     return (regime, first.astype(np.int32), rho, np.exp(log_g), near_tol & moves,
             (certain.seen != possible.seen) & moves,
-            (np.abs(log_g) <= 2 * band) & ((log_g != 0) | (alpha_lam != 0)) & moves, slack)
+            (np.abs(log_g) <= 2 * band) & ((log_g != 0) | moving) & moves,
+            (top_lo <= floor) & (floor < top_hi), slack * unit)

@@ -42,7 +42,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = ["Regime", "REGIME_NAMES", "REGIME_INFO", "RegimeInfo", "classify", "decide",
-           "late_window", "decide_orbit", "growth_band", "growth_limits", "judge", "settled",
+           "late_window", "decide_orbit", "growth_band", "growth_limits", "judge", "quiet",
+           "settled",
            "judge_by_loss",
            "score"]
 
@@ -144,8 +145,9 @@ def decide(grows: ArrayLike, shrinks: ArrayLike, oscillates: ArrayLike,
     """The regime (int8) of runs from what their error did; boolean arrays that broadcast together.
 
     ``grows`` wins over ``shrinks`` (callers pass exclusive ones); neither is "no measurable
-    change" (stalled, or the bounded period-2 cycle if it oscillates). A run started at the optimum
-    (``at_optimum``) has nothing to observe and is converged. ``xp``: the array namespace (numpy,
+    change" (stalled, or the bounded period-2 cycle if it oscillates). A run at the optimum
+    (``at_optimum``: its error never rose above the noise floor, :func:`quiet`) has nothing to
+    observe and is converged. ``xp``: the array namespace (numpy,
     or ``jax.numpy`` inside a compiled program: the same table, the same answer).
     """
     grows = xp.asarray(grows, bool)
@@ -188,7 +190,7 @@ def decide_orbit(period: np.ndarray, lyapunov: np.ndarray, oscillates: np.ndarra
     return regime.astype(np.int8)
 
 
-def classify(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, err0: ArrayLike,
+def classify(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, max_err: ArrayLike,
              floor: ArrayLike, band: ArrayLike, settled: ArrayLike = False) -> np.ndarray:
     """Empirical regime per run from simulation statistics (numpy, any shape).
 
@@ -198,14 +200,28 @@ def classify(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, err0: Array
       flips: sign changes between resolvable observations (⟨e_{t+1}, e_ref⟩ < 0, e_ref the last
         error above ``floor``; see gdlab.engine._loop).
       frozen: whether the run left the divergence bound (and was frozen there).
-      err0: |e_0|; floor: the error below which rounding noise dominates.
+      max_err: max |e_t| over the run's in-bound iterates, t = 0 … T; floor: the error below
+        which rounding noise dominates; a run whose error never rose above it is at the optimum
+        (:func:`quiet`).
       band: |log growth| ≤ band is "neither growing nor shrinking" (see growth_band), decided on
         the growth itself against :func:`growth_limits` (:func:`judge`).
       settled: the error sat at the floor over the end of the horizon (:func:`settled` of the
         engine's ``k_obs``): the run landed, and shrinks whatever its growth.
     """
-    return judge(growth, flips, frozen, np.asarray(err0) <= floor, *growth_limits(band),
-                 settled)
+    return judge(growth, flips, frozen, quiet(max_err, 0.0, floor, frozen),
+                 *growth_limits(band), settled)
+
+
+def quiet(err_early: ArrayLike, err_late: ArrayLike, floor: ArrayLike, frozen: ArrayLike, *,
+          xp=np) -> np.ndarray:
+    """Whether a run's error never rose above the noise floor: max |e_t| over its in-bound
+    iterates (the early and the late half of the horizon, ``err_early`` including e₀) ≤ ``floor``,
+    and it was not frozen. Such a run is at the optimum (:func:`decide`): whatever it did, it did
+    within rounding noise. Its |e₀| alone does not say so: from |e₀| below the floor a step size
+    with |r| > 1 grows the error far above it (float32, w* = 100, |e₀| = 1e-4 under a floor of
+    7.6e-4, α = 2.5: |e₆₀| = 3.8e6)."""
+    top = xp.maximum(xp.asarray(err_early, xp.float64), xp.asarray(err_late, xp.float64))
+    return (top <= floor) & ~xp.asarray(frozen, bool)
 
 
 def growth_limits(band: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

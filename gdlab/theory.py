@@ -14,7 +14,9 @@ Predictions are evaluated in float64 on exactly the (dtype-rounded) numbers the 
 A run is *rounding-sensitive* when float rounding, not the formula, decides its outcome
 (``Prediction.why`` names the reason): its |r| is within 2δ of 1 without being exactly 1, rounding
 decides the sign of its first step (:func:`_sign_by_rounding`), its oscillation stays below the
-noise floor from the first step on, its predicted |e_t| is within accumulated rounding of ``tol``
+noise floor from the first step on, its largest |e_t| is within rounding of the noise floor (a run
+whose error never rises above the floor is at the optimum, ``gdlab.regimes.quiet``: predicted
+``converging_monotone``), its predicted |e_t| is within accumulated rounding of ``tol``
 at the decisive step, or its magnitudes sit at the underflow threshold (where subnormals are
 flushed on CPUs); for n-D problems and momentum see ``gdlab.modes``. Such runs are reported and
 left out of the agreement fraction, never silently counted either way.
@@ -158,16 +160,25 @@ def predict(result: SweepResult) -> Prediction:
     w_star = result.w_star
     err0 = np.abs(np.asarray(result.w0, np.float64) - w_star)
     eps = float(np.finfo(result.dtype).eps)
-    regime = predict_regime(r, err0)
+    q = np.abs(r)
+    scale = np.abs(w_star) + err0
+    spread = modes.NOISE_SIGMAS * eps * scale * _walk(q, result.steps)
+    quiet, at_floor = _quiet(q, err0, np.where(alpha != 0, spread, 0.0), 4.0 * eps * scale,
+                             result.noise_floor, result.steps)
+    regime = np.where(quiet, Regime.CONVERGING_MONOTONE, predict_regime(r, err0)).astype(np.int8)
+    # An oscillation stays hidden below the floor unless two successive errors rise above it,
+    # so unless max_{1≤t≤T−1} |e_t| does: the first step if |r| < 1, step T − 1 if it grows.
+    # The floor it must clear counts 64 ulps of the error before it (engine.flip_floor).
+    hidden = _largest_after(q, err0, result.steps - 1)
+    before = np.maximum(err0, _largest_after(q, err0, result.steps - 2))
     steps = predict_steps_to_tol(r, err0, result.tol, result.steps)
 
-    q = np.abs(r)
     why = {"near |r| = 1": (np.abs(q - 1.0) <= 2.0 * result.delta) & (q != 1.0),
            "sign of r by rounding": _sign_by_rounding(r, alpha * lam, np.abs(w_star), err0, eps),
-           "oscillation below the floor": ((r < 0) & (err0 > 0) & (
-               q * err0 <= 4.0 * flip_floor(result.noise_floor, eps, err0)))}
+           "oscillation below the floor": ((r < 0) & ~quiet & (hidden <= 4.0 * flip_floor(
+               result.noise_floor, eps, before))),
+           "at the noise floor": at_floor}
     # Rounding accumulated by step t: each step adds a few ulps of |w*| + |e|, damped by |r| < 1.
-    scale = np.abs(w_star) + err0
     with np.errstate(divide="ignore"):
         memory = np.where(q < 1.0, 1.0 / np.maximum(1.0 - q, 1e-300), np.inf)
     near_tol = np.zeros(np.shape(r), bool)
@@ -179,7 +190,29 @@ def predict(result: SweepResult) -> Prediction:
     why["near tol"] = near_tol
     why["underflow"] = _underflow(scale, result.dtype)
     return Prediction(r=r, regime=regime, steps_to_tol=steps, sensitive=_any(why), rho=q,
-                      why=why, spread=modes.NOISE_SIGMAS * eps * scale * _walk(q, result.steps))
+                      why=why, spread=spread)
+
+
+def _largest_after(q: np.ndarray, err0: np.ndarray, k: int) -> np.ndarray:
+    """max_{1≤t≤k} |r|^t|e₀| = |e₀|·max(|r|, |r|^k) (the first step's for k < 1)."""
+    with np.errstate(over="ignore"):
+        return np.where(err0 > 0, err0 * np.maximum(q, q ** max(k, 1)), 0.0)
+
+
+def _quiet(q: np.ndarray, err0: np.ndarray, spread: np.ndarray, ulps: np.ndarray,
+           floor: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(quiet, undecided) of scalar runs: whether |e_t| = |r|^t|e₀| never rises above the noise
+    floor over t = 0 … T — a run at the optimum (``gdlab.regimes.quiet``) — and whether rounding
+    decides that. The simulated max |e_t| lies between max(|e₀| − a, m − s) and
+    max(|e₀| + a, m + s), m = max_{1≤t≤T} |r|^t|e₀| = |e₀|·max(|r|, |r|^T), a (``ulps``) the
+    rounding of e₀ and s (``spread``) rounding's reach by the horizon (0 where α = 0: nothing
+    moves); the run is undecided where the floor lies within. So a run started at w* with |r| > 1,
+    whose roundings the map grows, is undecided: whether it leaves w* is rounding's."""
+    m = _largest_after(q, err0, steps)
+    with np.errstate(invalid="ignore"):  # m = s = ∞: a run that surely grows, lo = NaN, decided
+        lo = np.maximum(err0 - ulps, m - spread)
+    hi = np.maximum(err0 + ulps, m + spread)
+    return np.maximum(err0, m) <= floor, (lo <= floor) & (floor < hi)
 
 
 def _walk(q: np.ndarray, t: int) -> np.ndarray:
@@ -222,9 +255,17 @@ def _modal(result: SweepResult) -> _Modal:
     e0 = np.asarray(result.w0, np.float64) - result.w_star
     c = (e0 @ np.asarray(problem.Q, np.float64) if nd else e0[..., None]).reshape(-1, d)
     flat = lambda a: np.broadcast_to(np.asarray(a, np.float64), grid).ravel()
-    w_abs = np.sqrt(np.sum(result.w_star.reshape(len(c), -1) ** 2, axis=1))
+    w_abs = _length(result.w_star.reshape(len(c), -1))
     return _Modal(flat(result.hparams["alpha"]), flat(result.hparams.get("beta", 0.0)), lam, c,
                   w_abs, flat(result.noise_floor))
+
+
+def _length(v: np.ndarray) -> np.ndarray:
+    """‖v‖ of each row, its squares taken in units of a power of two near the largest entry (an
+    exact scaling): |w*| = 7e-217 would square to 0 in float64, and with it the rounding the mode
+    model scales by |w*|."""
+    unit = np.ldexp(1.0, np.minimum(np.frexp(np.abs(v).max(axis=1))[1], 1023))
+    return unit * np.sqrt(np.sum((v / unit[:, None]) ** 2, axis=1))
 
 
 def _predict_modes(result: SweepResult) -> Prediction:
@@ -238,6 +279,7 @@ def _predict_modes(result: SweepResult) -> Prediction:
                         w_star_abs=m.w_star_abs, bound=divergence_bound(result.dtype))
     why = {"near tol": mp.near_tol, "flips by rounding": mp.flip_noise,
            "growth within the band": mp.growth_band,
+           "at the noise floor": mp.floor_noise,
            "underflow": _underflow(m.w_star_abs + np.sqrt(np.sum(m.c * m.c, axis=1)),
                                    result.dtype)}
     why = {k: v.reshape(grid) for k, v in why.items()}

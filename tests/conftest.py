@@ -2,6 +2,10 @@
 
 Rank promotion is strict, so an (n_alpha,) array silently broadcasting against a parameter axis
 raises instead of producing a plausible-looking wrong map.
+
+Hypothesis draws the same examples on every run (profile "gdlab": derandomized, no example
+database), so a CI verdict does not depend on the draw; ``HYPOTHESIS_PROFILE=explore`` draws fresh
+examples on each run, to hunt for new cases before a numerical change lands.
 """
 
 import os
@@ -15,6 +19,11 @@ os.environ["GDLAB_CACHE_DIR"] = ""
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("gdlab", derandomize=True, database=None)
+settings.register_profile("explore", database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gdlab"))
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

@@ -14,7 +14,8 @@ reference e_ref starts at e₀, and at each step taken, with e_new = e_{t+1},
 
 So a sign change whose crossing step lands below the floor still counts once the error is seen
 again on the other side; for consecutive resolvable steps it is ⟨e_{t+1}, e_t⟩ < 0. A run started
-exactly at the optimum (e₀ = 0) keeps e_ref = 0: nothing to observe, no flip. For a scalar,
+exactly at the optimum (e₀ = 0) keeps e_ref = 0 and counts no flip: if rounding moves it off w* and
+the map grows that, its growth alone labels it (``gdlab.theory`` flags such runs). For a scalar,
 sign(e_ref) = sign(e₀)·(−1)^flips, which the fast paths use instead of carrying e_ref. Per
 eigen-direction (``mode_flips``) the same rule holds for each component, against
 :func:`~gdlab.engine._common.mode_floor` (``flip_floor`` is the whole error's).
