@@ -381,8 +381,9 @@ def on_device(p: Plan) -> Callable | None:
 def _judge(st: engine.RunStats, growth, floor, lower, upper, steps: int, xp):
     """:func:`gdlab.regimes.judge` of the engine's statistics, in the array namespace ``xp``."""
     frozen = st.t_freeze >= 0
-    return judge(growth, st.flips, frozen, quiet(st.err_early, st.err_late, floor, frozen, xp=xp),
-                 lower, upper, settled(xp.asarray(st.k_obs), steps), xp=xp)
+    top = xp.maximum(st.err_early, st.err_late)   # max |e_t|, t = 0 … T (err_early includes e₀)
+    return judge(growth, st.flips, frozen, quiet(top, floor, frozen, xp=xp), lower, upper,
+                 settled(xp.asarray(st.k_obs), steps), xp=xp)
 
 
 @functools.partial(jax.jit, static_argnames="steps")

@@ -153,7 +153,7 @@ def orbits(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *,
                           res.regime, escapes=escapes, neutral=neutral)
     # At w* throughout: gdlab.sweep judged the run (regimes.decide's at_optimum, its error never
     # above the noise floor); that regime stands, and the orbit, w* throughout, is a fixed point.
-    at_optimum = quiet(res.max_error, 0.0, res.noise_floor, diverged)
+    at_optimum = quiet(res.max_error, res.noise_floor, diverged)
     regime = np.where(at_optimum, res.regime, regime).astype(np.int8)
     period = np.where(at_optimum & ~diverged, 1, period).astype(np.int32)
     return Orbits(res.alpha, late, diverged, period, multiplier, lyap, regime, res)

@@ -51,7 +51,7 @@ from gdlab import stability
 from gdlab.engine import flip_floor
 from gdlab.regimes import decide
 
-__all__ = ["ModePrediction", "evaluate", "NOISE_SIGMAS"]
+__all__ = ["ModePrediction", "evaluate", "length", "NOISE_SIGMAS"]
 
 _MAX_ELEMENTS = 2_000_000  # runs × directions evaluated at once (bounded memory)
 
@@ -172,6 +172,14 @@ def _power_of_two(x: np.ndarray) -> np.ndarray:
     """2^k with 2^(k−1) ≤ x < 2^k (1 for x = 0; at most 2¹⁰²³): a unit to divide lengths by
     without rounding."""
     return np.ldexp(1.0, np.minimum(np.frexp(x)[1], 1023))
+
+
+def length(v: np.ndarray) -> np.ndarray:
+    """‖v‖ of each row of an (n, d) array, its squares taken in units of a power of two near the
+    row's largest entry (an exact scaling): |w*| = 7e-217 would square to 0 in float64, and with
+    it the rounding this model scales by |w*|."""
+    unit = _power_of_two(np.abs(v).max(axis=1))
+    return unit * np.sqrt(np.sum((v / unit[:, None]) ** 2, axis=1))
 
 
 def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, w_star_abs, bound):

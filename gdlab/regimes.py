@@ -208,20 +208,17 @@ def classify(growth: ArrayLike, flips: ArrayLike, frozen: ArrayLike, max_err: Ar
       settled: the error sat at the floor over the end of the horizon (:func:`settled` of the
         engine's ``k_obs``): the run landed, and shrinks whatever its growth.
     """
-    return judge(growth, flips, frozen, quiet(max_err, 0.0, floor, frozen),
+    return judge(growth, flips, frozen, quiet(max_err, floor, frozen),
                  *growth_limits(band), settled)
 
 
-def quiet(err_early: ArrayLike, err_late: ArrayLike, floor: ArrayLike, frozen: ArrayLike, *,
-          xp=np) -> np.ndarray:
-    """Whether a run's error never rose above the noise floor: max |e_t| over its in-bound
-    iterates (the early and the late half of the horizon, ``err_early`` including e₀) ≤ ``floor``,
-    and it was not frozen. Such a run is at the optimum (:func:`decide`): whatever it did, it did
-    within rounding noise. Its |e₀| alone does not say so: from |e₀| below the floor a step size
-    with |r| > 1 grows the error far above it (float32, w* = 100, |e₀| = 1e-4 under a floor of
-    7.6e-4, α = 2.5: |e₆₀| = 3.8e6)."""
-    top = xp.maximum(xp.asarray(err_early, xp.float64), xp.asarray(err_late, xp.float64))
-    return (top <= floor) & ~xp.asarray(frozen, bool)
+def quiet(max_err: ArrayLike, floor: ArrayLike, frozen: ArrayLike, *, xp=np) -> np.ndarray:
+    """Whether a run's error never rose above the noise floor: ``max_err`` = max |e_t| over its
+    in-bound iterates, t = 0 … T, ≤ ``floor``, and it was not frozen. Such a run is at the
+    optimum (:func:`decide`): whatever it did, it did within rounding noise. Its |e₀| alone does
+    not say so: from |e₀| below the floor a step size with |r| > 1 grows the error far above it
+    (float32, w* = 100, |e₀| = 1e-4 under a floor of 7.6e-4, α = 2.5: |e₆₀| = 3.8e6)."""
+    return (xp.asarray(max_err, xp.float64) <= floor) & ~xp.asarray(frozen, bool)
 
 
 def growth_limits(band: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

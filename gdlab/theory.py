@@ -255,17 +255,9 @@ def _modal(result: SweepResult) -> _Modal:
     e0 = np.asarray(result.w0, np.float64) - result.w_star
     c = (e0 @ np.asarray(problem.Q, np.float64) if nd else e0[..., None]).reshape(-1, d)
     flat = lambda a: np.broadcast_to(np.asarray(a, np.float64), grid).ravel()
-    w_abs = _length(result.w_star.reshape(len(c), -1))
+    w_abs = modes.length(result.w_star.reshape(len(c), -1))
     return _Modal(flat(result.hparams["alpha"]), flat(result.hparams.get("beta", 0.0)), lam, c,
                   w_abs, flat(result.noise_floor))
-
-
-def _length(v: np.ndarray) -> np.ndarray:
-    """‖v‖ of each row, its squares taken in units of a power of two near the largest entry (an
-    exact scaling): |w*| = 7e-217 would square to 0 in float64, and with it the rounding the mode
-    model scales by |w*|."""
-    unit = np.ldexp(1.0, np.minimum(np.frexp(np.abs(v).max(axis=1))[1], 1023))
-    return unit * np.sqrt(np.sum((v / unit[:, None]) ** 2, axis=1))
 
 
 def _predict_modes(result: SweepResult) -> Prediction:
