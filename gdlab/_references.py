@@ -82,7 +82,8 @@ def numpy_sweep(alpha: ArrayLike, x: float, y: float, w0: float, steps: int, tol
             resolvable = ok & (err > floor)
             # A sign change between resolvable observations, even across steps below the floor.
             # Resolvable: above the floor plus 64 ulps of the previous error.
-            resolvable_new = ok & (err_new > floor + 64 * eps * err)
+            # The step that freezes the run is seen too (its error is computed, only not kept).
+            resolvable_new = active & (err_new > floor + 64 * eps * err)
             # Against sign(e_ref) (exact; e_new·e_ref can underflow): a flip reverses it.
             sign = e_new * sign_ref
             flip = resolvable_new & (sign < 0)

@@ -38,7 +38,11 @@ M (momentum near a double root) that ρ^k alone misses. s_t = √(Σ_i C_t[i]_ee
   at the optimum (``gdlab.regimes.quiet``); a run started at w* whose map grows its roundings is
   one.
 
-Steps after the error passes the divergence bound observe nothing (the simulation froze there).
+The step whose error passes the divergence bound is seen (the simulation computes it, then freezes
+the run), for its sign only; the steps after it are not. In n-D the simulation's inner product of
+that error with e_ref can overflow (a product beyond the dtype's largest number, or a component
+itself beyond it, whose signs may then meet as ∞ − ∞ = NaN): such a flip is counted as possible,
+not certain.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from gdlab import stability
 from gdlab.engine import flip_floor
 from gdlab.regimes import decide
 
-__all__ = ["ModePrediction", "evaluate", "length", "NOISE_SIGMAS"]
+__all__ = ["ModePrediction", "evaluate", "length", "gradient_gain", "NOISE_SIGMAS"]
 
 _MAX_ELEMENTS = 2_000_000  # runs × directions evaluated at once (bounded memory)
 
@@ -75,28 +79,31 @@ class ModePrediction(NamedTuple):
     growth_band: np.ndarray   # bool: the growth is within the simulation's band of 1
     floor_noise: np.ndarray   # bool: rounding may decide whether ‖e_t‖ ever rises above the floor
     spread: np.ndarray        # float64, c·s_T: rounding's reach on ‖e_T‖ at the horizon
+    underflow: np.ndarray     # bool: a gradient term is subnormal before steps-to-tol is decided
 
     @property
     def sensitive(self) -> np.ndarray:
-        return self.near_tol | self.flip_noise | self.growth_band | self.floor_noise
+        return (self.near_tol | self.flip_noise | self.growth_band | self.floor_noise
+                | self.underflow)
 
 
 def evaluate(optimizer: str, alpha: np.ndarray, beta: np.ndarray, lam: np.ndarray, c: np.ndarray,
              *, steps: int, tol: float, floor: np.ndarray, band: np.ndarray, eps: float,
-             w_star_abs: np.ndarray, bound: float) -> ModePrediction:
+             tiny: float, w_star_abs: np.ndarray, bound: float) -> ModePrediction:
     """Predicted statistics for runs with flat inputs.
 
     Args:
       alpha, beta: (N,) hyperparameters; lam, c: (N, d) eigenvalues and initial components;
       floor, band, w_star_abs: (N,) noise floor, log-growth band and |w*| of the simulation;
-      eps, bound: its machine epsilon and divergence bound (a run is frozen, and observes
-      nothing more, from the step its error would pass the bound).
+      eps, tiny, bound: its machine epsilon, smallest normal number and divergence bound (a run
+      is frozen from the step its error would pass the bound; that step's sign is seen, nothing
+      after it).
     """
     n, d = np.shape(lam)
     chunk = max(1, _MAX_ELEMENTS // max(d, 1))
     parts = [_evaluate(optimizer, alpha[s:s + chunk], beta[s:s + chunk], lam[s:s + chunk],
                        c[s:s + chunk], steps, tol, floor[s:s + chunk], band[s:s + chunk], eps,
-                       w_star_abs[s:s + chunk], bound) for s in range(0, n, chunk)]
+                       tiny, w_star_abs[s:s + chunk], bound) for s in range(0, n, chunk)]
     return ModePrediction(*(np.concatenate(x) for x in zip(*parts)))
 
 
@@ -107,23 +114,43 @@ def _norm(e: np.ndarray) -> np.ndarray:
 
 class _Flips:
     """The engine's sign-flip rule for one floor: e_ref ← e₀; at each step a resolvable error
-    (‖e‖ > floor) flips iff ⟨e, e_ref⟩ < −margin, and becomes e_ref if ⟨e, e_ref⟩ ≠ 0."""
+    (‖e‖ > floor) flips iff ⟨e, e_ref⟩ < −sense·reach, and becomes e_ref if ⟨e, e_ref⟩ ≠ 0.
 
-    def __init__(self, e0: np.ndarray) -> None:
-        self.ref, self.norm_ref = e0.copy(), _norm(e0)
+    ``sense`` = 1 counts only flips whose sign rounding cannot change, −1 also those it could
+    create, 0 is the exact rule. With e off by at most s (this step's reach) and e_ref by s_ref (the
+    reach when it was observed), ⟨e, e_ref⟩ moves by at most
+    reach = s·‖e_ref‖ + s_ref·‖e‖ + s·s_ref — not s·(‖e‖ + ‖e_ref‖): a run whose error grows
+    ‖e‖/‖e_ref‖ > 1/(c·eps)-fold in one step (αλ = 10¹⁶) is no closer to rounding's sign for it.
+    """
+
+    def __init__(self, e0: np.ndarray, reach0: np.ndarray, sense: float) -> None:
+        self.ref, self.norm_ref, self.reach_ref = e0.copy(), _norm(e0), reach0
+        self.sense = sense
         self.seen = np.zeros(len(e0), bool)
 
-    def step(self, e: np.ndarray, norm: np.ndarray, floor: np.ndarray,
-             margin: np.ndarray) -> None:
-        """``margin`` per run: > 0 counts only flips whose sign rounding cannot change (the inner
-        product moves by at most s·(‖e‖ + ‖e_ref‖) for errors each off by s), < 0 also those
-        it could create, 0 the exact rule."""
+    def step(self, e: np.ndarray, norm: np.ndarray, floor: np.ndarray, reach: np.ndarray,
+             overflow: tuple | None = None) -> None:
+        """One observation: ``floor`` the floor it must clear, ``reach`` its own rounding's.
+
+        ``overflow`` = (bound, d, unscaled bound), the divergence bound √max in the lengths'
+        units: the simulation's ⟨e, e_ref⟩ may be inf or NaN where a product of entries can pass
+        max (‖e‖·‖e_ref‖ > max/d) or an entry of e can (‖e‖ > max); ``sense`` = 1 then counts no
+        flip. Written as ratios to the bound, which cannot overflow float64."""
         dot = np.einsum("ij,ij->i", e, self.ref)
         resolvable = norm > floor
-        self.seen |= resolvable & (dot < -margin * (norm + self.norm_ref))
+        if overflow is not None and self.sense > 0:
+            bound, d, unscaled = overflow
+            resolvable &= ((norm / bound) * (self.norm_ref / bound) <= 1.0 / d) & (
+                (norm / bound) / unscaled <= 1.0)
+        if self.sense:
+            moved = reach * self.norm_ref + self.reach_ref * norm + reach * self.reach_ref
+            self.seen |= resolvable & (dot < -self.sense * moved)
+        else:
+            self.seen |= resolvable & (dot < 0)
         new_ref = resolvable & (dot != 0)
         self.ref = np.where(new_ref[:, None], e, self.ref)
         self.norm_ref = np.where(new_ref, norm, self.norm_ref)
+        self.reach_ref = np.where(new_ref, reach, self.reach_ref)
 
 
 def _along(e: np.ndarray, norm: np.ndarray, c_ee: np.ndarray) -> np.ndarray:
@@ -144,9 +171,10 @@ class _Map:
         a, b, c, d = M[..., 0, 0], M[..., 0, 1], M[..., 1, 0], M[..., 1, 1]
         self.a, self.b, self.c, self.d = a, b, c, d
         self.coupled = bool(np.any(b != 0))
-        self.k_ee = (a * a, 2 * a * b, b * b)
-        self.k_ev = (a * c, a * d + b * c, b * d)
-        self.k_vv = (c * c, 2 * c * d, d * d)
+        with np.errstate(over="ignore", invalid="ignore"):  # |α| near float max: ∞, a run frozen
+            self.k_ee = (a * a, 2 * a * b, b * b)         # at its first step
+            self.k_ev = (a * c, a * d + b * c, b * d)
+            self.k_vv = (c * c, 2 * c * d, d * d)
 
     def state(self, e: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not self.coupled:
@@ -182,7 +210,24 @@ def length(v: np.ndarray) -> np.ndarray:
     return unit * np.sqrt(np.sum((v / unit[:, None]) ** 2, axis=1))
 
 
-def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, w_star_abs, bound):
+def gradient_gain(alpha: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """The smallest factor between an error component e_i and a number the step computes from it:
+    min(√λ_i, λ_i, |α|λ_i) — a residual √λ·e, the gradient λe, the update αλe (|α|λ_i left out at
+    α = 0, where nothing moves). ∞ where λ_i = 0: its gradient is exactly 0, not rounded there.
+
+    Below the smallest normal number a CPU flushes such a product to 0 and the run stops moving
+    (float32, x = 3e-20, y = 3e-19, α = 3e38: r = 0.73, yet λ·|e₀| = 9e-39 is flushed and the run
+    stalls at w₀), while a GPU keeps it as a subnormal."""
+    lam = np.asarray(lam, np.float64)
+    a = np.abs(np.asarray(alpha, np.float64))
+    with np.errstate(invalid="ignore"):
+        gain = np.minimum(np.minimum(np.sqrt(np.abs(lam)), np.abs(lam)),
+                          np.where(a != 0, a * np.abs(lam), np.inf))
+    return np.where(lam != 0, gain, np.inf)
+
+
+def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, tiny, w_star_abs,
+              bound):
     # Lengths in units of a power of two near max(|w*|, max_i |c_i|, floor) per run, so that no
     # square underflows (float64, w* = 9e-150: a step's rounding variance (eps·|w*|)² = 4e-330
     # would be 0) and, the scaling being exact, nothing else changes; every test below is
@@ -203,28 +248,36 @@ def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, w_st
     half = steps // 2
     early, late = norm0.copy(), np.zeros_like(norm0)
     first = np.where(norm0 < tol, 0, -1)
-    exact, certain, possible = _Flips(e), _Flips(e), _Flips(e)
-    norm, zero, live = norm0, np.zeros_like(norm0), np.ones(len(e), bool)
+    norm, live = norm0, np.ones(len(e), bool)
+    # Where the simulation's ⟨e, e_ref⟩ can overflow (_Flips.step), with max = bound² (unscaled).
+    overflow = (bound, d, bound * unit) if d > 1 else None
     norm_prev = norm0
     near_tol = np.zeros(len(e), bool)
+    gain, underflow = gradient_gain(alpha[:, None], lam), np.zeros(len(e), bool)
     # max_t ‖e_t‖ as rounding may leave it: ± e₀'s rounding, then ± c·s_t (nothing moves at α = 0)
     a0 = 4.0 * eps * (w_star_abs + norm0)
+    exact, certain, possible = _Flips(e, a0, 0.0), _Flips(e, a0, 1.0), _Flips(e, a0, -1.0)
     top_lo, top_hi = norm0 - a0, norm0 + a0
     moving = alpha_lam != 0
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(steps):
+            # A component above the floor whose gradient terms are subnormal, at a step that
+            # decides steps-to-tol (lengths scaled back by unit).
+            small = (np.abs(e) > floor[:, None]) & (gain * np.abs(e) * unit[:, None] < 2 * tiny)
+            underflow |= (first < 0) & live & small.any(axis=1)
             cov = step.spread(cov, _step_variance(eps, w_star_abs, norm, alpha_lam, d)[:, None])
             e, v = step.state(e, v)
             norm = _norm(e)
-            live &= norm <= bound     # False for inf and NaN: the simulation froze
+            seen = live              # computed: the step that freezes the run is seen too
+            live = live & (norm <= bound)  # False for inf and NaN: the simulation froze
             slack = NOISE_SIGMAS * np.sqrt(np.sum(cov[0], axis=1))
             reach = np.where(moving, slack, 0.0)
             top_lo = np.maximum(top_lo, np.where(live, norm - reach, np.inf))
             top_hi = np.maximum(top_hi, np.where(live, norm + reach, np.inf))
-            floor_t = np.where(live, flip_floor(floor, eps, norm_prev), np.inf)  # the engine's
-            exact.step(e, norm, floor_t, zero)
-            certain.step(e, norm, floor_t + slack, slack)
-            possible.step(e, norm, floor_t - slack, -slack)
+            floor_t = np.where(seen, flip_floor(floor, eps, norm_prev), np.inf)  # the engine's
+            exact.step(e, norm, floor_t, slack)
+            certain.step(e, norm, floor_t + slack, slack, overflow)
+            possible.step(e, norm, floor_t - slack, slack)
             norm_prev = norm
             grown = np.where(np.isfinite(norm), norm, np.inf)
             if t + 1 > half:
@@ -244,4 +297,4 @@ def _evaluate(optimizer, alpha, beta, lam, c, steps, tol, floor, band, eps, w_st
     return (regime, first.astype(np.int32), rho, np.exp(log_g), near_tol & moves,
             (certain.seen != possible.seen) & moves,
             (np.abs(log_g) <= 2 * band) & ((log_g != 0) | moving) & moves,
-            (top_lo <= floor) & (floor < top_hi), slack * unit)
+            (top_lo <= floor) & (floor < top_hi), slack * unit, underflow & moves)

@@ -18,8 +18,10 @@ noise floor from the first step on, its largest |e_t| is within rounding of the 
 whose error never rises above the floor is at the optimum, ``gdlab.regimes.quiet``: predicted
 ``converging_monotone``), its predicted |e_t| is within accumulated rounding of ``tol``
 at the decisive step, or its magnitudes sit at the underflow threshold (where subnormals are
-flushed on CPUs); for n-D problems and momentum see ``gdlab.modes``. Such runs are reported and
-left out of the agreement fraction, never silently counted either way.
+flushed on CPUs) — |w*| + |e₀|, or a residual, gradient or update the run computes before its
+steps-to-tol is decided (``gdlab.modes.gradient_gain``); for n-D problems and momentum see
+``gdlab.modes``. Such runs are reported and left out of the agreement fraction, never silently
+counted either way.
 
 That agreement compares the simulation with the same linear map under the same definitions, so it
 cannot see a defect those definitions share. :func:`closed_form` compares it with the closed forms
@@ -168,9 +170,12 @@ def predict(result: SweepResult) -> Prediction:
     regime = np.where(quiet, Regime.CONVERGING_MONOTONE, predict_regime(r, err0)).astype(np.int8)
     # An oscillation stays hidden below the floor unless two successive errors rise above it,
     # so unless max_{1≤t≤T−1} |e_t| does: the first step if |r| < 1, step T − 1 if it grows.
-    # The floor it must clear counts 64 ulps of the error before it (engine.flip_floor).
-    hidden = _largest_after(q, err0, result.steps - 1)
-    before = np.maximum(err0, _largest_after(q, err0, result.steps - 2))
+    # The floor it must clear counts 64 ulps of the error before it (engine.flip_floor). An error
+    # past the divergence bound is seen at the step that passes it (its sign is the flip), so
+    # both are taken at most at the bound: |r|^(T−1) overflowing float64 hides nothing.
+    bound = divergence_bound(result.dtype)
+    hidden = np.minimum(_largest_after(q, err0, result.steps - 1), bound)
+    before = np.minimum(np.maximum(err0, _largest_after(q, err0, result.steps - 2)), bound)
     steps = predict_steps_to_tol(r, err0, result.tol, result.steps)
 
     why = {"near |r| = 1": (np.abs(q - 1.0) <= 2.0 * result.delta) & (q != 1.0),
@@ -188,7 +193,14 @@ def predict(result: SweepResult) -> Prediction:
         slack = 4.0 * eps * scale * np.minimum(t + 1.0, memory)
         near_tol |= valid & (np.abs(_err_at(q, err0, np.maximum(t, 0)) - result.tol) <= slack)
     why["near tol"] = near_tol
-    why["underflow"] = _underflow(scale, result.dtype)
+    # The smallest error above the floor whose gradient decides steps-to-tol: |e_t|, t < the
+    # decisive step, is smallest at the last such t (or t = 0 if it does not shrink).
+    last = np.maximum(decisive, 1) - 1
+    with np.errstate(under="ignore", over="ignore"):
+        e_min = np.maximum(err0 * np.minimum(1.0, q ** last), result.noise_floor)
+    why["underflow"] = _underflow(scale, result.dtype) | (
+        (err0 > result.noise_floor)
+        & (modes.gradient_gain(alpha, lam) * e_min < 2 * np.finfo(result.dtype).tiny))
     return Prediction(r=r, regime=regime, steps_to_tol=steps, sensitive=_any(why), rho=q,
                       why=why, spread=spread)
 
@@ -268,12 +280,13 @@ def _predict_modes(result: SweepResult) -> Prediction:
     mp = modes.evaluate(result.optimizer, m.alpha, m.beta, m.lam, m.c, steps=result.steps,
                         tol=result.tol, floor=m.floor, band=window * np.ravel(
                             np.broadcast_to(result.delta, grid)), eps=eps,
-                        w_star_abs=m.w_star_abs, bound=divergence_bound(result.dtype))
+                        tiny=float(np.finfo(result.dtype).tiny), w_star_abs=m.w_star_abs,
+                        bound=divergence_bound(result.dtype))
     why = {"near tol": mp.near_tol, "flips by rounding": mp.flip_noise,
            "growth within the band": mp.growth_band,
            "at the noise floor": mp.floor_noise,
            "underflow": _underflow(m.w_star_abs + np.sqrt(np.sum(m.c * m.c, axis=1)),
-                                   result.dtype)}
+                                   result.dtype) | mp.underflow}
     why = {k: v.reshape(grid) for k, v in why.items()}
     r = (1.0 - m.alpha * m.lam.max(axis=1)).reshape(grid) if result.optimizer == "sgd" else None
     return Prediction(r=r, regime=mp.regime.reshape(grid),

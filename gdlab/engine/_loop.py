@@ -13,7 +13,10 @@ reference e_ref starts at e₀, and at each step taken, with e_new = e_{t+1},
     e_ref ← e_new if resolvable ∧ ⟨e_new, e_ref⟩ ≠ 0.
 
 So a sign change whose crossing step lands below the floor still counts once the error is seen
-again on the other side; for consecutive resolvable steps it is ⟨e_{t+1}, e_t⟩ < 0. A run started
+again on the other side; for consecutive resolvable steps it is ⟨e_{t+1}, e_t⟩ < 0. The step that
+freezes a run is seen too: its error is computed, only not kept, so a run whose first step leaves
+the bound (αλ = 10¹⁸ on the homework's loss) has its flip (unless that error is NaN, or a vector's
+inner product overflows to NaN, which says nothing). A run started
 exactly at the optimum (e₀ = 0) keeps e_ref = 0 and counts no flip: if rounding moves it off w* and
 the map grows that, its growth alone labels it (``gdlab.theory`` flags such runs). For a scalar,
 sign(e_ref) = sign(e₀)·(−1)^flips, which the fast paths use instead of carrying e_ref. Per
@@ -109,11 +112,11 @@ def _observe(x_new, ref, resolvable, sign):
     return resolvable & (sign < 0), jnp.where(resolvable & (sign != 0), x_new, ref)
 
 
-def _mode_flips(c: _Constants, ref, e_new, err, err_new, ok):
-    """Per eigen-direction, the sign-flip rule for the component of e_{t+1}, resolvable above
-    mode_floor: (flips (d,) int32, the new references)."""
+def _mode_flips(c: _Constants, ref, e_new, err, err_new, active):
+    """Per eigen-direction, the sign-flip rule for the component of e_{t+1} (of a step computed by
+    an ``active`` run), resolvable above mode_floor: (flips (d,) int32, the new references)."""
     m_new = c.problem.modes(e_new)
-    seen = ok & (jnp.abs(m_new) > mode_floor(c.floor, c.eps, err, err_new))
+    seen = active & (jnp.abs(m_new) > mode_floor(c.floor, c.eps, err, err_new))
     flip, ref = _observe(m_new, ref, seen, jnp.sign(m_new) * jnp.sign(ref))
     return flip.astype(jnp.int32), ref
 
@@ -137,14 +140,15 @@ def _step(c: _Constants, carry, t):
     """One step with the online statistics (:class:`RunStats`)."""
     w, opt_state, st, refs = carry
     err = _norm(w - c.w_star)
+    active = st.t_freeze < 0            # the step is computed, and seen even if it freezes the run
     new = _freeze_step(c, w, opt_state, st.t_freeze, t)
     ok, e_new, err_new = new.ok, new.e, new.err
     measured = ok & (err > c.floor)     # a step from a resolvable error: err_obs, k_obs
-    resolvable = ok & (err_new > flip_floor(c.floor, c.eps, err))
+    resolvable = active & (err_new > flip_floor(c.floor, c.eps, err))  # False for NaN
     flip, e_ref = _observe(e_new, refs.e, resolvable, inner_sign(e_new, refs.e))
     mode_flips, m_ref = st.mode_flips, refs.modes
     if mode_flips is not None:
-        flips_i, m_ref = _mode_flips(c, m_ref, e_new, err, err_new, ok)
+        flips_i, m_ref = _mode_flips(c, m_ref, e_new, err, err_new, active)
         mode_flips = mode_flips + flips_i
     late = t + 1 > c.half
     err_in = jnp.where(ok, err_new, 0)

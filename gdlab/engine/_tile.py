@@ -124,6 +124,8 @@ class Tile:
                 ok = ok & (i <= k.n_valid)
             bad = ~(a_new <= self.bound)                # catches inf and NaN
             tf = jnp.where(ok & bad, ti, tf)
+        seen = ok                                       # step i computed: its sign is seen
+        if exact:
             ok = ok & ~bad                              # step i taken
         only = (lambda new, old: jnp.where(ok, new, old)) if exact else (lambda new, old: new)
         st, ref = c.st, c.ref
@@ -131,7 +133,7 @@ class Tile:
         if quiet:                                       # see __call__
             st = st._replace(q=jnp.maximum(st.q, a_new))
         elif self.statistics:
-            st, ref = self._counters(st, c, k, ok, ti, e_new, a_new)
+            st, ref = self._counters(st, c, k, ok, seen, ti, e_new, a_new)
         if self.rate:
             scale = jnp.abs(k.w_star) + c.a + a_new + jnp.abs(1 - k.r) * c.a
             # 0 where scale = 0 (w* = e_t = e_{t+1} = 0: both sides exactly 0), as the engine.
@@ -142,9 +144,10 @@ class Tile:
         return _StepCarry(v, sv, ref, a_new, st, s, tf, ok)
 
     def _counters(self, st: TileState, c: _StepCarry, k: _TileConstants, ok: jax.Array,
-                  ti: jax.Array, e_new: jax.Array, a_new: jax.Array) -> tuple[TileState, Any]:
-        """steps_to_tol, flips, err_obs and k_obs after a step (``ok``: taken) to ``e_new``, and
-        the reference's new sign.
+                  seen: jax.Array, ti: jax.Array, e_new: jax.Array,
+                  a_new: jax.Array) -> tuple[TileState, Any]:
+        """steps_to_tol, flips, err_obs and k_obs after a step (``ok``: taken; ``seen``: computed,
+        so also the step that freezes the run) to ``e_new``, and the reference's new sign.
 
         The sign-flip rule of ``gdlab.engine._loop`` for a scalar: e_ref is the last resolvable
         error, so only its sign, ``c.ref`` = ±1 (0 if e₀ = 0), matters, and a flip reverses it. The
@@ -152,7 +155,7 @@ class Tile:
         """
         res = ok & (c.a > k.floor)
         stt = jnp.where((st.stt < 0) & ok & (a_new < k.tol), ti, st.stt)
-        flip = ok & (a_new > flip_floor(k.floor, self.eps, c.a)) & (e_new * c.ref < 0)
+        flip = seen & (a_new > flip_floor(k.floor, self.eps, c.a)) & (e_new * c.ref < 0)
         fl = st.fl + flip.astype(self.dtype)
         eo = jnp.where(res, a_new, st.eo)
         return (st._replace(stt=stt, fl=fl, eo=eo, ko=jnp.where(res, ti, st.ko)),
