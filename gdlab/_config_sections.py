@@ -20,7 +20,7 @@ from gdlab._imports import resolve as import_path
 from gdlab._naming import did_you_mean
 from gdlab._sweep import DTYPES
 from gdlab._sweep_checks import axis_refusal
-from gdlab.errors import ArgumentError, one_line
+from gdlab.errors import USER_CODE_ERRORS, ArgumentError, one_line
 from gdlab.interfaces import Layered, Linear, WithInit
 from gdlab.problems import Param
 
@@ -108,6 +108,8 @@ def problem_table(v: Validator, table: dict) -> ProblemSection:
     except ValueError as e:
         if isinstance(e, ArgumentError) and e.argument.startswith("problem."):  # names its key
             v.fail(e.argument, e.detail)
+        if isinstance(e, ArgumentError) and e.argument in spec.params:   # one of the problem's
+            v.fail(f"problem.{e.argument}", e.detail)
         raise ConfigError(f"{v.where}: problem: {e}") from None
     if w0 is None and not isinstance(value, WithInit):
         w0 = 0.0
@@ -157,10 +159,12 @@ def _custom_problem(v: Validator, prob: dict) -> ProblemSection:
         params[k] = Param(x, kind, sweepable=kind == "float")
     values = {k: v.param(f"problem.{k}", prob[k], p) for k, p in params.items()}
     w0 = prob.get("w0", 0.0)
-    w0 = (_imported(v, w0, base, "problem.w0") if isinstance(w0, str)
-          else v.number_list("problem.w0", w0) if isinstance(w0, list)
-          else v.number("problem.w0", w0))
+    w0 = (_imported(v, w0, base, "problem.w0") if isinstance(w0, str)   # a list is a vector,
+          else np.asarray(v.number_list("problem.w0", w0))              # not a pytree of numbers
+          if isinstance(w0, list) else v.number("problem.w0", w0))
     w0 = _initial(v, prob["w0"], w0) if callable(w0) else w0
+    if isinstance(optimum, tuple) and not isinstance(w0, (tuple, list, dict)):
+        optimum = np.asarray(optimum)   # a list is a vector like w0, unless w0 is a tuple pytree
     try:
         value, flat = problems_lib.custom(loss, optimum=optimum, **values).bind(w0)
     except ValueError as e:
@@ -188,7 +192,7 @@ def _initial(v: Validator, spec: str, start: Callable) -> Any:
         pass
     try:
         return start()
-    except Exception as e:  # noqa: BLE001 — whatever the user's code raises
+    except USER_CODE_ERRORS as e:  # whatever the user's code raises
         v.fail("problem.w0", f"{spec!r} raised {one_line(e)}")
 
 

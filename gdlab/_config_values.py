@@ -79,8 +79,9 @@ class Validator:
         """A problem parameter by its kind (float, int, vector, matrix); None keeps the default."""
         if value is None:
             return None
-        if spec.kind == "int":
-            v = self.integer(key, value, 1 if spec.positive else -2**31)
+        if spec.kind in ("int", "seed"):
+            v = self.integer(key, value, 1 if spec.positive else 0 if spec.kind == "seed"
+                             else -2**31)
         elif spec.kind == "float":
             v = self.number(key, value, positive=spec.positive)
         elif spec.kind == "choice":

@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from gdlab.errors import ArgumentError, one_line
+from gdlab.errors import USER_CODE_ERRORS, ArgumentError, one_line
 
 __all__ = ["resolve"]
 
@@ -52,7 +52,7 @@ def _module(name: str, base: Path, argument: str):
             raise ArgumentError(argument, f"no module {name!r}: neither {path} nor one on the "
                                           "Python path; put it next to the config") from None
         raise ArgumentError(argument, f"importing {name!r} failed: {one_line(e)}") from None
-    except Exception as e:  # noqa: BLE001 — whatever the user's module raises on import
+    except USER_CODE_ERRORS as e:  # whatever the user's module raises on import
         raise ArgumentError(argument, f"importing {name!r} failed: {one_line(e)}") from None
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from gdlab import engine, grids, resources
 from gdlab import optimizers as optimizers_lib
-from gdlab.errors import ArgumentError, one_line
+from gdlab.errors import USER_CODE_ERRORS, ArgumentError, one_line
 from gdlab.interfaces import Bindable, Layered, Problem, WithInit, WithOptimum
 
 __all__ = ["DTYPES", "precision"]
@@ -180,7 +180,7 @@ def shapes(problem: Problem, fields: tuple[str, ...], param_shape: tuple[int, ..
     with precision(dtype.name):
         try:
             loss = jax.eval_shape(lambda p, w: p.loss(w), one, w)
-        except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
+        except USER_CODE_ERRORS as e:  # whatever the problem's code raises
             loss, why = None, one_line(e)
         if loss is not None and isinstance(problem, Bindable):   # a user's loss
             if loss.shape != ():
@@ -195,7 +195,7 @@ def shapes(problem: Problem, fields: tuple[str, ...], param_shape: tuple[int, ..
                                                     "floating point (an integer has no gradient)")
         try:
             g = jax.eval_shape(lambda p, w: p.grad(w), one, w)
-        except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
+        except USER_CODE_ERRORS as e:  # whatever the problem's code raises
             g = None
             why = why if loss is None else one_line(e)
             if loss is not None and isinstance(problem, Bindable):
@@ -205,7 +205,7 @@ def shapes(problem: Problem, fields: tuple[str, ...], param_shape: tuple[int, ..
         if g is not None and known:   # the optimum and the curvature, apart: their own error
             try:
                 opt, lam = jax.eval_shape(lambda p: (p.optimum(), p.curvature()), one)
-            except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
+            except USER_CODE_ERRORS as e:  # whatever the problem's code raises
                 g, why = None, one_line(e)   # a built-in's fields of the wrong shape: below
                 if isinstance(problem, Bindable):
                     raise ArgumentError("problem.optimum", f"{name}'s optimum or the curvature "

@@ -405,8 +405,12 @@ def _input_error(a: argparse.Namespace) -> str | None:
         if a.mlp:
             check_map_fits(a.grid, a.ref_grid or a.grid, a.ref_chunk, a.steps)
         else:
-            resources.check_fits(resources.sweep_bytes(a.n) + 200 * _numpy_n(a), argument="--n",
+            resources.check_fits(resources.sweep_bytes(a.n), argument="--n",
                                  what=f"a benchmark of {a.n} runs", fix="give a smaller --n")
+            resources.check_fits(resources.sweep_bytes(a.n) + 200 * _numpy_n(a),
+                                 argument="--numpy-n",
+                                 what=f"{a.n} runs beside a NumPy reference of {_numpy_n(a)}",
+                                 fix="give a smaller --numpy-n")
         if a.memory_curve:
             resources.check_fits(resources.sweep_bytes(a.max_n, keep="compact"),
                                  argument="--max-n", what=f"a compact sweep of {a.max_n} runs",

@@ -34,7 +34,7 @@ import numpy as np
 
 from gdlab import curvature, grids
 from gdlab._naming import did_you_mean
-from gdlab.errors import ArgumentError, ArgumentTypeError
+from gdlab.errors import USER_CODE_ERRORS, ArgumentError, ArgumentTypeError
 
 __all__ = ["custom", "Layout", "CustomProblem", "RESERVED", "STATIONARY_STEP", "stationarity"]
 
@@ -152,7 +152,7 @@ class CustomProblem:
                 bound.verify()
             except ArgumentError:
                 raise
-            except Exception:  # noqa: BLE001, S110 — the user's code fails: the sweep's shape
+            except USER_CODE_ERRORS:  # noqa: S110 — the user's code fails: the sweep's shape
                 pass           # checks name the failing part (loss or optimum) in one line
         return bound, flat
 

@@ -22,13 +22,19 @@
   ``config_json``, the whole summary ``summary_json``, and its scalars flat (``dtype``, ``steps``,
   ``tol``, and one level down ``versions_jax``, ``timings_total_s``, ``agreement_fraction``, …).
 
+Nothing read is trusted: the arrays' dtypes, shapes (against the axes and the other coordinates),
+finiteness and regime codes are checked before the Dataset is built (:mod:`gdlab._npz_checks`), a
+file gdlab did not write so being one ArgumentError line.
+
 :func:`export` writes the Dataset as netCDF-4 (through h5netcdf: every dtype kept, int8 codes,
 int64 steps and booleans included, which netCDF-3 cannot hold) or one CSV row per run (the axis
-values, the regimes by name, every per-run scalar), through a temporary file renamed into place.
+values, the regimes by name, every per-run scalar), through a temporary file renamed into place
+(the netCDF built in memory, then written with plain file I/O: a full disk is one OSError).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -39,6 +45,7 @@ import numpy as np
 
 from gdlab import rundir
 from gdlab._naming import symbol
+from gdlab._npz_checks import check_results, check_sizes
 from gdlab.errors import ArgumentError, OutputError, one_line
 
 if TYPE_CHECKING:
@@ -125,27 +132,37 @@ def load(run_dir: str | os.PathLike) -> xr.Dataset:
     that holds no sweep (missing, not gdlab's, the gradient lab's, a shard, unreadable files)
     raises :class:`~gdlab.errors.ArgumentError` with one line naming it and what to do.
     """
-    return _dataset(*_read(Path(run_dir)))
+    path = Path(run_dir)
+    return _dataset(path, *_read(path))
 
 
-def _dataset(arrays: dict[str, np.ndarray], zoom: dict[str, np.ndarray],
+def _dataset(path: Path, arrays: dict[str, np.ndarray], zoom: dict[str, np.ndarray],
              summary: dict) -> xr.Dataset:
+    """The Dataset of run directory ``path``'s files, checked first (:mod:`gdlab._npz_checks`):
+    a file gdlab did not write so is ArgumentError ``run_dir``, one line."""
     import xarray as xr
 
+    results = path / "results.npz"
+    check_results(results, arrays, path / "zoom.npz", zoom)
     axes = [str(a) for a in arrays.pop("axis_names")]
     names = [str(n) for n in arrays.pop("regime_names")]
     grid = tuple(arrays[a].size for a in axes)
-    coords: dict[str, Any] = {a: (a, arrays.pop(a), {"long_name": _axis_long_name(a)})
-                              for a in axes}
-    for name, dim in _COORDS.items():
-        if name in arrays:
-            coords[dim] = (dim, arrays.pop(name), {"long_name": _LONG_NAMES[dim]})
+    on = {**{a: a for a in axes}, **{k: d for k, d in _COORDS.items() if k in arrays}}
+    coords = {dim: arrays.pop(name) for name, dim in on.items()}   # npz name → its dimension
     variables = {name: (_dims(name, a.shape, axes, grid), a) for name, a in arrays.items()}
     variables.update({f"zoom_{k}": (_ZOOM_DIMS.get(k) or _own_dims(f"zoom_{k}", a.ndim), a)
                       for k, a in zoom.items()})
     variables.update(_boundaries(summary, names))
-    return xr.Dataset({k: (dims, a, _var_attrs(k, names)) for k, (dims, a) in variables.items()},
-                      coords=coords, attrs=_attrs(summary))
+    check_sizes(results, {**{name: ((dim,), coords[dim]) for name, dim in on.items()},
+                          **variables}, {f"zoom_{k}": path / "zoom.npz" for k in zoom})
+    try:
+        return xr.Dataset({k: (dims, a, _var_attrs(k, names))
+                           for k, (dims, a) in variables.items()},
+                          coords={d: (d, v, _coord_attrs(d, axes)) for d, v in coords.items()},
+                          attrs=_attrs(summary))
+    except (ValueError, TypeError) as e:   # a layout the checks above did not foresee
+        raise _refuse(f"{results}: its arrays do not fit together ({one_line(e)}); run the "
+                      "config again") from None
 
 
 def _read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
@@ -175,7 +192,7 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dic
         raise _refuse(f"{path}: an edge-of-stability run (loss and sharpness over steps, not a "
                       "map); read its results.npz with np.load(path, allow_pickle=False)")
     arrays = read_npz(path / "results.npz")
-    for key in ("axis_names", "regime_names", "regime", *arrays.get("axis_names", [])):
+    for key in ("axis_names", "regime_names", "regime"):   # the axes: check_results
         if key not in arrays:
             raise _refuse(f"{path / 'results.npz'}: has no {str(key)!r} array (not written by "
                           "this gdlab); run the config again")
@@ -187,12 +204,18 @@ def read_summary(file: Path) -> dict:
     """A run's summary.json (a JSON object); ArgumentError ``run_dir`` (one line) where it cannot
     be read as one."""
     try:
-        summary = json.loads(Path(file).read_text(encoding="utf-8"))
+        summary = json.loads(Path(file).read_text(encoding="utf-8"),
+                             parse_constant=_no_constant)
     except (OSError, ValueError) as e:
         raise _refuse(f"{file}: unreadable ({one_line(e)}); run the config again") from None
     if not isinstance(summary, dict):
         raise _refuse(f"{file}: not a gdlab summary (a JSON object); run the config again")
     return summary
+
+
+def _no_constant(name: str) -> None:
+    """gdlab writes JSON without NaN or Infinity (``allow_nan=False``): refuse them."""
+    raise ValueError(f"{name} is not a value gdlab writes")
 
 
 def read_npz(file: Path) -> dict[str, np.ndarray]:
@@ -203,6 +226,10 @@ def read_npz(file: Path) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise _refuse(f"{file}: unreadable ({one_line(e)}); run the config again") from None
+
+
+def _coord_attrs(dim: str, axes: list[str]) -> dict[str, str]:
+    return {"long_name": _axis_long_name(dim) if dim in axes else _LONG_NAMES[dim]}
 
 
 def _axis_long_name(axis: str) -> str:
@@ -257,10 +284,10 @@ def _boundaries(summary: dict, names: list[str]) -> dict[str, tuple]:
         values = [b.get(key) for b in found]
         if key in ("below", "above"):
             if all(v in names for v in values):
-                out[f"boundary_{key}"] = ("boundary", np.array([names.index(v) for v in values],
-                                                               np.int8))
+                codes = [names.index(v) for v in values]
+                out[f"boundary_{key}"] = (("boundary",), np.array(codes, np.int8))
         elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            out[f"boundary_{key}"] = ("boundary", np.array(values))
+            out[f"boundary_{key}"] = (("boundary",), np.array(values))
     return out
 
 
@@ -327,9 +354,8 @@ def export(run_dir: str | os.PathLike, to: str | None = None,
     to = _format(to, out)
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / f"results{FORMATS[to]}"
-    contents = _read(run_dir)  # a bad run directory is refused before the output is checked
+    ds = load(run_dir)   # a bad run directory is refused before the output is checked
     _check_out(out, run_dir, overwrite)
-    ds = _dataset(*contents)
     _write(out, overwrite, lambda tmp: _WRITE[to](ds, tmp))
     if out.resolve().parent == run_dir.resolve():   # gdlab's file now: --overwrite replaces it
         rundir.record_files(run_dir, [out.name])
@@ -339,6 +365,10 @@ def export(run_dir: str | os.PathLike, to: str | None = None,
 def _format(to: str | None, out: str | os.PathLike | None) -> str:
     """The format asked for, or the one ``out``'s suffix names; a contradiction is refused."""
     suffix = Path(out).suffix.lower() if out is not None else ""
+    base = Path(out).name if out is not None else ""
+    if base.lower() in (*FORMATS.values(), *_NETCDF_SUFFIXES[1:]):   # Path(".csv").suffix is ""
+        raise OutputError(f"{out}: names only a suffix; give a file name such as "
+                          f"{Path(out).with_name('results' + base)}")
     implied = next((name for name, s in FORMATS.items() if s == suffix), None)
     if to is None:
         if implied is None and suffix not in _NETCDF_SUFFIXES:
@@ -355,6 +385,8 @@ def _format(to: str | None, out: str | os.PathLike | None) -> str:
 
 
 def _check_out(out: Path, run_dir: Path, overwrite: bool) -> None:
+    if out.is_symlink():   # as gdlab run refuses one (rundir.check_target)
+        raise OutputError(f"{out}: is a symbolic link; give the file it should be as --out")
     if out.is_dir():
         raise OutputError(f"{out}: is a directory; give a file name such as {out / 'results.nc'}")
     if out.exists() and not overwrite:
@@ -391,11 +423,15 @@ def _write(out: Path, overwrite: bool, write: Callable[[Path], None]) -> None:
 
 
 def _to_netcdf(ds: xr.Dataset, path: Path) -> None:
+    """HDF5 built in memory, then written as plain bytes: a full disk is then one OSError, not
+    HDF5's error stack and a crash when its half-written file is finalised."""
     # zlib as results.npz is compressed; no _FillValue: gdlab stores no missing values
     encoding = {k: {"_FillValue": None, **({"zlib": True, "complevel": 4, "shuffle": True}
                                            if v.ndim and v.size else {})}
                 for k, v in ds.variables.items()}
-    ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
+    buffer = io.BytesIO()
+    ds.to_netcdf(buffer, engine="h5netcdf", encoding=encoding)
+    path.write_bytes(buffer.getbuffer())
 
 
 def _to_csv(ds: xr.Dataset, path: Path) -> None:

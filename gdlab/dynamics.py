@@ -111,6 +111,9 @@ def orbits(problem: WithOptimum, alphas: ArrayLike | Mapping[str, object], *,
     |f'(w_∞)| ≪ 1: just above αλ* = 1 the error shrinks by |1 − αλ*| per step and falls below the
     rounding floor before a flip is resolved (the counted edge sat at αa² = 0.51445, not 0.5).
     """
+    if np.ndim(w0) != 0:
+        raise ArgumentError("w0", f"shape {np.shape(w0)}: orbits (periods, Lyapunov exponents) "
+                                  "are of a scalar parameter; for more, use gdlab.sweep")
     if not 2 <= window <= steps:
         raise ArgumentError("window", f"{window!r} must be in [2, steps = {steps}]")
     if not 1 <= max_period <= window // 2:

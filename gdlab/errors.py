@@ -8,7 +8,12 @@ output path. All derive from ``ValueError``, so ``except ValueError`` keeps work
 from __future__ import annotations
 
 __all__ = ["one_line", "GdlabError", "ArgumentError", "ArgumentTypeError", "OutputError",
-           "TooLargeError"]
+           "TooLargeError", "USER_CODE_ERRORS"]
+
+# What a user's code (a loss, an optimum, a w0 function, a module on import) may raise that gdlab
+# reports in one line as that code's failure: any Exception, and SystemExit — a sys.exit() in a
+# user's module must not end gdlab silently with its status. KeyboardInterrupt still stops gdlab.
+USER_CODE_ERRORS = (Exception, SystemExit)
 
 
 def one_line(e: BaseException) -> str:

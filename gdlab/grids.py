@@ -57,6 +57,8 @@ def as_numbers(value: object, argument: str) -> np.ndarray:
     """
     if value is None or isinstance(value, (str, bytes, bool, np.bool_, Mapping)):
         raise ArgumentError(argument, f"{brief(value)} is not a number")
+    if isinstance(value, (list, tuple)) and _holds_bool(value):   # [True, 1.0] → [1., 1.]
+        raise ArgumentError(argument, f"{brief(value)} holds booleans; give real numbers")
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError, OverflowError):
@@ -353,6 +355,13 @@ def real(value: object) -> float | None:
         return float(value)
     except OverflowError:        # an int beyond float64
         return math.inf if value > 0 else -math.inf
+
+
+def _holds_bool(items: list | tuple) -> bool:
+    """Whether a nested list holds a boolean, which np.asarray would turn into 1.0 or 0.0 beside
+    numbers."""
+    return any(isinstance(v, (bool, np.bool_)) or (isinstance(v, (list, tuple)) and _holds_bool(v))
+               for v in items)
 
 
 def _finite(value, name: str) -> float:

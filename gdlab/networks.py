@@ -30,11 +30,21 @@ import numpy as np
 
 from gdlab.errors import ArgumentError
 
-__all__ = ["mlp", "digits_mlp", "MLP", "NONLINEARITIES", "PARAMETERIZATIONS", "layer_rate_names"]
+__all__ = ["mlp", "digits_mlp", "MLP", "NONLINEARITIES", "PARAMETERIZATIONS", "layer_rate_names",
+           "size_key"]
 
 NONLINEARITIES = ("tanh", "relu", "identity")
 PARAMETERIZATIONS = ("mean_field", "standard")
 _SQRT2 = math.sqrt(2.0)
+
+
+def size_key(width: int, depth: int, points: int | None) -> str:
+    """The config key to blame for an MLP too large: ``points`` if given and the data (points ×
+    width) outweighs the weights ((depth + 1)·width², also the default number of points), else the
+    weights' larger factor, depth + 1 or width²."""
+    if points is not None and points > (depth + 1) * width * width:
+        return "problem.points"
+    return "problem.depth" if depth + 1 > width * width else "problem.width"
 
 
 def layer_rate_names(n_layers: int) -> tuple[str, ...]:
@@ -140,14 +150,15 @@ def mlp(width: int = 16, depth: int = 1, nonlinearity: str = "tanh",
                             f"{', '.join(map(repr, PARAMETERIZATIONS))}")
     shapes = tuple((width, width) for _ in range(depth)) + ((width, 1),)
     n_params = sum(a * b for a, b in shapes)
+    given = points
     if points is None:
         points = width if nonlinearity == "identity" else n_params
     if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1:
         raise ArgumentError("problem.points", f"{points!r} must be an integer >= 1")
     if n_params * 8 > 2**31 or points * width * 8 > 2**31:
-        raise ArgumentError("problem.width", f"{width} × {depth} layers with {points} points is "
-                                             "too large for a trainability map; use a smaller "
-                                             "width")
+        key = size_key(width, depth, given)
+        raise ArgumentError(key, f"{width} × {depth} layers with {points} points is too large for "
+                                 f"a trainability map; use a smaller {key.split('.')[1]}")
     weights, x, y = _draw(int(seed), shapes, int(points), int(width))
     cls = _network_class(shapes, nonlinearity, parameterization)
     return cls(X=x, y=y, w_init=np.concatenate([w.reshape(-1) for w in weights]))

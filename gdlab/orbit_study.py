@@ -32,6 +32,10 @@ def run_orbit_study(cfg: SweepConfig, out: Path, *, overwrite: bool = False,
     if len(cfg.axes) != 1 or cfg.optimizer != "sgd":
         raise ConfigError(f"{cfg.path}: sweep: a non-quadratic problem is studied over α alone "
                           "with optimizer 'sgd' (its Lyapunov exponent is that of the GD map)")
+    if np.size(cfg.w0) != 1:
+        raise ConfigError(f"{cfg.path}: problem.w0: {np.size(cfg.w0)} parameters; the orbit study "
+                          "of a loss with an optimum (periods, Lyapunov exponents) takes one — "
+                          "leave out problem.optimum to judge the runs by their loss instead")
     kw = dict(w0=cfg.w0, steps=cfg.steps, tol=cfg.tol, window=cfg.orbit_window,
               max_period=cfg.max_period, dtype=cfg.dtype)
     problem = cfg.problem_value

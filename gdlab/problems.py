@@ -75,8 +75,9 @@ class Param(NamedTuple):
     """One config key of a problem: its default, its kind, and whether it can be a sweep axis."""
 
     default: object
-    kind: str = "float"      # "float" | "int" | "ints" | "vector" | "matrix" | "choice"
-    #                          ("ints": a non-empty list of integers >= 1, e.g. layer widths)
+    kind: str = "float"      # "float" | "int" | "seed" | "ints" | "vector" | "matrix" | "choice"
+    #                          ("ints": a non-empty list of integers >= 1, e.g. layer widths;
+    #                          "seed": an integer >= 0, NumPy's random generators' seed)
     sweepable: bool = False
     nonzero: bool = False    # 0 is not allowed (e.g. x: the optimum y/x would not exist)
     positive: bool = False
@@ -168,7 +169,7 @@ PROBLEMS: dict[str, ProblemSpec] = {
         params={"X": Param(None, "matrix"), "y": Param(None, "vector"),
                 "m": Param(50, "int", positive=True), "d": Param(10, "int", positive=True),
                 "kappa": Param(100.0, positive=True), "noise": Param(0.1),
-                "seed": Param(0, "int")},
+                "seed": Param(0, "seed")},
         summary="(1/2m)‖Xw − y‖², data inline (X, y) or generated with condition number κ",
         # X, the QR factor that generates it and their product: a few m × d float64 matrices
         size=lambda m, d, X=None, **_: (
@@ -188,7 +189,7 @@ PROBLEMS: dict[str, ProblemSpec] = {
         # the data, weights and one run's working set, float64
         size=lambda width, depth, points=None, **_: (
             8 * ((points or (depth + 1) * width * width) * width * 4
-                 + (depth + 1) * width * width), "problem.width"),
+                 + (depth + 1) * width * width), networks.size_key(width, depth, points)),
     ),
     "digits_mlp": ProblemSpec(
         make=digits_mlp,

@@ -11,13 +11,14 @@ multiply (relative error ~3e-4), which would move the stability edge.
 
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
-from gdlab import resources
+from gdlab import grids, resources
 from gdlab.errors import ArgumentError
 
 __all__ = ["Quadratic", "LinearRegression", "quadratic", "linear_regression", "optimal_alpha",
@@ -151,8 +152,8 @@ def quadratic(dim: int = 10, lam_max: float = 1.0, kappa: float = 10.0,
     allocated.
     """
     if spectrum is not None:
-        lam = np.asarray(spectrum, np.float64)
-        if lam.ndim != 1 or lam.size == 0 or not np.all(lam > 0) or not np.all(np.isfinite(lam)):
+        lam = grids.as_numbers(spectrum, "spectrum")       # finite real numbers, no booleans
+        if lam.ndim != 1 or lam.size == 0 or not np.all(lam > 0):
             raise ArgumentError("spectrum",
                                 f"{spectrum!r} must be a non-empty list of finite numbers > 0")
         _check_fits(lam.size, "spectrum")
@@ -170,7 +171,11 @@ def quadratic(dim: int = 10, lam_max: float = 1.0, kappa: float = 10.0,
         _check_fits(dim, "dim")
         profile = np.linspace(0.0, 1.0, dim) if dim > 1 else np.zeros(1)
     Q = np.eye(dim) if seed < 0 else _rotation(dim, seed)
-    w = np.broadcast_to(np.asarray(w_star, np.float64), (dim,)).copy()
+    w_star = grids.as_numbers(w_star, "w_star")
+    if w_star.ndim > 1 or w_star.size not in (1, dim):
+        raise ArgumentError("w_star", f"shape {w_star.shape} does not fit dimension {dim}; give "
+                                      f"one number or {dim}")
+    w = np.broadcast_to(w_star, (dim,)).copy()
     return Quadratic(lam_max=float(lam_max), kappa=float(kappa), profile=profile, Q=Q, w_star=w)
 
 
@@ -184,7 +189,10 @@ def linear_regression(X: ArrayLike | None = None, y: ArrayLike | None = None, *,
     """
     if (X is None) != (y is None):
         raise ArgumentError("X, y", "give both (the data) or neither (generated data)")
-    if X is None:
+    generated = X is None
+    if generated:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ArgumentError("seed", f"{seed!r} must be an integer >= 0 (NumPy's generator)")
         if not kappa >= 1:
             raise ArgumentError("kappa", f"{kappa!r} must be >= 1 (the condition number of XᵀX)")
         if m < d:
@@ -199,14 +207,15 @@ def linear_regression(X: ArrayLike | None = None, y: ArrayLike | None = None, *,
         s = np.sqrt(np.geomspace(1.0, 1.0 / kappa, d))
         X = np.sqrt(m) * (U * s) @ V.T
         y = X @ rng.standard_normal(d) + noise * rng.standard_normal(m)
-    X, y = np.asarray(X, np.float64), np.asarray(y, np.float64)
+    X, y = grids.as_numbers(X, "X"), grids.as_numbers(y, "y")   # finite, no booleans
     if X.ndim != 2 or y.shape != (X.shape[0],):
         raise ArgumentError("X, y", f"shapes {X.shape} and {y.shape} do not fit; X is m×d and y "
                                     "has m entries")
-    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
-        raise ArgumentError("X, y", "contain non-finite values")
     lam, Q = np.linalg.eigh(X.T @ X / X.shape[0])
     if lam[0] <= 1e-12 * lam[-1]:
+        if generated:
+            raise ArgumentError("kappa", f"{kappa!r} makes XᵀX singular in float64 (eigenvalues "
+                                         f"{lam[0]:.3g} … {lam[-1]:.3g}); use kappa < 1e12")
         raise ArgumentError("X", f"XᵀX is singular (eigenvalues {lam[0]:.3g} … {lam[-1]:.3g}); the "
                          "optimum is not unique — use more rows or independent columns")
     w_star = np.linalg.lstsq(X, y, rcond=None)[0]

@@ -28,6 +28,9 @@ import numpy as np
 
 from gdlab import config as config_lib
 from gdlab import engine, rundir
+from gdlab._npz_checks import INF as _INF
+from gdlab._npz_checks import Spec as _Spec
+from gdlab._npz_checks import first_bad
 from gdlab.errors import GdlabError
 from gdlab.interfaces import Modal, WithOptimum, studied_as_map
 
@@ -57,20 +60,8 @@ def write_shard(cfg: config_lib.SweepConfig, out: Path, sim: engine.Simulation, 
     return meta
 
 
-class _Spec(NamedTuple):
-    """What one array of shard.npz may hold. ``kind`` "int" is int32, "float" the config's
-    run.dtype; every value is finite and in [lo, hi] ("T": run.steps) or equals ``also``; ``tail``
-    is the shape after the run axis, "w" standing for the parameter's shape and None for any length
-    (the same in every shard)."""
-
-    kind: str
-    lo: float
-    hi: float | str
-    also: int | None = None
-    tail: tuple = ()
-
-
-_INF = float("inf")
+# shard.npz's arrays (gdlab._npz_checks.Spec): kind "int" is int32 here, "float" the config's
+# run.dtype; a tail is the same in every shard.
 _DISTANCE = {   # every array write_shard writes for a problem with a known optimum
     "w_final": _Spec("float", -_INF, _INF, tail=("w",)),
     "stats_t_freeze": _Spec("int", 1, "T", also=-1),
@@ -240,15 +231,6 @@ def _read_arrays(directory: Path, spec: str) -> dict:
     return arrays
 
 
-def _allowed(s: _Spec, steps: int) -> str:
-    """The values ``s`` admits, in words."""
-    hi = steps if s.hi == "T" else s.hi
-    if s.kind == "float":
-        return "finite" if s.lo == -_INF else f"finite and >= {s.lo}"
-    also = "" if s.also is None else f"{s.also} or "
-    return f"{also}in [{s.lo}, {hi}] (run.steps = {steps})"
-
-
 def _check_arrays(directory: Path, arrays: dict, cfg, runs: int, spec: str) -> None:
     """Check shard.npz against ``_arrays_of(problem)``: every array present (stats_mode_flips
     exactly when the problem has eigen-modes, snapshots optional) and no other; each array's
@@ -276,17 +258,9 @@ def _check_arrays(directory: Path, arrays: dict, cfg, runs: int, spec: str) -> N
         if a.ndim != len(want) or any(w is not None and w != d for w, d in zip(want, a.shape)):
             shown = str(tuple("k" if w is None else w for w in want)).replace("'", "")
             fail(f"{name} has shape {a.shape}, it must be {shown} (runs = {runs})")
-        hi = cfg.steps if s.hi == "T" else s.hi
-        ok = (a >= s.lo) & (a <= hi)
-        if s.kind == "float":
-            ok &= np.isfinite(a)
-        if s.also is not None:
-            ok |= a == s.also
-        bad = np.flatnonzero(~ok)
-        if bad.size:
-            at = np.unravel_index(bad[0], a.shape)
-            fail(f"{name}[{', '.join(map(str, at))}] = {a[at].item()!r} ({bad.size} of {a.size} "
-                 f"values bad); it must be {_allowed(s, cfg.steps)}")
+        bad = first_bad(name, a, s, cfg.steps)
+        if bad:
+            fail(bad)
 
 
 def _load(directory) -> _Shard:

@@ -37,7 +37,7 @@ import numpy as np
 
 from gdlab import curvature, eos, grids, optimizers
 from gdlab._sweep_checks import DTYPES, choice, integer, precision, shared
-from gdlab.errors import ArgumentError, one_line
+from gdlab.errors import USER_CODE_ERRORS, ArgumentError, one_line
 from gdlab.interfaces import Bindable, Problem, WithInit
 
 __all__ = ["track", "TrackResult", "summary"]
@@ -132,7 +132,7 @@ def _start(problem, w0, dtype: str):
     with precision(dtype):
         try:
             out = jax.eval_shape(problem.loss, jax.ShapeDtypeStruct(w.shape, dtype))
-        except Exception as e:  # noqa: BLE001 — whatever the problem's code raises
+        except USER_CODE_ERRORS as e:  # whatever the problem's code raises
             raise ArgumentError(blame, f"{name}'s loss does not take w0 = {grids.brief(given)} "
                                        f"({one_line(e)})") from None
     if out.shape != ():

@@ -72,8 +72,9 @@ def open_target(target: str, sets: list[str] | None = None,
     path = Path(target)
     if path.is_dir():
         if sets:
-            raise ArgumentError("--set", "applies to a CONFIG, not to a run directory",
-                                prefix=False)
+            raise ArgumentError("--set", f"--set {sets[0]}: --set applies to a CONFIG, not to "
+                                         f"the run directory {target}; drop it, or view the "
+                                         "config itself with --set", prefix=False)
         return gdlab.load(path), path.name
     config = config_path(target)
     if not (Path(config).is_file() and config.endswith(".toml")):

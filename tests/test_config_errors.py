@@ -180,7 +180,7 @@ CASES_PROBLEMS = [
     ("singular data", QUAD.replace('name = "quadratic"\ndim = 4\nkappa = 10.0',
                                    'name = "linear_regression"\nX = [[1.0, 2.0], [2.0, 4.0]]\n'
                                    'y = [1.0, 2.0]'),
-     [], r"cfg.toml: problem: X: XᵀX is singular"),
+     [], r"cfg.toml: problem.X: XᵀX is singular"),
     ("ragged X", QUAD.replace('name = "quadratic"\ndim = 4\nkappa = 10.0',
                               'name = "linear_regression"\nX = [[1.0, 2.0], [2.0]]\n'
                               'y = [1.0, 2.0]'),

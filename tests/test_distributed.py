@@ -139,6 +139,8 @@ def test_a_count_that_does_not_span_the_processes_is_refused(tmp_path, devices):
      "--process-id: 2 must be below --num-processes (2): the ids are 0..1"),
     (["--coordinator", "127.0.0.1:1234", "--num-processes", "0", "--process-id", "0"],
      "--num-processes: 0 must be an integer >= 1"),
+    (["--coordinator", "127.0.0.1:1234", "--num-processes", "1000000000", "--process-id", "0"],
+     "--num-processes: 1000000000 processes is more than gdlab starts (65536"),
     (["--coordinator", "127.0.0.1:1234", "--process-id", "1"],
      "--num-processes: missing: --coordinator, --num-processes and --process-id go together"),
     (["--distributed", "--process-id", "1"],

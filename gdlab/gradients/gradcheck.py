@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdlab.errors import ArgumentError
+from gdlab.errors import USER_CODE_ERRORS, ArgumentError
 from gdlab.gradients._compare import Comparison, _compare, _not_compared
 from gdlab.gradients._differences import _FD_ROUNDING, _central_differences
 from gdlab.gradients._inputs import _hashable, _prepare, _require_callables
@@ -128,12 +128,12 @@ def _trace(f: Callable, grad_f: Callable, jargs: list, fname: str) -> tuple[tupl
     shapes = [fmt_shape(np.shape(a)) for a in jargs]
     try:
         out = tuple(jax.eval_shape(f, *jargs).shape)
-    except Exception as err:  # noqa: BLE001
+    except USER_CODE_ERRORS as err:  # whatever the user's f raises
         raise ArgumentError("f", f"{fname}: f failed on arguments of shapes {shapes}: {err}",
                             prefix=False) from err
     try:
         trace = trace_shapes(grad_f, *jargs)
-    except Exception as err:  # noqa: BLE001
+    except USER_CODE_ERRORS as err:  # whatever the user's grad_f raises
         raise ArgumentError("grad_f", f"{fname}: grad_f failed on arguments of shapes "
                             f"{shapes}: {err}", prefix=False) from err
     return out, trace
