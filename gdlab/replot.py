@@ -5,40 +5,67 @@ are read from results.npz (and zoom.npz), and each study kind's own drawing code
 ``gdlab._study_plots.redraw`` for sweep maps, network maps and merged shards,
 ``gdlab.orbit_study.redraw`` for bifurcation studies (the gradient lab has no plots). Every file is
 replaced atomically (``gdlab.rundir.replace_file``), then report.html (and report.md for homework
-Q4) is written again and the marker lists every file written.
+Q4) is written again and the marker lists every file written. What is read is checked before
+anything is drawn (``gdlab._replot_checks``); a failure while writing (a full disk) is one line
+naming the file, and leaves it as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from gdlab import config as config_lib
 from gdlab import eos_study, orbit_study, report_html, rundir, zoom
+from gdlab._replot_checks import NotARunDirectory, check
 from gdlab._study_plots import redraw as redraw_sweep
 from gdlab.dataset import read_npz, read_summary
-from gdlab.errors import ArgumentError, GdlabError, OutputError
+from gdlab.errors import ArgumentError, GdlabError, OutputError, one_line
 from gdlab.plots import save
 
 __all__ = ["replot", "NotARunDirectory"]
 
 
-class NotARunDirectory(OutputError):
-    """``gdlab plot`` was given a directory that gdlab's study did not write."""
-
-
 def replot(run_dir: Path) -> list[str]:
     """Draw every plot of the run in ``run_dir`` again from its files and rewrite its report;
-    return the names written. Raises NotARunDirectory (one line) for anything else."""
+    return the names written. Raises NotARunDirectory (one line) for anything else, and
+    OutputError (one line) where writing fails."""
     run_dir = Path(run_dir)
     kind, summary = _kind(run_dir)
-    written = [] if kind == "gradients" else _redraw(run_dir, kind, summary)
-    for name, text in report_html.report_files(run_dir).items():
-        rundir.replace_file(run_dir / name, lambda p, t=text: p.write_text(t, encoding="utf-8"))
-        written.append(name)
-    rundir.record_files(run_dir, written)
+    with _writing(run_dir):
+        written = [] if kind == "gradients" else _redraw(run_dir, kind, summary)
+        for name, text in _report(run_dir).items():
+            rundir.replace_file(run_dir / name,
+                                lambda p, t=text: p.write_text(t, encoding="utf-8"))
+            written.append(name)
+        rundir.record_files(run_dir, written)
     return written
+
+
+@contextlib.contextmanager
+def _writing(run_dir: Path) -> Iterator[None]:
+    """A failure to write a file of ``run_dir`` (``rundir.replace_file``: the file left as it
+    was) as one OutputError line naming it."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputError(f"{e.filename or run_dir}: writing failed "
+                          f"({e.strerror or one_line(e)}); it was left as it was; free space and "
+                          "run gdlab plot again") from None
+
+
+def _report(run_dir: Path) -> dict[str, str]:
+    """:func:`gdlab.report_html.report_files`; a plot that summary.json lists but that cannot be
+    read is NotARunDirectory."""
+    try:
+        return report_html.report_files(run_dir)
+    except OSError as e:
+        raise NotARunDirectory(f"{e.filename}: listed in {run_dir / 'summary.json'} (files) but "
+                               f"unreadable ({e.strerror or one_line(e)}); run the config "
+                               "again") from None
 
 
 def _redraw(run_dir: Path, kind: str, summary: dict) -> list[str]:
@@ -51,14 +78,17 @@ def _redraw(run_dir: Path, kind: str, summary: dict) -> list[str]:
         raise NotARunDirectory(f"{run_dir}: summary.json holds no usable config ({e}); "
                                "run the config again") from None
     arrays = _npz(run_dir / "results.npz")
+    zoom_file = run_dir / "zoom.npz"
+    frames = _npz(zoom_file) if zoom_file.is_file() else None
+    check(run_dir, kind, cfg, summary, arrays, frames)
     try:
         if kind == "orbits":
             return orbit_study.redraw(run_dir, cfg, arrays)
         if kind == "track":
             return eos_study.redraw(run_dir, cfg, arrays)
         written = redraw_sweep(run_dir, cfg, arrays, summary)
-        if (run_dir / "zoom.npz").is_file():
-            written += _redraw_zoom(run_dir, cfg, summary)
+        if frames is not None:
+            written += _redraw_zoom(run_dir, cfg, summary, frames)
         return written
     except KeyError as e:
         raise NotARunDirectory(f"{run_dir}: its results.npz, zoom.npz or summary.json has no "
@@ -109,9 +139,10 @@ def _npz(file: Path) -> dict[str, np.ndarray]:
         raise NotARunDirectory(str(e)) from None
 
 
-def _redraw_zoom(run_dir: Path, cfg: config_lib.SweepConfig, summary: dict) -> list[str]:
-    """The zoom series' frames from zoom.npz and summary.json ``zoom`` (the dimensions)."""
-    frames = _npz(run_dir / "zoom.npz")
+def _redraw_zoom(run_dir: Path, cfg: config_lib.SweepConfig, summary: dict,
+                 frames: dict[str, np.ndarray]) -> list[str]:
+    """The zoom series' frames from zoom.npz (``frames``) and summary.json ``zoom`` (the
+    dimensions)."""
     x_name, y_name = list(cfg.axes)
     zs = zoom.ZoomSeries(x_name, y_name, frames["x"], frames["y"], frames["regime"],
                          frames.get("score"),

@@ -158,7 +158,7 @@ def _q42(summary: dict, x: float, y: float) -> list[Block]:
     """Q4.2: the conditions, and the regimes and their edges as read off the sweep."""
     lam = x * x
     # q4_statement's "simulated: …; theory (|1 − αλ|, λ = …): …" as two columns
-    answer = [(k, *v.removeprefix("simulated: ").split("; theory ", 1))
+    answer = [(k, *v.removeprefix("simulated: ").partition("; theory ")[::2])
               for k, v in summary["q4_answer"].items()]
     answer = [(k, s, t.split("): ", 1)[-1]) for k, s, t in answer]
     return [Block("h2", "Q4.2: when does gradient descent oscillate, when does it converge?"),

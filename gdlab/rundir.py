@@ -108,7 +108,8 @@ def replace_file(path: Path, write: Callable[[Path], None], *, exclusive: bool =
 
     ``exclusive``: never replace a file, not even one that appeared while ``write`` ran — raise
     FileExistsError then (atomically where the OS can, see :func:`_rename_noreplace`). Other
-    failures raise OSError as ``write`` or the rename raised them; callers word them.
+    failures raise OSError as ``write`` or the rename raised them, its ``filename`` set to ``path``
+    (not the hidden sibling; a failed write into an open file names no file); callers word them.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -118,6 +119,9 @@ def replace_file(path: Path, write: Callable[[Path], None], *, exclusive: bool =
             _rename_noreplace(tmp, path)
         else:
             os.replace(tmp, path)
+    except OSError as e:
+        e.filename, e.filename2 = str(path), None
+        raise
     finally:
         if os.path.lexists(tmp):
             tmp.unlink()

@@ -110,7 +110,7 @@ def test_a_study_derives_each_fact_once(tmp_path, monkeypatch):
     assert not (out / "error_heatmap.png").exists() and summary["boundaries"]["bisected"]
     reads, loads = [], json.loads
     monkeypatch.setattr(gdlab.dataset, "json", types.SimpleNamespace(
-        loads=lambda text: reads.append(text) or loads(text)))
+        loads=lambda text, **kw: reads.append(text) or loads(text, **kw)))
     assert run("plot", out) == 0
     assert len(reads) == 1
 
